@@ -1,0 +1,254 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/cairnkv/cairn/store"
+)
+
+// Errors of Propose and ReadBarrier. The HTTP layer reports them as etcd
+// error 300 (HTTP 500) with the text as cause.
+var (
+	ErrNotLeader = errors.New("cluster: this node is not the leader and cannot reach one; retry on another member")
+	ErrTimeout   = errors.New("cluster: request timed out waiting for raft; check that a quorum of members is up")
+	ErrStopped   = errors.New("cluster: node is shutting down")
+)
+
+// Node is one raft member serving a store.Store.
+type Node struct {
+	cfg       Config
+	raft      *raft.Raft
+	fsm       *fsm
+	store     *store.Store
+	logs      *raftboltdb.BoltStore
+	id        uint64
+	clusterID uint64
+	startTime time.Time
+
+	// readyTerm is the term in which this node, as leader, has applied an
+	// entry of its own (a barrier): reads wait for it.
+	readyTerm   atomic.Uint64
+	leaderSince atomic.Int64 // unix nanos when this node last became leader
+	readyMu     sync.Mutex
+	readyCh     chan struct{} // closed when readyTerm catches up; replaced per term
+
+	verify  *verifier
+	metrics *metrics
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// New opens (or creates) the data dir and starts the raft node. A data dir
+// without raft state bootstraps a new single-member cluster.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("cluster: no data dir configured; set --data-dir")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: create data dir: %w", err)
+	}
+	meta, id, clusterID, err := loadOrCreateMeta(cfg.DataDir, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	hlog := newRaftLogger(cfg.Logger)
+
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open raft log %s: %w (is another cairn using this data dir?)",
+			filepath.Join(cfg.DataDir, "raft.db"), err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
+	}
+	trans := cfg.Transport
+	if trans == nil {
+		_, trans = raft.NewInmemTransport(raft.ServerAddress(cfg.PeerAddr))
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(meta.ID)
+	rc.HeartbeatTimeout = cfg.ElectionTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
+	rc.CommitTimeout = cfg.HeartbeatInterval / 2
+	rc.SnapshotThreshold = cfg.SnapshotCount
+	rc.SnapshotInterval = 5 * time.Second
+	rc.TrailingLogs = max(1024, cfg.SnapshotCount/2)
+	rc.Logger = hlog
+
+	has, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("cluster: inspect raft state: %w", err)
+	}
+	if !has {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, logs, logs, snaps, trans, conf); err != nil {
+			logs.Close()
+			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+		cfg.Logger.Info("bootstrapped a new cluster", "member", meta.ID, "cluster", meta.ClusterID)
+	}
+
+	st := store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
+	f := newFSM(st)
+	r, err := raft.NewRaft(rc, f, logs, logs, snaps, trans)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	n := &Node{
+		cfg: cfg, raft: r, fsm: f, store: st, logs: logs,
+		id: id, clusterID: clusterID, startTime: time.Now(),
+		readyCh: make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
+	n.metrics = newMetrics(cfg.Registry, n)
+	n.wg.Add(1)
+	go n.run()
+	return n, nil
+}
+
+// Store is the local replica's key store (for local reads and watches).
+func (n *Node) Store() *store.Store { return n.store }
+
+// ID is this member's ID.
+func (n *Node) ID() uint64 { return n.id }
+
+// ClusterID is the cluster's ID.
+func (n *Node) ClusterID() uint64 { return n.clusterID }
+
+// Shutdown stops the node; acknowledged writes are already durable.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var err error
+	n.stopOnce.Do(func() {
+		close(n.stop)
+		n.wg.Wait()
+		done := make(chan error, 1)
+		go func() { done <- n.raft.Shutdown().Error() }()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("cluster: shutdown: %w", ctx.Err())
+		}
+		if cerr := n.logs.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("cluster: close raft log: %w", cerr)
+		}
+	})
+	return err
+}
+
+// run watches leadership and, as leader, proposes expiry sweeps.
+func (n *Node) run() {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.cfg.ExpiryInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.raft.LeaderCh():
+		case <-tick.C:
+		}
+		if n.raft.State() != raft.Leader {
+			continue
+		}
+		n.ensureReady()
+		n.maybeExpire()
+	}
+}
+
+// ensureReady makes a new leader apply an entry of its own term before it
+// serves linearizable reads or proposes expiry.
+func (n *Node) ensureReady() {
+	term := n.raft.CurrentTerm()
+	if n.readyTerm.Load() == term {
+		return
+	}
+	if err := n.raft.Barrier(n.cfg.RequestTimeout).Error(); err != nil {
+		n.cfg.Logger.Warn("leader barrier failed", "term", term, "err", err)
+		return
+	}
+	n.fsm.advance(n.raft.AppliedIndex())
+	n.leaderSince.Store(time.Now().UnixNano())
+	n.readyMu.Lock()
+	n.readyTerm.Store(term)
+	close(n.readyCh)
+	n.readyCh = make(chan struct{})
+	n.readyMu.Unlock()
+	n.cfg.Logger.Info("leader ready", "term", term)
+}
+
+// maybeExpire proposes an expiry sweep at the leader's time when a node is due.
+func (n *Node) maybeExpire() {
+	next, ok := n.store.NextExpiration()
+	now := n.cfg.Now()
+	if !ok || next.After(now) {
+		return
+	}
+	c := command{typ: cmdExpire, now: now}
+	f := n.raft.Apply(c.encode(), n.cfg.RequestTimeout)
+	if err := f.Error(); err != nil {
+		n.cfg.Logger.Warn("expiry proposal failed", "err", err)
+	}
+}
+
+// Propose commits a write and returns its result as applied on this node.
+// A *store.Error is a business failure (nothing changed); any other error is
+// a raft failure and the write may or may not have been applied.
+func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, error) {
+	select {
+	case <-n.stop:
+		return nil, ErrStopped
+	default:
+	}
+	if n.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	c := command{typ: cmdRequest, now: n.cfg.Now(), req: r}
+	start := time.Now()
+	f := n.raft.Apply(c.encode(), n.timeout(ctx))
+	if err := f.Error(); err != nil {
+		return nil, raftError(err)
+	}
+	n.metrics.observeApply(time.Since(start))
+	res := f.Response().(applyResult)
+	return res.event, res.err
+}
+
+func (n *Node) timeout(ctx context.Context) time.Duration {
+	t := n.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		t = min(t, time.Until(dl))
+	}
+	return max(t, time.Millisecond)
+}
+
+func raftError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w (%v)", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return ErrTimeout
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrStopped
+	}
+	return fmt.Errorf("cluster: raft: %w", err)
+}

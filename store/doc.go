@@ -1,0 +1,21 @@
+// Package store is the etcd v2 key space: a tree of keys and directories with
+// the store index, createdIndex/modifiedIndex, TTLs, compare-and-swap,
+// in-order keys, hidden nodes, watches with an event history, streamed
+// snapshots and the /v2/stats/store counters.
+//
+// It is pure: no raft, no net/http, no wall clock. Every mutation takes the
+// time it happens at as an argument (the raft leader's clock, carried in the
+// log entry), so replicas applying the same entries end in the same state.
+//
+// Invariants:
+//   - The store index grows by exactly one for each successful write,
+//     refresh and expired node, and by nothing else; each such step adds
+//     exactly one event to the history, so the event for index i is found by
+//     offset.
+//   - Events are immutable once created; watchers and history share them.
+//   - Delivering an event never blocks: a watcher whose buffer is full is
+//     closed with ErrWatcherOverflow and resumes from history, losing nothing
+//     while its next index is still in the history window.
+//   - A failed operation changes nothing but the failure counters.
+//   - Lock order: Store.mu before watcherHub.mu.
+package store

@@ -1,0 +1,28 @@
+// Package tlsauth is Cairn's certificate layer: a small PKI (a cluster CA
+// that issues node and client certificates), the development PKI made on a
+// first start, identities read from verified certificates, and the
+// tls.Config builders used by every listener and dialer.
+//
+// Invariants:
+//
+//   - There is no way to build a configuration that skips verification. A
+//     server configuration always requires a client certificate that chains
+//     to the cluster CA pool with the clientAuth extended key usage; a client
+//     configuration always verifies the server against the same pool.
+//   - TLS 1.3 is the default minimum; TLS 1.2 is allowed only when asked for
+//     explicitly, and then only with ECDHE AEAD cipher suites. Nothing older
+//     is ever negotiated.
+//   - Private keys are written with mode 0600 through a temporary file and a
+//     rename, so a reader never sees a partial key. A key file that grants
+//     any access to group or others is refused when loaded.
+//   - An identity comes from a certificate's first SPIFFE URI SAN
+//     (spiffe://<trust-domain>/node/<name> or .../client/<name>) or, when
+//     the certificate has no SPIFFE URI SAN, from its CN. A SPIFFE URI of
+//     another trust domain is an error, never a fallback to the CN.
+//   - Loaded material (CA pool and key pair) is replaced as a whole and
+//     atomically. Each handshake uses the material current when it starts;
+//     a reload that fails keeps the previous material.
+//
+// The package imports only the standard library and no other package of
+// this module.
+package tlsauth

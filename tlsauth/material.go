@@ -1,0 +1,103 @@
+package tlsauth
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Files names the PEM files of a node's TLS material.
+type Files struct {
+	CAFile   string // CA bundle: every certificate in it is trusted
+	CertFile string // certificate, optionally followed by intermediates
+	KeyFile  string // its private key; mode 0600 or stricter
+}
+
+// Material is a CA pool and a key pair loaded from Files. It is replaced
+// as a whole: readers get the previous or the new material, never a mix.
+// Configurations built by ServerConfig read it at every handshake, so a
+// Reload takes effect for the next connection without a restart.
+type Material struct {
+	files Files
+	mu    sync.Mutex // serializes Reload
+	cur   atomic.Pointer[snapshot]
+}
+
+// snapshot is one immutable generation of material.
+type snapshot struct {
+	pool *x509.CertPool
+	cert *tls.Certificate // Leaf is set
+}
+
+// LoadMaterial reads f. Certificates and keys made with openssl work: RSA,
+// ECDSA or Ed25519 keys in PKCS#1, PKCS#8 or SEC1 encoding.
+func LoadMaterial(f Files) (*Material, error) {
+	s, err := loadSnapshot(f)
+	if err != nil {
+		return nil, err
+	}
+	m := &Material{files: f}
+	m.cur.Store(s)
+	return m, nil
+}
+
+// Reload re-reads the files. If anything fails the current material stays
+// in use and the error says what to fix.
+func (m *Material) Reload() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := loadSnapshot(m.files)
+	if err != nil {
+		return err
+	}
+	m.cur.Store(s)
+	return nil
+}
+
+// Files returns the files the material is loaded from.
+func (m *Material) Files() Files { return m.files }
+
+// Pool returns the current CA pool. The caller must not modify it.
+func (m *Material) Pool() *x509.CertPool { return m.cur.Load().pool }
+
+// Certificate returns the current key pair, with Leaf set. The caller must
+// not modify it.
+func (m *Material) Certificate() *tls.Certificate { return m.cur.Load().cert }
+
+func loadSnapshot(f Files) (*snapshot, error) {
+	switch {
+	case f.CAFile == "":
+		return nil, errors.New("tlsauth: no CA file given; the cluster CA certificate is required")
+	case f.CertFile == "":
+		return nil, errors.New("tlsauth: no certificate file given")
+	case f.KeyFile == "":
+		return nil, errors.New("tlsauth: no key file given")
+	}
+	cas, err := readCertFile("load CA file", f.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range cas {
+		pool.AddCert(c)
+	}
+	chain, err := readCertFile("load certificate file", f.CertFile)
+	if err != nil {
+		return nil, err
+	}
+	key, err := readKeyFile(f.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if !keyMatches(chain[0].PublicKey, key) {
+		return nil, &fileError{"load key file", f.KeyFile, fmt.Errorf("%w %s; check that cert_file and key_file belong together", ErrKeyMismatch, f.CertFile)}
+	}
+	cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, c := range chain {
+		cert.Certificate = append(cert.Certificate, c.Raw)
+	}
+	return &snapshot{pool: pool, cert: cert}, nil
+}
