@@ -453,7 +453,9 @@ func (s *Store) CompareAndDelete(nodePath, prevValue string, prevIndex uint64, n
 
 func (s *Store) compareAndDelete(nodePath, prevValue string, prevIndex uint64, now time.Time) (*Event, *Error) {
 	if s.isReadOnly(nodePath) {
-		return nil, s.errRoot()
+		// etcd has no read-only check here: the root fails the is-a-file
+		// check, with an empty cause. Kept for client compatibility.
+		return nil, NewError(EcodeNotFile, "", s.index)
 	}
 	n, err := s.internalGet(nodePath)
 	if err != nil {

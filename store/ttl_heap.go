@@ -8,8 +8,20 @@ type ttlHeap struct {
 	nodes []*node
 }
 
-func (h *ttlHeap) Len() int           { return len(h.nodes) }
-func (h *ttlHeap) Less(i, j int) bool { return h.nodes[i].expireTime < h.nodes[j].expireTime }
+func (h *ttlHeap) Len() int { return len(h.nodes) }
+
+// Less orders by expiration, then by path, so that the order of simultaneous
+// expiries (and so the events and indexes they produce) does not depend on the
+// order nodes entered the heap: a replica restored from a snapshot must expire
+// exactly as one that replayed the log. A directory sorts before its children,
+// so it expires as one event that carries them.
+func (h *ttlHeap) Less(i, j int) bool {
+	a, b := h.nodes[i], h.nodes[j]
+	if a.expireTime != b.expireTime {
+		return a.expireTime < b.expireTime
+	}
+	return a.path < b.path
+}
 func (h *ttlHeap) Swap(i, j int) {
 	h.nodes[i], h.nodes[j] = h.nodes[j], h.nodes[i]
 	h.nodes[i].heapIndex = i
