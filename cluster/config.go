@@ -21,6 +21,9 @@ type Config struct {
 	// SnapshotCount is the number of applied entries between snapshots
 	// (default 10000).
 	SnapshotCount uint64
+	// SnapshotInterval is how often raft checks whether SnapshotCount
+	// entries have accumulated (default 5 s).
+	SnapshotInterval time.Duration
 	// HeartbeatInterval and ElectionTimeout follow etcd's meaning
 	// (defaults 100 ms and 1000 ms).
 	HeartbeatInterval time.Duration
@@ -51,6 +54,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SnapshotCount == 0 {
 		c.SnapshotCount = 10000
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 5 * time.Second
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 100 * time.Millisecond

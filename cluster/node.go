@@ -88,7 +88,7 @@ func New(cfg Config) (*Node, error) {
 	rc.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
 	rc.CommitTimeout = cfg.HeartbeatInterval / 2
 	rc.SnapshotThreshold = cfg.SnapshotCount
-	rc.SnapshotInterval = 5 * time.Second
+	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.TrailingLogs = max(1024, cfg.SnapshotCount/2)
 	rc.Logger = hlog
 

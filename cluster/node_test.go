@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,7 +27,7 @@ func startNode(t *testing.T, dir string, clk *fakeClock) *Node {
 	t.Helper()
 	n, err := New(Config{Name: "n1", DataDir: dir, ElectionTimeout: 200 * time.Millisecond,
 		HeartbeatInterval: 20 * time.Millisecond, ExpiryInterval: 10 * time.Millisecond,
-		SnapshotCount: 64, Now: clk.now})
+		SnapshotCount: 64, SnapshotInterval: 20 * time.Millisecond, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +77,12 @@ func TestProposeReadRestart(t *testing.T) {
 		t.Fatalf("create existing: got %v, want 105", err)
 	}
 	idx := n.Store().Index()
+	// 200+ entries with a snapshot every 64: raft must have compacted into a
+	// snapshot, so the restart below restores from it and replays the rest.
+	waitFor(t, "a snapshot", func() bool {
+		snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "state.bin"))
+		return len(snaps) > 0
+	})
 	if err := n.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
