@@ -1,0 +1,74 @@
+package v2http
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net/http/httptest"
+	"testing"
+)
+
+// count is the number of open watches of client.
+func (l *watchLimiter) count(client string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.counts[client]
+}
+
+func TestDefaultClientID(t *testing.T) {
+	withCert := httptest.NewRequest("GET", "/", nil)
+	withCert.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{
+		Subject:      pkix.Name{CommonName: "web-1"},
+		SerialNumber: big.NewInt(0xbeef),
+	}}}
+	v6 := httptest.NewRequest("GET", "/", nil)
+	v6.RemoteAddr = "[2001:db8::1]:4242"
+	tests := []struct {
+		name string
+		r    string
+		want string
+	}{
+		{"certificate", DefaultClientID(withCert), "cert:web-1/beef"},
+		{"address without port", DefaultClientID(httptest.NewRequest("GET", "/", nil)), "addr:192.0.2.1"},
+		{"ipv6", DefaultClientID(v6), "addr:2001:db8::1"},
+	}
+	for _, tt := range tests {
+		if tt.r != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, tt.r, tt.want)
+		}
+	}
+}
+
+func TestWatchLimiter(t *testing.T) {
+	l := newWatchLimiter(2)
+	steps := []struct {
+		op     string
+		client string
+		ok     bool
+		count  int
+	}{
+		{"acquire", "a", true, 1},
+		{"acquire", "a", true, 2},
+		{"acquire", "a", false, 2},
+		{"acquire", "b", true, 1},
+		{"release", "a", true, 1},
+		{"acquire", "a", true, 2},
+		{"release", "a", true, 1},
+		{"release", "a", true, 0},
+	}
+	for i, s := range steps {
+		ok := true
+		if s.op == "acquire" {
+			ok = l.acquire(s.client)
+		} else {
+			l.release(s.client)
+		}
+		if ok != s.ok || l.count(s.client) != s.count {
+			t.Fatalf("step %d %s %s: ok %v count %d; want %v %d", i, s.op, s.client, ok, l.count(s.client), s.ok, s.count)
+		}
+	}
+	if len(l.counts) != 1 {
+		t.Errorf("idle clients kept: %v", l.counts)
+	}
+}

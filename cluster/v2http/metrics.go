@@ -1,0 +1,103 @@
+package v2http
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the handler's Prometheus metrics.
+//
+//	cairn_http_requests_total{endpoint,method,code}          every request
+//	cairn_http_request_duration_seconds{endpoint,method,code} latency, watches excluded
+//	cairn_http_watches                                        open watch requests
+//	cairn_http_watch_resumes_total                            watches re-registered after overflow or restore
+//	cairn_store_index                                         the local store index (X-Etcd-Index)
+//	cairn_store_watchers                                      watchers registered in the local store
+//
+// endpoint is one of keys, watch, members, machines, stats, version, health,
+// metrics, redirect, notfound; method is the request method when it is one
+// HTTP defines, else "other", so that labels stay bounded.
+type metrics struct {
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	watches      prometheus.Gauge
+	watchResumes prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, c Cluster) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "cairn", Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests of the client API by endpoint, method and status code.",
+		}, []string{"endpoint", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "cairn", Subsystem: "http", Name: "request_duration_seconds",
+			Help:    "Time to serve a client API request, watches excluded (their duration is the client's choice).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"endpoint", "method", "code"}),
+		watches: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "cairn", Subsystem: "http", Name: "watches",
+			Help: "Watch requests open on the client API.",
+		}),
+		watchResumes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "cairn", Subsystem: "http", Name: "watch_resumes_total",
+			Help: "Watches re-registered from history after the store dropped their watcher (overflow or snapshot restore).",
+		}),
+	}
+	index := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "cairn", Subsystem: "store", Name: "index",
+		Help: "The local store's etcd index (X-Etcd-Index).",
+	}, func() float64 { return float64(c.Store().Index()) })
+	watchers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "cairn", Subsystem: "store", Name: "watchers",
+		Help: "Watchers registered in the local store.",
+	}, func() float64 { return float64(c.Store().WatcherCount()) })
+	for _, col := range []prometheus.Collector{m.requests, m.latency, m.watches, m.watchResumes, index, watchers} {
+		if err := reg.Register(col); err != nil {
+			return nil, errors.Join(errors.New("v2http: register metrics"), err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(endpoint, method string, w *statusWriter, d time.Duration) {
+	if w.watch {
+		endpoint = "watch"
+	}
+	method = methodLabel(method)
+	code := strconv.Itoa(w.status())
+	m.requests.WithLabelValues(endpoint, method, code).Inc()
+	if !w.watch {
+		m.latency.WithLabelValues(endpoint, method, code).Observe(d.Seconds())
+	}
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete,
+		http.MethodPatch, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// newMetricsHandler serves /metrics from g.
+func newMetricsHandler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog:      slogPrintln{log},
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+// slogPrintln adapts slog to promhttp's Logger.
+type slogPrintln struct{ log *slog.Logger }
+
+func (l slogPrintln) Println(v ...any) {
+	l.log.Warn("metrics", "err", v)
+}

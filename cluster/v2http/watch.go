@@ -1,0 +1,102 @@
+package v2http
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/cairnkv/cairn/store"
+)
+
+// serveWatch is etcd's handleKeyWatch (GET ?wait=true) on the local store.
+//
+// The response starts with 200 and X-Etcd-Index = the watcher's start index,
+// flushed at once (clients treat a 200 with an empty body as "retry"). A
+// one-shot watch writes one event; a stream writes every event followed by
+// "\n" and a flush until the client goes away or Close is called.
+//
+// Unlike etcd, a watch does not end when the store drops its watcher
+// because the consumer fell behind (ErrWatcherOverflow) or a snapshot was
+// restored (ErrWatcherRestored): it re-registers from the watcher's next
+// index, so history replays what was missed. Only when that index has left
+// the history does the response end, with no further bytes; the client's
+// retry from its last index then gets etcd's 401 (event index cleared).
+func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequest) {
+	markWatch(w)
+	client := h.cfg.ClientID(r)
+	if !h.watchers.acquire(client) {
+		w.Header().Set("X-Etcd-Cluster-ID", hexID(h.cluster.Status().ClusterID))
+		// 429 with etcd's error shape: clients match on errorCode (209),
+		// HTTP tooling sees "back off".
+		e := requestError(store.EcodeInvalidField,
+			"too many open watches for this client (limit "+strconv.Itoa(h.cfg.MaxWatchersPerClient)+")")
+		writeStoreError(w, r, e, http.StatusTooManyRequests)
+		return
+	}
+	defer h.watchers.release(client)
+
+	st := h.cluster.Store()
+	wa, err := st.Watch(kr.Path, kr.Recursive, kr.stream, kr.waitIndex)
+	if err != nil {
+		h.writeKeyError(w, r, err)
+		return
+	}
+	defer func() { wa.Remove() }() // wa is replaced on resume
+
+	h.setKeyHeaders(w, h.cluster.Status(), wa.StartIndex())
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush() // a writer that cannot flush still works, just later
+
+	h.metrics.watches.Inc()
+	defer h.metrics.watches.Dec()
+	ctx := r.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.done:
+			return
+		case ev, ok := <-wa.EventChan():
+			if !ok {
+				next, resumed := h.resumeWatch(st, wa, kr)
+				if !resumed {
+					return
+				}
+				wa = next
+				continue
+			}
+			buf, err := encodeJSON(ev)
+			if err != nil {
+				h.log.Error("watch: cannot encode event", "key", kr.Path, "err", err)
+				return
+			}
+			_, werr := w.Write(buf.Bytes())
+			putBuf(buf)
+			if werr != nil || !kr.stream {
+				return
+			}
+			_ = rc.Flush()
+		}
+	}
+}
+
+// resumeWatch replaces a watcher the store closed, when its error says the
+// consumer must resume from its next index.
+func (h *Handler) resumeWatch(st *store.Store, wa *store.Watcher, kr *keyRequest) (*store.Watcher, bool) {
+	err := wa.Err()
+	if err == nil {
+		return nil, false
+	}
+	if !errors.Is(err, store.ErrWatcherOverflow) && !errors.Is(err, store.ErrWatcherRestored) {
+		h.log.Warn("watch ended by the store", "key", kr.Path, "err", err)
+		return nil, false
+	}
+	next, werr := st.Watch(kr.Path, kr.Recursive, kr.stream, wa.NextIndex())
+	if werr != nil {
+		h.log.Warn("cannot resume watch", "key", kr.Path, "from", wa.NextIndex(), "cause", err, "err", werr)
+		return nil, false
+	}
+	h.metrics.watchResumes.Inc()
+	return next, true
+}
