@@ -1,0 +1,284 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is the effective configuration of `cairn serve`. Every field is a
+// TOML key (the `key` column), a flag and an environment variable CAIRN_<KEY>
+// with dots as underscores; flags win over the environment, which wins over
+// the file, which wins over the defaults.
+type Config struct {
+	Name          string
+	DataDir       string
+	Addr          string
+	BindAddr      string
+	CAFile        string
+	CertFile      string
+	KeyFile       string
+	SnapshotCount uint64
+	HistorySize   int
+
+	PeerAddr          string
+	PeerBindAddr      string
+	HeartbeatInterval time.Duration
+	ElectionTimeout   time.Duration
+
+	TLSMinVersion  string
+	TLSTrustDomain string
+
+	MaxValueBytes   int64
+	MaxRequestBytes int64
+
+	LogFormat string
+	LogLevel  string
+}
+
+// setting describes one configuration key.
+type setting struct {
+	key   string // TOML key; env CAIRN_ + upper(key with . → _)
+	flag  string
+	def   any
+	usage string
+}
+
+// settings is the one list of configuration keys: flags, env, TOML,
+// config.example.toml coverage and `config show` all derive from it.
+var settings = []setting{
+	{"name", "name", "default", "human-readable name of this member"},
+	{"data_dir", "data-dir", "", "directory for the raft log, snapshots and the development PKI (default <name>.cairn)"},
+	{"addr", "addr", "127.0.0.1:4001", "advertised client host:port (HTTPS)"},
+	{"bind_addr", "bind-addr", "", "client listen host:port (default: the port of --addr on all interfaces)"},
+	{"ca_file", "ca-file", "", "CA bundle that client certificates must chain to"},
+	{"cert_file", "cert-file", "", "serving certificate of the client port"},
+	{"key_file", "key-file", "", "private key of --cert-file (mode 0600)"},
+	{"snapshot_count", "snapshot-count", uint64(10000), "applied raft entries between snapshots"},
+	{"history_size", "history-size", 100000, "events kept for watches from a past index"},
+	{"peer.addr", "peer-addr", "127.0.0.1:7001", "advertised peer host:port (raft)"},
+	{"peer.bind_addr", "peer-bind-addr", "", "peer listen host:port (default: the port of --peer-addr on all interfaces)"},
+	{"peer.heartbeat_interval", "peer-heartbeat-interval", 100 * time.Millisecond, "raft heartbeat interval"},
+	{"peer.election_timeout", "peer-election-timeout", 1000 * time.Millisecond, "raft election timeout"},
+	{"tls.min_version", "tls-min-version", "1.3", "lowest TLS version accepted: 1.3 or 1.2"},
+	{"tls.trust_domain", "tls-trust-domain", "cairn.internal", "SPIFFE trust domain of certificate identities"},
+	{"limits.max_value_bytes", "max-value-bytes", int64(1 << 20), "largest value accepted"},
+	{"limits.max_request_bytes", "max-request-bytes", int64(3 << 19), "largest request body accepted"},
+	{"log.format", "log-format", "text", "log format: text or json"},
+	{"log.level", "log-level", "info", "log level: debug, info, warn or error"},
+}
+
+func envName(key string) string {
+	return "CAIRN_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// addFlags defines every setting's flag on fs.
+func addFlags(fs *pflag.FlagSet) {
+	for _, s := range settings {
+		usage := s.usage + " (env " + envName(s.key) + ")"
+		switch d := s.def.(type) {
+		case string:
+			fs.String(s.flag, d, usage)
+		case int:
+			fs.Int(s.flag, d, usage)
+		case int64:
+			fs.Int64(s.flag, d, usage)
+		case uint64:
+			fs.Uint64(s.flag, d, usage)
+		case time.Duration:
+			fs.Duration(s.flag, d, usage)
+		default:
+			panic(fmt.Sprintf("setting %s: unsupported default %T", s.key, d))
+		}
+	}
+}
+
+// loadConfig resolves every key: a flag that was set wins, then CAIRN_<KEY>,
+// then the TOML file, then the default. configFile may be empty, then
+// /etc/cairn/cairn.toml is read when present. It returns where each value came
+// from (for `cairn config show`).
+func loadConfig(fs *pflag.FlagSet, configFile string, environ []string) (Config, []resolved, error) {
+	env := make(map[string]string)
+	envKeys := make(map[string]string)
+	for _, s := range settings {
+		envKeys[envName(s.key)] = s.key
+	}
+	for _, kv := range environ {
+		name, val, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "CAIRN_") || clientEnv[name] {
+			continue
+		}
+		key, ok := envKeys[name]
+		if !ok {
+			return Config{}, nil, fmt.Errorf("unknown environment variable %s; known: %s", name, strings.Join(sortedKeys(envKeys), ", "))
+		}
+		env[key] = val
+	}
+	if configFile == "" {
+		if _, err := os.Stat("/etc/cairn/cairn.toml"); err == nil {
+			configFile = "/etc/cairn/cairn.toml"
+		}
+	}
+	file := viper.New()
+	if configFile != "" {
+		file.SetConfigFile(configFile)
+		file.SetConfigType("toml")
+		if err := file.ReadInConfig(); err != nil {
+			return Config{}, nil, fmt.Errorf("read config file %s: %w", configFile, err)
+		}
+		for _, k := range file.AllKeys() {
+			if flagOf(k) == "" {
+				return Config{}, nil, fmt.Errorf("config file %s: unknown key %q; config.example.toml lists every key", configFile, k)
+			}
+		}
+	}
+	v := viper.New()
+	source := make(map[string]string, len(settings))
+	var out []resolved
+	for _, s := range settings {
+		f := fs.Lookup(s.flag)
+		switch {
+		case f != nil && f.Changed:
+			v.Set(s.key, f.Value.String())
+			source[s.key] = "flag --" + s.flag
+		case env[s.key] != "" || hasKey(env, s.key):
+			v.Set(s.key, env[s.key])
+			source[s.key] = "env " + envName(s.key)
+		case file.IsSet(s.key):
+			v.Set(s.key, file.Get(s.key))
+			source[s.key] = "file " + configFile
+		default:
+			v.Set(s.key, s.def)
+			source[s.key] = "default"
+		}
+	}
+	for _, s := range settings {
+		out = append(out, resolved{key: s.key, value: fmt.Sprint(v.Get(s.key)), source: source[s.key]})
+	}
+	c, err := decodeConfig(v)
+	return c, out, err
+}
+
+// resolved is one key's effective value and where it came from.
+type resolved struct{ key, value, source string }
+
+func hasKey(m map[string]string, k string) bool { _, ok := m[k]; return ok }
+
+// clientEnv are variables of the client commands, not of serve.
+var clientEnv = map[string]bool{"CAIRN_ENDPOINTS": true, "CAIRN_CERT": true, "CAIRN_KEY": true, "CAIRN_CACERT": true}
+
+func flagOf(key string) string {
+	for _, s := range settings {
+		if s.key == key {
+			return s.flag
+		}
+	}
+	return ""
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// decodeConfig converts and validates every value, naming the key on error.
+func decodeConfig(v *viper.Viper) (Config, error) {
+	var errs []error
+	str := func(k string) string { return v.GetString(k) }
+	dur := func(k string) time.Duration {
+		raw := v.Get(k)
+		if d, ok := raw.(time.Duration); ok {
+			return d
+		}
+		d, err := time.ParseDuration(fmt.Sprint(raw))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration (e.g. 100ms, 1s)", k, raw))
+		}
+		return d
+	}
+	num := func(k string) int64 {
+		raw := v.Get(k)
+		var n int64
+		if _, err := fmt.Sscan(fmt.Sprint(raw), &n); err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a non-negative integer", k, raw))
+		}
+		return n
+	}
+	c := Config{
+		Name: str("name"), DataDir: str("data_dir"), Addr: str("addr"), BindAddr: str("bind_addr"),
+		CAFile: str("ca_file"), CertFile: str("cert_file"), KeyFile: str("key_file"),
+		SnapshotCount: uint64(num("snapshot_count")), HistorySize: int(num("history_size")),
+		PeerAddr: str("peer.addr"), PeerBindAddr: str("peer.bind_addr"),
+		HeartbeatInterval: dur("peer.heartbeat_interval"), ElectionTimeout: dur("peer.election_timeout"),
+		TLSMinVersion: str("tls.min_version"), TLSTrustDomain: str("tls.trust_domain"),
+		MaxValueBytes: num("limits.max_value_bytes"), MaxRequestBytes: num("limits.max_request_bytes"),
+		LogFormat: str("log.format"), LogLevel: str("log.level"),
+	}
+	if c.DataDir == "" {
+		c.DataDir = c.Name + ".cairn"
+	}
+	for _, a := range []struct{ key, val string }{{"addr", c.Addr}, {"peer.addr", c.PeerAddr}} {
+		if _, _, err := net.SplitHostPort(a.val); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not host:port", a.key, a.val))
+		}
+	}
+	c.BindAddr = bindFor(c.BindAddr, c.Addr)
+	c.PeerBindAddr = bindFor(c.PeerBindAddr, c.PeerAddr)
+	if c.TLSMinVersion != "1.3" && c.TLSMinVersion != "1.2" {
+		errs = append(errs, fmt.Errorf("tls.min_version: %q is not one of 1.3, 1.2", c.TLSMinVersion))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of text, json", c.LogFormat))
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.HeartbeatInterval <= 0 || c.ElectionTimeout < 2*c.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("peer.election_timeout (%v) must be at least twice peer.heartbeat_interval (%v)", c.ElectionTimeout, c.HeartbeatInterval))
+	}
+	if c.SnapshotCount == 0 {
+		errs = append(errs, errors.New("snapshot_count: must be at least 1"))
+	}
+	if n := boolCount(c.CAFile != "", c.CertFile != "", c.KeyFile != ""); n != 0 && n != 3 {
+		errs = append(errs, errors.New("ca_file, cert_file and key_file go together: set all three, or none for the development PKI"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// bindFor applies etcd 0.4's rule: an unset bind address listens on all
+// interfaces at the advertised port; a host without a port takes that port.
+func bindFor(bind, advertised string) string {
+	_, port, err := net.SplitHostPort(advertised)
+	if err != nil {
+		return bind
+	}
+	if bind == "" {
+		return net.JoinHostPort("", port)
+	}
+	if _, _, err := net.SplitHostPort(bind); err != nil {
+		return net.JoinHostPort(bind, port)
+	}
+	return bind
+}
+
+func boolCount(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}

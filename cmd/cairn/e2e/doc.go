@@ -1,0 +1,20 @@
+// Package e2e is Cairn's black-box end-to-end suite: it builds the real
+// cairn binary, runs it on loopback with real mTLS, and checks it against
+// the reference etcd 3.4 (/usr/bin/etcd with --enable-v2), etcdctl in v2
+// mode and the Go v2 client.
+//
+// The non-test files hold reusable helpers (child processes, free ports, a
+// poll helper, a test PKI, cairn and etcd servers) so that other black-box
+// tests, such as a Jepsen-style checker, can drive real processes too.
+//
+// Invariants:
+//
+//   - Every process a test starts is killed and reaped by t.Cleanup, and its
+//     combined output is shown when the test fails.
+//   - Nothing waits with time.Sleep: readiness and eventual conditions are
+//     polled with a short ticker and a deadline (Poll).
+//   - A test that needs an external binary (etcd, etcdctl) skips with a
+//     message naming it when it is missing, and fails instead when the
+//     environment sets CAIRN_REQUIRE_EXTERNAL=1 (as CI does).
+//   - -short skips the whole package.
+package e2e

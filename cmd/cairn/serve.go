@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/tlsauth"
+)
+
+func newServeCmd(stdout, stderr io.Writer, environ []string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Cairn member (the default command)",
+		Long: `Run a Cairn member serving the etcd v2 API over HTTPS with mandatory client
+certificates. With no --ca-file/--cert-file/--key-file, a development PKI is
+created in <data-dir>/pki and the curl command that uses it is printed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfgFile, _ := cmd.Flags().GetString("config")
+			cfg, _, err := loadConfig(cmd.Flags(), cfgFile, environ)
+			if err != nil {
+				return err
+			}
+			logger := newLogger(stderr, cfg.LogFormat, cfg.LogLevel, cfg.Name)
+			return serve(cmd.Context(), cfg, stdout, logger)
+		},
+	}
+	addFlags(cmd.Flags())
+	cmd.Flags().String("config", "", "TOML configuration file (default /etc/cairn/cairn.toml when present)")
+	return cmd
+}
+
+// serve runs a member until ctx ends, then shuts down cleanly.
+func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger) error {
+	files := tlsauth.Files{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile}
+	var dev *tlsauth.DevPKI
+	if cfg.CAFile == "" {
+		hosts := advertisedHosts(cfg.Addr, cfg.PeerAddr)
+		p, created, err := tlsauth.EnsureDevPKI(filepath.Join(cfg.DataDir, "pki"), cfg.Name, cfg.TLSTrustDomain, hosts)
+		if err != nil {
+			return fmt.Errorf("development PKI: %w", err)
+		}
+		if created {
+			logger.Info("created a development PKI", "dir", p.Dir)
+		}
+		dev = &p
+		files = p.Files()
+	}
+	minVersion, err := tlsauth.ParseMinVersion(cfg.TLSMinVersion)
+	if err != nil {
+		return err
+	}
+	material, err := tlsauth.LoadMaterial(files)
+	if err != nil {
+		return err
+	}
+	tlsConf := material.ServerConfig(tlsauth.Options{MinVersion: minVersion, Logger: logger})
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	clientURL := "https://" + cfg.Addr
+	node, err := cluster.New(cluster.Config{
+		Name: cfg.Name, DataDir: cfg.DataDir, PeerAddr: cfg.PeerAddr, ClientURLs: []string{clientURL},
+		SnapshotCount: cfg.SnapshotCount, HeartbeatInterval: cfg.HeartbeatInterval,
+		ElectionTimeout: cfg.ElectionTimeout, HistorySize: cfg.HistorySize,
+		Logger: logger, Registry: reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := node.Shutdown(sctx); err != nil {
+			logger.Error("raft shutdown", "err", err)
+		}
+	}()
+
+	handler, err := v2http.New(v2http.Config{
+		Cluster: node, Logger: logger, Registry: reg, Gatherer: reg,
+		MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.BindAddr)
+	if err != nil {
+		return fmt.Errorf("listen on client address %s: %w (is another process using it? set --bind-addr)", cfg.BindAddr, err)
+	}
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+	}
+	srv.RegisterOnShutdown(func() { _ = handler.Close() }) // ends open watches so Shutdown need not wait
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(newTLSListener(ln, tlsConf)) }()
+
+	logger.Info("serving the etcd v2 API", "url", clientURL, "bind", cfg.BindAddr, "data_dir", cfg.DataDir)
+	printWelcome(stdout, clientURL, dev)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("client listener: %w", err)
+	}
+	logger.Info("shutting down")
+	cancelBase() // cancels in-flight requests, so Shutdown does not wait for them
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+// advertisedHosts are the hosts of the advertised addresses, for the
+// development node certificate.
+func advertisedHosts(addrs ...string) []string {
+	var hosts []string
+	for _, a := range addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+func printWelcome(w io.Writer, url string, dev *tlsauth.DevPKI) {
+	fmt.Fprintf(w, "Cairn %s is serving %s\n", version, url)
+	if dev == nil {
+		return
+	}
+	curl := fmt.Sprintf("curl --cacert %s --cert %s --key %s", dev.CAFile, dev.ClientCertFile, dev.ClientKeyFile)
+	fmt.Fprintf(w, "Development PKI in %s (client identity %q). Try:\n", dev.Dir, tlsauth.DevClientName)
+	fmt.Fprintf(w, "  %s %s/v2/keys/message -XPUT -d value=\"Hello world\"\n", curl, url)
+	fmt.Fprintf(w, "  %s %s/v2/keys/message\n", curl, url)
+}
