@@ -88,10 +88,17 @@ func (o Options) base() *tls.Config {
 // session tickets do not affect handshakes: GetConfigForClient supplies
 // the configuration that does.
 func (m *Material) ServerConfig(o Options) *tls.Config {
+	return m.serverConfig(o, "server", []string{"h2", "http/1.1"}, nil)
+}
+
+// serverConfig builds a reload-aware server configuration offering protos;
+// verify, if not nil, runs after the client's chain has been verified.
+func (m *Material) serverConfig(o Options, role string, protos []string, verify func(tls.ConnectionState) error) *tls.Config {
 	b := o.base()
 	b.ClientAuth = tls.RequireAndVerifyClientCert
-	b.NextProtos = []string{"h2", "http/1.1"}
-	sc := &serverConfigs{m: m, tmpl: b.Clone(), watch: expiryWatch{log: o.logger(), role: "server"}}
+	b.NextProtos = protos
+	b.VerifyConnection = verify
+	sc := &serverConfigs{m: m, tmpl: b.Clone(), watch: expiryWatch{log: o.logger(), role: role}}
 	cfg := b
 	// GetCertificate is unused while GetConfigForClient answers, but lets
 	// users such as http.Server see that the configuration has a certificate.

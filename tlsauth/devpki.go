@@ -70,14 +70,8 @@ func devPKIPaths(dir string) DevPKI {
 // the reverse, is ErrIncompleteDevPKI: it is never silently replaced.
 func EnsureDevPKI(dir, nodeName, trustDomain string, hosts []string) (p DevPKI, created bool, err error) {
 	p = devPKIPaths(dir)
-	if err := validateTrustDomain(trustDomain); err != nil {
-		return p, false, err
-	}
-	if err := validateName(nodeName); err != nil {
-		return p, false, err
-	}
-	nodeHosts := append(append([]string(nil), devHosts...), hosts...)
-	if _, _, err := splitHosts(nodeHosts); err != nil {
+	nodeHosts, err := devNodeHosts(nodeName, trustDomain, hosts)
+	if err != nil {
 		return p, false, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -103,45 +97,102 @@ func EnsureDevPKI(dir, nodeName, trustDomain string, hosts []string) (p DevPKI, 
 			return p, false, err
 		}
 		created = true
-	default:
-		return p, false, fmt.Errorf("%w in %s: only one of ca.crt and ca.key exists; restore the missing file, or remove the directory to make a new PKI (existing certificates will stop working)", ErrIncompleteDevPKI, dir)
-	}
-
-	now := time.Now()
-	nodeOK := !created && leafUsable(ca, p.CertFile, p.KeyFile, trustDomain, Identity{Name: nodeName, Kind: KindNode}, x509.ExtKeyUsageServerAuth, nodeHosts, now)
-	clientOK := !created && leafUsable(ca, p.ClientCertFile, p.ClientKeyFile, trustDomain, Identity{Name: DevClientName, Kind: KindClient}, x509.ExtKeyUsageClientAuth, nil, now)
-	if created {
 		// The CA key is written first: a crash leaves a CA that the next
 		// start loads rather than an orphaned certificate.
 		if err := ca.WriteFiles(p.CAFile, p.CAKeyFile); err != nil {
 			return p, false, err
 		}
+	default:
+		return p, false, fmt.Errorf("%w in %s: only one of ca.crt and ca.key exists; restore the missing file, or remove the directory to make a new PKI (existing certificates will stop working)", ErrIncompleteDevPKI, dir)
 	}
-	if !nodeOK {
-		iss, err := ca.IssueNode(trustDomain, nodeName, nodeHosts, devLeafValidity)
-		if err != nil {
-			return p, created, err
-		}
-		if err := WritePair(iss, p.CertFile, p.KeyFile); err != nil {
-			return p, created, err
-		}
+
+	now := time.Now()
+	// Leaves of a new CA are issued without looking at the files: whatever
+	// is there was issued by a CA that no longer exists.
+	if err := ensureLeaf(ca, p.CertFile, p.KeyFile, trustDomain, Identity{Name: nodeName, Kind: KindNode}, nodeHosts, created, now); err != nil {
+		return p, created, err
 	}
-	if !clientOK {
-		iss, err := ca.IssueClient(trustDomain, DevClientName, devLeafValidity)
-		if err != nil {
-			return p, created, err
-		}
-		if err := WritePair(iss, p.ClientCertFile, p.ClientKeyFile); err != nil {
-			return p, created, err
-		}
+	if err := ensureLeaf(ca, p.ClientCertFile, p.ClientKeyFile, trustDomain, Identity{Name: DevClientName, Kind: KindClient}, nil, created, now); err != nil {
+		return p, created, err
 	}
 	return p, created, nil
 }
 
+// EnsureNodeCert makes sure dir holds a node certificate for nodeName
+// (node.crt, node.key, 1 year) issued by the CA in caCertFile and
+// caKeyFile, so that several local nodes can form a cluster sharing one
+// development CA (typically the one EnsureDevPKI made for the first node).
+// dir is created with mode 0700 if missing. The CA key must be mode 0600
+// or stricter (ErrKeyFileMode otherwise); the CA files are never written.
+//
+// It is idempotent under the rules of EnsureDevPKI: the existing pair is
+// kept unless it is missing, not issued by the CA, for another name, close
+// to expiry, or not covering 127.0.0.1, ::1, localhost and every one of
+// hosts; then it is reissued. The returned Files trust caCertFile.
+func EnsureNodeCert(dir, caCertFile, caKeyFile, nodeName, trustDomain string, hosts []string) (Files, error) {
+	nodeHosts, err := devNodeHosts(nodeName, trustDomain, hosts)
+	if err != nil {
+		return Files{}, err
+	}
+	// The CA is loaded before dir is made, so a refused CA leaves nothing
+	// behind.
+	ca, err := LoadCA(caCertFile, caKeyFile)
+	if err != nil {
+		return Files{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Files{}, fmt.Errorf("tlsauth: create node certificate directory %s: %w", dir, err)
+	}
+	p := devPKIPaths(dir)
+	if err := ensureLeaf(ca, p.CertFile, p.KeyFile, trustDomain, Identity{Name: nodeName, Kind: KindNode}, nodeHosts, false, time.Now()); err != nil {
+		return Files{}, err
+	}
+	return Files{CAFile: caCertFile, CertFile: p.CertFile, KeyFile: p.KeyFile}, nil
+}
+
+// devNodeHosts validates the arguments shared by EnsureDevPKI and
+// EnsureNodeCert and returns the hosts a development node certificate must
+// cover: devHosts and hosts.
+func devNodeHosts(nodeName, trustDomain string, hosts []string) ([]string, error) {
+	if err := validateTrustDomain(trustDomain); err != nil {
+		return nil, err
+	}
+	if err := validateName(nodeName); err != nil {
+		return nil, err
+	}
+	nodeHosts := append(append([]string(nil), devHosts...), hosts...)
+	if _, _, err := splitHosts(nodeHosts); err != nil {
+		return nil, err
+	}
+	return nodeHosts, nil
+}
+
+// ensureLeaf issues a development leaf for want (a node covering hosts, or
+// a client) from ca into certFile and keyFile, unless force is false and
+// the files already hold a usable one.
+func ensureLeaf(ca *CA, certFile, keyFile, trustDomain string, want Identity, hosts []string, force bool, now time.Time) error {
+	if !force && leafUsable(ca, certFile, keyFile, trustDomain, want, hosts, now) {
+		return nil
+	}
+	var iss Issued
+	var err error
+	if want.Kind == KindNode {
+		iss, err = ca.IssueNode(trustDomain, want.Name, hosts, devLeafValidity)
+	} else {
+		iss, err = ca.IssueClient(trustDomain, want.Name, devLeafValidity)
+	}
+	if err != nil {
+		return err
+	}
+	return WritePair(iss, certFile, keyFile)
+}
+
 // leafUsable reports whether certFile and keyFile hold a pair issued by ca
-// for want, valid for at least devRenewBefore, for usage, covering hosts.
-// Any read or parse failure means "reissue": these are generated files.
-func leafUsable(ca *CA, certFile, keyFile, trustDomain string, want Identity, usage x509.ExtKeyUsage, hosts []string, now time.Time) bool {
+// for want, valid for at least devRenewBefore, with the extended key
+// usages IssueNode or IssueClient give (a node dials as well as serves),
+// covering hosts. Any read or parse failure means "reissue": these are
+// generated files.
+func leafUsable(ca *CA, certFile, keyFile, trustDomain string, want Identity, hosts []string, now time.Time) bool {
 	certs, err := readCertFile("load certificate file", certFile)
 	if err != nil {
 		return false
@@ -157,10 +208,17 @@ func leafUsable(ca *CA, certFile, keyFile, trustDomain string, want Identity, us
 	if now.Add(devRenewBefore).After(leaf.NotAfter) {
 		return false
 	}
+	usages := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	if want.Kind == KindNode {
+		usages = append(usages, x509.ExtKeyUsageServerAuth)
+	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
-		return false
+	// VerifyOptions.KeyUsages accepts any one of its usages; each is needed.
+	for _, u := range usages {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
+			return false
+		}
 	}
 	return coversHosts(leaf, hosts)
 }

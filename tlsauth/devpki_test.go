@@ -2,10 +2,15 @@ package tlsauth
 
 import (
 	"bytes"
+	"cmp"
+	"crypto"
+	"crypto/x509"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func readAll(t *testing.T, p DevPKI) map[string][]byte {
@@ -170,6 +175,260 @@ func TestEnsureDevPKIErrors(t *testing.T) {
 			}
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// nodeCertBytes returns the contents of the node pair in f; a missing file
+// reads as nil.
+func nodeCertBytes(t *testing.T, f Files) [2][]byte {
+	t.Helper()
+	var out [2][]byte
+	for i, name := range []string{f.CertFile, f.KeyFile} {
+		b, err := os.ReadFile(name)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		out[i] = b
+	}
+	return out
+}
+
+// TestEnsureNodeCertCluster forms the local cluster EnsureNodeCert is for:
+// n1 makes the development PKI, n2 gets a node certificate from its CA, and
+// the two speak on the peer port in both directions.
+func TestEnsureNodeCertCluster(t *testing.T) {
+	root := t.TempDir()
+	p, _, err := EnsureDevPKI(filepath.Join(root, "n1", "pki"), "n1", testTD, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "n2", "pki")
+	f, err := EnsureNodeCert(dir, p.CAFile, p.CAKeyFile, "n2", testTD, []string{"10.1.2.3"})
+	if err != nil {
+		t.Fatalf("EnsureNodeCert: %v", err)
+	}
+	want := Files{CAFile: p.CAFile, CertFile: filepath.Join(dir, "node.crt"), KeyFile: filepath.Join(dir, "node.key")}
+	if f != want {
+		t.Errorf("Files = %+v, want %+v", f, want)
+	}
+	assertMode(t, dir, 0o700)
+	assertMode(t, f.CertFile, 0o644)
+	assertMode(t, f.KeyFile, 0o600)
+	assertNoTempFiles(t, dir)
+
+	n1, err := LoadMaterial(p.Files())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2, err := LoadMaterial(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"127.0.0.1", "::1", "localhost", "10.1.2.3"} {
+		if err := n2.Certificate().Leaf.VerifyHostname(h); err != nil {
+			t.Errorf("node certificate: %v", err)
+		}
+	}
+	for _, tt := range []struct {
+		name     string
+		srv, cli *Material
+		want     Identity
+	}{
+		{"n2 dials n1", n1, n2, Identity{"n2", KindNode}},
+		{"n1 dials n2", n2, n1, Identity{"n1", KindNode}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := handshake(t, tt.srv.PeerServerConfig(Options{}, testTD, nil), tt.cli.PeerClientConfig(Options{}, testTD, nil))
+			if r.serverErr != nil || r.clientErr != nil {
+				t.Fatalf("server err %v, client err %v", r.serverErr, r.clientErr)
+			}
+			if id, err := PeerIdentity(r.server, testTD); err != nil || id != tt.want {
+				t.Errorf("server sees %v (%v), want %v", id, err, tt.want)
+			}
+		})
+	}
+}
+
+// newLongCA is a CA that outlives devRenewBefore: leaves expire with their
+// CA, so those of newTestCA are always due for renewal.
+func newLongCA(t *testing.T) *CA {
+	t.Helper()
+	ca, err := NewCA(testTD, devCAValidity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// writeCA writes ca as dir/ca.crt and dir/ca.key and returns their paths.
+func writeCA(t *testing.T, dir string, ca *CA) (caFile, caKeyFile string) {
+	t.Helper()
+	caFile, caKeyFile = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	if err := ca.WriteFiles(caFile, caKeyFile); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, caKeyFile
+}
+
+// TestEnsureNodeCertReissue makes a node certificate, changes one thing,
+// and checks whether a second call rewrote the pair.
+func TestEnsureNodeCertReissue(t *testing.T) {
+	hosts := []string{"10.1.2.3", "node2.example"}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, f Files) // may change the files before the second call
+		// The second call's arguments; zero means those of the first.
+		node    string
+		hosts   []string
+		ca      *CA
+		reissue bool
+	}{
+		{name: "same arguments"},
+		{name: "same hosts reordered, in other case, repeated", hosts: []string{"NODE2.example", "10.1.2.3", "10.1.2.3", "localhost"}},
+		{name: "fewer hosts", hosts: []string{"10.1.2.3"}},
+		{name: "new host", hosts: []string{"10.1.2.3", "node2.example", "10.9.9.9"}, reissue: true},
+		{name: "other name", node: "n3", reissue: true},
+		{name: "other CA", ca: newLongCA(t), reissue: true},
+		{name: "close to expiry", reissue: true, setup: func(t *testing.T, f Files) {
+			ca, err := LoadCA(f.CAFile, filepath.Join(filepath.Dir(f.CAFile), "ca.key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			iss, err := ca.IssueNode(testTD, "n2", append(append([]string(nil), devHosts...), hosts...), devRenewBefore-time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := WritePair(iss, f.CertFile, f.KeyFile); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "serverAuth usage only", reissue: true, setup: func(t *testing.T, f Files) {
+			ca, err := LoadCA(f.CAFile, filepath.Join(filepath.Dir(f.CAFile), "ca.key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tmpl := peerLeaf("n2", "spiffe://"+testTD+"/node/n2")
+			tmpl.NotAfter = time.Now().Add(devLeafValidity)
+			tmpl.IPAddresses, tmpl.DNSNames, _ = splitHosts(append(append([]string(nil), devHosts...), hosts...))
+			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+			c := signLeaf(t, ca, tmpl)
+			keyPEM, err := encodeKeyPEM(c.PrivateKey.(crypto.Signer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := WritePair(Issued{CertPEM: encodeCertPEM(c.Certificate[0]), KeyPEM: keyPEM}, f.CertFile, f.KeyFile); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "key missing", reissue: true, setup: func(t *testing.T, f Files) {
+			if err := os.Remove(f.KeyFile); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "key of another pair", reissue: true, setup: func(t *testing.T, f Files) {
+			other := newTestCA(t)
+			iss, err := other.IssueNode(testTD, "n2", nil, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, f.KeyFile, string(iss.KeyPEM), 0o600)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			caFile, caKeyFile := writeCA(t, root, newLongCA(t))
+			dir := filepath.Join(root, "n2")
+			f, err := EnsureNodeCert(dir, caFile, caKeyFile, "n2", testTD, hosts)
+			if err != nil {
+				t.Fatalf("first EnsureNodeCert: %v", err)
+			}
+			if tt.setup != nil {
+				tt.setup(t, f)
+			}
+			before := nodeCertBytes(t, f)
+
+			node, h := "n2", hosts
+			if tt.node != "" {
+				node = tt.node
+			}
+			if tt.hosts != nil {
+				h = tt.hosts
+			}
+			if tt.ca != nil {
+				caFile, caKeyFile = filepath.Join(root, "ca2.crt"), filepath.Join(root, "ca2.key")
+				if err := tt.ca.WriteFiles(caFile, caKeyFile); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f, err = EnsureNodeCert(dir, caFile, caKeyFile, node, testTD, h)
+			if err != nil {
+				t.Fatalf("second EnsureNodeCert: %v", err)
+			}
+			after := nodeCertBytes(t, f)
+			if changed := !bytes.Equal(before[0], after[0]) || !bytes.Equal(before[1], after[1]); changed != tt.reissue {
+				t.Fatalf("rewritten = %v, want %v", changed, tt.reissue)
+			}
+			ca, err := LoadCA(caFile, caKeyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !leafUsable(ca, f.CertFile, f.KeyFile, testTD, Identity{Name: node, Kind: KindNode}, append(append([]string(nil), devHosts...), h...), time.Now()) {
+				t.Error("the pair left behind is not usable for the second call's arguments")
+			}
+			assertNoTempFiles(t, dir)
+		})
+	}
+}
+
+func TestEnsureNodeCertErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, caFile, caKeyFile string)
+		node  string
+		td    string
+		hosts []string
+		want  error
+	}{
+		{name: "CA key readable by others", setup: func(t *testing.T, caFile, caKeyFile string) {
+			if err := os.Chmod(caKeyFile, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, want: ErrKeyFileMode},
+		{name: "CA key missing", setup: func(t *testing.T, caFile, caKeyFile string) {
+			if err := os.Remove(caKeyFile); err != nil {
+				t.Fatal(err)
+			}
+		}, want: fs.ErrNotExist},
+		{name: "CA key of another CA", setup: func(t *testing.T, caFile, caKeyFile string) {
+			if err := newTestCA(t).WriteFiles(filepath.Join(t.TempDir(), "other.crt"), caKeyFile); err != nil {
+				t.Fatal(err)
+			}
+		}, want: ErrKeyMismatch},
+		{name: "bad node name", node: "n/2", want: ErrInvalidName},
+		{name: "bad trust domain", td: "Cairn", want: ErrInvalidTrustDomain},
+		{name: "host with port", hosts: []string{"10.0.0.1:4001"}, want: ErrInvalidHost},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			caFile, caKeyFile := writeCA(t, root, newTestCA(t))
+			if tt.setup != nil {
+				tt.setup(t, caFile, caKeyFile)
+			}
+			node, td := cmp.Or(tt.node, "n2"), cmp.Or(tt.td, testTD)
+			dir := filepath.Join(root, "n2")
+			f, err := EnsureNodeCert(dir, caFile, caKeyFile, node, td, tt.hosts)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if f != (Files{}) {
+				t.Errorf("Files = %+v with an error", f)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("refused call left %s behind (stat: %v)", dir, err)
 			}
 		})
 	}

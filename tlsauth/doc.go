@@ -9,6 +9,9 @@
 //     server configuration always requires a client certificate that chains
 //     to the cluster CA pool with the clientAuth extended key usage; a client
 //     configuration always verifies the server against the same pool.
+//   - The peer port (raft, forwarding) speaks ALPN "cairn-peer" only, and
+//     both of its sides refuse a verified peer whose identity is not a node
+//     (IsNode).
 //   - TLS 1.3 is the default minimum; TLS 1.2 is allowed only when asked for
 //     explicitly, and then only with ECDHE AEAD cipher suites. Nothing older
 //     is ever negotiated.

@@ -26,6 +26,7 @@ var (
 	ErrNoVerifiedPeer     = errors.New("tlsauth: connection has no verified peer certificate")
 	ErrTLSVersion         = errors.New("tlsauth: minimum TLS version must be 1.2 or 1.3")
 	ErrIncompleteDevPKI   = errors.New("tlsauth: incomplete development PKI")
+	ErrNotNode            = errors.New("tlsauth: peer certificate identity is not a node")
 )
 
 // fileError names the operation and file that failed. Its message carries a
