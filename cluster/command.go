@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -14,13 +15,16 @@ import (
 const (
 	cmdRequest byte = 1 // a store.Request stamped with the proposer's time
 	cmdExpire  byte = 2 // delete everything expired at the carried time
+	cmdMember  byte = 3 // set or remove a member's metadata (memberCmd as JSON)
+	cmdNoop    byte = 4 // a new leader's first entry: applying it makes the leader ready
 )
 
 // command is one replicated operation.
 type command struct {
-	typ byte
-	now time.Time
-	req *store.Request
+	typ    byte
+	now    time.Time
+	req    *store.Request
+	member *memberCmd
 }
 
 var errShortCommand = errors.New("cluster: truncated command")
@@ -41,6 +45,13 @@ func (c *command) encode() []byte {
 	b := make([]byte, 0, size)
 	b = append(b, c.typ)
 	b = binary.AppendVarint(b, c.now.UnixNano())
+	if c.typ == cmdMember {
+		j, err := json.Marshal(c.member)
+		if err != nil { // cannot happen: plain fields
+			panic(fmt.Sprintf("cluster: encode member command: %v", err))
+		}
+		return append(b, j...)
+	}
 	if c.typ != cmdRequest {
 		return b
 	}
@@ -86,7 +97,13 @@ func decodeCommand(data []byte) (*command, error) {
 	c.now = time.Unix(0, ns)
 	rest := data[1+n:]
 	switch c.typ {
-	case cmdExpire:
+	case cmdExpire, cmdNoop:
+		return c, nil
+	case cmdMember:
+		c.member = new(memberCmd)
+		if err := json.Unmarshal(rest, c.member); err != nil {
+			return nil, fmt.Errorf("cluster: bad member command: %w", err)
+		}
 		return c, nil
 	case cmdRequest:
 	default:

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -37,9 +36,14 @@ type Config struct {
 	HistorySize int
 	WatchBuffer int
 
-	// Transport is the raft transport; nil gives a single-node in-memory
-	// transport bound to PeerAddr.
-	Transport raft.Transport
+	// Network connects the node to its peers (NewTLSNetwork, or an
+	// InmemHub's in tests); nil gives a network of its own, enough for a
+	// single-member cluster.
+	Network Network
+	// Peers are peer addresses (host:port) of members to join through when
+	// the data dir has no raft state; see join.go for how clusters form.
+	// Ignored once the node has state.
+	Peers []string
 	// Now is the clock the leader stamps proposals with (default time.Now).
 	Now func() time.Time
 	// Logger receives structured logs; nil discards them.

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -31,6 +33,7 @@ type Node struct {
 	fsm       *fsm
 	store     *store.Store
 	logs      *raftboltdb.BoltStore
+	net       Network
 	id        uint64
 	clusterID uint64
 	startTime time.Time
@@ -76,10 +79,11 @@ func New(cfg Config) (*Node, error) {
 		logs.Close()
 		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
 	}
-	trans := cfg.Transport
-	if trans == nil {
-		_, trans = raft.NewInmemTransport(raft.ServerAddress(cfg.PeerAddr))
+	netw := cfg.Network
+	if netw == nil {
+		netw = NewInmemHub().Network(cfg.PeerAddr)
 	}
+	trans := netw.Transport()
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(meta.ID)
@@ -92,37 +96,52 @@ func New(cfg Config) (*Node, error) {
 	rc.TrailingLogs = max(1024, cfg.SnapshotCount/2)
 	rc.Logger = hlog
 
+	rc.PreVoteDisabled = false // a removed or partitioned member must not depose a healthy leader
+
+	fail := func(err error) (*Node, error) {
+		netw.Close()
+		logs.Close()
+		return nil, err
+	}
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
-		logs.Close()
-		return nil, fmt.Errorf("cluster: inspect raft state: %w", err)
+		return fail(fmt.Errorf("cluster: inspect raft state: %w", err))
 	}
-	if !has {
+	peers := normalizePeers(cfg.Peers, cfg.PeerAddr)
+	switch {
+	case has && len(peers) > 0:
+		cfg.Logger.Info("restarting from the data dir; --peers is ignored", "data_dir", cfg.DataDir)
+	case !has && len(peers) == 0:
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
 		if err := raft.BootstrapCluster(rc, logs, logs, snaps, trans, conf); err != nil {
-			logs.Close()
-			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+			return fail(fmt.Errorf("cluster: bootstrap: %w", err))
 		}
 		cfg.Logger.Info("bootstrapped a new cluster", "member", meta.ID, "cluster", meta.ClusterID)
 	}
 
 	st := store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
 	f := newFSM(st)
-	r, err := raft.NewRaft(rc, f, logs, logs, snaps, trans)
-	if err != nil {
-		logs.Close()
-		return nil, fmt.Errorf("cluster: start raft: %w", err)
-	}
 	n := &Node{
-		cfg: cfg, raft: r, fsm: f, store: st, logs: logs,
+		cfg: cfg, fsm: f, store: st, logs: logs, net: netw,
 		id: id, clusterID: clusterID, startTime: time.Now(),
 		readyCh: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
+	r, err := raft.NewRaft(rc, f, logs, logs, snaps, trans)
+	if err != nil {
+		return fail(fmt.Errorf("cluster: start raft: %w", err))
+	}
+	n.raft = r
+	netw.Serve(n.handle)
 	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
 	n.metrics = newMetrics(cfg.Registry, n)
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.run()
+	if !has && len(peers) > 0 {
+		go n.joinLoop(peers)
+	} else {
+		go func() { defer n.wg.Done(); n.announceLoop() }()
+	}
 	return n, nil
 }
 
@@ -132,8 +151,15 @@ func (n *Node) Store() *store.Store { return n.store }
 // ID is this member's ID.
 func (n *Node) ID() uint64 { return n.id }
 
-// ClusterID is the cluster's ID.
-func (n *Node) ClusterID() uint64 { return n.clusterID }
+// ClusterID is the cluster's ID: the one carried by the first member entry
+// of the cluster (a founding member's), once applied here; until then this
+// member's own.
+func (n *Node) ClusterID() uint64 {
+	if id := n.fsm.clusterID.Load(); id != 0 {
+		return id
+	}
+	return n.clusterID
+}
 
 // Shutdown stops the node; acknowledged writes are already durable.
 func (n *Node) Shutdown(ctx context.Context) error {
@@ -148,6 +174,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("cluster: shutdown: %w", ctx.Err())
 		}
+		n.net.Close()
 		if cerr := n.logs.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)
 		}
@@ -182,11 +209,13 @@ func (n *Node) ensureReady() {
 	if n.readyTerm.Load() == term {
 		return
 	}
-	if err := n.raft.Barrier(n.cfg.RequestTimeout).Error(); err != nil {
-		n.cfg.Logger.Warn("leader barrier failed", "term", term, "err", err)
+	// A command, not raft's Barrier: followers' FSMs see it, so every index
+	// a reader may wait for from now on is one their FSM advances to.
+	c := command{typ: cmdNoop, now: n.leaderNow()}
+	if err := n.raft.Apply(c.encode(), n.cfg.RequestTimeout).Error(); err != nil {
+		n.cfg.Logger.Warn("leader's first entry failed", "term", term, "err", err)
 		return
 	}
-	n.fsm.advance(n.raft.AppliedIndex())
 	n.leaderSince.Store(time.Now().UnixNano())
 	n.readyMu.Lock()
 	n.readyTerm.Store(term)
@@ -199,7 +228,7 @@ func (n *Node) ensureReady() {
 // maybeExpire proposes an expiry sweep at the leader's time when a node is due.
 func (n *Node) maybeExpire() {
 	next, ok := n.store.NextExpiration()
-	now := n.cfg.Now()
+	now := n.leaderNow()
 	if !ok || next.After(now) {
 		return
 	}
@@ -211,7 +240,9 @@ func (n *Node) maybeExpire() {
 }
 
 // Propose commits a write and returns its result as applied on this node.
-// A *store.Error is a business failure (nothing changed); any other error is
+// On a follower the write is forwarded to the leader, and Propose returns
+// once this node has applied it too, so later reads here see it. A
+// *store.Error is a business failure (nothing changed); any other error is
 // a raft failure and the write may or may not have been applied.
 func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, error) {
 	select {
@@ -219,18 +250,64 @@ func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, err
 		return nil, ErrStopped
 	default:
 	}
-	if n.raft.State() != raft.Leader {
-		return nil, ErrNotLeader
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	if n.isLeader() {
+		ev, _, err := n.proposeLocal(ctx, r)
+		return ev, err
 	}
-	c := command{typ: cmdRequest, now: n.cfg.Now(), req: r}
+	c := command{typ: cmdRequest, req: r}
+	ans, err := n.callLeader(ctx, opPropose, 0, c.encode())
+	if err != nil {
+		return nil, err
+	}
+	idx, k := binary.Uvarint(ans)
+	if k <= 0 {
+		return nil, errors.New("cluster: truncated proposal answer from the leader")
+	}
+	var we wireEvent
+	if err := json.Unmarshal(ans[k:], &we); err != nil || we.Event == nil {
+		return nil, fmt.Errorf("cluster: bad proposal answer from the leader: %v", err)
+	}
+	we.Event.EtcdIndex, we.Event.Refresh = we.EtcdIndex, we.Refresh
+	if err := n.waitApplied(ctx, idx); err != nil {
+		// Committed, but not yet here: the answer is still right.
+		n.cfg.Logger.Debug("forwarded write not yet applied locally", "index", idx, "err", err)
+	}
+	return we.Event, nil
+}
+
+// proposeLocal runs a write on the leader, stamped with its clock, and
+// returns its result and raft index.
+func (n *Node) proposeLocal(ctx context.Context, r *store.Request) (*store.Event, uint64, error) {
+	if !n.isLeader() {
+		return nil, 0, ErrNotLeader
+	}
+	c := command{typ: cmdRequest, now: n.leaderNow(), req: r}
 	start := time.Now()
 	f := n.raft.Apply(c.encode(), n.timeout(ctx))
 	if err := f.Error(); err != nil {
-		return nil, raftError(err)
+		return nil, 0, raftError(err)
 	}
 	n.metrics.observeApply(time.Since(start))
 	res := f.Response().(applyResult)
-	return res.event, res.err
+	if res.err != nil {
+		return nil, f.Index(), res.err
+	}
+	return res.event, f.Index(), nil
+}
+
+func (n *Node) isLeader() bool { return n.raft.State() == raft.Leader }
+
+// leaderNow is the time a leader stamps on an entry: its clock, but never
+// before the latest time already applied, so a new leader whose clock is
+// behind does not move time backwards.
+func (n *Node) leaderNow() time.Time {
+	now := n.cfg.Now()
+	if last := n.fsm.lastNow.Load(); now.UnixNano() < last {
+		return time.Unix(0, last)
+	}
+	return now
 }
 
 func (n *Node) timeout(ctx context.Context) time.Duration {
@@ -243,8 +320,11 @@ func (n *Node) timeout(ctx context.Context) time.Duration {
 
 func raftError(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+	case errors.Is(err, raft.ErrNotLeader):
 		return fmt.Errorf("%w (%v)", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// The entry may still commit under the next leader: not retryable.
+		return fmt.Errorf("%w: leadership was lost before the entry committed; it may or may not be applied", ErrTimeout)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return ErrTimeout
 	case errors.Is(err, raft.ErrRaftShutdown):

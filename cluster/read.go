@@ -2,31 +2,58 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"sync"
-	"time"
-
-	"github.com/hashicorp/raft"
 )
 
-// ReadBarrier returns once a read of the local store is linearizable. On the
-// leader: wait until it has applied an entry of its own term, confirm
-// leadership with a quorum (one round serves every read that arrived before
-// it started), then wait until the store has applied the commit index seen
-// when the read began.
+// ReadBarrier returns once a read of the local store is linearizable: this
+// node has applied at least the leader's commit index as it was after the
+// read began, and the leader confirmed with a quorum that it still led.
+// hashicorp/raft has no ReadIndex; readIndex builds one. A follower asks the
+// leader for the index over the peer channel, then waits to apply it.
 func (n *Node) ReadBarrier(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
-	if n.raft.State() != raft.Leader {
-		return ErrNotLeader
+	var idx uint64
+	if n.isLeader() {
+		var err error
+		if idx, err = n.readIndex(ctx); err != nil {
+			return err
+		}
+	} else {
+		ans, err := n.callLeader(ctx, opReadIndex, 0, nil)
+		if err != nil {
+			return err
+		}
+		var k int
+		if idx, k = binary.Uvarint(ans); k <= 0 {
+			return errors.New("cluster: truncated read index from the leader")
+		}
+	}
+	return n.waitApplied(ctx, idx)
+}
+
+// readIndex is the leader's half of a linearizable read: wait until this
+// leader has applied an entry of its own term (before that its commit index
+// may lag what an earlier leader committed), note the commit index, then
+// confirm leadership with a quorum (one round serves every read that arrived
+// before it started). The order matters (hashicorp/raft#603): the index is
+// taken before the confirmation, so it covers every write acknowledged
+// before the read began.
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
+	if !n.isLeader() {
+		return 0, ErrNotLeader
+	}
+	if err := n.waitReady(ctx); err != nil {
+		return 0, err
 	}
 	commit := n.raft.CommitIndex()
-	if err := n.waitReady(ctx); err != nil {
-		return err
-	}
 	if err := n.verify.do(ctx); err != nil {
-		return raftError(err)
+		return 0, raftError(err)
 	}
-	return n.waitApplied(ctx, commit)
+	return commit, nil
 }
 
 func (n *Node) waitReady(ctx context.Context) error {
@@ -47,26 +74,19 @@ func (n *Node) waitReady(ctx context.Context) error {
 	}
 }
 
-// waitApplied waits until the FSM has applied index. Entries that never reach
-// the FSM (raft no-ops, barriers) cannot move the FSM's index, so after a
-// short grace a barrier settles it: when it completes, everything before it
-// has been applied.
+// waitApplied waits until the FSM has applied index. Every index a reader
+// waits for is one the FSM sees: commit indexes are taken after the leader's
+// first entry of its term (a command, not a raft no-op or barrier), and
+// Cairn never appends raft barriers.
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
-	grace := time.NewTimer(2 * n.cfg.HeartbeatInterval)
-	defer grace.Stop()
 	select {
 	case <-n.fsm.appliedCh(index):
 		return nil
-	case <-grace.C:
 	case <-ctx.Done():
-		return ErrTimeout
+		return fmt.Errorf("%w: this member has not applied index %d yet", ErrTimeout, index)
+	case <-n.stop:
+		return ErrStopped
 	}
-	last := n.raft.LastIndex()
-	if err := n.raft.Barrier(n.timeout(ctx)).Error(); err != nil {
-		return raftError(err)
-	}
-	n.fsm.advance(last)
-	return nil
 }
 
 // verifier coalesces leadership confirmations: a caller joins the next round

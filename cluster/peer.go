@@ -1,0 +1,379 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The peer port carries two protocols over mutual TLS. After the handshake
+// the dialer sends one byte naming the protocol: raft's own RPCs, or Cairn's
+// request/answer frames (forwarded proposals, reads, joins).
+const (
+	protoRaft    byte = 'R'
+	protoForward byte = 'F'
+)
+
+const (
+	peerHandshakeTimeout = 10 * time.Second
+	maxFrame             = 64 << 20 // a forwarded answer holds at most two values
+	maxIdlePerPeer       = 32
+	idleConnTTL          = time.Minute // an idle forwarding connection older than this is not reused
+)
+
+// TLSNetworkConfig configures NewTLSNetwork.
+type TLSNetworkConfig struct {
+	// BindAddr is where the peer port listens; AdvertiseAddr is the address
+	// other members dial (the raft server address of this node).
+	BindAddr, AdvertiseAddr string
+	// ServerTLS and ClientTLS must both demand a node certificate from the
+	// other side (tlsauth's PeerServerConfig and PeerClientConfig).
+	ServerTLS, ClientTLS *tls.Config
+	Logger               *slog.Logger
+}
+
+// TLSNetwork is the peer port: one TLS listener for raft and forwarding.
+// Outbound connections leave from the host of BindAddr when that host is a
+// specific IP, so that peers (and fault-injecting proxies in tests) see
+// which member dialed.
+type TLSNetwork struct {
+	cfg    TLSNetworkConfig
+	ln     net.Listener
+	dialer net.Dialer
+	trans  *raft.NetworkTransport
+	raftCh chan net.Conn
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	handler func(ctx context.Context, req []byte) []byte
+	idle    map[string][]idleConn
+	conns   map[net.Conn]struct{} // accepted forwarding connections
+	closed  bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+	baseCtx context.Context
+	cancel  context.CancelFunc
+}
+
+type idleConn struct {
+	c     net.Conn
+	since time.Time
+}
+
+// NewTLSNetwork listens on cfg.BindAddr and returns the network.
+func NewTLSNetwork(cfg TLSNetworkConfig) (*TLSNetwork, error) {
+	if cfg.ServerTLS == nil || cfg.ClientTLS == nil {
+		return nil, errors.New("cluster: the peer port needs TLS configurations for both directions")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listen on peer address %s: %w (is another process using it? set --peer-bind-addr)", cfg.BindAddr, err)
+	}
+	n := &TLSNetwork{
+		cfg: cfg, ln: ln, log: cfg.Logger,
+		raftCh: make(chan net.Conn),
+		idle:   make(map[string][]idleConn),
+		conns:  make(map[net.Conn]struct{}),
+		done:   make(chan struct{}),
+	}
+	n.baseCtx, n.cancel = context.WithCancel(context.Background())
+	n.dialer.Timeout = peerHandshakeTimeout
+	if host, _, err := net.SplitHostPort(cfg.BindAddr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			n.dialer.LocalAddr = &net.TCPAddr{IP: ip}
+		}
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &streamLayer{n: n},
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  newRaftLogger(cfg.Logger),
+	})
+	n.wg.Add(1)
+	go n.acceptLoop()
+	return n, nil
+}
+
+// Transport is raft's NetworkTransport over the peer port.
+func (n *TLSNetwork) Transport() raft.Transport { return n.trans }
+
+// Addr is the address the peer port listens on.
+func (n *TLSNetwork) Addr() net.Addr { return n.ln.Addr() }
+
+// Serve installs the handler of forwarded requests.
+func (n *TLSNetwork) Serve(h func(ctx context.Context, req []byte) []byte) {
+	n.mu.Lock()
+	n.handler = h
+	n.mu.Unlock()
+}
+
+// Close stops the listener and closes every connection.
+func (n *TLSNetwork) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	close(n.done)
+	n.cancel()
+	err := n.ln.Close()
+	for c := range n.conns {
+		c.Close()
+	}
+	for _, cs := range n.idle {
+		for _, ic := range cs {
+			ic.c.Close()
+		}
+	}
+	n.idle = nil
+	n.mu.Unlock()
+	n.trans.Close()
+	n.wg.Wait()
+	return err
+}
+
+func (n *TLSNetwork) acceptLoop() {
+	defer n.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := n.ln.Accept()
+		if err != nil {
+			select {
+			case <-n.done:
+				return
+			default:
+			}
+			// Out of file descriptors and the like: back off, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			n.log.Warn("peer port: accept failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		n.wg.Add(1)
+		go n.handshake(c)
+	}
+}
+
+// handshake authenticates an accepted connection and hands it to raft or to
+// the forwarding server. The TLS configuration refuses anything but a node
+// certificate; the refusal is logged with the reason.
+func (n *TLSNetwork) handshake(raw net.Conn) {
+	defer n.wg.Done()
+	c := tls.Server(raw, n.cfg.ServerTLS)
+	c.SetDeadline(time.Now().Add(peerHandshakeTimeout))
+	var proto [1]byte
+	if err := c.Handshake(); err != nil {
+		n.log.Warn("peer port: refused connection", "remote", raw.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	if _, err := io.ReadFull(c, proto[:]); err != nil {
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	switch proto[0] {
+	case protoRaft:
+		select {
+		case n.raftCh <- c:
+		case <-n.done:
+			c.Close()
+		}
+	case protoForward:
+		if !n.track(c) {
+			return
+		}
+		defer n.untrack(c)
+		n.serveForward(c)
+	default:
+		n.log.Warn("peer port: unknown protocol", "remote", raw.RemoteAddr().String(), "byte", proto[0])
+		c.Close()
+	}
+}
+
+func (n *TLSNetwork) track(c net.Conn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		c.Close()
+		return false
+	}
+	n.conns[c] = struct{}{}
+	return true
+}
+
+func (n *TLSNetwork) untrack(c net.Conn) {
+	n.mu.Lock()
+	delete(n.conns, c)
+	n.mu.Unlock()
+	c.Close()
+}
+
+// serveForward answers frames one at a time until the peer hangs up.
+func (n *TLSNetwork) serveForward(c net.Conn) {
+	r := bufio.NewReader(c)
+	for {
+		req, err := readFrame(r)
+		if err != nil {
+			return
+		}
+		n.mu.Lock()
+		h := n.handler
+		n.mu.Unlock()
+		var resp []byte
+		if h == nil {
+			resp = encodeFailure(errNoHandler)
+		} else {
+			resp = h(n.baseCtx, req)
+		}
+		if err := writeFrame(c, resp); err != nil {
+			return
+		}
+	}
+}
+
+// Call sends req to the peer at addr over a pooled forwarding connection.
+func (n *TLSNetwork) Call(ctx context.Context, addr string, req []byte) ([]byte, error) {
+	c, err := n.getConn(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect to peer %s: %w: %w", addr, err, ErrNotSent)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	if err := writeFrame(c, req); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("cluster: send to peer %s: %w", addr, err)
+	}
+	resp, err := readFrame(bufio.NewReader(c))
+	if err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("cluster: peer %s: %w", addr, ctx.Err())
+		}
+		return nil, fmt.Errorf("cluster: answer from peer %s: %w", addr, err)
+	}
+	if stop() {
+		n.putConn(addr, c)
+	} else {
+		c.Close()
+	}
+	return resp, nil
+}
+
+func (n *TLSNetwork) getConn(ctx context.Context, addr string) (net.Conn, error) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	for cs := n.idle[addr]; len(cs) > 0; cs = n.idle[addr] {
+		ic := cs[len(cs)-1]
+		n.idle[addr] = cs[:len(cs)-1]
+		if time.Since(ic.since) < idleConnTTL {
+			n.mu.Unlock()
+			return ic.c, nil
+		}
+		ic.c.Close()
+	}
+	n.mu.Unlock()
+	return n.dial(ctx, addr, protoForward)
+}
+
+func (n *TLSNetwork) putConn(addr string, c net.Conn) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed || len(n.idle[addr]) >= maxIdlePerPeer {
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	n.idle[addr] = append(n.idle[addr], idleConn{c: c, since: time.Now()})
+}
+
+// dial opens a TLS connection to a peer and announces the protocol.
+func (n *TLSNetwork) dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := n.cfg.ClientTLS.Clone()
+	cfg.ServerName = host
+	d := tls.Dialer{NetDialer: &n.dialer, Config: cfg}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetWriteDeadline(time.Now().Add(peerHandshakeTimeout))
+	if _, err := c.Write([]byte{proto}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+func writeFrame(w io.Writer, b []byte) error {
+	buf := make([]byte, 4, 4+len(b))
+	binary.BigEndian.PutUint32(buf, uint32(len(b)))
+	_, err := w.Write(append(buf, b...))
+	return err
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var h [4]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, err
+	}
+	l := binary.BigEndian.Uint32(h[:])
+	if l > maxFrame {
+		return nil, fmt.Errorf("cluster: peer frame of %d bytes is over the limit of %d", l, maxFrame)
+	}
+	b := make([]byte, l)
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
+
+// streamLayer gives raft's NetworkTransport the raft connections of the
+// shared peer port.
+type streamLayer struct{ n *TLSNetwork }
+
+func (s *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.n.raftCh:
+		return c, nil
+	case <-s.n.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close is a no-op: the listener is shared and closed by TLSNetwork.Close.
+func (s *streamLayer) Close() error { return nil }
+
+// Addr is the advertised address: raft uses it as this server's address.
+func (s *streamLayer) Addr() net.Addr { return advertisedAddr(s.n.cfg.AdvertiseAddr) }
+
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(s.n.baseCtx, timeout)
+	defer cancel()
+	return s.n.dial(ctx, string(address), protoRaft)
+}
+
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }

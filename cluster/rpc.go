@@ -1,0 +1,256 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairnkv/cairn/store"
+)
+
+// Forwarded requests: [op][hops][payload]. Answers: [status][payload].
+const (
+	opPropose      byte = 1 // payload: an encoded cmdRequest; answer: uvarint raft index, wireEvent
+	opReadIndex    byte = 2 // answer: uvarint index the reader must have applied
+	opJoin         byte = 3 // payload: joinRequest JSON
+	opAddMember    byte = 4 // payload: JSON []string peer URLs; answer: Member JSON
+	opRemoveMember byte = 5 // payload: uvarint id
+	opUpdateMember byte = 6 // payload: memberUpdate JSON
+	opPing         byte = 7 // answer: empty
+)
+
+const (
+	statusOK       byte = 0
+	statusStoreErr byte = 1 // payload: store.Error JSON
+	statusFailure  byte = 2 // payload: failure kind, then text
+)
+
+// Failure kinds: the sentinel errors that cross the wire.
+const (
+	failOther byte = iota
+	failNotLeader
+	failTimeout
+	failStopped
+	failUninitialized
+	failMember // then a uvarint HTTP status
+	failStarting
+)
+
+// ErrUninitialized is a peer's answer while it is not part of any cluster
+// yet (an empty data dir waiting to join or to bootstrap).
+var ErrUninitialized = errors.New("cluster: member is not part of a cluster yet")
+
+// wireEvent carries an event's fields that its JSON form leaves out.
+type wireEvent struct {
+	Event     *store.Event `json:"e"`
+	EtcdIndex uint64       `json:"i"`
+	Refresh   bool         `json:"r,omitempty"`
+}
+
+// remoteError is a failure answered by a peer that is not one of the
+// sentinels: its text is shown as is.
+type remoteError struct{ msg string }
+
+func (e *remoteError) Error() string { return e.msg }
+
+func encodeOK(payload []byte) []byte { return append([]byte{statusOK}, payload...) }
+
+func encodeFailure(err error) []byte {
+	var se *store.Error
+	if errors.As(err, &se) {
+		b, _ := json.Marshal(se)
+		return append([]byte{statusStoreErr}, b...)
+	}
+	var me *MemberError
+	kind := failOther
+	var extra []byte
+	switch {
+	case errors.As(err, &me):
+		kind = failMember
+		extra = binary.AppendUvarint(nil, uint64(me.Status))
+	case errors.Is(err, ErrNotLeader):
+		kind = failNotLeader
+	case errors.Is(err, ErrTimeout):
+		kind = failTimeout
+	case errors.Is(err, ErrStopped):
+		kind = failStopped
+	case errors.Is(err, ErrUninitialized):
+		kind = failUninitialized
+	case errors.Is(err, errNoHandler):
+		kind = failStarting
+	}
+	b := append([]byte{statusFailure, kind}, extra...)
+	return append(b, err.Error()...)
+}
+
+// decodeAnswer splits an answer into its payload or its error.
+func decodeAnswer(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, errors.New("cluster: empty answer from peer")
+	}
+	switch b[0] {
+	case statusOK:
+		return b[1:], nil
+	case statusStoreErr:
+		se := new(store.Error)
+		if err := json.Unmarshal(b[1:], se); err != nil {
+			return nil, fmt.Errorf("cluster: bad store error from peer: %w", err)
+		}
+		return nil, se
+	case statusFailure:
+		if len(b) < 2 {
+			return nil, errors.New("cluster: truncated failure from peer")
+		}
+		kind, rest := b[1], b[2:]
+		switch kind {
+		case failNotLeader:
+			return nil, fmt.Errorf("%w (leader: %s)", ErrNotLeader, rest)
+		case failTimeout:
+			return nil, ErrTimeout
+		case failStopped:
+			return nil, fmt.Errorf("cluster: leader is shutting down: %w", ErrNotLeader)
+		case failUninitialized:
+			return nil, ErrUninitialized
+		case failStarting:
+			return nil, fmt.Errorf("%w: %w", errNoHandler, ErrNotSent)
+		case failMember:
+			st, n := binary.Uvarint(rest)
+			if n <= 0 {
+				return nil, errors.New("cluster: truncated member error from peer")
+			}
+			return nil, &MemberError{Status: int(st), Msg: string(rest[n:])}
+		}
+		return nil, &remoteError{msg: string(rest)}
+	}
+	return nil, fmt.Errorf("cluster: unknown answer status %d from peer", b[0])
+}
+
+// handle answers a request from a peer. A request this node cannot serve
+// because it is not the leader is passed on to the leader once (hops
+// counts the passes), so a joining node may ask any member.
+func (n *Node) handle(ctx context.Context, req []byte) []byte {
+	if len(req) < 2 {
+		return encodeFailure(errors.New("cluster: truncated request"))
+	}
+	op, hops, payload := req[0], req[1], req[2:]
+	if op == opPing {
+		return encodeOK(nil)
+	}
+	if !n.hasConfiguration() {
+		return encodeFailure(ErrUninitialized)
+	}
+	if !n.isLeader() {
+		if hops > 0 {
+			return encodeFailure(ErrNotLeader)
+		}
+		ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+		defer cancel()
+		ans, err := n.callLeader(ctx, op, 1, payload)
+		if err != nil {
+			return encodeFailure(err)
+		}
+		return encodeOK(ans)
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	ans, err := n.serveLeader(ctx, op, payload)
+	if err != nil {
+		return encodeFailure(err)
+	}
+	return encodeOK(ans)
+}
+
+// serveLeader runs a forwarded request on the leader.
+func (n *Node) serveLeader(ctx context.Context, op byte, payload []byte) ([]byte, error) {
+	switch op {
+	case opPropose:
+		c, err := decodeCommand(payload)
+		if err != nil || c.typ != cmdRequest {
+			return nil, fmt.Errorf("cluster: bad forwarded proposal: %v", err)
+		}
+		ev, idx, err := n.proposeLocal(ctx, c.req)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(wireEvent{Event: ev, EtcdIndex: ev.EtcdIndex, Refresh: ev.Refresh})
+		if err != nil {
+			return nil, err
+		}
+		return append(binary.AppendUvarint(nil, idx), b...), nil
+	case opReadIndex:
+		idx, err := n.readIndex(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return binary.AppendUvarint(nil, idx), nil
+	case opJoin:
+		var jr joinRequest
+		if err := json.Unmarshal(payload, &jr); err != nil {
+			return nil, fmt.Errorf("cluster: bad join request: %w", err)
+		}
+		return nil, n.admitMember(ctx, jr)
+	case opAddMember:
+		var urls []string
+		if err := json.Unmarshal(payload, &urls); err != nil {
+			return nil, fmt.Errorf("cluster: bad add-member request: %w", err)
+		}
+		m, err := n.addMemberLocal(ctx, urls)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(m)
+	case opRemoveMember:
+		id, k := binary.Uvarint(payload)
+		if k <= 0 {
+			return nil, errors.New("cluster: bad remove-member request")
+		}
+		return nil, n.removeMemberLocal(ctx, id)
+	case opUpdateMember:
+		var u memberUpdate
+		if err := json.Unmarshal(payload, &u); err != nil {
+			return nil, fmt.Errorf("cluster: bad update-member request: %w", err)
+		}
+		return nil, n.updateMemberLocal(ctx, u.ID, u.PeerURLs)
+	}
+	return nil, fmt.Errorf("cluster: unknown request %d from peer", op)
+}
+
+// callLeader sends a request to the current leader, waiting (within ctx)
+// for one to be known. It retries while the request provably did not reach
+// a leader: no leader known, a connection that could not be made, or a
+// peer that was no longer leader when it checked.
+func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([]byte, error) {
+	req := append([]byte{op, hops}, payload...)
+	backoff := 10 * time.Millisecond
+	var last error = ErrNotLeader
+	for {
+		if n.isLeader() {
+			return n.serveLeader(ctx, op, payload)
+		}
+		addr, _ := n.raft.LeaderWithID()
+		if addr != "" {
+			ans, err := n.net.Call(ctx, string(addr), req)
+			if err == nil {
+				ans, err = decodeAnswer(ans)
+			}
+			if err == nil || !(errors.Is(err, ErrNotSent) || errors.Is(err, ErrNotLeader)) {
+				return ans, err
+			}
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(last, ErrNotLeader) {
+				return nil, fmt.Errorf("%w: no leader answered within the request timeout (is a majority of members up and reachable?)", ErrNotLeader)
+			}
+			return nil, fmt.Errorf("%w: %w", ErrTimeout, last)
+		case <-n.stop:
+			return nil, ErrStopped
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
