@@ -29,8 +29,15 @@ type Config struct {
 	SnapshotCount uint64
 	HistorySize   int
 
+	Peers     []string
+	PeersFile string
+
 	PeerAddr          string
 	PeerBindAddr      string
+	PeerCAFile        string
+	PeerCertFile      string
+	PeerKeyFile       string
+	PeerAllowedCNs    []string
 	HeartbeatInterval time.Duration
 	ElectionTimeout   time.Duration
 
@@ -64,8 +71,14 @@ var settings = []setting{
 	{"key_file", "key-file", "", "private key of --cert-file (mode 0600)"},
 	{"snapshot_count", "snapshot-count", uint64(10000), "applied raft entries between snapshots"},
 	{"history_size", "history-size", 100000, "events kept for watches from a past index"},
+	{"peers", "peers", "", "peer addresses (host:port, comma-separated) of members to join through when the data dir is empty"},
+	{"peers_file", "peers-file", "", "file listing peer addresses (comma- or newline-separated), read like --peers"},
 	{"peer.addr", "peer-addr", "127.0.0.1:7001", "advertised peer host:port (raft)"},
 	{"peer.bind_addr", "peer-bind-addr", "", "peer listen host:port (default: the port of --peer-addr on all interfaces)"},
+	{"peer.ca_file", "peer-ca-file", "", "CA bundle peer certificates must chain to (default: ca_file)"},
+	{"peer.cert_file", "peer-cert-file", "", "node certificate of the peer port, served and presented (default: cert_file)"},
+	{"peer.key_file", "peer-key-file", "", "private key of --peer-cert-file (default: key_file)"},
+	{"peer.cert_allowed_cn", "peer-cert-allowed-cn", "", "comma-separated CNs accepted as nodes on the peer port, for certificates without a SPIFFE URI SAN"},
 	{"peer.heartbeat_interval", "peer-heartbeat-interval", 100 * time.Millisecond, "raft heartbeat interval"},
 	{"peer.election_timeout", "peer-election-timeout", 1000 * time.Millisecond, "raft election timeout"},
 	{"tls.min_version", "tls-min-version", "1.3", "lowest TLS version accepted: 1.3 or 1.2"},
@@ -216,11 +229,25 @@ func decodeConfig(v *viper.Viper) (Config, error) {
 		}
 		return n
 	}
+	list := func(k string) []string {
+		raw := v.Get(k)
+		if xs, ok := raw.([]any); ok { // a TOML array
+			var out []string
+			for _, x := range xs {
+				out = append(out, fmt.Sprint(x))
+			}
+			return out
+		}
+		return splitList(fmt.Sprint(raw))
+	}
 	c := Config{
 		Name: str("name"), DataDir: str("data_dir"), Addr: str("addr"), BindAddr: str("bind_addr"),
 		CAFile: str("ca_file"), CertFile: str("cert_file"), KeyFile: str("key_file"),
 		SnapshotCount: uint64(num("snapshot_count")), HistorySize: int(num("history_size")),
+		Peers: list("peers"), PeersFile: str("peers_file"),
 		PeerAddr: str("peer.addr"), PeerBindAddr: str("peer.bind_addr"),
+		PeerCAFile: str("peer.ca_file"), PeerCertFile: str("peer.cert_file"), PeerKeyFile: str("peer.key_file"),
+		PeerAllowedCNs: list("peer.cert_allowed_cn"),
 		HeartbeatInterval: dur("peer.heartbeat_interval"), ElectionTimeout: dur("peer.election_timeout"),
 		TLSMinVersion: str("tls.min_version"), TLSTrustDomain: str("tls.trust_domain"),
 		MaxValueBytes: num("limits.max_value_bytes"), MaxRequestBytes: num("limits.max_request_bytes"),
@@ -251,8 +278,25 @@ func decodeConfig(v *viper.Viper) (Config, error) {
 	if c.SnapshotCount == 0 {
 		errs = append(errs, errors.New("snapshot_count: must be at least 1"))
 	}
-	if n := boolCount(c.CAFile != "", c.CertFile != "", c.KeyFile != ""); n != 0 && n != 3 {
-		errs = append(errs, errors.New("ca_file, cert_file and key_file go together: set all three, or none for the development PKI"))
+	if c.CertFile != "" || c.KeyFile != "" {
+		if boolCount(c.CAFile != "", c.CertFile != "", c.KeyFile != "") != 3 {
+			errs = append(errs, errors.New("ca_file, cert_file and key_file go together: set all three; or ca_file alone with its ca.key beside it (the node certificate is then issued from it); or none for the development PKI"))
+		}
+	}
+	if n := boolCount(c.PeerCertFile != "", c.PeerKeyFile != ""); n == 1 {
+		errs = append(errs, errors.New("peer.cert_file and peer.key_file go together"))
+	}
+	if c.PeersFile != "" {
+		b, err := os.ReadFile(c.PeersFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("peers_file: %w", err))
+		}
+		c.Peers = append(c.Peers, splitList(string(b))...)
+	}
+	for _, p := range c.Peers {
+		if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(p, "https://"), "http://")); err != nil {
+			errs = append(errs, fmt.Errorf("peers: %q is not host:port", p))
+		}
 	}
 	return c, errors.Join(errs...)
 }
@@ -281,4 +325,9 @@ func boolCount(bs ...bool) int {
 		}
 	}
 	return n
+}
+
+// splitList splits a comma-, space- or newline-separated list.
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == ' ' || r == '\t' || r == '\r' })
 }

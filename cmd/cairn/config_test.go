@@ -106,7 +106,10 @@ func TestConfigErrors(t *testing.T) {
 		{"bad addr", []string{"--addr", "nohost"}, nil, "", `addr: "nohost" is not host:port`},
 		{"bad tls", []string{"--tls-min-version", "1.1"}, nil, "", "tls.min_version"},
 		{"bad log", []string{"--log-format", "xml"}, nil, "", "log.format"},
-		{"partial tls files", []string{"--ca-file", "x"}, nil, "", "go together"},
+		{"partial tls files", []string{"--ca-file", "x", "--cert-file", "y"}, nil, "", "go together"},
+		{"partial peer files", []string{"--peer-key-file", "y"}, nil, "", "peer.cert_file and peer.key_file go together"},
+		{"bad peer", []string{"--peers", "a:1,nohost"}, nil, "", `peers: "nohost" is not host:port`},
+		{"missing peers file", []string{"--peers-file", "/nonexistent"}, nil, "", "peers_file"},
 		{"missing file", nil, nil, "/nonexistent.toml", "read config file"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -46,19 +46,9 @@ created in <data-dir>/pki and the curl command that uses it is printed.`,
 
 // serve runs a member until ctx ends, then shuts down cleanly.
 func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger) error {
-	files := tlsauth.Files{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile}
-	var dev *tlsauth.DevPKI
-	if cfg.CAFile == "" {
-		hosts := advertisedHosts(cfg.Addr, cfg.PeerAddr)
-		p, created, err := tlsauth.EnsureDevPKI(filepath.Join(cfg.DataDir, "pki"), cfg.Name, cfg.TLSTrustDomain, hosts)
-		if err != nil {
-			return fmt.Errorf("development PKI: %w", err)
-		}
-		if created {
-			logger.Info("created a development PKI", "dir", p.Dir)
-		}
-		dev = &p
-		files = p.Files()
+	files, dev, err := serverFiles(cfg, logger)
+	if err != nil {
+		return err
 	}
 	minVersion, err := tlsauth.ParseMinVersion(cfg.TLSMinVersion)
 	if err != nil {
@@ -68,7 +58,23 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 	if err != nil {
 		return err
 	}
-	tlsConf := material.ServerConfig(tlsauth.Options{MinVersion: minVersion, Logger: logger})
+	opts := tlsauth.Options{MinVersion: minVersion, Logger: logger}
+	tlsConf := material.ServerConfig(opts)
+	peerMaterial := material
+	if pf := peerFiles(cfg, files); pf != files {
+		if peerMaterial, err = tlsauth.LoadMaterial(pf); err != nil {
+			return fmt.Errorf("peer TLS: %w", err)
+		}
+	}
+	netw, err := cluster.NewTLSNetwork(cluster.TLSNetworkConfig{
+		BindAddr: cfg.PeerBindAddr, AdvertiseAddr: cfg.PeerAddr,
+		ServerTLS: peerMaterial.PeerServerConfig(opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),
+		ClientTLS: peerMaterial.PeerClientConfig(opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),
+		Logger:    logger,
+	})
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -77,6 +83,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 		Name: cfg.Name, DataDir: cfg.DataDir, PeerAddr: cfg.PeerAddr, ClientURLs: []string{clientURL},
 		SnapshotCount: cfg.SnapshotCount, HeartbeatInterval: cfg.HeartbeatInterval,
 		ElectionTimeout: cfg.ElectionTimeout, HistorySize: cfg.HistorySize,
+		Network: netw, Peers: cfg.Peers,
 		Logger: logger, Registry: reg,
 	})
 	if err != nil {
@@ -130,6 +137,47 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 		logger.Warn("http shutdown", "err", err)
 	}
 	return nil
+}
+
+// serverFiles returns the certificate files of this node: the operator's;
+// or, with ca_file alone, a node certificate issued from the CA key beside
+// it (nodes sharing another node's development CA); or the development PKI
+// of the data dir, created on first start (then dev is set).
+func serverFiles(cfg Config, logger *slog.Logger) (tlsauth.Files, *tlsauth.DevPKI, error) {
+	hosts := advertisedHosts(cfg.Addr, cfg.PeerAddr)
+	pkiDir := filepath.Join(cfg.DataDir, "pki")
+	switch {
+	case cfg.CertFile != "":
+		return tlsauth.Files{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile}, nil, nil
+	case cfg.CAFile != "":
+		caKey := filepath.Join(filepath.Dir(cfg.CAFile), "ca.key")
+		f, err := tlsauth.EnsureNodeCert(pkiDir, cfg.CAFile, caKey, cfg.Name, cfg.TLSTrustDomain, hosts)
+		if err != nil {
+			return f, nil, fmt.Errorf("ca_file without cert_file and key_file: issuing this node's certificate from %s: %w (pass --cert-file and --key-file, or point --ca-file at a development PKI's ca.crt)", caKey, err)
+		}
+		return f, nil, nil
+	}
+	p, created, err := tlsauth.EnsureDevPKI(pkiDir, cfg.Name, cfg.TLSTrustDomain, hosts)
+	if err != nil {
+		return tlsauth.Files{}, nil, fmt.Errorf("development PKI: %w", err)
+	}
+	if created {
+		logger.Info("created a development PKI", "dir", p.Dir)
+	}
+	return p.Files(), &p, nil
+}
+
+// peerFiles are the files of the peer port: each peer.* file, or the
+// client-side one.
+func peerFiles(cfg Config, client tlsauth.Files) tlsauth.Files {
+	f := client
+	if cfg.PeerCAFile != "" {
+		f.CAFile = cfg.PeerCAFile
+	}
+	if cfg.PeerCertFile != "" {
+		f.CertFile, f.KeyFile = cfg.PeerCertFile, cfg.PeerKeyFile
+	}
+	return f
 }
 
 // advertisedHosts are the hosts of the advertised addresses, for the
