@@ -247,7 +247,7 @@ func decodeConfig(v *viper.Viper) (Config, error) {
 		Peers: list("peers"), PeersFile: str("peers_file"),
 		PeerAddr: str("peer.addr"), PeerBindAddr: str("peer.bind_addr"),
 		PeerCAFile: str("peer.ca_file"), PeerCertFile: str("peer.cert_file"), PeerKeyFile: str("peer.key_file"),
-		PeerAllowedCNs: list("peer.cert_allowed_cn"),
+		PeerAllowedCNs:    list("peer.cert_allowed_cn"),
 		HeartbeatInterval: dur("peer.heartbeat_interval"), ElectionTimeout: dur("peer.election_timeout"),
 		TLSMinVersion: str("tls.min_version"), TLSTrustDomain: str("tls.trust_domain"),
 		MaxValueBytes: num("limits.max_value_bytes"), MaxRequestBytes: num("limits.max_request_bytes"),
