@@ -47,6 +47,7 @@ type Node struct {
 
 	verify  *verifier
 	metrics *metrics
+	lstats  leaderStats
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -135,8 +136,9 @@ func New(cfg Config) (*Node, error) {
 	netw.Serve(n.handle)
 	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
 	n.metrics = newMetrics(cfg.Registry, n)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.run()
+	go n.probeFollowers()
 	if !has && len(peers) > 0 {
 		go n.joinLoop(peers)
 	} else {

@@ -227,3 +227,34 @@ func TestExpiryAcrossLeaderChange(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestLeaderStats(t *testing.T) {
+	c := clustertest.New(t, 3)
+	leader := c.Leader()
+	if _, ok := c.Node((leader + 1) % 3).LeaderStats(); ok {
+		t.Fatal("a follower reports leader stats")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fs, ok := c.Node(leader).LeaderStats()
+		if !ok {
+			t.Fatal("the leader reports no leader stats")
+		}
+		if len(fs) != 2 {
+			t.Fatalf("leader stats for %d followers, want 2", len(fs))
+		}
+		probed := 0
+		for _, s := range fs {
+			if s.Success > 0 && s.Min <= s.Average && s.Average <= s.Max {
+				probed++
+			}
+		}
+		if probed == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("followers not probed: %+v", fs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
