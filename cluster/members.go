@@ -112,8 +112,8 @@ func (n *Node) Members() []Member {
 	return out
 }
 
-// AddMember adds a voter at the given peer URLs (etcd's POST /v2/members).
-// The new member has no name until it starts and joins with --peers.
+// AddMember adds a member at the given peer URLs (etcd's POST /v2/members).
+// It has no name, and no vote, until it starts and joins with --peers.
 func (n *Node) AddMember(ctx context.Context, peerURLs []string) (Member, error) {
 	b, _ := json.Marshal(peerURLs)
 	ans, err := n.leaderRequest(ctx, opAddMember, b)
@@ -185,8 +185,10 @@ func (n *Node) addMemberLocal(ctx context.Context, peerURLs []string) (Member, e
 			return Member{}, &MemberError{Status: 409, Msg: "Peer URLs already exists"}
 		}
 	}
+	// A non-voter until it starts and joins: adding a voter that is not
+	// running yet would need it for quorum (with one member, at once).
 	id := randomID()
-	if err := n.changeVoters(ctx, 0, id, addr); err != nil {
+	if err := n.changeServers(ctx, 0, id, addr, false); err != nil {
 		return Member{}, err
 	}
 	urls := []string{"https://" + addr}
@@ -229,10 +231,10 @@ func (n *Node) updateMemberLocal(ctx context.Context, id uint64, peerURLs []stri
 	if err != nil {
 		return err
 	}
-	found := false
+	found, voter := false, false
 	for _, s := range servers {
 		if s.ID == raft.ServerID(hexID(id)) {
-			found = true
+			found, voter = true, s.Suffrage == raft.Voter
 		} else if string(s.Address) == addr {
 			return &MemberError{Status: 409, Msg: "Peer URLs already exists"}
 		}
@@ -240,7 +242,7 @@ func (n *Node) updateMemberLocal(ctx context.Context, id uint64, peerURLs []stri
 	if !found {
 		return &MemberError{Status: 404, Msg: "No such member: " + hexID(id)}
 	}
-	if err := n.changeVoters(ctx, 0, id, addr); err != nil {
+	if err := n.changeServers(ctx, 0, id, addr, voter); err != nil {
 		return err
 	}
 	info, _ := n.fsm.member(id)
@@ -269,13 +271,13 @@ func (n *Node) admitMember(ctx context.Context, jr joinRequest) error {
 		id, _ := strconv.ParseUint(string(s.ID), 16, 64)
 		switch {
 		case id == jr.ID:
-			known = string(s.Address) == jr.PeerAddr
+			known = string(s.Address) == jr.PeerAddr && s.Suffrage == raft.Voter
 		case string(s.Address) == jr.PeerAddr:
 			replace = id
 		}
 	}
 	if !known {
-		if err := n.changeVoters(ctx, replace, jr.ID, jr.PeerAddr); err != nil {
+		if err := n.changeServers(ctx, replace, jr.ID, jr.PeerAddr, true); err != nil {
 			return err
 		}
 		n.cfg.Logger.Info("admitted member", "member", hexID(jr.ID), "name", jr.Name, "peer", jr.PeerAddr, "replaced", hexID(replace))
@@ -291,9 +293,9 @@ func (n *Node) admitMember(ctx context.Context, jr joinRequest) error {
 	return n.proposeMember(ctx, &want)
 }
 
-// changeVoters removes member old (when not 0) and adds (or re-addresses)
-// member id at addr.
-func (n *Node) changeVoters(ctx context.Context, old, id uint64, addr string) error {
+// changeServers removes member old (when not 0) and adds, re-addresses or
+// promotes member id at addr, as a voter or not.
+func (n *Node) changeServers(ctx context.Context, old, id uint64, addr string, voter bool) error {
 	if old != 0 {
 		if err := n.proposeMember(ctx, &memberCmd{Remove: true, ID: old}); err != nil {
 			return err
@@ -302,7 +304,11 @@ func (n *Node) changeVoters(ctx context.Context, old, id uint64, addr string) er
 			return raftError(err)
 		}
 	}
-	if err := n.raft.AddVoter(raft.ServerID(hexID(id)), raft.ServerAddress(addr), 0, n.timeout(ctx)).Error(); err != nil {
+	add := n.raft.AddNonvoter
+	if voter {
+		add = n.raft.AddVoter
+	}
+	if err := add(raft.ServerID(hexID(id)), raft.ServerAddress(addr), 0, n.timeout(ctx)).Error(); err != nil {
 		return raftError(err)
 	}
 	return nil

@@ -258,3 +258,27 @@ func TestLeaderStats(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestAddMemberThenStartIt(t *testing.T) {
+	c := clustertest.New(t, 1)
+	n0 := c.Node(0)
+	m, err := n0.AddMember(context.Background(), []string{"https://10.0.0.9:7001"})
+	if err != nil {
+		t.Fatalf("add member to a one-member cluster: %v", err)
+	}
+	// Not running yet, and the cluster still writes: it has no vote.
+	propose(t, n0, put("/a", "1"))
+	if _, err := n0.AddMember(context.Background(), []string{"https://10.0.0.9:7001"}); err == nil {
+		t.Fatal("adding the same peer URL twice succeeded")
+	}
+	ms := n0.Members()
+	if len(ms) != 2 {
+		t.Fatalf("members %+v, want 2", ms)
+	}
+	if err := n0.RemoveMember(context.Background(), m.ID); err != nil {
+		t.Fatalf("remove the unstarted member: %v", err)
+	}
+	if got := len(n0.Members()); got != 1 {
+		t.Fatalf("%d members after remove, want 1", got)
+	}
+}
