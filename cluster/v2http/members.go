@@ -66,11 +66,13 @@ func (h *Handler) serveMachines(w http.ResponseWriter, r *http.Request) {
 
 // serveMembers is etcd 2.x's membersHandler: GET lists the members or the
 // leader; POST, PUT and DELETE change the membership through MemberAdmin.
+// As in etcd, the X-Etcd-Cluster-ID header is set after the method check: a
+// 405 does not carry it.
 func (h *Handler) serveMembers(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Etcd-Cluster-ID", hexID(h.cluster.Status().ClusterID))
 	if !allowMethod(w, r.Method, http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut) {
 		return
 	}
+	w.Header().Set("X-Etcd-Cluster-ID", hexID(h.cluster.Status().ClusterID))
 	sub := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, membersPrefix), "/")
 	if r.Method == http.MethodGet {
 		switch sub {
@@ -161,6 +163,10 @@ func memberID(w http.ResponseWriter, r *http.Request, s string) (uint64, bool) {
 // readPeerURLs reads etcd's {"peerURLs":[...]} body: Content-Type must be
 // application/json (415), the URLs valid (400), returned sorted. Cairn is
 // TLS-only, so peer URLs must be https (etcd also takes http, unix, unixs).
+//
+// Deviation: etcd 2.3.8 wants the Content-Type to be the exact string
+// "application/json"; like etcd 3.x, parameters (charset) and case are
+// accepted. The 415 message names the header as sent, as 2.3.8 does.
 func (h *Handler) readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {

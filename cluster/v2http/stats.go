@@ -2,6 +2,7 @@ package v2http
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"time"
 )
@@ -27,11 +28,50 @@ type selfStats struct {
 	SendingBandwidthRate float64 `json:"sendBandwidthRate,omitempty"`
 }
 
-// leaderStats is etcd 2.x's LeaderStats. Per-follower latencies and counts
-// need the cluster to expose them; until then followers is empty.
+// leaderStats is etcd 2.x's LeaderStats: followers keyed by hex member ID
+// (encoding/json sorts the keys). Per-follower latencies and counts come
+// from a Cluster that implements LeaderStatser; without it followers is
+// empty.
 type leaderStats struct {
-	Leader    string              `json:"leader"`
-	Followers map[string]struct{} `json:"followers"`
+	Leader    string                       `json:"leader"`
+	Followers map[string]followerStatsJSON `json:"followers"`
+}
+
+// followerStatsJSON is etcd's FollowerStats in its field order.
+type followerStatsJSON struct {
+	Latency struct {
+		Current           float64 `json:"current"`
+		Average           float64 `json:"average"`
+		StandardDeviation float64 `json:"standardDeviation"`
+		Minimum           float64 `json:"minimum"`
+		Maximum           float64 `json:"maximum"`
+	} `json:"latency"`
+	Counts struct {
+		Fail    uint64 `json:"fail"`
+		Success uint64 `json:"success"`
+	} `json:"counts"`
+}
+
+func newFollowerStatsJSON(f FollowerStats) followerStatsJSON {
+	var j followerStatsJSON
+	j.Latency.Current = finite(f.Latency.Current)
+	j.Latency.Average = finite(f.Latency.Average)
+	j.Latency.StandardDeviation = finite(f.Latency.StdDev)
+	j.Latency.Minimum = finite(f.Latency.Minimum)
+	j.Latency.Maximum = finite(f.Latency.Maximum)
+	j.Counts.Fail = f.Fail
+	j.Counts.Success = f.Success
+	return j
+}
+
+// finite maps NaN and ±Inf, which json.Marshal refuses, to 0. (etcd's
+// standard deviation, a square root of a difference, can be NaN; etcd then
+// fails to encode its stats.)
+func finite(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
 }
 
 // The stats bodies are json.Marshal output: no trailing newline, as etcd.
@@ -68,16 +108,32 @@ func (h *Handler) serveStatsStore(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveStatsLeader answers 403 {"message":"not current leader"} on any node
-// that is not the leader, with or without a known leader, as etcd 2.x.
+// that is not the leader, with or without a known leader, as etcd 2.x. On
+// the leader it renders the followers of a LeaderStatser; who is leader is
+// then the LeaderStatser's word, so that the answer is consistent.
 func (h *Handler) serveStatsLeader(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, http.MethodGet) {
 		return
 	}
-	st := h.cluster.Status()
-	if st.ID == 0 || st.LeaderID != st.ID {
-		writeHTTPError(w, r, http.StatusForbidden, "not current leader")
-		return
+	ls := leaderStats{Followers: map[string]followerStatsJSON{}}
+	if lser, ok := h.cluster.(LeaderStatser); ok {
+		leader, followers, ok := lser.LeaderStats()
+		if !ok {
+			writeHTTPError(w, r, http.StatusForbidden, "not current leader")
+			return
+		}
+		ls.Leader = hexID(leader)
+		for id, f := range followers {
+			ls.Followers[hexID(id)] = newFollowerStatsJSON(f)
+		}
+	} else {
+		st := h.cluster.Status()
+		if st.ID == 0 || st.LeaderID != st.ID {
+			writeHTTPError(w, r, http.StatusForbidden, "not current leader")
+			return
+		}
+		ls.Leader = hexID(st.ID)
 	}
-	b, _ := json.Marshal(leaderStats{Leader: hexID(st.ID), Followers: map[string]struct{}{}})
+	b, _ := json.Marshal(ls) // finite numbers and strings: cannot fail
 	writeBody(w, r, http.StatusOK, "application/json", b)
 }

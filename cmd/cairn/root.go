@@ -27,7 +27,7 @@ mandatory client certificates. Run without a subcommand, it serves (see
 	root.Flags().AddFlagSet(serve.Flags())
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serve, newConfigCmd(stdout, environ))
+	root.AddCommand(serve, newConfigCmd(stdout, environ), newMemberCmd(stdout, stderr, environ))
 	return root
 }
 

@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 	}()
 
 	handler, err := v2http.New(v2http.Config{
-		Cluster: node, Logger: logger, Registry: reg, Gatherer: reg,
+		Cluster: apiNode{node}, Logger: logger, Registry: reg, Gatherer: reg,
 		MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes,
 	})
 	if err != nil {

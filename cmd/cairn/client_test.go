@@ -1,0 +1,448 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/tlsauth"
+)
+
+// fakeMembers is a Cluster with MemberAdmin for the client commands: only
+// the membership is real.
+type fakeMembers struct {
+	st *store.Store
+
+	mu        sync.Mutex
+	leader    uint64
+	members   []cluster.Member
+	nextID    uint64
+	addErr    error // answered by AddMember when set
+	removeErr error // answered by RemoveMember when set
+	adds      int
+	removes   int
+}
+
+var (
+	_ v2http.Cluster     = (*fakeMembers)(nil)
+	_ v2http.MemberAdmin = (*fakeMembers)(nil)
+)
+
+// newFakeMembers is a 3-member cluster led by node1, whose third member
+// was added but has not started.
+func newFakeMembers() *fakeMembers {
+	return &fakeMembers{
+		st:     store.New(store.Config{}),
+		leader: 1,
+		nextID: 0x8e9e05c52164694d,
+		members: []cluster.Member{
+			{ID: 1, Name: "node1", PeerURLs: []string{"https://10.0.0.1:7001"}, ClientURLs: []string{"https://10.0.0.1:4001"}},
+			{ID: 2, Name: "node2", PeerURLs: []string{"https://10.0.0.2:7001"}, ClientURLs: []string{"https://10.0.0.2:4001", "https://[::1]:4001"}},
+			{ID: 3, PeerURLs: []string{"https://10.0.0.3:7001"}},
+		},
+	}
+}
+
+// memberErr is a membership error with the status v2http maps it to.
+type memberErr struct {
+	code int
+	msg  string
+}
+
+func (e *memberErr) Error() string   { return e.msg }
+func (e *memberErr) StatusCode() int { return e.code }
+
+func (f *fakeMembers) Store() *store.Store { return f.st }
+
+func (f *fakeMembers) Propose(context.Context, *store.Request) (*store.Event, error) {
+	return nil, &memberErr{500, "fake: no writes"}
+}
+
+func (f *fakeMembers) ReadBarrier(context.Context) error { return nil }
+
+func (f *fakeMembers) Status() cluster.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return cluster.Status{ID: 1, Name: "node1", ClusterID: 0xcdf818194e3a8c32, LeaderID: f.leader}
+}
+
+func (f *fakeMembers) Members() []cluster.Member {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.members)
+}
+
+func (f *fakeMembers) AddMember(_ context.Context, peerURLs []string) (cluster.Member, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.adds++
+	if f.addErr != nil {
+		return cluster.Member{}, f.addErr
+	}
+	for _, m := range f.members {
+		if slices.Equal(m.PeerURLs, peerURLs) {
+			return cluster.Member{}, &memberErr{409, "Peer URLs already exists"}
+		}
+	}
+	m := cluster.Member{ID: f.nextID, PeerURLs: peerURLs}
+	f.nextID++
+	f.members = append(f.members, m)
+	return m, nil
+}
+
+func (f *fakeMembers) UpdateMember(context.Context, uint64, []string) error { return nil }
+
+func (f *fakeMembers) RemoveMember(_ context.Context, id uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removes++
+	if f.removeErr != nil {
+		return f.removeErr
+	}
+	i := slices.IndexFunc(f.members, func(m cluster.Member) bool { return m.ID == id })
+	if i < 0 {
+		return &memberErr{404, "no such member"}
+	}
+	f.members = slices.Delete(f.members, i, i+1)
+	return nil
+}
+
+// count is the number of AddMember calls so far.
+func (f *fakeMembers) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.adds
+}
+
+func (f *fakeMembers) set(fn func(f *fakeMembers)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+// newDevPKI makes the development PKI of a data dir, as cairn serve does
+// on its first start, and returns the data dir.
+func newDevPKI(t *testing.T) (string, tlsauth.DevPKI) {
+	t.Helper()
+	dataDir := t.TempDir()
+	p, _, err := tlsauth.EnsureDevPKI(filepath.Join(dataDir, "pki"), "node1", "cairn.internal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dataDir, p
+}
+
+// startServer serves h over mutual TLS with the node certificate of p on
+// 127.0.0.1, as cairn serve does, and returns its URL.
+func startServer(t *testing.T, p tlsauth.DevPKI, h http.Handler) string {
+	t.Helper()
+	m, err := tlsauth.LoadMaterial(p.Files())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(newTLSListener(ln, m.ServerConfig(tlsauth.Options{})))
+	}()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-done
+	})
+	return "https://" + ln.Addr().String()
+}
+
+// startMember serves the v2 API of c.
+func startMember(t *testing.T, p tlsauth.DevPKI, c v2http.Cluster) string {
+	t.Helper()
+	h, err := v2http.New(v2http.Config{Cluster: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return startServer(t, p, h)
+}
+
+// refusedEndpoint is an address where nothing listens.
+func refusedEndpoint(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "https://" + addr
+}
+
+// silentEndpoint accepts connections and never says anything: a TLS
+// handshake with it hangs until the client gives up.
+func silentEndpoint(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "https://" + ln.Addr().String()
+}
+
+// runCairn runs the cairn command line with args in environ.
+func runCairn(t *testing.T, environ []string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := newRootCmd(&out, &errb, environ)
+	root.SetArgs(args)
+	err = root.ExecuteContext(context.Background())
+	return out.String(), errb.String(), err
+}
+
+func TestParseEndpoints(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want []string
+		err  string
+	}{
+		{"https://10.0.0.1:4001", []string{"https://10.0.0.1:4001"}, ""},
+		{" https://a:1/ , https://[::1]:2,,", []string{"https://a:1", "https://[::1]:2"}, ""},
+		{"http://a:4001", nil, "Cairn serves HTTPS only: write https://a:4001"},
+		{"a:4001", nil, `endpoint "a:4001" is not a URL: write https://a:4001`},
+		{"ftp://a:1", nil, "the scheme must be https"},
+		{"https://a:1/v2/keys", nil, "give only https://host:port"},
+		{"https://", nil, "has no host"},
+		{" , ", nil, "no endpoint given"},
+	}
+	for _, tt := range tests {
+		got, err := parseEndpoints(tt.raw)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: error %v, want one containing %q", tt.raw, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("%q: %q, %v; want %q", tt.raw, got, err, tt.want)
+		}
+	}
+}
+
+// TestClientSettingsPrecedence: flag > environment > development PKI, for
+// the endpoints, the key pair and the CA each.
+func TestClientSettingsPrecedence(t *testing.T) {
+	dataDir, dev := newDevPKI(t)
+	emptyDir := t.TempDir()
+	flagFiles := []string{"--cert", "/f/c.crt", "--key", "/f/c.key", "--cacert", "/f/ca.crt"}
+	envFiles := []string{"CAIRN_CERT=/e/c.crt", "CAIRN_KEY=/e/c.key", "CAIRN_CACERT=/e/ca.crt"}
+	tests := []struct {
+		name  string
+		args  []string
+		env   []string
+		eps   string
+		files tlsauth.Files
+		err   string
+	}{
+		{"dev PKI", []string{"--data-dir", dataDir}, nil, "https://127.0.0.1:4001", dev.ClientFiles(), ""},
+		{"dev PKI from CAIRN_DATA_DIR", nil, []string{"CAIRN_DATA_DIR=" + dataDir}, "https://127.0.0.1:4001", dev.ClientFiles(), ""},
+		{"flag data dir beats env", []string{"--data-dir", dataDir}, []string{"CAIRN_DATA_DIR=" + emptyDir}, "https://127.0.0.1:4001", dev.ClientFiles(), ""},
+		{"env beats dev PKI", []string{"--data-dir", dataDir}, append([]string{"CAIRN_ENDPOINTS=https://e:1,https://e:2"}, envFiles...),
+			"https://e:1,https://e:2", tlsauth.Files{CAFile: "/e/ca.crt", CertFile: "/e/c.crt", KeyFile: "/e/c.key"}, ""},
+		{"flags beat env", append([]string{"--endpoints", "https://f:1"}, flagFiles...), append([]string{"CAIRN_ENDPOINTS=https://e:1"}, envFiles...),
+			"https://f:1", tlsauth.Files{CAFile: "/f/ca.crt", CertFile: "/f/c.crt", KeyFile: "/f/c.key"}, ""},
+		{"each setting on its own", []string{"--data-dir", dataDir, "--cacert", "/f/ca.crt"}, []string{"CAIRN_CERT=/e/c.crt", "CAIRN_KEY=/e/c.key"},
+			"https://127.0.0.1:4001", tlsauth.Files{CAFile: "/f/ca.crt", CertFile: "/e/c.crt", KeyFile: "/e/c.key"}, ""},
+		{"flag pair beats env pair", []string{"--cert", "/f/c.crt", "--key", "/f/c.key"}, envFiles,
+			"https://127.0.0.1:4001", tlsauth.Files{CAFile: "/e/ca.crt", CertFile: "/f/c.crt", KeyFile: "/f/c.key"}, ""},
+		{"cert without key", []string{"--cert", "/f/c.crt"}, envFiles, "", tlsauth.Files{}, "--cert and --key go together"},
+		{"env cert without key", nil, []string{"CAIRN_CERT=/e/c.crt"}, "", tlsauth.Files{}, "CAIRN_CERT and CAIRN_KEY go together"},
+		{"no PKI anywhere", []string{"--data-dir", emptyDir}, nil, "", tlsauth.Files{},
+			"no client certificate: pass --cert/--key, set CAIRN_CERT/CAIRN_KEY, or run on a node with a development PKI in --data-dir (--data-dir " + emptyDir},
+		{"no CA anywhere", []string{"--data-dir", emptyDir, "--cert", "/f/c.crt", "--key", "/f/c.key"}, nil, "", tlsauth.Files{},
+			"no CA certificate to verify the members with: pass --cacert, set CAIRN_CACERT"},
+		{"default data dir from CAIRN_NAME", nil, []string{"CAIRN_NAME=" + filepath.Join(emptyDir, "n1")}, "", tlsauth.Files{},
+			"(default --data-dir " + filepath.Join(emptyDir, "n1") + ".cairn has no pki/client.crt)"},
+		{"bad flag endpoint", []string{"--endpoints", "http://a:1"}, nil, "", tlsauth.Files{}, "--endpoints: endpoint \"http://a:1\": Cairn serves HTTPS only"},
+		{"bad env endpoint", nil, []string{"CAIRN_ENDPOINTS=a:1"}, "", tlsauth.Files{}, "CAIRN_ENDPOINTS: endpoint \"a:1\" is not a URL"},
+		{"bad timeout", []string{"--timeout", "0s"}, nil, "", tlsauth.Files{}, "--timeout must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			cf := addClientFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			s, err := cf.resolve(tt.env)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(s.Endpoints, ","); got != tt.eps {
+				t.Errorf("endpoints %s, want %s", got, tt.eps)
+			}
+			if s.Files != tt.files {
+				t.Errorf("files %+v, want %+v", s.Files, tt.files)
+			}
+			if s.Timeout != defaultClientTimeout {
+				t.Errorf("timeout %v", s.Timeout)
+			}
+		})
+	}
+}
+
+// TestClientPrecedenceEndToEnd: a broken environment does not matter when
+// flags are given, and the development PKI is used for what neither gives.
+func TestClientPrecedenceEndToEnd(t *testing.T) {
+	dataDir, dev := newDevPKI(t)
+	_, other := newDevPKI(t)
+	url := startMember(t, dev, newFakeMembers())
+	badEnv := []string{"CAIRN_ENDPOINTS=" + refusedEndpoint(t), "CAIRN_CACERT=" + other.CAFile,
+		"CAIRN_CERT=" + other.ClientCertFile, "CAIRN_KEY=" + other.ClientKeyFile}
+
+	// Flags beat the environment.
+	if _, _, err := runCairn(t, badEnv, "member", "list", "--endpoints", url,
+		"--cacert", dev.CAFile, "--cert", dev.ClientCertFile, "--key", dev.ClientKeyFile); err != nil {
+		t.Errorf("flags: %v", err)
+	}
+	// The environment beats the development PKI.
+	goodEnv := []string{"CAIRN_ENDPOINTS=" + url, "CAIRN_CACERT=" + dev.CAFile,
+		"CAIRN_CERT=" + dev.ClientCertFile, "CAIRN_KEY=" + dev.ClientKeyFile}
+	if _, _, err := runCairn(t, goodEnv, "member", "list", "--data-dir", t.TempDir()); err != nil {
+		t.Errorf("env: %v", err)
+	}
+	// The development PKI of --data-dir, with an endpoint from a flag.
+	if _, _, err := runCairn(t, nil, "member", "list", "--data-dir", dataDir, "--endpoints", url); err != nil {
+		t.Errorf("dev PKI: %v", err)
+	}
+	// The environment's CA, which does not know the member, is used when
+	// no flag overrides it: the error says which option to fix.
+	_, _, err := runCairn(t, []string{"CAIRN_CACERT=" + other.CAFile}, "member", "list", "--data-dir", dataDir, "--endpoints", url)
+	if err == nil || !strings.Contains(err.Error(), "not signed by a CA in "+other.CAFile+": pass the cluster's CA with --cacert or CAIRN_CACERT") {
+		t.Errorf("foreign CA: %v", err)
+	}
+}
+
+func TestClientFailover(t *testing.T) {
+	_, dev := newDevPKI(t)
+	refused, silent := refusedEndpoint(t), silentEndpoint(t)
+	fm := newFakeMembers()
+	good := startMember(t, dev, fm)
+	// hung takes requests and never answers them.
+	hung := startServer(t, dev, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	flags := []string{"--cacert", dev.CAFile, "--cert", dev.ClientCertFile, "--key", dev.ClientKeyFile, "--timeout", "300ms"}
+
+	t.Run("read fails over", func(t *testing.T) {
+		out, _, err := runCairn(t, nil, append([]string{"member", "list", "--endpoints", strings.Join([]string{refused, silent, hung, good}, ",")}, flags...)...)
+		if err != nil || !strings.HasPrefix(out, "1: name=node1") {
+			t.Fatalf("%q, %v", out, err)
+		}
+	})
+	t.Run("all down", func(t *testing.T) {
+		_, _, err := runCairn(t, nil, append([]string{"member", "list", "--endpoints", refused + "," + silent}, flags...)...)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		for _, want := range []string{"no endpoint answered", refused + ": dial tcp", "connection refused",
+			silent + ": no answer within 300ms (--timeout)", "pass --endpoints or set CAIRN_ENDPOINTS"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		}
+	})
+	t.Run("write fails over before it is sent", func(t *testing.T) {
+		out, _, err := runCairn(t, nil, append([]string{"member", "add", "node4", "https://10.0.0.4:7001", "--endpoints", refused + "," + silent + "," + good}, flags...)...)
+		if err != nil || !strings.HasPrefix(out, "Added member named node4") {
+			t.Fatalf("%q, %v", out, err)
+		}
+	})
+	t.Run("write is not sent twice", func(t *testing.T) {
+		adds := fm.count()
+		_, _, err := runCairn(t, nil, append([]string{"member", "add", "node5", "https://10.0.0.5:7001", "--endpoints", hung + "," + good}, flags...)...)
+		if err == nil || !strings.Contains(err.Error(), "the member may have applied it, so it was not sent elsewhere") {
+			t.Fatalf("error %v", err)
+		}
+		if fm.count() != adds {
+			t.Errorf("the add reached the second endpoint")
+		}
+	})
+}
+
+func TestClientRejectedCertificate(t *testing.T) {
+	_, dev := newDevPKI(t)
+	_, other := newDevPKI(t)
+	url := startMember(t, dev, newFakeMembers())
+	_, _, err := runCairn(t, nil, "member", "list", "--endpoints", url,
+		"--cacert", dev.CAFile, "--cert", other.ClientCertFile, "--key", other.ClientKeyFile)
+	// The refusal reaches the client as the member's TLS alert or, when the
+	// request was on its way already, as a closed connection; either way the
+	// client names the certificate.
+	if err == nil || !strings.Contains(err.Error(), "the member refused the client certificate "+other.ClientCertFile+" (tls: ") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestAPIError(t *testing.T) {
+	tests := []struct {
+		code int
+		body string
+		want string
+	}{
+		{404, `{"message":"No such member: 2"}`, "No such member: 2"},
+		{404, `{"errorCode":100,"message":"Key not found","cause":"/a","index":3}` + "\n", "100: Key not found (/a)"},
+		{405, "Method Not Allowed\n", "HTTP 405 from https://e:1: Method Not Allowed"},
+		{502, "", "HTTP 502 from https://e:1: Bad Gateway"},
+		{500, `{"message":"Internal Server Error"}`, "Internal Server Error (HTTP 500 from https://e:1; its log says why)"},
+		{500, "<html>\n<body>oops</body>", "HTTP 500 from https://e:1: <html>"},
+	}
+	for _, tt := range tests {
+		got := newAPIError(&apiResponse{StatusCode: tt.code, Body: []byte(tt.body), Endpoint: "https://e:1"}).Error()
+		if got != tt.want {
+			t.Errorf("%d %q: %q, want %q", tt.code, tt.body, got, tt.want)
+		}
+	}
+}
