@@ -281,17 +281,42 @@ func (n *TLSNetwork) getConn(ctx context.Context, addr string) (net.Conn, error)
 		n.mu.Unlock()
 		return nil, net.ErrClosed
 	}
+	var reuse []net.Conn
 	for cs := n.idle[addr]; len(cs) > 0; cs = n.idle[addr] {
 		ic := cs[len(cs)-1]
 		n.idle[addr] = cs[:len(cs)-1]
 		if time.Since(ic.since) < idleConnTTL {
-			n.mu.Unlock()
-			return ic.c, nil
+			reuse = append(reuse, ic.c)
+			break
 		}
 		ic.c.Close()
 	}
 	n.mu.Unlock()
+	for _, c := range reuse {
+		if alive(c) {
+			return c, nil
+		}
+		c.Close()
+	}
 	return n.dial(ctx, addr, protoForward)
+}
+
+// alive reports whether an idle forwarding connection is still open. The
+// peer never speaks unasked, so anything but a read timeout (a FIN, a reset,
+// a close_notify alert) means the connection is dead: reusing it would fail
+// after the request was sent, when a proposal can no longer be retried. The
+// probe reads the raw connection so a timeout cannot disturb TLS state.
+func alive(c net.Conn) bool {
+	raw := c
+	if tc, ok := c.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	raw.SetReadDeadline(time.Now().Add(time.Millisecond))
+	var b [1]byte
+	_, err := raw.Read(b[:])
+	raw.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (n *TLSNetwork) putConn(addr string, c net.Conn) {

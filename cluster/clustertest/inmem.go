@@ -17,7 +17,7 @@ import (
 // Options tune New. Zero values give fast timings for tests.
 type Options struct {
 	HeartbeatInterval time.Duration // default 20 ms
-	ElectionTimeout   time.Duration // default 300 ms
+	ElectionTimeout   time.Duration // default 400 ms
 	SnapshotCount     uint64        // default 10000
 	ExpiryInterval    time.Duration // default 20 ms
 	// Now is every member's clock (default time.Now).
@@ -48,7 +48,7 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 		c.opts.HeartbeatInterval = 20 * time.Millisecond
 	}
 	if c.opts.ElectionTimeout == 0 {
-		c.opts.ElectionTimeout = 300 * time.Millisecond
+		c.opts.ElectionTimeout = 400 * time.Millisecond
 	}
 	if c.opts.ExpiryInterval == 0 {
 		c.opts.ExpiryInterval = 20 * time.Millisecond

@@ -1,0 +1,717 @@
+//go:build linux
+
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/tlsauth"
+)
+
+// This file runs real cairn processes. It is Linux-only because it gives
+// every node its own loopback IP (Linux routes all of 127/8 to lo), which is
+// what lets one proxy per node tell the nodes apart and cut links.
+
+// ProcTrustDomain is the trust domain of the PKI that StartProcs makes.
+const ProcTrustDomain = "cairn.internal"
+
+// ProcOptions tune StartProcs. The zero value runs nodes that each list all
+// the others in --peers, with a 100 ms heartbeat and a 1 s election timeout.
+type ProcOptions struct {
+	HeartbeatInterval time.Duration // --peer-heartbeat-interval; default 100 ms
+	ElectionTimeout   time.Duration // --peer-election-timeout; default 1 s
+	SnapshotCount     uint64        // --snapshot-count when not 0
+	Args              []string      // more flags for every node
+	Env               []string      // more environment for every node (CAIRN_* of the test's own environment is dropped)
+	// Sequential forms the cluster the incremental way: node 0 alone starts
+	// a new cluster, then each next node joins with --peers naming the
+	// nodes started before it. Otherwise all start at once, each listing
+	// all the others.
+	Sequential bool
+	// PeersFile passes the peers in a --peers-file, one a line, instead of
+	// --peers.
+	PeersFile bool
+	// StartTimeout bounds forming the cluster and each Restart; default 60 s.
+	StartTimeout time.Duration
+}
+
+// Procs is a cluster of real cairn processes on loopback with mutual TLS.
+// Node i has its own loopback IP; its client API listens there and its peer
+// port sits behind a fault-injecting TCP proxy on the same IP (the
+// advertised --peer-addr), which knows the dialing node by the source IP of
+// a connection, because cairn dials peers from the host of --peer-bind-addr.
+// Every process is killed and every proxy closed when the test ends, and the
+// nodes' output is logged if the test failed.
+type Procs struct {
+	t     testing.TB
+	bin   string
+	base  string // the test's directory: PKI, data dirs, peers files
+	opts  ProcOptions
+	procs []*Proc
+	net   *faultNet
+	http  *http.Client
+
+	// PKI files: the CA and the client certificate of the identity "root".
+	CAFile, ClientCertFile, ClientKeyFile string
+	// ClientTLS is the TLS configuration of Do's client.
+	ClientTLS *tls.Config
+}
+
+// Proc is one node of a Procs.
+type Proc struct {
+	Index        int
+	Name         string // --name: n0, n1, ...
+	IP           string // the node's own loopback IP
+	ClientURL    string // https://IP:port, the advertised --addr
+	PeerAddr     string // the advertised --peer-addr: the node's proxy
+	PeerBindAddr string // --peer-bind-addr: where cairn listens, behind the proxy
+	DataDir      string
+	CertFile     string // node certificate: URI SAN spiffe://<td>/node/<name>, IP SANs IP and 127.0.0.1
+	KeyFile      string
+
+	out *procOutput
+
+	mu    sync.Mutex
+	run   *procRun // the current or last process; nil before the first start
+	peers []int    // --peers of the last start
+}
+
+// procRun is one process of a Proc.
+type procRun struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // Wait's result, set before done is closed
+}
+
+// ProcMember is one entry of GET /v2/members.
+type ProcMember struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+}
+
+// ProcStats is the part of GET /v2/stats/self that tests use.
+type ProcStats struct {
+	Name       string `json:"name"`
+	ID         string `json:"id"`
+	State      string `json:"state"`
+	LeaderInfo struct {
+		Leader string `json:"leader"`
+	} `json:"leaderInfo"`
+}
+
+// procIPBlock numbers the Procs of this test binary, so that concurrent
+// clusters use distinct loopback IPs.
+var procIPBlock atomic.Uint32
+
+// StartProcs makes a PKI, starts n cairn nodes from bin and waits until
+// each is healthy and lists n members. It fails the test if they do not
+// form one cluster within opts.StartTimeout.
+func StartProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
+	t.Helper()
+	p := newProcs(t, bin, n, opts)
+	if p.opts.Sequential {
+		for i := range n {
+			peers := make([]int, i)
+			for j := range i {
+				peers[j] = j
+			}
+			if err := p.Start(i, peers...); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WaitHealthy(i, p.opts.StartTimeout); err != nil {
+				t.Fatalf("forming sequentially: %v", err)
+			}
+		}
+	} else {
+		for i := range n {
+			if err := p.Start(i, p.others(i)...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { errs[i] = p.WaitHealthy(i, p.opts.StartTimeout) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("forming a cluster of %d started at once: %v", n, err)
+		}
+	}
+	p.WaitMembers(t, n)
+	return p
+}
+
+// newProcs prepares the PKI, data dirs and proxies of n nodes without
+// starting any process.
+func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
+	t.Helper()
+	if n < 1 || n > 240 {
+		t.Fatalf("clustertest: %d nodes; want 1 to 240", n)
+	}
+	if opts.HeartbeatInterval == 0 {
+		opts.HeartbeatInterval = 100 * time.Millisecond
+	}
+	if opts.ElectionTimeout == 0 {
+		opts.ElectionTimeout = time.Second
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 60 * time.Second
+	}
+	base := t.TempDir()
+	p := &Procs{t: t, bin: bin, base: base, opts: opts, net: newFaultNet()}
+	t.Cleanup(p.cleanup) // after TempDir's cleanup is registered: runs before it
+
+	ca, err := tlsauth.NewCA(ProcTrustDomain, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki := filepath.Join(base, "pki")
+	if err := os.MkdirAll(pki, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p.CAFile = filepath.Join(pki, "ca.crt")
+	p.ClientCertFile = filepath.Join(pki, "client.crt")
+	p.ClientKeyFile = filepath.Join(pki, "client.key")
+	if err := ca.WriteFiles(p.CAFile, filepath.Join(pki, "ca.key")); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := ca.IssueClient(ProcTrustDomain, "root", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlsauth.WritePair(cl, p.ClientCertFile, p.ClientKeyFile); err != nil {
+		t.Fatal(err)
+	}
+	p.ClientTLS, err = tlsauth.ClientConfigFromFiles(tlsauth.Files{CAFile: p.CAFile, CertFile: p.ClientCertFile, KeyFile: p.ClientKeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.http = &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     p.ClientTLS,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     30 * time.Second,
+		TLSHandshakeTimeout: 5 * time.Second,
+	}}
+
+	prefix := fmt.Sprintf("127.%d.%d.", 1+os.Getpid()%250, 1+procIPBlock.Add(1)%250)
+	for i := range n {
+		pr := &Proc{Index: i, Name: "n" + strconv.Itoa(i), IP: prefix + strconv.Itoa(10+i), out: &procOutput{}}
+		pr.DataDir = filepath.Join(base, pr.Name)
+		if err := os.MkdirAll(pr.DataDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		iss, err := ca.IssueNode(ProcTrustDomain, pr.Name, []string{pr.IP, "127.0.0.1", "localhost"}, 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr.CertFile = filepath.Join(pki, pr.Name+".crt")
+		pr.KeyFile = filepath.Join(pki, pr.Name+".key")
+		if err := tlsauth.WritePair(iss, pr.CertFile, pr.KeyFile); err != nil {
+			t.Fatal(err)
+		}
+		pr.ClientURL = "https://" + net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))
+		pr.PeerBindAddr = net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))
+		px, err := p.net.listen(i, pr.IP, net.JoinHostPort(pr.IP, "0"), pr.PeerBindAddr)
+		if err != nil {
+			t.Fatalf("proxy for %s: %v", pr.Name, err)
+		}
+		pr.PeerAddr = px.addr()
+		p.procs = append(p.procs, pr)
+	}
+	return p
+}
+
+// freePortOn returns a TCP port on ip that was free a moment ago.
+func freePortOn(t testing.TB, ip string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("free port on %s (is 127/8 routed to lo?): %v", ip, err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+// others is every index but i.
+func (p *Procs) others(i int) []int {
+	var o []int
+	for j := range p.procs {
+		if j != i {
+			o = append(o, j)
+		}
+	}
+	return o
+}
+
+// Len is the number of nodes.
+func (p *Procs) Len() int { return len(p.procs) }
+
+// Proc is node i.
+func (p *Procs) Proc(i int) *Proc { return p.procs[i] }
+
+// ElectionTimeout is the nodes' --peer-election-timeout.
+func (p *Procs) ElectionTimeout() time.Duration { return p.opts.ElectionTimeout }
+
+// RequestTimeout is the bound within which a node answers a write or a
+// linearizable read, even when cut off from the majority: 5 s plus twice
+// the election timeout, as etcd.
+func (p *Procs) RequestTimeout() time.Duration { return 5*time.Second + 2*p.opts.ElectionTimeout }
+
+// Args are the command-line arguments that start node i with --peers
+// naming the advertised peer addresses of the nodes peers. With
+// ProcOptions.PeersFile it writes them to a file for --peers-file.
+func (p *Procs) Args(i int, peers ...int) ([]string, error) {
+	pr := p.procs[i]
+	addr := strings.TrimPrefix(pr.ClientURL, "https://")
+	args := []string{"serve",
+		"--name", pr.Name, "--data-dir", pr.DataDir,
+		"--addr", addr, "--bind-addr", addr,
+		"--peer-addr", pr.PeerAddr, "--peer-bind-addr", pr.PeerBindAddr,
+		"--ca-file", p.CAFile, "--cert-file", pr.CertFile, "--key-file", pr.KeyFile,
+		"--peer-heartbeat-interval", p.opts.HeartbeatInterval.String(),
+		"--peer-election-timeout", p.opts.ElectionTimeout.String(),
+	}
+	if p.opts.SnapshotCount != 0 {
+		args = append(args, "--snapshot-count", strconv.FormatUint(p.opts.SnapshotCount, 10))
+	}
+	if len(peers) > 0 {
+		addrs := make([]string, len(peers))
+		for k, j := range peers {
+			addrs[k] = p.procs[j].PeerAddr
+		}
+		if p.opts.PeersFile {
+			f := filepath.Join(p.base, pr.Name+".peers")
+			if err := os.WriteFile(f, []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
+				return nil, err
+			}
+			args = append(args, "--peers-file", f)
+		} else {
+			args = append(args, "--peers", strings.Join(addrs, ","))
+		}
+	}
+	return append(args, p.opts.Args...), nil
+}
+
+// Start starts node i, which must not be running, with --peers naming the
+// nodes peers, and returns without waiting for it.
+func (p *Procs) Start(i int, peers ...int) error {
+	pr := p.procs[i]
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.run != nil && !pr.run.exited() {
+		return fmt.Errorf("start %s: already running", pr.Name)
+	}
+	args, err := p.Args(i, peers...)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", pr.Name, err)
+	}
+	cmd := exec.Command(p.bin, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CAIRN_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, p.opts.Env...)
+	cmd.Stdout, cmd.Stderr = pr.out, pr.out
+	// Own process group, so that a kill reaches what it spawned; killed by
+	// the kernel if the test binary dies without cleaning up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	fmt.Fprintf(pr.out, "=== clustertest: %s %s\n", time.Now().Format("15:04:05.000"), strings.Join(cmd.Args, " "))
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s (%s): %w", pr.Name, p.bin, err)
+	}
+	r := &procRun{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		r.err = cmd.Wait()
+		fmt.Fprintf(pr.out, "=== clustertest: %s exited: %v\n", time.Now().Format("15:04:05.000"), r.err)
+		close(r.done)
+	}()
+	pr.run, pr.peers = r, peers
+	return nil
+}
+
+func (r *procRun) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (pr *Proc) current() *procRun {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.run
+}
+
+// Running reports whether node i's process is alive.
+func (p *Procs) Running(i int) bool {
+	r := p.procs[i].current()
+	return r != nil && !r.exited()
+}
+
+// Kill sends SIGKILL to node i's process group and waits for the process.
+// Killing a node that is not running does nothing.
+func (p *Procs) Kill(i int) {
+	r := p.procs[i].current()
+	if r == nil {
+		return
+	}
+	if !r.exited() {
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	<-r.done
+	p.http.CloseIdleConnections()
+}
+
+// Stop sends SIGTERM to node i and waits up to 15 s for it to exit, then
+// kills it. It returns the exit error, or why the process had to be killed.
+func (p *Procs) Stop(i int) error {
+	pr := p.procs[i]
+	r := pr.current()
+	if r == nil || r.exited() {
+		return nil
+	}
+	defer p.http.CloseIdleConnections()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop %s: %w", pr.Name, err)
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(15 * time.Second):
+		p.Kill(i)
+		return fmt.Errorf("stop %s: no exit within 15 s of SIGTERM; killed", pr.Name)
+	}
+}
+
+// Restart stops node i if it runs (SIGTERM), starts it again on its data
+// dir with the --peers of its last start, and waits until it is healthy.
+func (p *Procs) Restart(i int) error {
+	if err := p.Stop(i); err != nil {
+		return err
+	}
+	pr := p.procs[i]
+	pr.mu.Lock()
+	peers := pr.peers
+	pr.mu.Unlock()
+	if err := p.Start(i, peers...); err != nil {
+		return err
+	}
+	return p.WaitHealthy(i, p.opts.StartTimeout)
+}
+
+// Wipe empties the data dir of node i, which must not be running, as a
+// lost disk would.
+func (p *Procs) Wipe(i int) error {
+	if p.Running(i) {
+		return fmt.Errorf("wipe %s: still running", p.procs[i].Name)
+	}
+	dir := p.procs[i].DataDir
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return os.MkdirAll(dir, 0o700)
+}
+
+// WaitHealthy polls GET /health on node i until it answers 200
+// {"health":"true"}, failing early if the process exits.
+func (p *Procs) WaitHealthy(i int, timeout time.Duration) error {
+	pr := p.procs[i]
+	return procPoll(timeout, func() error {
+		if !p.Running(i) {
+			return procStop{fmt.Errorf("%s exited before it was healthy; output tail:\n%s", pr.Name, pr.Tail(4<<10))}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		resp, body, err := p.DoContext(ctx, i, http.MethodGet, "/health", "", "")
+		if err != nil {
+			return fmt.Errorf("%s: %w", pr.Name, err)
+		}
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"health":"true"`)) {
+			return fmt.Errorf("%s: GET /health: %d %s", pr.Name, resp.StatusCode, body)
+		}
+		return nil
+	})
+}
+
+// WaitMembers waits until every running node outside a partition lists
+// want members in GET /v2/members.
+func (p *Procs) WaitMembers(t testing.TB, want int) {
+	t.Helper()
+	err := procPoll(p.opts.StartTimeout, func() error {
+		for i, pr := range p.procs {
+			if !p.Running(i) || p.net.isolated(i) {
+				continue
+			}
+			ms, err := p.Members(i)
+			if err != nil {
+				return err
+			}
+			if len(ms) != want {
+				return fmt.Errorf("%s lists %d members: %+v", pr.Name, len(ms), ms)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %d members: %v", want, err)
+	}
+}
+
+// Do sends one request to node i with a deadline of RequestTimeout plus
+// 5 s. path is the URL path, query the raw query and form, when not
+// empty, a urlencoded body. It returns the response with its body read.
+func (p *Procs) Do(i int, method, path, query, form string) (*http.Response, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.RequestTimeout()+5*time.Second)
+	defer cancel()
+	return p.DoContext(ctx, i, method, path, query, form)
+}
+
+// DoContext is Do with the caller's context.
+func (p *Procs) DoContext(ctx context.Context, i int, method, path, query, form string) (*http.Response, []byte, error) {
+	ct := ""
+	if form != "" {
+		ct = "application/x-www-form-urlencoded"
+	}
+	return p.do(ctx, i, method, path, query, ct, form)
+}
+
+// DoJSON sends a request with a JSON body, as POST and PUT of /v2/members
+// take, with Do's deadline.
+func (p *Procs) DoJSON(i int, method, path, body string) (*http.Response, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.RequestTimeout()+5*time.Second)
+	defer cancel()
+	return p.do(ctx, i, method, path, "", "application/json", body)
+}
+
+func (p *Procs) do(ctx context.Context, i int, method, path, query, contentType, body string) (*http.Response, []byte, error) {
+	u := p.procs[i].ClientURL + path
+	if query != "" {
+		u += "?" + query
+	}
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}
+
+// getJSON GETs path on node i within 3 s and decodes a 200 answer into v.
+func (p *Procs) getJSON(i int, path string, v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, body, err := p.DoContext(ctx, i, http.MethodGet, path, "", "")
+	if err != nil {
+		return fmt.Errorf("%s: GET %s: %w", p.procs[i].Name, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: GET %s: %d %s", p.procs[i].Name, path, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%s: GET %s: %w in %s", p.procs[i].Name, path, err, body)
+	}
+	return nil
+}
+
+// Members is node i's GET /v2/members.
+func (p *Procs) Members(i int) ([]ProcMember, error) {
+	var l struct {
+		Members []ProcMember `json:"members"`
+	}
+	err := p.getJSON(i, "/v2/members", &l)
+	return l.Members, err
+}
+
+// Stats is node i's GET /v2/stats/self.
+func (p *Procs) Stats(i int) (ProcStats, error) {
+	var s ProcStats
+	err := p.getJSON(i, "/v2/stats/self", &s)
+	return s, err
+}
+
+// FindLeader asks every running node outside a partition for its
+// /v2/stats/self once and returns the index of the node that says it leads
+// and that a majority of all nodes (itself included) name as leader.
+func (p *Procs) FindLeader() (int, error) {
+	stats := make([]ProcStats, len(p.procs))
+	errs := make([]error, len(p.procs))
+	var wg sync.WaitGroup
+	for i := range p.procs {
+		if !p.Running(i) || p.net.isolated(i) {
+			errs[i] = errNotAsked
+			continue
+		}
+		wg.Go(func() { stats[i], errs[i] = p.Stats(i) })
+	}
+	wg.Wait()
+	var views []string
+	for i, s := range stats {
+		if errs[i] != nil {
+			views = append(views, fmt.Sprintf("%s: %v", p.procs[i].Name, errs[i]))
+			continue
+		}
+		views = append(views, fmt.Sprintf("%s(%s): %s, leader %q", p.procs[i].Name, s.ID, s.State, s.LeaderInfo.Leader))
+		if s.State != "StateLeader" || s.ID == "" {
+			continue
+		}
+		votes := 0
+		for j, o := range stats {
+			if errs[j] == nil && o.LeaderInfo.Leader == s.ID {
+				votes++
+			}
+		}
+		if 2*votes > len(p.procs) {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("no leader named by a majority of %d: %s", len(p.procs), strings.Join(views, "; "))
+}
+
+var errNotAsked = errors.New("not running or partitioned")
+
+// Leader polls FindLeader until it finds a leader, for up to 20 election
+// timeouts (at least 10 s), and returns its index.
+func (p *Procs) Leader(t testing.TB) int {
+	t.Helper()
+	leader := -1
+	err := procPoll(max(20*p.opts.ElectionTimeout, 10*time.Second), func() error {
+		var err error
+		leader, err = p.FindLeader()
+		return err
+	})
+	if err != nil {
+		t.Fatalf("waiting for a leader: %v", err)
+	}
+	return leader
+}
+
+// Partition cuts the nodes listed off from the others: links between the
+// two sides are refused and existing connections between them closed,
+// while each side keeps talking within itself. It replaces any earlier
+// partition.
+func (p *Procs) Partition(nodes ...int) { p.net.partition(nodes, false) }
+
+// Blackhole is Partition, except that the links between the sides swallow
+// traffic instead of failing: connections are accepted and bytes read and
+// dropped, as when packets are lost. Heal closes those connections.
+func (p *Procs) Blackhole(nodes ...int) { p.net.partition(nodes, true) }
+
+// Heal removes the partition.
+func (p *Procs) Heal() { p.net.heal() }
+
+// Isolated reports whether node i is on the cut-off side of a partition.
+func (p *Procs) Isolated(i int) bool { return p.net.isolated(i) }
+
+// StrayPeerConns lists the peer connections (source address -> proxy) that
+// did not come from any node's IP: cairn dialed a peer without binding the
+// host of --peer-bind-addr, which a partition cannot attribute.
+func (p *Procs) StrayPeerConns() []string { return p.net.strayConns() }
+
+// Output is everything node i wrote, over all its starts.
+func (pr *Proc) Output() string { return pr.out.String() }
+
+// Tail is the last n bytes of Output.
+func (pr *Proc) Tail(n int) string {
+	s := pr.out.String()
+	if len(s) > n {
+		s = "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func (p *Procs) cleanup() {
+	var wg sync.WaitGroup
+	for i := range p.procs {
+		wg.Go(func() { p.Kill(i) })
+	}
+	wg.Wait()
+	p.net.close()
+	p.http.CloseIdleConnections()
+	if p.t.Failed() {
+		for _, pr := range p.procs {
+			p.t.Logf("--- %s (%s, peer %s) output, last 16 KiB ---\n%s", pr.Name, pr.ClientURL, pr.PeerAddr, pr.Tail(16<<10))
+		}
+		if s := p.net.strayConns(); len(s) > 0 {
+			p.t.Logf("peer connections from no node's IP: %v", s)
+		}
+		p.t.Logf("--- peer proxy events (the last %d) ---\n%s", pxEvents, strings.Join(p.net.eventLog(), "\n"))
+	}
+}
+
+// procStop is a poll condition's error that ends the poll at once.
+type procStop struct{ error }
+
+// procPoll calls cond every 20 ms until it returns nil or a procStop, or
+// timeout passes, and returns cond's last error.
+func procPoll(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		var stop procStop
+		if err == nil || errors.As(err, &stop) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		<-tick.C
+	}
+}
+
+// procOutput is a process's combined output, safe for exec's writers and
+// the test's readers.
+type procOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *procOutput) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(b)
+}
+
+func (o *procOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}

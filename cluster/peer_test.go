@@ -1,0 +1,104 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/tlsauth"
+)
+
+const testTD = "cairn.internal"
+
+// peerMaterial issues a node ("node") or client certificate from ca into dir.
+func peerMaterial(t *testing.T, ca *tlsauth.CA, caFile, dir, name string, node bool) *tlsauth.Material {
+	t.Helper()
+	iss, err := ca.IssueClient(testTD, name, time.Hour)
+	if node {
+		iss, err = ca.IssueNode(testTD, name, []string{"127.0.0.1"}, time.Hour)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := tlsauth.Files{CAFile: caFile, CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+	if err := tlsauth.WritePair(iss, f.CertFile, f.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	m, err := tlsauth.LoadMaterial(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func newTestTLSNetwork(t *testing.T, m *tlsauth.Material, bind string) *TLSNetwork {
+	t.Helper()
+	n, err := NewTLSNetwork(TLSNetworkConfig{
+		BindAddr: bind, AdvertiseAddr: bind,
+		ServerTLS: m.PeerServerConfig(tlsauth.Options{}, testTD, nil),
+		ClientTLS: m.PeerClientConfig(tlsauth.Options{}, testTD, nil),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func echo(_ context.Context, req []byte) []byte { return append([]byte("echo:"), req...) }
+
+// TestTLSNetworkCall: forwarding frames travel over mutual TLS between
+// nodes; a pooled connection whose peer went away is noticed before a
+// request is sent on it; a client certificate cannot call.
+func TestTLSNetworkCall(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := tlsauth.NewCA(testTD, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.crt")
+	if err := ca.WriteFiles(caFile, filepath.Join(dir, "ca.key")); err != nil {
+		t.Fatal(err)
+	}
+	mA := peerMaterial(t, ca, caFile, dir, "a", true)
+	mB := peerMaterial(t, ca, caFile, dir, "b", true)
+
+	a := newTestTLSNetwork(t, mA, "127.0.0.1:0")
+	b := newTestTLSNetwork(t, mB, "127.0.0.1:0")
+	b.Serve(echo)
+	addrB := b.Addr().String()
+	ctx := context.Background()
+	for i := range 3 { // the second and third reuse the pooled connection
+		ans, err := a.Call(ctx, addrB, []byte{byte('0' + i)})
+		if err != nil || string(ans) != "echo:"+string(rune('0'+i)) {
+			t.Fatalf("call %d: %q, %v", i, ans, err)
+		}
+	}
+
+	// b restarts at the same address: a's pooled connection is dead, and
+	// the next call must notice before sending, not fail after.
+	b.Close()
+	b2 := newTestTLSNetwork(t, mB, addrB)
+	b2.Serve(echo)
+	time.Sleep(10 * time.Millisecond) // let the FIN arrive
+	if ans, err := a.Call(ctx, addrB, []byte("x")); err != nil || string(ans) != "echo:x" {
+		t.Fatalf("call after the peer restarted: %q, %v", ans, err)
+	}
+
+	// Nothing listens: the call is refused before sending, and says so.
+	b2.Close()
+	if _, err := a.Call(ctx, addrB, []byte("y")); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("call to a closed peer: %v, want ErrNotSent", err)
+	}
+
+	// A client certificate is refused on the peer port.
+	mC := peerMaterial(t, ca, caFile, dir, "c", false)
+	b3 := newTestTLSNetwork(t, mB, "127.0.0.1:0")
+	b3.Serve(echo)
+	cli := &TLSNetwork{cfg: TLSNetworkConfig{ClientTLS: mC.ClientConfig(tlsauth.Options{})}, idle: map[string][]idleConn{}}
+	if ans, err := cli.Call(ctx, b3.Addr().String(), []byte("z")); err == nil {
+		t.Fatalf("a client certificate called the peer port: %q", ans)
+	}
+}
