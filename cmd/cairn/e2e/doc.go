@@ -3,6 +3,12 @@
 // the reference etcd 3.4 (/usr/bin/etcd with --enable-v2), etcdctl in v2
 // mode and the Go v2 client.
 //
+// The cluster tests (cluster_test.go, cluster_timing_test.go; Linux only)
+// run 3- and 5-node clusters of real processes through
+// cluster/clustertest.Procs, which gives every node its own loopback IP and
+// a fault-injecting proxy in front of its peer port. TestLeaderKillTimes
+// runs alone and takes its number of rounds from CAIRN_KILL_ROUNDS.
+//
 // The non-test files hold reusable helpers (child processes, free ports, a
 // poll helper, a test PKI, cairn and etcd servers) so that other black-box
 // tests, such as a Jepsen-style checker, can drive real processes too.
