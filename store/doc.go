@@ -16,6 +16,8 @@
 //   - Delivering an event never blocks: a watcher whose buffer is full is
 //     closed with ErrWatcherOverflow and resumes from history, losing nothing
 //     while its next index is still in the history window.
+//   - Refreshes and hidden keys never reach Watch; only WatchAll, the
+//     stream for in-process mirrors of the tree, receives them.
 //   - A failed operation changes nothing but the failure counters.
 //   - Lock order: Store.mu before watcherHub.mu.
 package store

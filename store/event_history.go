@@ -52,10 +52,10 @@ func (h *eventHistory) errCleared(index, storeIndex uint64) *Error {
 		"the requested history has been cleared ["+utoa(h.start)+"/"+utoa(index)+"]", storeIndex)
 }
 
-// scan returns up to max events with index >= index that match the watch, in
-// index order, and the index to continue from. A waitIndex older than the
-// window is a 401.
-func (h *eventHistory) scan(key string, recursive bool, index uint64, max int, storeIndex uint64) ([]*Event, uint64, *Error) {
+// scan returns up to max events with index >= index that match, in index
+// order, and the index to continue from. A waitIndex older than the window
+// is a 401.
+func (h *eventHistory) scan(match func(*Event) bool, index uint64, max int, storeIndex uint64) ([]*Event, uint64, *Error) {
 	if h.size == 0 || index > h.last {
 		return nil, index, nil
 	}
@@ -65,7 +65,7 @@ func (h *eventHistory) scan(key string, recursive bool, index uint64, max int, s
 	var out []*Event
 	for i := int(index - h.start); i < h.size; i++ {
 		e := h.at(i)
-		if matches(e, key, recursive) {
+		if match(e) {
 			out = append(out, e)
 			if len(out) == max {
 				return out, e.Index() + 1, nil
@@ -88,6 +88,23 @@ func matches(e *Event, key string, recursive bool) bool {
 		return true
 	}
 	if recursive && isDescendant(k, key) && !hiddenBelow(key, k) {
+		return true
+	}
+	if (e.Action == ActionDelete || e.Action == ActionExpire) && e.PrevNode != nil && e.PrevNode.Dir {
+		return isDescendant(key, k)
+	}
+	return false
+}
+
+// matchesAll is matches for WatchAll: every event at or below key, hidden
+// keys and refreshes included, and the delete or expire of an ancestor
+// directory.
+func matchesAll(e *Event, key string) bool {
+	if e.Node == nil {
+		return false
+	}
+	k := e.Node.Key
+	if k == key || isDescendant(k, key) {
 		return true
 	}
 	if (e.Action == ActionDelete || e.Action == ActionExpire) && e.PrevNode != nil && e.PrevNode.Dir {

@@ -530,11 +530,61 @@ func (s *Store) Watch(key string, recursive, stream bool, sinceIndex uint64) (*W
 	if sinceIndex == 0 {
 		sinceIndex = s.index + 1
 	}
-	w, err := s.hub.watch(key, recursive, stream, sinceIndex, s.index)
+	w, err := s.hub.watch(key, recursive, stream, false, sinceIndex, s.index)
 	if err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// WatchAll is a stream watch of every change at or below prefix for
+// in-process consumers that mirror part of the tree (the discovery index).
+// Unlike a recursive Watch it also delivers refresh events (Event.Refresh,
+// whose node carries the new expiration) and events of hidden keys, which
+// etcd clients never see. Deletes and expiries of an ancestor directory are
+// delivered as for Watch. sinceIndex 0 means from the next index; an index
+// older than the history is error 401. Like any stream watcher it ends with
+// ErrWatcherOverflow or ErrWatcherRestored, and the consumer resumes from
+// NextIndex (or, after a restore or a 401, re-reads with GetAll).
+func (s *Store) WatchAll(prefix string, sinceIndex uint64) (*Watcher, error) {
+	prefix = cleanPath(prefix)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if sinceIndex == 0 {
+		sinceIndex = s.index + 1
+	}
+	w, err := s.hub.watch(prefix, true, true, true, sinceIndex, s.index)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// GetAll returns every node at or below nodePath (nodePath itself unless it
+// is the root), hidden ones included, flat (no Nodes lists), parents before
+// their children, and the store index they were read at: the starting state
+// for a WatchAll from index+1. A missing nodePath gives no nodes. It is an
+// internal read: the /v2/stats/store counters do not count it.
+func (s *Store) GetAll(nodePath string, now time.Time) ([]*NodeExtern, uint64) {
+	nodePath = cleanPath(nodePath)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n, err := s.internalGet(nodePath)
+	if err != nil {
+		return nil, s.index
+	}
+	var out []*NodeExtern
+	var walk func(n *node)
+	walk = func(n *node) {
+		if n != s.root {
+			out = append(out, n.repr(false, false, now))
+		}
+		for _, c := range n.children {
+			walk(c)
+		}
+	}
+	walk(n)
+	return out, s.index
 }
 
 // pad20 is fmt.Sprintf("%020d", i) without fmt.

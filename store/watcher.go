@@ -22,6 +22,7 @@ type Watcher struct {
 	key        string
 	recursive  bool
 	stream     bool
+	all        bool // WatchAll: refreshes and hidden keys too
 	startIndex uint64
 
 	hub *watcherHub
@@ -60,6 +61,14 @@ func (w *Watcher) Remove() {
 	w.hub.mu.Lock()
 	defer w.hub.mu.Unlock()
 	w.hub.removeLocked(w, nil)
+}
+
+// wants reports whether the watcher receives e.
+func (w *Watcher) wants(e *Event) bool {
+	if w.all {
+		return matchesAll(e, w.key)
+	}
+	return matches(e, w.key, w.recursive)
 }
 
 // deliverLocked hands e to the watcher without blocking; a full buffer ends

@@ -28,26 +28,29 @@ func newWatcherHub(historySize, buffer int) *watcherHub {
 // watch registers a watcher from sinceIndex. storeIndex is the current store
 // index. Matching events already in history are queued first (for a stream,
 // as many as the buffer holds; the rest follow through overflow and resume).
-func (h *watcherHub) watch(key string, recursive, stream bool, sinceIndex, storeIndex uint64) (*Watcher, *Error) {
+// An all watcher (WatchAll) is a recursive stream that also receives
+// refreshes and hidden keys.
+func (h *watcherHub) watch(key string, recursive, stream, all bool, sinceIndex, storeIndex uint64) (*Watcher, *Error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	max := 1
 	if stream {
 		max = h.buffer
 	}
-	past, next, err := h.history.scan(key, recursive, sinceIndex, max, storeIndex)
-	if err != nil {
-		return nil, err
-	}
 	w := &Watcher{
-		ch:         make(chan *Event, max),
 		key:        key,
 		recursive:  recursive,
 		stream:     stream,
+		all:        all,
 		startIndex: storeIndex,
 		hub:        h,
-		next:       next,
 	}
+	past, next, err := h.history.scan(w.wants, sinceIndex, max, storeIndex)
+	if err != nil {
+		return nil, err
+	}
+	w.ch = make(chan *Event, max)
+	w.next = next
 	for _, e := range past {
 		w.ch <- e
 	}
@@ -98,14 +101,14 @@ func (h *watcherHub) notify(e *Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.history.add(e)
-	if e.Refresh || len(h.watchers) == 0 {
+	if len(h.watchers) == 0 {
 		return
 	}
 	key := e.Node.Key
 	// Watchers on the key itself and recursive watchers on its ancestors.
 	for p := key; ; p = parentPath(p) {
 		for w := range h.watchers[p] {
-			if matches(e, w.key, w.recursive) {
+			if w.wants(e) {
 				w.deliverLocked(e)
 			}
 		}
