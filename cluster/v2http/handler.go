@@ -67,6 +67,14 @@ type Config struct {
 	// Now is the clock for the ttl of read nodes; default time.Now. Writes
 	// take the leader's clock, never this one.
 	Now func() time.Time
+	// ValidateWrite, when set, checks every PUT and POST before it is
+	// proposed, after the size limits (discovery.Config.Validate checks the
+	// records under the discovery prefix). key is the clean key; for a POST
+	// it is the directory the in-order key is created in. Refreshes
+	// (refresh=true, which keep the stored value) are not checked. An error
+	// is answered as etcd error 209 "Invalid field" (HTTP 400, index 0) with
+	// the error text as cause, and nothing is stored.
+	ValidateWrite func(key, value string, dir bool) error
 }
 
 // Handler serves the etcd v2 HTTP API. It is safe for concurrent use.

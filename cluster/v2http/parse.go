@@ -27,9 +27,10 @@ type keyRequest struct {
 // same parameters, read from the same places (r.ParseForm: the urlencoded
 // body of POST, PUT and PATCH first, then the query; first value wins), the
 // same checks in the same order, the same error codes and causes, index 0.
-// Cairn adds, after etcd's checks: stale (209 when not a bool) and the size
+// Cairn adds, after etcd's checks: stale (209 when not a bool), the size
 // limits of Config (209 with a cause naming the limit; an oversized body is
-// ParseForm's 210 "http: request body too large").
+// ParseForm's 210 "http: request body too large") and Config.ValidateWrite
+// (209 with the validator's error as cause).
 func (h *Handler) parseKeyRequest(w http.ResponseWriter, r *http.Request) (keyRequest, *store.Error) {
 	var kr keyRequest
 	// ParseForm reads the body of these methods only.
@@ -113,6 +114,11 @@ func (h *Handler) parseKeyRequest(w http.ResponseWriter, r *http.Request) (keyRe
 	if r.Method == http.MethodPut || r.Method == http.MethodPost {
 		if e := h.checkWriteLimits(&kr); e != nil {
 			return kr, e
+		}
+		if h.cfg.ValidateWrite != nil && !kr.Refresh {
+			if err := h.cfg.ValidateWrite(kr.Path, kr.Value, kr.Dir); err != nil {
+				return kr, requestError(store.EcodeInvalidField, err.Error())
+			}
 		}
 	}
 	return kr, nil
