@@ -1,0 +1,88 @@
+package dnsserver
+
+import (
+	"context"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/cairnkv/cairn/discovery"
+)
+
+func benchResponder(b *testing.B, insts []discovery.Instance) *Responder {
+	b.Helper()
+	r, err := NewResponder(Config{}, &fakeSource{insts: insts}) // default shuffle
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// BenchmarkAnswerSRV60: SRV of a 60-instance service, complete over TCP
+// (60 SRV + 60 glue) and truncated to 512 bytes over UDP.
+func BenchmarkAnswerSRV60(b *testing.B) {
+	r := benchResponder(b, bigService(60))
+	req := query("big.cairn.internal.", dns.TypeSRV)
+	for _, proto := range []string{TCP, UDP} {
+		b.Run(proto, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if m := r.Answer(req, t0, proto); len(m.Answer) == 0 {
+					b.Fatal("no answer")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAnswerA: A of one instance among 60 in its service, the common
+// query.
+func BenchmarkAnswerA(b *testing.B) {
+	r := benchResponder(b, bigService(60))
+	req := query("big-7.big.cairn.internal.", dns.TypeA)
+	b.ReportAllocs()
+	for b.Loop() {
+		if m := r.Answer(req, t0, UDP); len(m.Answer) != 1 {
+			b.Fatal("no answer")
+		}
+	}
+}
+
+// BenchmarkServerUDP: A queries end to end over loopback UDP, one socket per
+// client goroutine; qps is what the server sustained.
+func BenchmarkServerUDP(b *testing.B) {
+	src := &fakeSource{insts: bigService(60)}
+	s, err := New(Config{}, src, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	addr := s.Addr()
+
+	b.ReportAllocs()
+	b.SetParallelism(4) // 4 clients per GOMAXPROCS: keep the server busy
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := dns.Dial("udp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		req := query("big-7.big.cairn.internal.", dns.TypeA)
+		for pb.Next() {
+			if err := c.WriteMsg(req); err != nil {
+				b.Error(err)
+				return
+			}
+			m, err := c.ReadMsg()
+			if err != nil || len(m.Answer) != 1 {
+				b.Errorf("%v %v", m, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "qps")
+}

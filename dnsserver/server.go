@@ -1,0 +1,302 @@
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors returned by Server.
+var (
+	ErrStarted = errors.New("dnsserver: server already started")
+	ErrClosed  = errors.New("dnsserver: server closed")
+)
+
+// readBufSize is the largest UDP query read; longer datagrams are cut and
+// then fail to parse. Real queries are a few hundred bytes.
+const readBufSize = 4096
+
+// Server serves a Responder over UDP and TCP on one address.
+type Server struct {
+	resp    *Responder
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+
+	mu       sync.Mutex
+	udp, tcp *dns.Server
+	addr     string
+	closed   bool
+	wg       sync.WaitGroup // the two serve loops
+}
+
+// New returns a Server answering from src with cfg (zero fields defaulted).
+// Its metrics are registered on reg (nil: not registered); it logs to log
+// (nil: discarded).
+func New(cfg Config, src Source, reg prometheus.Registerer, log *slog.Logger) (*Server, error) {
+	r, err := NewResponder(cfg, src)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{resp: r, cfg: r.Config(), log: log, metrics: m}, nil
+}
+
+// Responder returns the answer function the server uses.
+func (s *Server) Responder() *Responder { return s.resp }
+
+// Start listens on addr (host:port; port 0 picks a free port, the same for
+// UDP and TCP) and serves in the background until Shutdown. It returns once
+// both transports accept queries.
+func (s *Server) Start(addr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.udp != nil:
+		return ErrStarted
+	}
+	pc, ln, err := listen(addr)
+	if err != nil {
+		return fmt.Errorf("dnsserver: listen on %s: %w", addr, err)
+	}
+	started := make(chan struct{}, 2)
+	notify := func() { started <- struct{}{} }
+	idle := s.cfg.IdleTimeout
+	s.udp = &dns.Server{
+		PacketConn:        pc,
+		Handler:           s,
+		UDPSize:           readBufSize,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.ReadTimeout,
+		MsgAcceptFunc:     s.accept,
+		MsgInvalidFunc:    s.invalid,
+		NotifyStartedFunc: notify,
+	}
+	s.tcp = &dns.Server{
+		Listener:          newLimitListener(ln, s.cfg.MaxTCPConns),
+		Handler:           s,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.ReadTimeout,
+		IdleTimeout:       func() time.Duration { return idle },
+		MsgAcceptFunc:     s.accept,
+		MsgInvalidFunc:    s.invalid,
+		NotifyStartedFunc: notify,
+	}
+	bound := pc.LocalAddr().String()
+	s.addr = bound
+
+	errc := make(chan error, 2)
+	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			err := srv.ActivateAndServe()
+			if err != nil {
+				s.log.Error("dns: serve loop stopped", "addr", bound, "err", err)
+			}
+			errc <- err
+		}()
+	}
+	for n := 0; n < 2; n++ {
+		select {
+		case <-started:
+		case err := <-errc:
+			// A loop ended before it started: tear the other one down.
+			pc.Close()
+			ln.Close()
+			s.wg.Wait()
+			s.udp, s.tcp, s.addr = nil, nil, ""
+			return fmt.Errorf("dnsserver: serve on %s: %w", addr, errors.Join(err, ErrClosed))
+		}
+	}
+	s.log.Info("dns: serving", "addr", bound, "domain", s.cfg.Domain)
+	return nil
+}
+
+// listen binds UDP and then TCP to the same address. With port 0, it
+// retries when the port the kernel picked for UDP is taken for TCP.
+func listen(addr string) (*net.UDPConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		ua, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		pc, err := net.ListenUDP("udp", ua)
+		if err != nil {
+			return nil, nil, err
+		}
+		_, p, _ := net.SplitHostPort(pc.LocalAddr().String())
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, p))
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if (port != "0" && port != "") || attempt == 9 {
+			return nil, nil, err
+		}
+	}
+}
+
+// Addr returns the address the server listens on (UDP and TCP), or "" if
+// it is not started.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Shutdown stops both listeners and waits, until ctx is done, for queries
+// in flight to be answered. A Server cannot be started again.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	udp, tcp := s.udp, s.tcp
+	wasClosed := s.closed
+	s.closed = true
+	s.addr = ""
+	s.mu.Unlock()
+	if udp == nil || wasClosed {
+		return nil
+	}
+	var errs []error
+	for _, srv := range []*dns.Server{udp, tcp} {
+		if err := srv.ShutdownContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
+	s.log.Info("dns: stopped")
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("dnsserver: shutdown: %w", err)
+	}
+	return nil
+}
+
+// ServeDNS answers one query; it implements dns.Handler.
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	start := time.Now()
+	proto := UDP
+	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
+		proto = TCP
+	}
+	resp := s.answer(req, start, proto)
+	if resp == nil {
+		s.metrics.malformed.Inc()
+		return
+	}
+	if err := w.WriteMsg(resp); err != nil {
+		s.log.Debug("dns: write response", "proto", proto, "remote", w.RemoteAddr().String(), "err", err)
+	}
+	s.metrics.queries.WithLabelValues(typeLabel(req), rcodeLabel(resp.Rcode), proto).Inc()
+	if resp.Truncated {
+		s.metrics.truncated.WithLabelValues(proto).Inc()
+	}
+	s.metrics.duration.WithLabelValues(proto).Observe(time.Since(start).Seconds())
+}
+
+// answer is Responder.Answer with a panic turned into SERVFAIL.
+func (s *Server) answer(req *dns.Msg, now time.Time, proto string) (resp *dns.Msg) {
+	defer func() {
+		if v := recover(); v != nil {
+			q := ""
+			if len(req.Question) > 0 {
+				q = req.Question[0].String()
+			}
+			s.log.Error("dns: panic while answering, sent SERVFAIL", "panic", fmt.Sprint(v), "question", q, "proto", proto, "stack", string(debug.Stack()))
+			resp = new(dns.Msg)
+			resp.SetRcode(req, dns.RcodeServerFailure)
+		}
+	}()
+	return s.resp.Answer(req, now, proto)
+}
+
+// accept screens a message by its header before it is parsed: responses
+// are dropped (answering them invites loops), other opcodes are NOTIMP
+// without parsing, and sections no query needs are FORMERR. Everything
+// else, including a wrong question count, reaches the Responder.
+func (s *Server) accept(dh dns.Header) dns.MsgAcceptAction {
+	const qr = 1 << 15
+	switch {
+	case dh.Bits&qr != 0:
+		s.metrics.malformed.Inc()
+		return dns.MsgIgnore
+	case int(dh.Bits>>11)&0xF != dns.OpcodeQuery:
+		s.metrics.malformed.Inc()
+		return dns.MsgRejectNotImplemented
+	case dh.Ancount > 0 || dh.Nscount > 0 || dh.Arcount > 2:
+		s.metrics.malformed.Inc()
+		return dns.MsgReject
+	}
+	return dns.MsgAccept
+}
+
+// invalid counts messages miekg/dns could not parse (it answers FORMERR
+// when the header parsed, nothing otherwise).
+func (s *Server) invalid([]byte, error) { s.metrics.malformed.Inc() }
+
+// limitListener holds at most n connections open; Accept waits for a slot.
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newLimitListener(l net.Listener, n int) *limitListener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
