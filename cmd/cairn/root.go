@@ -28,6 +28,7 @@ mandatory client certificates. Run without a subcommand, it serves (see
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(serve, newConfigCmd(stdout, environ), newMemberCmd(stdout, stderr, environ))
+	root.AddCommand(newRegisterCmd(stderr, environ))
 	return root
 }
 

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/discovery"
+	"github.com/cairnkv/cairn/store"
+)
+
+func TestRegisterFlagErrors(t *testing.T) {
+	base := []string{"register", "--service", "web", "--instance", "web-1", "--host", "10.0.0.5", "--port", "8080"}
+	// with is base with flags replaced or added: "--flag", "value" pairs;
+	// a value of "" drops the flag.
+	with := func(kv ...string) []string {
+		args := append([]string(nil), base...)
+		for i := 0; i < len(kv); i += 2 {
+			j := 0
+			for j = 1; j < len(args); j += 2 {
+				if args[j] == kv[i] {
+					break
+				}
+			}
+			switch {
+			case j < len(args) && kv[i+1] == "":
+				args = append(args[:j], args[j+2:]...)
+			case j < len(args):
+				args[j+1] = kv[i+1]
+			default:
+				args = append(args, kv[i], kv[i+1])
+			}
+		}
+		return args
+	}
+	tests := []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"missing service", with("--service", ""), "--service is required"},
+		{"missing instance", with("--instance", ""), "--instance is required"},
+		{"missing host", with("--host", ""), "--host is required"},
+		{"port too big", with("--port", "70000"), "--port 70000: want 0 to 65535"},
+		{"negative port", with("--port", "-1"), "--port -1: want 0 to 65535"},
+		{"port not a number", with("--port", "http"), `invalid argument "http" for "--port"`},
+		{"weight too big", with("--weight", "65536"), "--weight 65536: want 0 to 65535"},
+		{"service not a label", with("--service", "web_1"), `--service "web_1": want DNS labels`},
+		{"service with an empty label", with("--service", "web..prod"), `--service "web..prod": want DNS labels`},
+		{"instance with a dot", with("--instance", "web.1"), `--instance "web.1": want a DNS label`},
+		{"instance too long", with("--instance", strings.Repeat("a", 64)), "want a DNS label"},
+		{"host neither IP nor name", with("--host", "10.0.0.300"), `record field "host": "10.0.0.300" is neither an IP address nor a hostname`},
+		{"TTL too short", with("--ttl", "500ms"), "--ttl 500ms: want at least 1s"},
+		{"TTL not whole seconds", with("--ttl", "1500ms"), "--ttl 1.5s: want whole seconds"},
+		{"two checks", with("--check-http", "http://127.0.0.1:8080/health", "--check-tcp", "127.0.0.1:8080"), "--check-http and --check-tcp: give at most one check"},
+		{"three checks", with("--check-http", "http://a/", "--check-tcp", "a:1", "--check-exec", "true"), "--check-http and --check-tcp and --check-exec: give at most one check"},
+		{"check-http not a URL", with("--check-http", "127.0.0.1:8080/health"), `--check-http "127.0.0.1:8080/health": want an http:// or https:// URL`},
+		{"check-tcp without port", with("--check-tcp", "127.0.0.1"), `--check-tcp "127.0.0.1": want HOST:PORT`},
+		{"check-interval without check", with("--check-interval", "1s"), "--check-interval and --check-timeout need a check"},
+		{"check-interval over ttl/3", with("--ttl", "9s", "--check-exec", "true", "--check-interval", "4s"), "--check-interval 4s: want at most the heartbeat interval, ttl/3 = 3s"},
+		{"check-interval zero", with("--check-exec", "true", "--check-interval", "0s"), "--check-interval 0s: want a positive duration"},
+		{"empty domain", with("--domain", ""), "--domain is empty"},
+		{"arguments", append(with(), "extra"), `unknown command "extra"`},
+		{"plain http endpoint", with("--endpoints", "http://127.0.0.1:4001"), "Cairn serves HTTPS only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := runCairn(t, nil, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("cairn %s: %v; want an error with %q", strings.Join(tt.args, " "), err, tt.err)
+			}
+		})
+	}
+}
+
+// registerConfig parses args as `cairn register` would and returns the
+// registrar configuration.
+func registerConfig(t *testing.T, environ []string, args ...string) (discovery.RegistrarConfig, error) {
+	t.Helper()
+	o := &registerOptions{}
+	fs := pflag.NewFlagSet("register", pflag.ContinueOnError)
+	cf := addClientFlags(fs)
+	o.addFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return o.registrarConfig(fs, cf, environ, &bytes.Buffer{})
+}
+
+func TestRegisterConfig(t *testing.T) {
+	dataDir, _ := newDevPKI(t)
+	tests := []struct {
+		name    string
+		args    []string
+		key     string
+		record  discovery.Record
+		ttl     time.Duration
+		timeout time.Duration // RequestTimeout; 0: the registrar's default
+		check   bool
+		err     string
+	}{
+		{name: "defaults", args: []string{"--service", "web", "--instance", "web-1", "--host", "10.0.0.5", "--port", "8080"},
+			key: "/skydns/internal/cairn/web/web-1", record: discovery.Record{Host: "10.0.0.5", Port: 8080}, ttl: 10 * time.Second},
+		{name: "every record field and a check",
+			args: []string{"--service", "Web", "--instance", "WEB-2", "--host", "web-2.example.com", "--port", "443", "--priority", "5",
+				"--weight", "60", "--text", "v=1", "--ttl", "30s", "--check-tcp", "127.0.0.1:443", "--check-interval", "2s", "--timeout", "3s"},
+			key:    "/skydns/internal/cairn/web/web-2",
+			record: discovery.Record{Host: "web-2.example.com", Port: 443, Priority: 5, Weight: 60, Text: "v=1"}, ttl: 30 * time.Second,
+			timeout: 3 * time.Second, check: true},
+		{name: "nested service, own prefix and domain",
+			args: []string{"--service", "api.prod", "--instance", "a1", "--host", "::1", "--prefix", "/dns", "--domain", "example.org"},
+			key:  "/dns/org/example/prod/api/a1", record: discovery.Record{Host: "::1"}, ttl: 10 * time.Second},
+		{name: "TXT only", args: []string{"--service", "cfg", "--instance", "c", "--text", "hello"},
+			key: "/skydns/internal/cairn/cfg/c", record: discovery.Record{Text: "hello"}, ttl: 10 * time.Second},
+		{name: "bad log format", args: []string{"--service", "web", "--instance", "w", "--host", "10.0.0.5", "--log-format", "xml"},
+			err: `--log-format "xml": want text or json`},
+		{name: "bad log level", args: []string{"--service", "web", "--instance", "w", "--host", "10.0.0.5", "--log-level", "loud"},
+			err: `--log-level "loud": want debug, info, warn or error`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := registerConfig(t, []string{"CAIRN_DATA_DIR=" + dataDir, "CAIRN_ENDPOINTS=https://10.0.0.1:4001,https://10.0.0.2:4001"}, tt.args...)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("%v; want an error with %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Key != tt.key || cfg.Record != tt.record || cfg.TTL != tt.ttl || cfg.RequestTimeout != tt.timeout || (cfg.Check != nil) != tt.check {
+				t.Errorf("key %s, record %+v, ttl %v, timeout %v, check %v; want %s, %+v, %v, %v, %v",
+					cfg.Key, cfg.Record, cfg.TTL, cfg.RequestTimeout, cfg.Check != nil, tt.key, tt.record, tt.ttl, tt.timeout, tt.check)
+			}
+			if strings.Join(cfg.Endpoints, ",") != "https://10.0.0.1:4001,https://10.0.0.2:4001" || cfg.TLS == nil || cfg.Logger == nil {
+				t.Errorf("endpoints %v, TLS %v, logger %v", cfg.Endpoints, cfg.TLS != nil, cfg.Logger != nil)
+			}
+			if _, err := discovery.NewRegistrar(cfg); err != nil {
+				t.Errorf("NewRegistrar: %v", err)
+			}
+		})
+	}
+}
+
+func TestRegisterChecks(t *testing.T) {
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer healthy.Close()
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "database down", http.StatusServiceUnavailable)
+	}))
+	defer sick.Close()
+	hang := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(hang)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := refusedEndpoint(t)
+
+	tests := []struct {
+		name  string
+		check func(context.Context) error
+		err   string // "" for healthy
+	}{
+		{"http 200", httpCheck(healthy.URL), ""},
+		{"http 503", httpCheck(sick.URL + "/health"), "HTTP 503: database down"},
+		{"http no answer in time", httpCheck(slow.URL), "context deadline exceeded"},
+		{"http refused", httpCheck(strings.Replace(closed, "https", "http", 1)), "connection refused"},
+		{"tcp open", tcpCheck(ln.Addr().String()), ""},
+		{"tcp refused", tcpCheck(strings.TrimPrefix(closed, "https://")), "connection refused"},
+		{"exec exit 0", execCheck("true"), ""},
+		{"exec exit 3", execCheck("echo not ready >&2; exit 3"), "exit status 3: not ready"},
+		{"exec no such command", execCheck("/nonexistent/check"), "exit status 127"},
+		{"exec too slow", execCheck("sleep 10"), "context deadline exceeded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			err := tt.check(ctx)
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("the check took %v with a 300ms deadline", took)
+			}
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("check: %v", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("check: %v; want an error with %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a writer and a reader in different
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRegisterCommand runs `cairn register` in process against a
+// single-node cluster: it registers, and deregisters when its context ends
+// (what SIGTERM and SIGINT do in main).
+func TestRegisterCommand(t *testing.T) {
+	dataDir, dev := newDevPKI(t)
+	c := clustertest.New(t, 1)
+	c.Leader()
+	url := startMember(t, dev, c.Node(0))
+	const key = "/skydns/internal/cairn/web/web-1"
+
+	var stdout, stderr syncBuffer
+	root := newRootCmd(&stdout, &stderr, []string{"CAIRN_DATA_DIR=" + dataDir})
+	root.SetArgs([]string{"register", "--endpoints", url, "--service", "web", "--instance", "web-1",
+		"--host", "10.0.0.5", "--port", "8080", "--ttl", "5s"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+
+	get := func() (string, bool) {
+		ev, err := c.Node(0).Store().Get(key, false, false, time.Now())
+		var se *store.Error
+		if errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound {
+			return "", false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *ev.Node.Value, true
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for range tick.C {
+		if v, ok := get(); ok {
+			if v != `{"host":"10.0.0.5","port":8080}` {
+				t.Fatalf("%s = %s", key, v)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not registered within 10 s; log:\n%s", stderr.String())
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("cairn register: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("cairn register did not return within 10 s of its context ending")
+	}
+	if _, ok := get(); ok {
+		t.Errorf("%s still registered after cairn register returned", key)
+	}
+	for _, msg := range []string{"msg=registered", "msg=deregistered"} {
+		if !strings.Contains(stderr.String(), msg) {
+			t.Errorf("no %s in the log:\n%s", msg, stderr.String())
+		}
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout: %q; want nothing", stdout.String())
+	}
+}
