@@ -51,6 +51,8 @@ type ProcOptions struct {
 	PeersFile bool
 	// StartTimeout bounds forming the cluster and each Restart; default 60 s.
 	StartTimeout time.Duration
+	// DNS gives every node a DNS responder (--dns-addr Proc.DNSAddr).
+	DNS bool
 }
 
 // Procs is a cluster of real cairn processes on loopback with mutual TLS.
@@ -83,6 +85,7 @@ type Proc struct {
 	ClientURL    string // https://IP:port, the advertised --addr
 	PeerAddr     string // the advertised --peer-addr: the node's proxy
 	PeerBindAddr string // --peer-bind-addr: where cairn listens, behind the proxy
+	DNSAddr      string // --dns-addr (UDP and TCP) with ProcOptions.DNS
 	DataDir      string
 	CertFile     string // node certificate: URI SAN spiffe://<td>/node/<name>, IP SANs IP and 127.0.0.1
 	KeyFile      string
@@ -237,6 +240,9 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 			t.Fatalf("proxy for %s: %v", pr.Name, err)
 		}
 		pr.PeerAddr = px.addr()
+		if opts.DNS {
+			pr.DNSAddr = net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))
+		}
 		p.procs = append(p.procs, pr)
 	}
 	return p
@@ -293,6 +299,8 @@ func (p *Procs) Args(i int, peers ...int) ([]string, error) {
 		"--peer-heartbeat-interval", p.opts.HeartbeatInterval.String(),
 		"--peer-election-timeout", p.opts.ElectionTimeout.String(),
 	}
+	// Without ProcOptions.DNS, DNS is off: nodes would share the default port.
+	args = append(args, "--dns-addr", pr.DNSAddr)
 	if p.opts.SnapshotCount != 0 {
 		args = append(args, "--snapshot-count", strconv.FormatUint(p.opts.SnapshotCount, 10))
 	}

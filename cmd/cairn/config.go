@@ -47,6 +47,12 @@ type Config struct {
 	MaxValueBytes   int64
 	MaxRequestBytes int64
 
+	DNSAddr         string
+	DNSDomain       string
+	DNSMaxTTL       uint64
+	DNSNS           []string
+	DiscoveryPrefix string
+
 	LogFormat string
 	LogLevel  string
 }
@@ -85,6 +91,11 @@ var settings = []setting{
 	{"tls.trust_domain", "tls-trust-domain", "cairn.internal", "SPIFFE trust domain of certificate identities"},
 	{"limits.max_value_bytes", "max-value-bytes", int64(1 << 20), "largest value accepted"},
 	{"limits.max_request_bytes", "max-request-bytes", int64(3 << 19), "largest request body accepted"},
+	{"dns.addr", "dns-addr", "127.0.0.1:8053", "DNS listen host:port, UDP and TCP (port 53 in deployments); empty turns DNS off"},
+	{"dns.domain", "dns-domain", "cairn.internal.", "DNS zone the registrations are answered in"},
+	{"dns.max_ttl", "dns-max-ttl", uint64(30), "largest TTL of a DNS answer, in seconds"},
+	{"dns.ns", "dns-ns", "", "comma-separated name servers of the zone (host names or IPs) for its NS and SOA records"},
+	{"discovery.prefix", "discovery-prefix", "/skydns", "key directory of the SkyDNS-style registrations"},
 	{"log.format", "log-format", "text", "log format: text or json"},
 	{"log.level", "log-level", "info", "log level: debug, info, warn or error"},
 }
@@ -251,6 +262,8 @@ func decodeConfig(v *viper.Viper) (Config, error) {
 		HeartbeatInterval: dur("peer.heartbeat_interval"), ElectionTimeout: dur("peer.election_timeout"),
 		TLSMinVersion: str("tls.min_version"), TLSTrustDomain: str("tls.trust_domain"),
 		MaxValueBytes: num("limits.max_value_bytes"), MaxRequestBytes: num("limits.max_request_bytes"),
+		DNSAddr: str("dns.addr"), DNSDomain: str("dns.domain"), DNSMaxTTL: uint64(num("dns.max_ttl")),
+		DNSNS: list("dns.ns"), DiscoveryPrefix: str("discovery.prefix"),
 		LogFormat: str("log.format"), LogLevel: str("log.level"),
 	}
 	if c.DataDir == "" {
@@ -274,6 +287,17 @@ func decodeConfig(v *viper.Viper) (Config, error) {
 	}
 	if c.HeartbeatInterval <= 0 || c.ElectionTimeout < 2*c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("peer.election_timeout (%v) must be at least twice peer.heartbeat_interval (%v)", c.ElectionTimeout, c.HeartbeatInterval))
+	}
+	if c.DNSAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DNSAddr); err != nil {
+			errs = append(errs, fmt.Errorf("dns.addr: %q is not host:port (or empty to turn DNS off)", c.DNSAddr))
+		}
+	}
+	if c.DNSMaxTTL == 0 || c.DNSMaxTTL > 1<<31-1 {
+		errs = append(errs, fmt.Errorf("dns.max_ttl: %d is not between 1 and 2147483647 seconds", c.DNSMaxTTL))
+	}
+	if !strings.HasPrefix(c.DiscoveryPrefix, "/") || strings.Trim(c.DiscoveryPrefix, "/") == "" {
+		errs = append(errs, fmt.Errorf("discovery.prefix: %q is not a key directory like /skydns", c.DiscoveryPrefix))
 	}
 	if c.SnapshotCount == 0 {
 		errs = append(errs, errors.New("snapshot_count: must be at least 1"))

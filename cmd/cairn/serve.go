@@ -18,6 +18,8 @@ import (
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/discovery"
+	"github.com/cairnkv/cairn/dnsserver"
 	"github.com/cairnkv/cairn/tlsauth"
 )
 
@@ -97,9 +99,39 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 		}
 	}()
 
+	// Discovery: an index of the registrations, fed by the local replica,
+	// which the DNS responder answers from.
+	dcfg := discovery.Config{Prefix: cfg.DiscoveryPrefix, Domain: cfg.DNSDomain}
+	index := discovery.NewIndex(node.Store(), dcfg, time.Now)
+	indexCtx, stopIndex := context.WithCancel(context.Background())
+	indexDone := make(chan struct{})
+	go func() {
+		defer close(indexDone)
+		if err := index.Run(indexCtx); err != nil && indexCtx.Err() == nil {
+			logger.Error("discovery index stopped; DNS answers go stale", "err", err)
+		}
+	}()
+	defer func() { stopIndex(); <-indexDone }()
+	if cfg.DNSAddr != "" {
+		dns, err := dnsserver.New(dnsserver.Config{Domain: cfg.DNSDomain, MaxTTL: uint32(cfg.DNSMaxTTL), NS: cfg.DNSNS}, index, reg, logger)
+		if err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
+		if err := dns.Start(cfg.DNSAddr); err != nil {
+			return fmt.Errorf("dns: listen on %s: %w (is another process using it? set --dns-addr, or empty to turn DNS off)", cfg.DNSAddr, err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			dns.Shutdown(sctx)
+		}()
+		logger.Info("serving DNS", "addr", dns.Addr(), "domain", cfg.DNSDomain)
+	}
+
 	handler, err := v2http.New(v2http.Config{
 		Cluster: apiNode{node}, Logger: logger, Registry: reg, Gatherer: reg,
 		MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes,
+		ValidateWrite: dcfg.Validate,
 	})
 	if err != nil {
 		return err
@@ -122,7 +154,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 	go func() { served <- srv.Serve(newTLSListener(ln, tlsConf)) }()
 
 	logger.Info("serving the etcd v2 API", "url", clientURL, "bind", cfg.BindAddr, "data_dir", cfg.DataDir)
-	printWelcome(stdout, clientURL, dev)
+	printWelcome(stdout, clientURL, cfg.DNSAddr, dev)
 
 	select {
 	case <-ctx.Done():
@@ -195,7 +227,7 @@ func advertisedHosts(addrs ...string) []string {
 	return hosts
 }
 
-func printWelcome(w io.Writer, url string, dev *tlsauth.DevPKI) {
+func printWelcome(w io.Writer, url, dnsAddr string, dev *tlsauth.DevPKI) {
 	fmt.Fprintf(w, "Cairn %s is serving %s\n", version, url)
 	if dev == nil {
 		return
@@ -204,4 +236,9 @@ func printWelcome(w io.Writer, url string, dev *tlsauth.DevPKI) {
 	fmt.Fprintf(w, "Development PKI in %s (client identity %q). Try:\n", dev.Dir, tlsauth.DevClientName)
 	fmt.Fprintf(w, "  %s %s/v2/keys/message -XPUT -d value=\"Hello world\"\n", curl, url)
 	fmt.Fprintf(w, "  %s %s/v2/keys/message\n", curl, url)
+	if host, port, err := net.SplitHostPort(dnsAddr); err == nil {
+		fmt.Fprintf(w, "Register a service for 60 s and find it by DNS:\n")
+		fmt.Fprintf(w, "  %s %s/v2/keys/skydns/internal/cairn/web/web-1 -XPUT -d ttl=60 -d value='{\"host\":\"127.0.0.1\",\"port\":8080}'\n", curl, url)
+		fmt.Fprintf(w, "  dig @%s -p %s web.cairn.internal SRV\n", host, port)
+	}
 }

@@ -160,6 +160,7 @@ func StartCairn(t testing.TB, cfg *CairnConfig) *Server {
 		"--name", cfg.Name, "--data-dir", cfg.DataDir,
 		"--addr", addr, "--bind-addr", addr,
 		"--peer-addr", peer, "--peer-bind-addr", peer,
+		"--dns-addr", "", // off unless a test asks: parallel nodes would share the default port
 	}
 	files := tlsauth.Files{
 		CAFile:   filepath.Join(cfg.DataDir, "pki", "ca.crt"),
