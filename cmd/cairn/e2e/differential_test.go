@@ -390,7 +390,10 @@ var scripts = []script{
 		// Registered before the ttl=0 write, whose expiry could otherwise
 		// move the watch's X-Etcd-Index (its start index).
 		get("/t", "wait=true", 0).background("live"),
-		put("/d", "dir=true&ttl=1", "", s201), // i+2
+		// ttl=2, not 1: with both at 1 s, /t and /d expire in the same
+		// sweep or in two, depending on where the 500 ms sweep falls, and
+		// the 404 of the /t poll carries i+6 or i+7 (seen between two etcds).
+		put("/d", "dir=true&ttl=2", "", s201), // i+2
 		put("/d/c", "", "value=y", s201),      // i+3
 		put("/z", "", "value=z&ttl=0", s201),  // i+4: expires at the next sweep
 		get("/z", "", s404).poll(s404),        // the expiries: /z at i+5,
