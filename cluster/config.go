@@ -44,6 +44,10 @@ type Config struct {
 	// the data dir has no raft state; see join.go for how clusters form.
 	// Ignored once the node has state.
 	Peers []string
+	// ForceNewCluster turns an existing data dir into a new one-member
+	// cluster with all its data (etcd's --force-new-cluster): recovery when
+	// a majority of members is lost for good. Ignored without raft state.
+	ForceNewCluster bool
 	// Now is the clock the leader stamps proposals with (default time.Now).
 	Now func() time.Time
 	// Logger receives structured logs; nil discards them.

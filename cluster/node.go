@@ -114,7 +114,19 @@ func New(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("cluster: inspect raft state: %w", err))
 	}
 	peers := normalizePeers(cfg.Peers, cfg.PeerAddr)
+	st := store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
+	f := newFSM(st)
 	switch {
+	case has && cfg.ForceNewCluster:
+		// Disaster recovery: this member's log and snapshot become a new
+		// one-member cluster, whatever the old configuration said.
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
+		if err := raft.RecoverCluster(rc, f, logs, logs, snaps, trans, conf); err != nil {
+			return fail(fmt.Errorf("cluster: force a new cluster from %s: %w", cfg.DataDir, err))
+		}
+		cfg.Logger.Warn("forced a new one-member cluster from this data dir; add the other members again with --peers and empty data dirs", "member", meta.ID)
+		st = store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
+		f = newFSM(st)
 	case has && len(peers) > 0:
 		cfg.Logger.Info("restarting from the data dir; --peers is ignored", "data_dir", cfg.DataDir)
 	case !has && len(peers) == 0:
@@ -125,8 +137,6 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger.Info("bootstrapped a new cluster", "member", meta.ID, "cluster", meta.ClusterID)
 	}
 
-	st := store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
-	f := newFSM(st)
 	n := &Node{
 		cfg: cfg, fsm: f, store: st, logs: logs, net: netw,
 		id: id, clusterID: clusterID, startTime: time.Now(),

@@ -68,7 +68,18 @@ func New(t testing.TB, n int, opts ...Options) *Cluster {
 // Addr is member i's peer address.
 func (c *Cluster) Addr(i int) string { return fmt.Sprintf("10.0.0.%d:7001", i+1) }
 
-func (c *Cluster) start(i int) {
+func (c *Cluster) start(i int) { c.startWith(i, false) }
+
+// RecoverAlone stops every member and restarts member i alone as a new
+// one-member cluster from its data dir (Config.ForceNewCluster), as an
+// operator does after losing a majority for good.
+func (c *Cluster) RecoverAlone(i int) {
+	c.t.Helper()
+	c.stopAll()
+	c.startWith(i, true)
+}
+
+func (c *Cluster) startWith(i int, forceNew bool) {
 	c.t.Helper()
 	var peers []string
 	for j := range c.dirs {
@@ -82,7 +93,7 @@ func (c *Cluster) start(i int) {
 		HeartbeatInterval: c.opts.HeartbeatInterval, ElectionTimeout: c.opts.ElectionTimeout,
 		ExpiryInterval: c.opts.ExpiryInterval, SnapshotCount: c.opts.SnapshotCount,
 		SnapshotInterval: 50 * time.Millisecond, RequestTimeout: 10 * c.opts.ElectionTimeout,
-		Network: c.hub.Network(c.Addr(i)), Peers: peers, Now: c.opts.Now,
+		Network: c.hub.Network(c.Addr(i)), Peers: peers, Now: c.opts.Now, ForceNewCluster: forceNew,
 	})
 	if err != nil {
 		c.t.Fatalf("start member %d: %v", i, err)

@@ -282,3 +282,34 @@ func TestAddMemberThenStartIt(t *testing.T) {
 		t.Fatalf("%d members after remove, want 1", got)
 	}
 }
+
+func TestRecoverFromOneSurvivor(t *testing.T) {
+	c := clustertest.New(t, 3)
+	leader := c.Leader()
+	for i := range 50 {
+		propose(t, c.Node(leader), put(fmt.Sprintf("/dr/%02d", i), fmt.Sprint(i)))
+	}
+	survivor := (leader + 1) % 3
+	want := c.Node(leader).Store().Index()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Node(survivor).Store().Index() < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Two members are lost for good: the survivor alone has no quorum
+	// until it is forced into a new one-member cluster.
+	c.RecoverAlone(survivor)
+	if got := c.Leader(); got != survivor {
+		t.Fatalf("leader %d, want the survivor %d", got, survivor)
+	}
+	n := c.Node(survivor)
+	if len(n.Members()) != 1 {
+		t.Fatalf("members after recovery: %+v", n.Members())
+	}
+	if v, err := linearGet(n, "/dr/49"); err != nil || v != "49" {
+		t.Fatalf("recovered member reads /dr/49 = %q, %v", v, err)
+	}
+	if got := n.Store().Index(); got != want {
+		t.Fatalf("store index %d after recovery, want %d", got, want)
+	}
+	propose(t, n, put("/dr/after", "x"))
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,8 +30,9 @@ type Config struct {
 	SnapshotCount uint64
 	HistorySize   int
 
-	Peers     []string
-	PeersFile string
+	Peers           []string
+	PeersFile       string
+	ForceNewCluster bool
 
 	PeerAddr          string
 	PeerBindAddr      string
@@ -75,6 +77,7 @@ var settings = []setting{
 	{"ca_file", "ca-file", "", "CA bundle that client certificates must chain to"},
 	{"cert_file", "cert-file", "", "serving certificate of the client port"},
 	{"key_file", "key-file", "", "private key of --cert-file (mode 0600)"},
+	{"force_new_cluster", "force-new-cluster", false, "start this data dir as a new one-member cluster with all its data: recovery after losing a majority for good (docs/operations.md)"},
 	{"snapshot_count", "snapshot-count", uint64(10000), "applied raft entries between snapshots"},
 	{"history_size", "history-size", 100000, "events kept for watches from a past index"},
 	{"peers", "peers", "", "peer addresses (host:port, comma-separated) of members to join through when the data dir is empty"},
@@ -119,6 +122,8 @@ func addFlags(fs *pflag.FlagSet) {
 			fs.Uint64(s.flag, d, usage)
 		case time.Duration:
 			fs.Duration(s.flag, d, usage)
+		case bool:
+			fs.Bool(s.flag, d, usage)
 		default:
 			panic(fmt.Sprintf("setting %s: unsupported default %T", s.key, d))
 		}
@@ -240,6 +245,17 @@ func decodeConfig(v *viper.Viper) (Config, error) {
 		}
 		return n
 	}
+	boolean := func(k string) bool {
+		raw := v.Get(k)
+		if b, ok := raw.(bool); ok {
+			return b
+		}
+		b, err := strconv.ParseBool(fmt.Sprint(raw))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not true or false", k, raw))
+		}
+		return b
+	}
 	list := func(k string) []string {
 		raw := v.Get(k)
 		if xs, ok := raw.([]any); ok { // a TOML array
@@ -255,7 +271,7 @@ func decodeConfig(v *viper.Viper) (Config, error) {
 		Name: str("name"), DataDir: str("data_dir"), Addr: str("addr"), BindAddr: str("bind_addr"),
 		CAFile: str("ca_file"), CertFile: str("cert_file"), KeyFile: str("key_file"),
 		SnapshotCount: uint64(num("snapshot_count")), HistorySize: int(num("history_size")),
-		Peers: list("peers"), PeersFile: str("peers_file"),
+		Peers: list("peers"), PeersFile: str("peers_file"), ForceNewCluster: boolean("force_new_cluster"),
 		PeerAddr: str("peer.addr"), PeerBindAddr: str("peer.bind_addr"),
 		PeerCAFile: str("peer.ca_file"), PeerCertFile: str("peer.cert_file"), PeerKeyFile: str("peer.key_file"),
 		PeerAllowedCNs:    list("peer.cert_allowed_cn"),

@@ -110,6 +110,10 @@ func TestConfigErrors(t *testing.T) {
 		{"partial peer files", []string{"--peer-key-file", "y"}, nil, "", "peer.cert_file and peer.key_file go together"},
 		{"bad peer", []string{"--peers", "a:1,nohost"}, nil, "", `peers: "nohost" is not host:port`},
 		{"missing peers file", []string{"--peers-file", "/nonexistent"}, nil, "", "peers_file"},
+		{"bad bool", nil, []string{"CAIRN_FORCE_NEW_CLUSTER=maybe"}, "", `force_new_cluster: "maybe" is not true or false`},
+		{"bad dns addr", []string{"--dns-addr", "53"}, nil, "", "dns.addr"},
+		{"bad max ttl", []string{"--dns-max-ttl", "0"}, nil, "", "dns.max_ttl"},
+		{"bad prefix", []string{"--discovery-prefix", "skydns"}, nil, "", "discovery.prefix"},
 		{"missing file", nil, nil, "/nonexistent.toml", "read config file"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -85,7 +85,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 		Name: cfg.Name, DataDir: cfg.DataDir, PeerAddr: cfg.PeerAddr, ClientURLs: []string{clientURL},
 		SnapshotCount: cfg.SnapshotCount, HeartbeatInterval: cfg.HeartbeatInterval,
 		ElectionTimeout: cfg.ElectionTimeout, HistorySize: cfg.HistorySize,
-		Network: netw, Peers: cfg.Peers,
+		Network: netw, Peers: cfg.Peers, ForceNewCluster: cfg.ForceNewCluster,
 		Logger: logger, Registry: reg,
 	})
 	if err != nil {
