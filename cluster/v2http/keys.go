@@ -27,10 +27,17 @@ func (h *Handler) serveKeys(w http.ResponseWriter, r *http.Request) {
 		h.writeKeyError(w, r, perr)
 		return
 	}
+	// As in etcd, authorization follows parsing (and so Cairn's write
+	// validation): a refused request changes nothing either way.
+	pr := h.principal(r)
+	if !authorizeKey(pr, r.Method, &kr) {
+		h.refuseKey(w, r, pr, &kr)
+		return
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		if kr.wait {
-			h.serveWatch(w, r, &kr)
+			h.serveWatch(w, r, &kr, pr)
 			return
 		}
 		h.serveGet(w, r, &kr)

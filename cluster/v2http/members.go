@@ -72,6 +72,11 @@ func (h *Handler) serveMembers(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodPut) {
 		return
 	}
+	// etcd's hasWriteRootAccess: with authorization on, changes need root.
+	if r.Method != http.MethodGet && !h.principal(r).Root() {
+		h.writeNoAuth(w, r)
+		return
+	}
 	w.Header().Set("X-Etcd-Cluster-ID", hexID(h.cluster.Status().ClusterID))
 	sub := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, membersPrefix), "/")
 	if r.Method == http.MethodGet {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/tlsauth"
 )
 
 // serveWatch is etcd's handleKeyWatch (GET ?wait=true) on the local store.
@@ -21,7 +22,11 @@ import (
 // index, so history replays what was missed. Only when that index has left
 // the history does the response end, with no further bytes; the client's
 // retry from its last index then gets etcd's 401 (event index cleared).
-func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequest) {
+//
+// A client that is not root sees only the events it may read (watchVisible):
+// the others are dropped, and a one-shot watch waits for the first visible
+// one (its store watcher is a stream for that).
+func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequest, pr tlsauth.Principal) {
 	markWatch(w)
 	client := h.cfg.ClientID(r)
 	if !h.watchers.acquire(client) {
@@ -35,8 +40,12 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 	}
 	defer h.watchers.release(client)
 
+	// A filtered one-shot watch needs a stream underneath, to get past
+	// events it must not deliver.
+	stream := kr.stream || !pr.Root()
+	var pol *tlsauth.Policy // the policy pr was computed under, once known
 	st := h.cluster.Store()
-	wa, err := st.Watch(kr.Path, kr.Recursive, kr.stream, kr.waitIndex)
+	wa, err := st.Watch(kr.Path, kr.Recursive, stream, kr.waitIndex)
 	if err != nil {
 		h.writeKeyError(w, r, err)
 		return
@@ -59,11 +68,23 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 			return
 		case ev, ok := <-wa.EventChan():
 			if !ok {
-				next, resumed := h.resumeWatch(st, wa, kr)
+				next, resumed := h.resumeWatch(st, wa, kr, stream)
 				if !resumed {
 					return
 				}
 				wa = next
+				continue
+			}
+			// The policy may change while the watch is open: the
+			// principal follows it, and a watch it no longer allows ends
+			// (the client's retry gets 110).
+			if p := h.policy.getAt(st, ev.Index()).pol; p != pol {
+				pol, pr = p, h.principalOf(r, p)
+				if !authorizeKey(pr, http.MethodGet, kr) {
+					return
+				}
+			}
+			if !watchVisible(pr, ev) {
 				continue
 			}
 			buf, err := encodeJSON(ev)
@@ -83,7 +104,7 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 
 // resumeWatch replaces a watcher the store closed, when its error says the
 // consumer must resume from its next index.
-func (h *Handler) resumeWatch(st *store.Store, wa *store.Watcher, kr *keyRequest) (*store.Watcher, bool) {
+func (h *Handler) resumeWatch(st *store.Store, wa *store.Watcher, kr *keyRequest, stream bool) (*store.Watcher, bool) {
 	err := wa.Err()
 	if err == nil {
 		return nil, false
@@ -92,7 +113,7 @@ func (h *Handler) resumeWatch(st *store.Store, wa *store.Watcher, kr *keyRequest
 		h.log.Warn("watch ended by the store", "key", kr.Path, "err", err)
 		return nil, false
 	}
-	next, werr := st.Watch(kr.Path, kr.Recursive, kr.stream, wa.NextIndex())
+	next, werr := st.Watch(kr.Path, kr.Recursive, stream, wa.NextIndex())
 	if werr != nil {
 		h.log.Warn("cannot resume watch", "key", kr.Path, "from", wa.NextIndex(), "cause", err, "err", werr)
 		return nil, false

@@ -1,0 +1,123 @@
+package v2http
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/tlsauth"
+)
+
+// Enforcement happens on the node the client reached, against that node's
+// replica of the policy (a change made on another node applies here when
+// this node applies it, normally within a heartbeat). A proposal forwarded
+// to the leader is already authorized. The rules are tlsauth's
+// (Policy.Principal); this file maps requests onto them:
+//
+//   - /v2/keys reads (GET, HEAD) need read on the key, writes (PUT, POST,
+//     DELETE) write on it; with recursive=true, a prefix pattern covering
+//     the key. Only the requested key is checked, as in etcd: a recursive
+//     get of a directory the client may read lists everything below it.
+//   - A watch needs read on the key; a recursive one needs read on
+//     something at or below it, and then delivers only the events the
+//     client may read (see watchVisible).
+//   - Keys at or below internalPrefix (/_cairn) need root.
+//   - The auth API needs root (GET /v2/auth/enable excepted); membership
+//     changes (POST, PUT, DELETE /v2/members) need root; listing members,
+//     /v2/machines, /v2/stats, /version, /health and /metrics are open,
+//     as in etcd.
+//
+// A refusal changes nothing: /v2/keys answers etcd error 110 "Insufficient
+// credentials" (HTTP 401, index 0), the other endpoints 401
+// {"message":"Insufficient credentials"}.
+
+// identityOf reads the identity of r's verified client certificate. ok is
+// false without one (no TLS, or a connection that did not verify a
+// certificate); err is set for a certificate whose identity is unreadable
+// (another trust domain, a malformed SPIFFE URI, no CN).
+func (h *Handler) identityOf(r *http.Request) (id tlsauth.Identity, ok bool, err error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return tlsauth.Identity{}, false, nil
+	}
+	id, err = tlsauth.PeerIdentity(*r.TLS, h.cfg.TrustDomain)
+	return id, err == nil, err
+}
+
+// identityName names the client of r in logs and rate limits: its
+// identity string, else the ClientID (a certificate whose identity is
+// unreadable, or no certificate).
+func (h *Handler) identityName(r *http.Request) string {
+	if id, ok, _ := h.identityOf(r); ok {
+		return id.String()
+	}
+	return h.cfg.ClientID(r)
+}
+
+// principal is what the client of r may do under this node's policy.
+func (h *Handler) principal(r *http.Request) tlsauth.Principal {
+	return h.principalOf(r, h.policy.get(h.cluster.Store()).pol)
+}
+
+// principalOf is what the client of r may do under pol. Without a
+// certificate it is a guest (etcd's unauthenticated request); with a
+// certificate whose identity is unreadable it may do nothing (etcd's wrong
+// password).
+func (h *Handler) principalOf(r *http.Request, pol *tlsauth.Policy) tlsauth.Principal {
+	if !pol.Enabled {
+		return pol.Anonymous() // everyone is root
+	}
+	id, ok, err := h.identityOf(r)
+	switch {
+	case err != nil:
+		h.log.Debug("authorization: unreadable certificate identity", "client", h.cfg.ClientID(r), "err", err)
+		return tlsauth.Principal{Name: h.cfg.ClientID(r)}
+	case !ok:
+		return pol.Anonymous()
+	}
+	return pol.Principal(id, h.cfg.AllowedNodeCNs)
+}
+
+// isInternal reports whether key is at or below internalPrefix.
+func isInternal(key string) bool {
+	return key == internalPrefix || strings.HasPrefix(key, internalPrefix+"/")
+}
+
+// authorizeKey reports whether pr may make the /v2/keys request kr.
+func authorizeKey(pr tlsauth.Principal, method string, kr *keyRequest) bool {
+	if pr.Root() {
+		return true
+	}
+	if isInternal(kr.Path) {
+		return false
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		if kr.wait {
+			return pr.CanWatch(kr.Path, kr.Recursive)
+		}
+		return pr.CanRead(kr.Path, kr.Recursive)
+	}
+	return pr.CanWrite(kr.Path, kr.Recursive)
+}
+
+// refuseKey answers a /v2/keys request outside the client's permissions:
+// etcd's writeKeyNoAuth.
+func (h *Handler) refuseKey(w http.ResponseWriter, r *http.Request, pr tlsauth.Principal, kr *keyRequest) {
+	// Debug: a client retrying in a loop must not flood the log.
+	h.log.Debug("authorization: request refused", "identity", pr.Name, "guest", pr.Guest, "method", r.Method, "key", kr.Path, "recursive", kr.Recursive, "wait", kr.wait)
+	h.writeKeyError(w, r, requestError(store.EcodeUnauthorized, "Insufficient credentials"))
+}
+
+// watchVisible reports whether a watch of pr may deliver ev: an event about
+// a key pr may read, or the removal of a directory below which pr may read
+// something. Cairn's internal keys are never delivered to anyone but root.
+func watchVisible(pr tlsauth.Principal, ev *store.Event) bool {
+	if pr.Root() {
+		return true
+	}
+	if ev.Node == nil || isInternal(ev.Node.Key) {
+		return false
+	}
+	dirRemoved := (ev.Action == store.ActionDelete || ev.Action == store.ActionExpire) && ev.PrevNode != nil && ev.PrevNode.Dir
+	return pr.CanSee(ev.Node.Key, dirRemoved)
+}
