@@ -1,0 +1,288 @@
+package e2e
+
+// Backup and restore with the real binary: cairn snapshot save against a
+// running member, cairn snapshot restore into a fresh data dir, cairn serve
+// on it, and a member that joins the restored cluster. The restored store
+// must answer exactly as the original: keys, values, directories,
+// createdIndex, modifiedIndex, expiration (absolute, so the remaining TTL
+// agrees within a second), X-Etcd-Index, hidden keys and the watch history.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// snapNode is a node of a keys answer, flattened.
+type snapNode struct {
+	Key           string      `json:"key"`
+	Value         *string     `json:"value,omitempty"`
+	Dir           bool        `json:"dir,omitempty"`
+	Expiration    *string     `json:"expiration,omitempty"`
+	TTL           int64       `json:"ttl,omitempty"`
+	CreatedIndex  uint64      `json:"createdIndex"`
+	ModifiedIndex uint64      `json:"modifiedIndex"`
+	Nodes         []*snapNode `json:"nodes,omitempty"`
+}
+
+// snapTree is what a member answers for the whole key space: the nodes of
+// a recursive sorted GET of / in order, each hidden key read on its own,
+// and X-Etcd-Index.
+type snapTree struct {
+	Index string
+	Nodes []*snapNode
+}
+
+// hiddenKeys are not listed by a recursive GET; they are read one by one.
+var hiddenKeys = []string{"/_hidden", "/dir/_secret/x", "/_hdir"}
+
+func readTree(t *testing.T, s *Server) snapTree {
+	t.Helper()
+	resp, body := s.Get(t, "/v2/keys/", "recursive=true&sorted=true")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: GET /: %d %s", s, resp.StatusCode, body)
+	}
+	var a struct{ Node snapNode }
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatalf("%s: GET /: %v", s, err)
+	}
+	tree := snapTree{Index: resp.Header.Get("X-Etcd-Index")}
+	var walk func(ns []*snapNode)
+	walk = func(ns []*snapNode) {
+		for _, n := range ns {
+			tree.Nodes = append(tree.Nodes, n)
+			walk(n.Nodes)
+			n.Nodes = nil
+		}
+	}
+	walk(a.Node.Nodes)
+	for _, k := range hiddenKeys {
+		resp, body := s.Get(t, "/v2/keys"+k, "")
+		var h struct{ Node snapNode }
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &h) != nil {
+			t.Fatalf("%s: GET %s: %d %s", s, k, resp.StatusCode, body)
+		}
+		h.Node.Nodes = nil
+		tree.Nodes = append(tree.Nodes, &h.Node)
+	}
+	return tree
+}
+
+// compareTrees reports every difference between got and want; TTLs may
+// differ by a second (the two were read one after the other).
+func compareTrees(t *testing.T, what string, got, want snapTree) {
+	t.Helper()
+	if got.Index != want.Index {
+		t.Errorf("%s: X-Etcd-Index %s, want %s", what, got.Index, want.Index)
+	}
+	str := func(n *snapNode) string {
+		c := *n
+		c.TTL = 0
+		b, _ := json.Marshal(c)
+		return string(b)
+	}
+	if len(got.Nodes) != len(want.Nodes) {
+		t.Errorf("%s: %d nodes, want %d", what, len(got.Nodes), len(want.Nodes))
+	}
+	for i := range min(len(got.Nodes), len(want.Nodes)) {
+		g, w := got.Nodes[i], want.Nodes[i]
+		if str(g) != str(w) {
+			t.Errorf("%s: node %d is %s, want %s", what, i, str(g), str(w))
+		}
+		if d := g.TTL - w.TTL; d < -1 || d > 1 {
+			t.Errorf("%s: %s has ttl %d, want %d (within a second)", what, w.Key, g.TTL, w.TTL)
+		}
+	}
+}
+
+// cairnCmd runs a cairn client command and returns its standard output.
+func cairnCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, needCairn(t), args...)
+	cmd.Env = cleanEnv("CAIRN_")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cairn %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+func TestSnapshotSaveRestore(t *testing.T) {
+	t.Parallel()
+	src := startCairn(t)
+	for _, w := range []struct{ method, key, form string }{
+		{http.MethodPut, "/a", "value=1"},
+		{http.MethodPut, "/a", "value=1 again"}, // createdIndex != modifiedIndex
+		{http.MethodPut, "/dir/sub/b", "value=" + strings.Repeat("x", 5000)},
+		{http.MethodPut, "/emptydir", "dir=true"},
+		{http.MethodPut, "/ttl/k1", "value=t1&ttl=3600"},
+		{http.MethodPut, "/ttl/k2", "value=t2&ttl=7200"},
+		{http.MethodPut, "/ttldir", "dir=true&ttl=5000"},
+		{http.MethodPut, "/_hidden", "value=h"},
+		{http.MethodPut, "/dir/_secret/x", "value=s"},
+		{http.MethodPut, "/_hdir", "dir=true"},
+		{http.MethodPost, "/queue", "value=first"},
+		{http.MethodPost, "/queue", "value=second"},
+		{http.MethodPut, "/gone", "value=x"},
+		{http.MethodDelete, "/gone", ""},
+		{http.MethodPut, "/ttl/k1", "ttl=3000&refresh=true&prevExist=true"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		query := ""
+		if w.method == http.MethodDelete {
+			query = "recursive=true"
+		}
+		resp, body, err := src.Do(ctx, w.method, "/v2/keys"+w.key, query, w.form)
+		cancel()
+		if err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("%s %s %s: %v %s", w.method, w.key, w.form, err, body)
+		}
+	}
+	before := readTree(t, src)
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "backup.snap")
+	out := cairnCmd(t, append([]string{"snapshot", "save", file}, serverConn(src)...)...)
+	m := regexp.MustCompile(`^Snapshot saved to .*: store index (\d+), raft index \d+, 8 keys, 8 directories, `).FindStringSubmatch(out)
+	if m == nil || m[1] != before.Index {
+		t.Fatalf("save printed %q; want store index %s, 8 keys and 8 directories", out, before.Index)
+	}
+	if out := cairnCmd(t, "snapshot", "status", file); !strings.Contains(out, "store index:  "+before.Index+"\n") {
+		t.Errorf("status printed %q", out)
+	}
+
+	// The source keeps going; the backup has what it had when it was taken.
+	if resp, body := src.Put(t, "/v2/keys/after", "", "value=later"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT /after: %d %s", resp.StatusCode, body)
+	}
+
+	cfg := &CairnConfig{Bin: needCairn(t), PKI: testPKI, Name: "r1", DataDir: filepath.Join(dir, "restored"),
+		Port: FreePort(t), PeerPort: FreePort(t)}
+	peer := "127.0.0.1:" + strconv.Itoa(cfg.PeerPort)
+	out = cairnCmd(t, "snapshot", "restore", file, "--data-dir", cfg.DataDir, "--name", "r1",
+		"--addr", "127.0.0.1:"+strconv.Itoa(cfg.Port), "--peer-addr", peer)
+	if !strings.Contains(out, "8 keys, 8 directories, store index "+before.Index) {
+		t.Errorf("restore printed %q", out)
+	}
+	restored := StartCairn(t, cfg)
+
+	// Read both now, one after the other, so that the remaining TTLs agree.
+	srcNow, got := readTree(t, src), readTree(t, restored)
+	srcNow.Nodes = without(srcNow.Nodes, "/after")
+	srcNow.Index = before.Index
+	compareTrees(t, "restored", got, srcNow)
+	for _, n := range got.Nodes {
+		if n.Key == "/ttl/k1" && (n.TTL < 2990 || n.TTL > 3000) {
+			t.Errorf("/ttl/k1 after restore has ttl %d; want the refreshed 3000 minus the seconds since", n.TTL)
+		}
+	}
+	resp, _ := restored.Get(t, "/v2/keys/", "")
+	if resp.Header.Get("X-Etcd-Cluster-Id") == "" || resp.Header.Get("X-Etcd-Cluster-Id") == srcClusterID(t, src) {
+		t.Errorf("restored cluster ID %q; want a new one", resp.Header.Get("X-Etcd-Cluster-Id"))
+	}
+
+	// The watch history came along: a watch from index 1 sees the first write.
+	resp, body := restored.Get(t, "/v2/keys/a", "wait=true&waitIndex=1")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"value":"1","modifiedIndex":1,"createdIndex":1`) {
+		t.Errorf("watch from index 1 on the restored member: %d %s", resp.StatusCode, body)
+	}
+	// Writes go on from the backup's store index.
+	next, _ := strconv.ParseUint(before.Index, 10, 64)
+	resp, body = restored.Put(t, "/v2/keys/new", "", "value=v")
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), fmt.Sprintf(`"createdIndex":%d`, next+1)) {
+		t.Errorf("write on the restored member: %d %s; want createdIndex %d", resp.StatusCode, body, next+1)
+	}
+
+	// A new member joins the restored cluster the usual way.
+	joiner := StartCairn(t, &CairnConfig{Bin: needCairn(t), PKI: testPKI, Name: "r2", Args: []string{"--peers", peer}})
+	Poll(t, 30*time.Second, "the joiner to list two members", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, body, err := joiner.Do(ctx, http.MethodGet, "/v2/members", "", "")
+		if err != nil {
+			return err
+		}
+		if n := strings.Count(string(body), `"id"`); n != 2 {
+			return fmt.Errorf("%d members: %s", n, body)
+		}
+		return nil
+	})
+	compareTrees(t, "joiner", readTree(t, joiner), readTree(t, restored))
+}
+
+func without(ns []*snapNode, key string) []*snapNode {
+	var out []*snapNode
+	for _, n := range ns {
+		if n.Key != key {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func srcClusterID(t *testing.T, s *Server) string {
+	t.Helper()
+	resp, _ := s.Get(t, "/v2/keys/", "")
+	return resp.Header.Get("X-Etcd-Cluster-Id")
+}
+
+// A restore refuses a data dir in use and a damaged backup, saying what to
+// do, and changes nothing.
+func TestSnapshotRestoreRefusals(t *testing.T) {
+	t.Parallel()
+	src := startCairn(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "b.snap")
+	cairnCmd(t, append([]string{"snapshot", "save", file}, serverConn(src)...)...)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.snap")
+	if err := os.WriteFile(cut, b[:len(b)*2/3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		file, dataDir string
+		want          []string
+	}{
+		{file, src.DataDir, []string{"is not empty", "restore into a new or empty directory"}},
+		{cut, filepath.Join(dir, "new"), []string{"incomplete", "take a new backup with cairn snapshot save"}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, needCairn(t), "snapshot", "restore", tt.file, "--data-dir", tt.dataDir)
+		cmd.Env = cleanEnv("CAIRN_")
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err == nil {
+			t.Errorf("restore %s into %s succeeded", tt.file, tt.dataDir)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("restore %s into %s: %s; want it to say %q", tt.file, tt.dataDir, out, w)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); !os.IsNotExist(err) {
+		t.Errorf("a refused restore created its data dir: %v", err)
+	}
+	// The running member's data dir is untouched: it still serves.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := src.Healthy(ctx); err != nil {
+		t.Error(err)
+	}
+}
