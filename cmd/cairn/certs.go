@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+
+	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/tlsauth"
+)
+
+// servingConfig is what the client listener's managed certificates need
+// from the configuration.
+type servingConfig struct {
+	Name        string // member name: the identity in CA-issued certificates
+	TrustDomain string
+	// Managed lets certmagic issue the serving certificates from the
+	// cluster CA when this member has the CA key (tls.managed_certs).
+	Managed bool
+	// Validity of a CA-issued serving certificate (tls.serving_cert_validity;
+	// 0 means tlsauth.DefaultServingValidity).
+	Validity time.Duration
+	// Hosts are the names and addresses the CA issues for (servingHosts).
+	Hosts []string
+	ACME  acmeSettings
+}
+
+// acmeSettings are the [tls.acme] keys.
+type acmeSettings struct {
+	CA          string   // tls.acme.ca: directory URL (default Let's Encrypt)
+	Email       string   // tls.acme.email
+	Domains     []string // tls.acme.domains: none turns ACME off
+	CARootFile  string   // tls.acme.ca_root: PEM roots of a private ACME server
+	TLSALPNPort int      // tls.acme.tlsalpn_port: challenge listener port (default 443)
+}
+
+// servingHosts are the names a CA-issued serving certificate covers: those
+// of the development node certificate (the advertised client host, this
+// machine's host name, loopback).
+func servingHosts(addr string) []string {
+	return append(advertisedHosts(addr), "localhost", "127.0.0.1", "::1")
+}
+
+// servingCA returns the cluster CA when this member holds its key, else
+// nil. That is the case of the development PKI (<data-dir>/pki/ca.key) and
+// of ca_file without cert_file (ca.key beside ca_file), the two cases in
+// which serverFiles issues the node certificate itself. With cert_file the
+// operator runs the PKI, and the serving certificate stays theirs.
+func servingCA(cfg Config, dev *tlsauth.DevPKI) (*tlsauth.CA, error) {
+	switch {
+	case cfg.CertFile != "":
+		return nil, nil
+	case cfg.CAFile != "":
+		return tlsauth.LoadCA(cfg.CAFile, filepath.Join(filepath.Dir(cfg.CAFile), "ca.key"))
+	case dev != nil:
+		return tlsauth.LoadCA(dev.CAFile, dev.CAKeyFile)
+	}
+	return nil, nil
+}
+
+// managedServerTLS returns the client listener's TLS configuration and a
+// function that stops what it started. Client certificates are required
+// and verified against the cluster CA pool of material in every case.
+//
+// Serving certificates come from certmagic, with the replicated store as
+// its storage, when there is something to manage: certificates issued by
+// the cluster CA for sc.Hosts (when ca is not nil and sc.Managed) and
+// certificates from ACME for sc.ACME.Domains. Until a managed certificate
+// exists, and for names none covers, material's certificate is served.
+// Management starts in the background once the store answers a
+// linearizable read, so a member waiting for a quorum still serves.
+// With nothing to manage it is material.ServerConfig.
+//
+// Call stop before the node shuts down: it releases the locks this member
+// holds.
+func managedServerTLS(ctx context.Context, sc servingConfig, node *cluster.Node, ca *tlsauth.CA, material *tlsauth.Material, opts tlsauth.Options, logger *slog.Logger) (conf *tls.Config, stop func(), err error) {
+	useCA := ca != nil && sc.Managed
+	if !useCA && len(sc.ACME.Domains) == 0 {
+		if sc.Managed {
+			logger.Info("serving the node certificate files on the client port: this member has no CA key to issue short-lived certificates with, and no ACME domain is set")
+		}
+		return material.ServerConfig(opts), func() {}, nil
+	}
+	storage := tlsauth.NewCertStorage(certKV{node}, tlsauth.CertStorageConfig{Owner: sc.Name, Logger: logger})
+	mc := tlsauth.ManagerConfig{Storage: storage, Logger: logger}
+	if useCA {
+		mc.Issuer = &tlsauth.CAIssuer{CA: ca, TrustDomain: sc.TrustDomain, NodeName: sc.Name, Validity: sc.Validity}
+		mc.Hosts = sc.Hosts
+	}
+	if len(sc.ACME.Domains) > 0 {
+		mc.ACME = tlsauth.ACMEConfig{CA: sc.ACME.CA, Email: sc.ACME.Email, Domains: sc.ACME.Domains, TLSALPNPort: sc.ACME.TLSALPNPort}
+		if sc.ACME.CARootFile != "" {
+			if mc.ACME.TrustedRoots, err = readACMERoots(sc.ACME.CARootFile); err != nil {
+				storage.Close()
+				return nil, nil, err
+			}
+		}
+	}
+	mgr, err := tlsauth.NewManager(mc)
+	if err != nil {
+		storage.Close()
+		return nil, nil, err
+	}
+
+	startCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := waitStoreReadable(startCtx, node); err != nil {
+			return
+		}
+		if err := mgr.Start(); err != nil {
+			logger.Error("serving certificates are not managed; serving the node certificate files", "err", err)
+			return
+		}
+		logger.Info("managing serving certificates", "ca_hosts", mgr.Hosts(), "acme_domains", mgr.Domains())
+	}()
+	stop = func() {
+		cancel()
+		wg.Wait()
+		mgr.Stop()
+		uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
+		certmagic.CleanUpOwnLocks(uctx, tlsauth.CertmagicLogger(logger))
+		ucancel()
+		storage.Close()
+	}
+	return material.ManagedServerConfig(opts, mgr.GetCertificate), stop, nil
+}
+
+// waitStoreReadable returns once the store answers a linearizable read, or
+// with ctx's error.
+func waitStoreReadable(ctx context.Context, node *cluster.Node) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if err := node.ReadBarrier(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func readACMERoots(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("tls.acme.ca_root: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tls.acme.ca_root %s: no PEM certificate in it", file)
+	}
+	return pool, nil
+}
+
+// certKV is tlsauth.KV on a cluster member: writes are raft proposals
+// (forwarded to the leader from a follower), reads wait for ReadBarrier
+// and then read the local replica, so they are linearizable.
+type certKV struct{ n *cluster.Node }
+
+var _ tlsauth.KV = certKV{}
+
+func (k certKV) Get(ctx context.Context, key string, recursive bool) (tlsauth.KVEntry, error) {
+	if err := k.n.ReadBarrier(ctx); err != nil {
+		return tlsauth.KVEntry{}, err
+	}
+	ev, err := k.n.Store().Get(key, recursive, true, time.Now())
+	if err != nil {
+		return tlsauth.KVEntry{}, certKVError(err)
+	}
+	return certKVEntry(ev.Node), nil
+}
+
+func (k certKV) Set(ctx context.Context, key, value string) error {
+	_, err := k.propose(ctx, &store.Request{Method: store.MethodPut, Path: key, Value: value})
+	return err
+}
+
+func (k certKV) Create(ctx context.Context, key, value string, ttl time.Duration) (uint64, error) {
+	r := &store.Request{Method: store.MethodPut, Path: key, Value: value, PrevExist: store.PrevExistFalse}
+	setCertTTL(r, ttl)
+	ev, err := k.propose(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	return ev.Node.CreatedIndex, nil
+}
+
+func (k certKV) Refresh(ctx context.Context, key, value string, ttl time.Duration) error {
+	r := &store.Request{Method: store.MethodPut, Path: key, PrevExist: store.PrevExistTrue, PrevValue: value, Refresh: true}
+	setCertTTL(r, ttl)
+	_, err := k.propose(ctx, r)
+	return err
+}
+
+func (k certKV) Delete(ctx context.Context, key, value string) error {
+	r := &store.Request{Method: store.MethodDelete, Path: key, PrevValue: value}
+	if value == "" {
+		r.Recursive = true
+	}
+	_, err := k.propose(ctx, r)
+	return err
+}
+
+func (k certKV) propose(ctx context.Context, r *store.Request) (*store.Event, error) {
+	ev, err := k.n.Propose(ctx, r)
+	if err != nil {
+		return nil, certKVError(err)
+	}
+	if ev == nil || ev.Node == nil {
+		return nil, fmt.Errorf("cluster: no result for %s %s", r.Method, r.Path)
+	}
+	return ev, nil
+}
+
+// setCertTTL sets r's TTL to ttl rounded up to whole seconds; ttl <= 0 leaves
+// the key permanent.
+func setCertTTL(r *store.Request, ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	r.HasTTL = true
+	r.TTL = uint64((ttl + time.Second - 1) / time.Second)
+}
+
+// certKVError maps the store's business failures to tlsauth's KV outcomes.
+func certKVError(err error) error {
+	var se *store.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.ErrorCode {
+	case store.EcodeKeyNotFound:
+		return fmt.Errorf("%w: %v", tlsauth.ErrKVNotFound, err)
+	case store.EcodeNodeExist:
+		return fmt.Errorf("%w: %v", tlsauth.ErrKVExists, err)
+	case store.EcodeTestFailed:
+		return fmt.Errorf("%w: %v", tlsauth.ErrKVCompareFailed, err)
+	}
+	return err
+}
+
+func certKVEntry(n *store.NodeExtern) tlsauth.KVEntry {
+	e := tlsauth.KVEntry{Key: n.Key, Dir: n.Dir, CreatedIndex: n.CreatedIndex, ModifiedIndex: n.ModifiedIndex}
+	if n.Value != nil {
+		e.Value = *n.Value
+	}
+	for _, c := range n.Nodes {
+		e.Nodes = append(e.Nodes, certKVEntry(c))
+	}
+	return e
+}

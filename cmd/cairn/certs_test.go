@@ -1,0 +1,616 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"io/fs"
+	"log"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+
+	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/tlsauth"
+)
+
+const certTD = "cairn.internal"
+
+// certClock is the members' clock in these tests: it moves only when told,
+// so lock TTLs expire without waiting.
+type certClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *certClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *certClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// newCertCluster starts three in-process members on a fake clock.
+func newCertCluster(t *testing.T) (*clustertest.Cluster, *certClock) {
+	t.Helper()
+	clock := &certClock{now: time.Now()}
+	return clustertest.New(t, 3, clustertest.Options{Now: clock.Now}), clock
+}
+
+// certStorage is a CertStorage on member i, closed when the test ends.
+func certStorage(t *testing.T, c *clustertest.Cluster, i int, cfg tlsauth.CertStorageConfig) *tlsauth.CertStorage {
+	t.Helper()
+	s := tlsauth.NewCertStorage(certKV{c.Node(i)}, cfg)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func certPoll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func certCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestCertStorageOnCluster checks certmagic's storage contract on the
+// replicated store, writing through one member and reading through the
+// others.
+func TestCertStorageOnCluster(t *testing.T) {
+	c, _ := newCertCluster(t)
+	ctx := certCtx(t)
+	s := []*tlsauth.CertStorage{
+		certStorage(t, c, 0, tlsauth.CertStorageConfig{}),
+		certStorage(t, c, 1, tlsauth.CertStorageConfig{}),
+		certStorage(t, c, 2, tlsauth.CertStorageConfig{}),
+	}
+	files := map[string]string{
+		"certificates/ca/example.com/example.com.crt":  "crt",
+		"certificates/ca/example.com/example.com.key":  "key",
+		"certificates/ca/example.com/example.com.json": "{}",
+		"acme/ca/users/_default/default.key":           "acct",
+		"top":                                          "",
+	}
+	before := time.Now()
+	i := 0
+	for k, v := range files {
+		if err := s[i%3].Store(ctx, k, []byte(v)); err != nil {
+			t.Fatalf("Store %s: %v", k, err)
+		}
+		i++
+	}
+	for k, v := range files {
+		for j := range s {
+			got, err := s[j].Load(ctx, k)
+			if err != nil || string(got) != v {
+				t.Errorf("member %d: Load %s = %q, %v; want %q", j, k, got, err, v)
+			}
+		}
+	}
+	if err := s[1].Store(ctx, "top", []byte("replaced")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s[2].Load(ctx, "top"); string(got) != "replaced" {
+		t.Errorf("Load after overwrite = %q", got)
+	}
+
+	lists := []struct {
+		path      string
+		recursive bool
+		want      []string
+	}{
+		{"", false, []string{"acme", "certificates", "top"}},
+		{"certificates/ca/example.com", false, []string{
+			"certificates/ca/example.com/example.com.crt",
+			"certificates/ca/example.com/example.com.json",
+			"certificates/ca/example.com/example.com.key"}},
+		{"certificates", false, []string{"certificates/ca"}},
+		{"certificates", true, []string{
+			"certificates/ca", "certificates/ca/example.com",
+			"certificates/ca/example.com/example.com.crt",
+			"certificates/ca/example.com/example.com.json",
+			"certificates/ca/example.com/example.com.key"}},
+		{"acme", true, []string{"acme/ca", "acme/ca/users", "acme/ca/users/_default", "acme/ca/users/_default/default.key"}},
+		{"top", true, nil},
+	}
+	for _, l := range lists {
+		got, err := s[2].List(ctx, l.path, l.recursive)
+		slices.Sort(got)
+		if err != nil || !slices.Equal(got, l.want) {
+			t.Errorf("List(%q, %v) = %q, %v; want %q", l.path, l.recursive, got, err, l.want)
+		}
+	}
+	if _, err := s[0].List(ctx, "nope", false); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("List of a missing path: %v, want fs.ErrNotExist", err)
+	}
+
+	info, err := s[1].Stat(ctx, "certificates/ca/example.com/example.com.key")
+	if err != nil || !info.IsTerminal || info.Size != 3 || info.Modified.Before(before.Add(-time.Second)) || time.Since(info.Modified) > time.Minute {
+		t.Errorf("Stat file = %+v, %v", info, err)
+	}
+	if info, err := s[1].Stat(ctx, "certificates/ca"); err != nil || info.IsTerminal {
+		t.Errorf("Stat directory = %+v, %v", info, err)
+	}
+	if _, err := s[1].Stat(ctx, "nope"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat missing: %v", err)
+	}
+	for _, k := range []string{"certificates", "certificates/ca/example.com/example.com.crt", "acme/ca/users/_default"} {
+		if !s[0].Exists(ctx, k) {
+			t.Errorf("Exists(%s) = false", k)
+		}
+	}
+	if s[0].Exists(ctx, "certificates/other") {
+		t.Error("Exists of a missing key")
+	}
+
+	if err := s[0].Delete(ctx, "certificates/ca/example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s[1].Delete(ctx, "acme/ca/users/_default/default.key"); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"certificates/ca/example.com/example.com.crt", "acme/ca/users/_default/default.key"} {
+		if _, err := s[2].Load(ctx, k); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Load %s after Delete: %v, want fs.ErrNotExist", k, err)
+		}
+		if s[2].Exists(ctx, k) {
+			t.Errorf("%s exists after Delete", k)
+		}
+	}
+	if err := s[2].Delete(ctx, "certificates/ca/example.com"); err != nil {
+		t.Errorf("Delete of a missing key: %v", err)
+	}
+	// Nothing shows in the visible key space.
+	ev, err := c.Node(0).Store().Get("/", true, true, time.Now())
+	if err != nil || len(ev.Node.Nodes) != 0 {
+		t.Errorf("visible keys: %+v, %v", ev, err)
+	}
+}
+
+// TestCertLocksOnCluster checks the locks: exclusion between members,
+// Lock waiting for Unlock, expiry of a dead holder's lock after its TTL,
+// and fencing tokens that grow.
+func TestCertLocksOnCluster(t *testing.T) {
+	c, clock := newCertCluster(t)
+	ctx := certCtx(t)
+	cfg := tlsauth.CertStorageConfig{LockTTL: 10 * time.Second, LockRefresh: 20 * time.Millisecond, LockPoll: 5 * time.Millisecond}
+	a := certStorage(t, c, 0, cfg)
+	b := certStorage(t, c, 1, cfg)
+	d := certStorage(t, c, 2, cfg)
+	const name = "issue_cert_*.example.com"
+
+	if err := a.Lock(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	t1, _ := a.LockToken(name)
+	if ok, err := b.TryLock(ctx, name); ok || err != nil {
+		t.Fatalf("TryLock on another member while held = %v, %v", ok, err)
+	}
+	// a refreshes across several TTLs' worth of clock: the lock stays.
+	for range 3 {
+		k, err := certKV{c.Node(2)}.Get(ctx, "/_cairn/certmagic/locks/issue_cert_%2A.example.com", false)
+		if err != nil {
+			t.Fatalf("lock key: %v", err)
+		}
+		clock.Advance(5 * time.Second)
+		certPoll(t, "a refresh", func() bool {
+			n, err := certKV{c.Node(2)}.Get(ctx, k.Key, false)
+			return err == nil && n.ModifiedIndex > k.ModifiedIndex && n.CreatedIndex == k.CreatedIndex
+		})
+	}
+	if ok, _ := b.TryLock(ctx, name); ok {
+		t.Fatal("lock taken from a live holder")
+	}
+
+	// b waits in Lock until a unlocks.
+	var released sync.WaitGroup
+	var aDone bool
+	var mu sync.Mutex
+	released.Add(1)
+	go func() {
+		defer released.Done()
+		if err := b.Lock(ctx, name); err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		if !aDone {
+			t.Error("b got the lock while a held it")
+		}
+		mu.Unlock()
+	}()
+	mu.Lock()
+	aDone = true
+	mu.Unlock()
+	if err := a.Unlock(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	released.Wait()
+	t2, ok := b.LockToken(name)
+	if !ok || t2 <= t1 {
+		t.Fatalf("b's token %d (held %v) after a's %d", t2, ok, t1)
+	}
+
+	// b dies: it stops refreshing. Its lock outlives it until the TTL has
+	// passed on the cluster's clock, then d gets it.
+	b.Close()
+	if ok, _ := d.TryLock(ctx, name); ok {
+		t.Fatal("a dead holder's lock was free before its TTL")
+	}
+	got := make(chan error, 1)
+	go func() { got <- d.Lock(ctx, name) }()
+	clock.Advance(11 * time.Second)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	t3, _ := d.LockToken(name)
+	if t3 <= t2 {
+		t.Errorf("d's token %d after b's %d", t3, t2)
+	}
+	if err := d.Unlock(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCAIssuerObtainsAndRenewsOnCluster has a member obtain serving
+// certificates from the cluster CA through certmagic on the replicated
+// storage, and renew them: a one-minute validity is inside the renewal
+// window (the last third of the lifetime) from the start.
+func TestCAIssuerObtainsAndRenewsOnCluster(t *testing.T) {
+	c, _ := newCertCluster(t)
+	ctx := certCtx(t)
+	clusterCA, err := tlsauth.NewCA(certTD, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tlsauth.NewManager(tlsauth.ManagerConfig{
+		Storage:            certStorage(t, c, 1, tlsauth.CertStorageConfig{Owner: "n1"}),
+		Issuer:             &tlsauth.CAIssuer{CA: clusterCA, TrustDomain: certTD, NodeName: "n1", Validity: time.Minute},
+		Hosts:              []string{"node1.cairn.test", "127.0.0.1"},
+		RenewCheckInterval: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	if err := m.Obtain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hello := certHello(t, "node1.cairn.test")
+	get := func() *x509.Certificate {
+		crt, err := m.GetCertificate(hello)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return crt.Leaf
+	}
+	first := get()
+	if _, err := first.Verify(x509.VerifyOptions{Roots: certsPool(clusterCA.Cert), DNSName: "node1.cairn.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := tlsauth.IdentityFromCert(first, certTD); err != nil || id != (tlsauth.Identity{Kind: tlsauth.KindNode, Name: "n1"}) {
+		t.Errorf("identity %v, %v", id, err)
+	}
+	stored, err := certStorage(t, c, 2, tlsauth.CertStorageConfig{}).List(ctx, "certificates", true)
+	if err != nil || len(stored) == 0 {
+		t.Fatalf("nothing stored: %v", err)
+	}
+	certPoll(t, "a renewed certificate", func() bool { return get().SerialNumber.Cmp(first.SerialNumber) != 0 })
+}
+
+// startPebble runs Pebble's ACME server in-process, validating every
+// challenge without looking, and returns its directory URL, the pool that
+// trusts its HTTPS certificate and its issuing CA.
+func startPebble(t *testing.T) (dir string, https *x509.CertPool, issuer *ca.CAImpl) {
+	t.Helper()
+	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	logger := log.New(io.Discard, "", 0)
+	store := db.NewMemoryStore()
+	issuer = ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
+	// The VA's task goroutine has no way to stop; it idles when the test ends.
+	v := va.New(logger, 0, 0, false, "", store)
+	w := wfe.New(logger, store, v, issuer, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	srv := httptest.NewTLSServer(w.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL + wfe.DirectoryPath, certsPool(srv.Certificate()), issuer
+}
+
+// certHello is a ClientHelloInfo for name on a connection, as certmagic
+// expects in a handshake.
+func certHello(t *testing.T, name string) *tls.ClientHelloInfo {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return &tls.ClientHelloInfo{ServerName: name, Conn: a}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestACMEWithPebbleOnCluster obtains a certificate from an ACME CA
+// (Pebble) with the account and certificate kept in the replicated
+// storage; a second member then serves the same certificate without a
+// second issuance.
+func TestACMEWithPebbleOnCluster(t *testing.T) {
+	dirURL, roots, pebbleCA := startPebble(t)
+	c, _ := newCertCluster(t)
+	ctx := certCtx(t)
+	acme := tlsauth.ACMEConfig{
+		CA: dirURL, Email: "ops@cairn.test", Domains: []string{"cairn.example.com"},
+		TrustedRoots: roots, ListenHost: "127.0.0.1", TLSALPNPort: freePort(t),
+	}
+	manager := func(i int) *tlsauth.Manager {
+		m, err := tlsauth.NewManager(tlsauth.ManagerConfig{Storage: certStorage(t, c, i, tlsauth.CertStorageConfig{}), ACME: acme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Stop)
+		if err := m.Obtain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	leaf := func(m *tlsauth.Manager) (*x509.Certificate, *x509.CertPool) {
+		crt, err := m.GetCertificate(certHello(t, "cairn.example.com"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inter := x509.NewCertPool()
+		for _, der := range crt.Certificate[1:] {
+			ic, err := x509.ParseCertificate(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inter.AddCert(ic)
+		}
+		return crt.Leaf, inter
+	}
+	first, inter := leaf(manager(0))
+	if _, err := first.Verify(x509.VerifyOptions{Roots: certsPool(pebbleCA.GetRootCert(0).Cert), Intermediates: inter, DNSName: "cairn.example.com"}); err != nil {
+		t.Fatalf("the certificate does not chain to Pebble's root: %v", err)
+	}
+	accounts, err := certStorage(t, c, 2, tlsauth.CertStorageConfig{}).List(ctx, "acme", true)
+	if err != nil || len(accounts) == 0 {
+		t.Fatalf("no ACME account in the replicated storage: %q, %v", accounts, err)
+	}
+	second, _ := leaf(manager(1))
+	if second.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Errorf("member 1 obtained its own certificate (serial %x) instead of loading member 0's (%x)", second.SerialNumber, first.SerialNumber)
+	}
+}
+
+// TestManagedServerTLS runs the wiring of `cairn serve`: with the CA key,
+// the client listener soon serves a short-lived certificate issued for
+// this member; before that, and without the CA key, the node certificate;
+// a client certificate is required throughout.
+func TestManagedServerTLS(t *testing.T) {
+	c, _ := newCertCluster(t)
+	dir := t.TempDir()
+	clusterCA, err := tlsauth.NewCA(certTD, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.crt")
+	if err := clusterCA.WriteFiles(caFile, filepath.Join(dir, "ca.key")); err != nil {
+		t.Fatal(err)
+	}
+	pair := func(name string, issue func() (tlsauth.Issued, error)) tlsauth.Files {
+		iss, err := issue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := tlsauth.Files{CAFile: caFile, CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+		if err := tlsauth.WritePair(iss, f.CertFile, f.KeyFile); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	nodeFiles := pair("node", func() (tlsauth.Issued, error) {
+		return clusterCA.IssueNode(certTD, "n0", []string{"localhost", "127.0.0.1"}, 20*time.Hour)
+	})
+	clientFiles := pair("client", func() (tlsauth.Issued, error) { return clusterCA.IssueClient(certTD, "alice", time.Hour) })
+	material, err := tlsauth.LoadMaterial(nodeFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := tlsauth.ClientConfigFromFiles(clientFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.ServerName = "localhost"
+	noCert := &tls.Config{RootCAs: certsPool(clusterCA.Cert), ServerName: "localhost"}
+
+	sc := servingConfig{Name: "n0", TrustDomain: certTD, Managed: true, Validity: time.Hour, Hosts: []string{"localhost", "127.0.0.1"}}
+	logger := slog.New(slog.DiscardHandler)
+	t.Run("with the CA key", func(t *testing.T) {
+		conf, stop, err := managedServerTLS(context.Background(), sc, c.Node(0), clusterCA, material, tlsauth.Options{}, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		url := certServe(t, conf)
+		certPoll(t, "the managed certificate", func() bool {
+			lt := certServed(t, url, client)
+			return lt < 2*time.Hour
+		})
+		if err := certDial(url, noCert); err == nil {
+			t.Error("a client without a certificate was served")
+		}
+	})
+	t.Run("without the CA key", func(t *testing.T) {
+		conf, stop, err := managedServerTLS(context.Background(), sc, c.Node(1), nil, material, tlsauth.Options{}, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		url := certServe(t, conf)
+		if lt := certServed(t, url, client); lt < 20*time.Hour {
+			t.Errorf("served a certificate valid %v, want the node certificate's 20 h", lt)
+		}
+		if err := certDial(url, noCert); err == nil {
+			t.Error("a client without a certificate was served")
+		}
+	})
+}
+
+// certServe serves conf on loopback and returns the address.
+func certServe(t *testing.T, conf *tls.Config) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				if conn.(*tls.Conn).Handshake() == nil {
+					conn.Write([]byte("ok"))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// certDial handshakes with addr and reads the server's greeting (with TLS
+// 1.3 a refused client certificate shows only then).
+func certDial(addr string, conf *tls.Config) error {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, conf)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadFull(conn, make([]byte, 2))
+	return err
+}
+
+// certServed returns the lifetime of the certificate addr serves.
+func certServed(t *testing.T, addr string, conf *tls.Config) time.Duration {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	return leaf.NotAfter.Sub(leaf.NotBefore)
+}
+
+func TestServingCA(t *testing.T) {
+	_, dev := newDevPKI(t)
+	tests := []struct {
+		name string
+		cfg  Config
+		dev  *tlsauth.DevPKI
+		want bool
+	}{
+		{"development PKI", Config{}, &dev, true},
+		{"ca_file with ca.key beside it", Config{CAFile: dev.CAFile}, nil, true},
+		{"operator's cert_file", Config{CAFile: dev.CAFile, CertFile: dev.CertFile, KeyFile: dev.KeyFile}, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := servingCA(tc.cfg, tc.dev)
+			if err != nil || (got != nil) != tc.want {
+				t.Errorf("servingCA = %v, %v; want a CA: %v", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := servingCA(Config{CAFile: filepath.Join(t.TempDir(), "ca.crt")}, nil); err == nil {
+		t.Error("a missing CA file was not an error")
+	}
+}
+
+// certKV's error mapping is what CertStorage's contract rests on.
+func TestCertKVOutcomes(t *testing.T) {
+	c, clock := newCertCluster(t)
+	ctx := certCtx(t)
+	kv := certKV{c.Node(1)}
+	if _, err := kv.Get(ctx, "/_t/x", false); !errors.Is(err, tlsauth.ErrKVNotFound) {
+		t.Errorf("Get missing: %v", err)
+	}
+	idx, err := kv.Create(ctx, "/_t/x", "v", 1500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, "/_t/x", "w", 0); !errors.Is(err, tlsauth.ErrKVExists) {
+		t.Errorf("Create existing: %v", err)
+	}
+	if err := kv.Refresh(ctx, "/_t/x", "w", time.Second); !errors.Is(err, tlsauth.ErrKVCompareFailed) {
+		t.Errorf("Refresh of another value: %v", err)
+	}
+	if err := kv.Refresh(ctx, "/_t/x", "v", time.Second); err != nil {
+		t.Errorf("Refresh: %v", err)
+	}
+	e, err := c.Node(2).Store().Get("/_t/x", false, false, clock.Now())
+	if err != nil || *e.Node.Value != "v" || e.Node.CreatedIndex != idx || e.Node.TTL < 1 || e.Node.TTL > 2 {
+		t.Errorf("after refresh: %+v, %v", e, err)
+	}
+	if err := kv.Delete(ctx, "/_t/x", "w"); !errors.Is(err, tlsauth.ErrKVCompareFailed) {
+		t.Errorf("Delete of another value: %v", err)
+	}
+	if err := kv.Delete(ctx, "/_t", ""); err != nil {
+		t.Errorf("Delete directory: %v", err)
+	}
+	if err := kv.Delete(ctx, "/_t", ""); !errors.Is(err, tlsauth.ErrKVNotFound) {
+		t.Errorf("Delete missing: %v", err)
+	}
+	if err := kv.Refresh(ctx, "/_t/x", "v", time.Second); !errors.Is(err, tlsauth.ErrKVNotFound) {
+		t.Errorf("Refresh missing: %v", err)
+	}
+}
+
+func certsPool(certs ...*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
+	}
+	return p
+}
