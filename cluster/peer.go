@@ -40,6 +40,13 @@ type TLSNetworkConfig struct {
 	// other side (tlsauth's PeerServerConfig and PeerClientConfig).
 	ServerTLS, ClientTLS *tls.Config
 	Logger               *slog.Logger
+	// DialTLS, if set, is called at every dial for the client
+	// configuration to use in place of ClientTLS (which may then be nil),
+	// so that material reloaded since start, a rotated CA included, is
+	// used (tlsauth's PeerDialConfig). The network clones the result
+	// before setting ServerName. An error fails that dial; NewTLSNetwork
+	// calls it once and fails with its error.
+	DialTLS func() (*tls.Config, error)
 }
 
 // TLSNetwork is the peer port: one TLS listener for raft and forwarding.
@@ -72,8 +79,13 @@ type idleConn struct {
 
 // NewTLSNetwork listens on cfg.BindAddr and returns the network.
 func NewTLSNetwork(cfg TLSNetworkConfig) (*TLSNetwork, error) {
-	if cfg.ServerTLS == nil || cfg.ClientTLS == nil {
+	if cfg.ServerTLS == nil || (cfg.ClientTLS == nil && cfg.DialTLS == nil) {
 		return nil, errors.New("cluster: the peer port needs TLS configurations for both directions")
+	}
+	if cfg.DialTLS != nil {
+		if _, err := cfg.DialTLS(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -336,7 +348,13 @@ func (n *TLSNetwork) dial(ctx context.Context, addr string, proto byte) (net.Con
 	if err != nil {
 		return nil, err
 	}
-	cfg := n.cfg.ClientTLS.Clone()
+	base := n.cfg.ClientTLS
+	if n.cfg.DialTLS != nil {
+		if base, err = n.cfg.DialTLS(); err != nil {
+			return nil, err
+		}
+	}
+	cfg := base.Clone()
 	cfg.ServerName = host
 	d := tls.Dialer{NetDialer: &n.dialer, Config: cfg}
 	c, err := d.DialContext(ctx, "tcp", addr)

@@ -129,6 +129,7 @@ func (sc *serverConfigs) forClient(*tls.ClientHelloInfo) (*tls.Config, error) {
 	cfg := sc.tmpl.Clone()
 	cfg.Certificates = []tls.Certificate{*s.cert}
 	cfg.ClientCAs = s.pool
+	cfg.VerifyConnection = s.withRevocation(sc.watch.log, sc.tmpl.VerifyConnection)
 	sc.watch.check(s)
 	// Concurrent handshakes may each build one; any of them is correct.
 	sc.cached.Store(&serverConfig{snap: s, cfg: cfg})
@@ -136,7 +137,8 @@ func (sc *serverConfigs) forClient(*tls.ClientHelloInfo) (*tls.Config, error) {
 }
 
 // ClientConfig returns a configuration for dialing a Cairn node: it
-// verifies the server against the CA pool and presents the key pair. The
+// verifies the server against the CA pool, refuses a server certificate
+// listed by the material's CRLs, and presents the key pair. The
 // key pair is read at each handshake, so a Reload changes the certificate
 // presented by later connections; the CA pool is the one current when
 // ClientConfig is called (crypto/tls has no per-handshake hook for it
@@ -151,6 +153,12 @@ func (m *Material) ClientConfig(o Options) *tls.Config {
 		s := m.cur.Load()
 		w.check(s)
 		return s.cert, nil
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if check := m.cur.Load().withRevocation(w.log, nil); check != nil {
+			return check(cs)
+		}
+		return nil
 	}
 	return cfg
 }

@@ -1,7 +1,10 @@
 // Package tlsauth is Cairn's certificate layer: a small PKI (a cluster CA
 // that issues node and client certificates), the development PKI made on a
-// first start, identities read from verified certificates, and the
-// tls.Config builders used by every listener and dialer.
+// first start, identities read from verified certificates, the
+// authorization rules (roles on key patterns, authz.go), the tls.Config
+// builders used by every listener and dialer, and certmagic's issuer and
+// storage adapters (certmagic_*.go; the storage reaches the replicated
+// store through the KV interface that cmd wires in).
 //
 // Invariants:
 //
@@ -22,10 +25,18 @@
 //     (spiffe://<trust-domain>/node/<name> or .../client/<name>) or, when
 //     the certificate has no SPIFFE URI SAN, from its CN. A SPIFFE URI of
 //     another trust domain is an error, never a fallback to the CN.
-//   - Loaded material (CA pool and key pair) is replaced as a whole and
-//     atomically. Each handshake uses the material current when it starts;
-//     a reload that fails keeps the previous material.
+//   - Loaded material (CA pool, key pair and CRLs) is replaced as a whole
+//     and atomically. Each handshake uses the material current when it
+//     starts; a reload that fails keeps the previous material. A Reloader
+//     replaces a set of materials (both ports) all or nothing, on request
+//     (SIGHUP) or when their files change (Watch); connections already
+//     established are never touched.
+//   - With a CRL file, a certificate of a verified chain that the CRL of its
+//     issuer lists is refused at every handshake, resumptions included, by
+//     servers and clients alike. A CRL past its next update is still
+//     applied (and warned about): a stale list does not un-revoke anything.
 //
-// The package imports only the standard library and no other package of
-// this module.
+// The package imports no other package of this module; beyond the standard
+// library it uses go-pkcs12 (PKCS#12 bundles), fsnotify (watching files),
+// certmagic and zap (managed serving certificates).
 package tlsauth

@@ -27,6 +27,8 @@ var (
 	ErrTLSVersion         = errors.New("tlsauth: minimum TLS version must be 1.2 or 1.3")
 	ErrIncompleteDevPKI   = errors.New("tlsauth: incomplete development PKI")
 	ErrNotNode            = errors.New("tlsauth: peer certificate identity is not a node")
+	ErrP12Password        = errors.New("tlsauth: wrong PKCS#12 password")
+	ErrUnknownCertFormat  = errors.New("tlsauth: not a PEM, DER or PKCS#12 certificate file")
 )
 
 // fileError names the operation and file that failed. Its message carries a

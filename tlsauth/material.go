@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Files names the PEM files of a node's TLS material.
@@ -14,6 +16,10 @@ type Files struct {
 	CAFile   string // CA bundle: every certificate in it is trusted
 	CertFile string // certificate, optionally followed by intermediates
 	KeyFile  string // its private key; mode 0600 or stricter
+	// CRLFile, if not empty, holds X.509 CRLs (PEM, or one in DER), each
+	// signed by a CA of CAFile. A certificate they list is refused at every
+	// handshake. Optional.
+	CRLFile string
 }
 
 // Material is a CA pool and a key pair loaded from Files. It is replaced
@@ -30,6 +36,12 @@ type Material struct {
 type snapshot struct {
 	pool *x509.CertPool
 	cert *tls.Certificate // Leaf is set
+	crl  *crlSet          // nil without a CRL file
+	sum  [32]byte         // fingerprint of the files it was parsed from
+	// notIssued says why cert is not issued by a CA of pool; nil if it is.
+	// (A serving certificate from another CA is allowed, but a reload may
+	// not replace one issued by the pool with one that is not.)
+	notIssued error
 }
 
 // LoadMaterial reads f. Certificates and keys made with openssl work: RSA,
@@ -50,6 +62,9 @@ func (m *Material) Reload() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, err := loadSnapshot(m.files)
+	if err == nil {
+		err = checkReplacement(m.files, m.cur.Load(), s, time.Now())
+	}
 	if err != nil {
 		return err
 	}
@@ -58,7 +73,11 @@ func (m *Material) Reload() error {
 }
 
 // Files returns the files the material is loaded from.
-func (m *Material) Files() Files { return m.files }
+func (m *Material) Files() Files {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.files
+}
 
 // Pool returns the current CA pool. The caller must not modify it.
 func (m *Material) Pool() *x509.CertPool { return m.cur.Load().pool }
@@ -67,7 +86,12 @@ func (m *Material) Pool() *x509.CertPool { return m.cur.Load().pool }
 // not modify it.
 func (m *Material) Certificate() *tls.Certificate { return m.cur.Load().cert }
 
-func loadSnapshot(f Files) (*snapshot, error) {
+func loadSnapshot(f Files) (*snapshot, error) { return readFiles(f).parse() }
+
+// parse checks and assembles what readFiles read. Errors name the file
+// and what is wrong with it.
+func (r *rawFiles) parse() (*snapshot, error) {
+	f := r.files
 	switch {
 	case f.CAFile == "":
 		return nil, errors.New("tlsauth: no CA file given; the cluster CA certificate is required")
@@ -76,21 +100,33 @@ func loadSnapshot(f Files) (*snapshot, error) {
 	case f.KeyFile == "":
 		return nil, errors.New("tlsauth: no key file given")
 	}
-	cas, err := readCertFile("load CA file", f.CAFile)
+	if r.caErr != nil {
+		return nil, r.caErr
+	}
+	cas, err := parseCertsPEM(r.ca)
 	if err != nil {
-		return nil, err
+		return nil, &fileError{"load CA file", f.CAFile, err}
 	}
 	pool := x509.NewCertPool()
 	for _, c := range cas {
 		pool.AddCert(c)
 	}
-	chain, err := readCertFile("load certificate file", f.CertFile)
-	if err != nil {
-		return nil, err
+	if r.certErr != nil {
+		return nil, r.certErr
 	}
-	key, err := readKeyFile(f.KeyFile)
+	chain, err := parseCertsPEM(r.cert)
 	if err != nil {
-		return nil, err
+		return nil, &fileError{"load certificate file", f.CertFile, err}
+	}
+	if r.keyErr != nil {
+		return nil, r.keyErr
+	}
+	if runtime.GOOS != "windows" && r.keyMode.Perm()&0o077 != 0 {
+		return nil, &keyModeError{path: f.KeyFile, mode: r.keyMode}
+	}
+	key, err := parseKeyPEM(r.key)
+	if err != nil {
+		return nil, &fileError{"load key file", f.KeyFile, err}
 	}
 	if !keyMatches(chain[0].PublicKey, key) {
 		return nil, &fileError{"load key file", f.KeyFile, fmt.Errorf("%w %s; check that cert_file and key_file belong together", ErrKeyMismatch, f.CertFile)}
@@ -99,5 +135,17 @@ func loadSnapshot(f Files) (*snapshot, error) {
 	for _, c := range chain {
 		cert.Certificate = append(cert.Certificate, c.Raw)
 	}
-	return &snapshot{pool: pool, cert: cert}, nil
+	s := &snapshot{pool: pool, cert: cert, sum: r.sum()}
+	if err := issuedByBundle(chain, cas); err != nil {
+		s.notIssued = &fileError{"load certificate file", f.CertFile, fmt.Errorf("%w %s: %w", ErrNotIssuedByCA, f.CAFile, err)}
+	}
+	if f.CRLFile != "" {
+		if r.crlErr != nil {
+			return nil, r.crlErr
+		}
+		if s.crl, err = newCRLSet(f.CRLFile, r.crl, cas); err != nil {
+			return nil, &fileError{"load CRL file", f.CRLFile, err}
+		}
+	}
+	return s, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // PeerALPN is the only application protocol offered on the peer port (raft
@@ -35,8 +36,55 @@ func (m *Material) PeerServerConfig(o Options, trustDomain string, allowedCNs []
 func (m *Material) PeerClientConfig(o Options, trustDomain string, allowedCNs []string) *tls.Config {
 	cfg := m.ClientConfig(o)
 	cfg.NextProtos = []string{PeerALPN}
-	cfg.VerifyConnection = requireNode("peer dial", "server ", trustDomain, allowedCNs)
+	revoked, node := cfg.VerifyConnection, requireNode("peer dial", "server ", trustDomain, allowedCNs)
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := revoked(cs); err != nil {
+			return err
+		}
+		return node(cs)
+	}
 	return cfg
+}
+
+// PeerDialConfig returns a function for a peer network to call at every
+// dial (cluster.TLSNetworkConfig.DialTLS). Each call returns
+// PeerClientConfig as made from the material current at that call: its CA
+// pool, key pair and CRLs. So, unlike a PeerClientConfig kept from start,
+// it trusts a peer CA rotated by Reload at the next dial, with the normal
+// verification of crypto/tls (chain and server name) untouched. The
+// configuration is shared between calls until the material changes: the
+// caller must Clone it before setting ServerName. The error is always
+// nil.
+func (m *Material) PeerDialConfig(o Options, trustDomain string, allowedCNs []string) func() (*tls.Config, error) {
+	d := &dialConfigs{m: m, o: o, node: requireNode("peer dial", "server ", trustDomain, allowedCNs),
+		watch: &expiryWatch{log: o.logger(), role: "peer client"}}
+	return d.get
+}
+
+type dialConfigs struct {
+	m      *Material
+	o      Options
+	node   func(tls.ConnectionState) error
+	watch  *expiryWatch
+	cached atomic.Pointer[serverConfig]
+}
+
+func (d *dialConfigs) get() (*tls.Config, error) {
+	s := d.m.cur.Load()
+	if c := d.cached.Load(); c != nil && c.snap == s {
+		return c.cfg, nil
+	}
+	cfg := d.o.base()
+	cfg.RootCAs = s.pool
+	cfg.NextProtos = []string{PeerALPN}
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		d.watch.check(s)
+		return s.cert, nil
+	}
+	cfg.VerifyConnection = s.withRevocation(d.watch.log, d.node)
+	// Concurrent dials may each build one; any of them is correct.
+	d.cached.Store(&serverConfig{snap: s, cfg: cfg})
+	return cfg, nil
 }
 
 // requireNode returns a VerifyConnection hook refusing a peer whose

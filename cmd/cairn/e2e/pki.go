@@ -1,8 +1,14 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,6 +84,48 @@ func (p *PKI) IssueClient(trustDomain, name, certFile, keyFile string) (string, 
 		return "", "", err
 	}
 	return certFile, keyFile, nil
+}
+
+// IssueTemplate signs tmpl with the test CA for a new P-256 key (a fresh
+// serial number if tmpl has none) and writes the pair to certFile and
+// keyFile, for certificates the CA's own methods refuse to make (expired,
+// not yet valid, without clientAuth). It returns the certificate.
+func (p *PKI) IssueTemplate(tmpl *x509.Certificate, certFile, keyFile string) (*x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if tmpl.SerialNumber == nil {
+		if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
+			return nil, err
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca.Cert, key.Public(), p.ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("sign %q: %w", tmpl.Subject.CommonName, err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	iss := tlsauth.Issued{
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	}
+	if err := tlsauth.WritePair(iss, certFile, keyFile); err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// WriteCRL writes to path a PEM CRL of the test CA, numbered number,
+// revoking serials.
+func (p *PKI) WriteCRL(path string, number int64, serials ...*big.Int) error {
+	crl, err := p.ca.RevocationList(number, serials, pkiValidity)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, crl, 0o644)
 }
 
 // ClientFiles are the root client's files.
