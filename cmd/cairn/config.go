@@ -27,6 +27,7 @@ type Config struct {
 	CAFile        string
 	CertFile      string
 	KeyFile       string
+	CRLFile       string
 	SnapshotCount uint64
 	HistorySize   int
 
@@ -39,15 +40,27 @@ type Config struct {
 	PeerCAFile        string
 	PeerCertFile      string
 	PeerKeyFile       string
+	PeerCRLFile       string // crl_file when not set
 	PeerAllowedCNs    []string
 	HeartbeatInterval time.Duration
 	ElectionTimeout   time.Duration
 
-	TLSMinVersion  string
-	TLSTrustDomain string
+	TLSMinVersion      string
+	TLSTrustDomain     string
+	TLSManagedCerts    bool
+	TLSServingValidity string
+	ACMECA             string
+	ACMEEmail          string
+	ACMEDomains        []string
+	ACMECARoot         string
+	ACMETLSALPNPort    int
 
 	MaxValueBytes   int64
 	MaxRequestBytes int64
+	RateLimit       uint64
+	RateBurst       uint64
+
+	ReadHeaderTimeout time.Duration
 
 	DNSAddr         string
 	DNSDomain       string
@@ -77,6 +90,7 @@ var settings = []setting{
 	{"ca_file", "ca-file", "", "CA bundle that client certificates must chain to"},
 	{"cert_file", "cert-file", "", "serving certificate of the client port"},
 	{"key_file", "key-file", "", "private key of --cert-file (mode 0600)"},
+	{"crl_file", "crl-file", "", "X.509 CRL (PEM or DER, signed by a CA of ca_file): certificates it lists are refused at every handshake; reloaded like the certificates"},
 	{"force_new_cluster", "force-new-cluster", false, "start this data dir as a new one-member cluster with all its data: recovery after losing a majority for good (docs/operations.md)"},
 	{"snapshot_count", "snapshot-count", uint64(10000), "applied raft entries between snapshots"},
 	{"history_size", "history-size", 100000, "events kept for watches from a past index"},
@@ -87,13 +101,24 @@ var settings = []setting{
 	{"peer.ca_file", "peer-ca-file", "", "CA bundle peer certificates must chain to (default: ca_file)"},
 	{"peer.cert_file", "peer-cert-file", "", "node certificate of the peer port, served and presented (default: cert_file)"},
 	{"peer.key_file", "peer-key-file", "", "private key of --peer-cert-file (default: key_file)"},
+	{"peer.crl_file", "peer-crl-file", "", "X.509 CRL checked on the peer port (default: crl_file)"},
 	{"peer.cert_allowed_cn", "peer-cert-allowed-cn", "", "comma-separated CNs accepted as nodes on the peer port, for certificates without a SPIFFE URI SAN"},
 	{"peer.heartbeat_interval", "peer-heartbeat-interval", 100 * time.Millisecond, "raft heartbeat interval"},
 	{"peer.election_timeout", "peer-election-timeout", 1000 * time.Millisecond, "raft election timeout"},
 	{"tls.min_version", "tls-min-version", "1.3", "lowest TLS version accepted: 1.3 or 1.2"},
+	{"tls.managed_certs", "tls-managed-certs", true, "issue short-lived serving certificates for the client port from the cluster CA when this member holds its key (development PKI, or ca_file with ca.key beside it)"},
+	{"tls.serving_cert_validity", "tls-serving-cert-validity", "7d", "lifetime of a serving certificate issued from the cluster CA; renewed when a third is left"},
+	{"tls.acme.ca", "tls-acme-ca", "", "ACME directory URL (default Let's Encrypt's)"},
+	{"tls.acme.email", "tls-acme-email", "", "contact e-mail of the ACME account"},
+	{"tls.acme.domains", "tls-acme-domains", "", "comma-separated DNS names to get ACME certificates for; empty turns ACME off"},
+	{"tls.acme.ca_root", "tls-acme-ca-root", "", "PEM roots that verify a private ACME server"},
+	{"tls.acme.tlsalpn_port", "tls-acme-tlsalpn-port", 443, "port the TLS-ALPN-01 challenge listener binds (forward 443 to it)"},
 	{"tls.trust_domain", "tls-trust-domain", "cairn.internal", "SPIFFE trust domain of certificate identities"},
 	{"limits.max_value_bytes", "max-value-bytes", int64(1 << 20), "largest value accepted"},
 	{"limits.max_request_bytes", "max-request-bytes", int64(3 << 19), "largest request body accepted"},
+	{"limits.rate", "rate-limit", uint64(0), "requests per second per client identity; 0 turns rate limiting off"},
+	{"limits.rate_burst", "rate-burst", uint64(0), "requests an idle identity may make at once (default: the rate)"},
+	{"limits.read_header_timeout", "read-header-timeout", 10 * time.Second, "time a client has to finish the TLS handshake and send a request's headers (slowloris guard; watches are not affected)"},
 	{"dns.addr", "dns-addr", "127.0.0.1:8053", "DNS listen host:port, UDP and TCP (port 53 in deployments); empty turns DNS off"},
 	{"dns.domain", "dns-domain", "cairn.internal.", "DNS zone the registrations are answered in"},
 	{"dns.max_ttl", "dns-max-ttl", uint64(30), "largest TTL of a DNS answer, in seconds"},
@@ -277,10 +302,22 @@ func decodeConfig(v *viper.Viper) (Config, error) {
 		PeerAllowedCNs:    list("peer.cert_allowed_cn"),
 		HeartbeatInterval: dur("peer.heartbeat_interval"), ElectionTimeout: dur("peer.election_timeout"),
 		TLSMinVersion: str("tls.min_version"), TLSTrustDomain: str("tls.trust_domain"),
+		TLSManagedCerts: boolean("tls.managed_certs"), TLSServingValidity: str("tls.serving_cert_validity"),
+		ACMECA: str("tls.acme.ca"), ACMEEmail: str("tls.acme.email"), ACMEDomains: list("tls.acme.domains"),
+		ACMECARoot: str("tls.acme.ca_root"), ACMETLSALPNPort: int(num("tls.acme.tlsalpn_port")),
 		MaxValueBytes: num("limits.max_value_bytes"), MaxRequestBytes: num("limits.max_request_bytes"),
+		RateLimit: uint64(num("limits.rate")), RateBurst: uint64(num("limits.rate_burst")),
 		DNSAddr: str("dns.addr"), DNSDomain: str("dns.domain"), DNSMaxTTL: uint64(num("dns.max_ttl")),
 		DNSNS: list("dns.ns"), DiscoveryPrefix: str("discovery.prefix"),
 		LogFormat: str("log.format"), LogLevel: str("log.level"),
+	}
+	c.CRLFile, c.PeerCRLFile = str("crl_file"), str("peer.crl_file")
+	if c.PeerCRLFile == "" {
+		c.PeerCRLFile = c.CRLFile
+	}
+	nerrs := len(errs)
+	if c.ReadHeaderTimeout = dur("limits.read_header_timeout"); len(errs) == nerrs && c.ReadHeaderTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("limits.read_header_timeout: %v is not positive; it bounds how long a client may take to send a request's headers", c.ReadHeaderTimeout))
 	}
 	if c.DataDir == "" {
 		c.DataDir = c.Name + ".cairn"

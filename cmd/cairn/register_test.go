@@ -264,7 +264,9 @@ func TestRegisterCommand(t *testing.T) {
 	defer tick.Stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for range tick.C {
-		if v, ok := get(); ok {
+		// The key can be applied before the sidecar has read the answer:
+		// wait for both, or cancelling may interrupt the registration.
+		if v, ok := get(); ok && strings.Contains(stderr.String(), "msg=registered") {
 			if v != `{"host":"10.0.0.5","port":8080}` {
 				t.Fatalf("%s = %s", key, v)
 			}

@@ -61,7 +61,6 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 		return err
 	}
 	opts := tlsauth.Options{MinVersion: minVersion, Logger: logger}
-	tlsConf := material.ServerConfig(opts)
 	peerMaterial := material
 	if pf := peerFiles(cfg, files); pf != files {
 		if peerMaterial, err = tlsauth.LoadMaterial(pf); err != nil {
@@ -73,6 +72,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 		ServerTLS: peerMaterial.PeerServerConfig(opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),
 		ClientTLS: peerMaterial.PeerClientConfig(opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),
 		Logger:    logger,
+		DialTLS:   reloadTLS(ctx, cfg, logger, opts, material, peerMaterial), // CRLs, SIGHUP and file watching: reload.go
 	})
 	if err != nil {
 		return err
@@ -98,6 +98,27 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 			logger.Error("raft shutdown", "err", err)
 		}
 	}()
+
+	// Serving certificates of the client port: managed by certmagic when
+	// this member can issue them or ACME is on, else the files (certs.go).
+	validity, err := tlsauth.ParseValidity(cfg.TLSServingValidity)
+	if err != nil {
+		return fmt.Errorf("tls.serving_cert_validity: %w", err)
+	}
+	servingCAKey, err := servingCA(cfg, dev)
+	if err != nil {
+		return fmt.Errorf("serving certificates: %w", err)
+	}
+	tlsConf, stopCerts, err := managedServerTLS(ctx, servingConfig{
+		Name: cfg.Name, TrustDomain: cfg.TLSTrustDomain, Managed: cfg.TLSManagedCerts,
+		Validity: validity, Hosts: servingHosts(cfg.Addr),
+		ACME: acmeSettings{CA: cfg.ACMECA, Email: cfg.ACMEEmail, Domains: cfg.ACMEDomains,
+			CARootFile: cfg.ACMECARoot, TLSALPNPort: cfg.ACMETLSALPNPort},
+	}, node, servingCAKey, material, opts, logger)
+	if err != nil {
+		return err
+	}
+	defer stopCerts() // runs before the node's shutdown: releases locks while raft is up
 
 	// Discovery: an index of the registrations, fed by the local replica,
 	// which the DNS responder answers from.
@@ -132,6 +153,8 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 		Cluster: apiNode{node}, Logger: logger, Registry: reg, Gatherer: reg,
 		MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes,
 		ValidateWrite: dcfg.Validate,
+		TrustDomain:   cfg.TLSTrustDomain, AllowedNodeCNs: cfg.PeerAllowedCNs,
+		RateLimit: v2http.RateLimit{PerSecond: float64(cfg.RateLimit), Burst: int(cfg.RateBurst)},
 	})
 	if err != nil {
 		return err
@@ -149,6 +172,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 	}
+	srv.ReadHeaderTimeout = cfg.ReadHeaderTimeout
 	srv.RegisterOnShutdown(func() { _ = handler.Close() }) // ends open watches so Shutdown need not wait
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(newTLSListener(ln, tlsConf)) }()
