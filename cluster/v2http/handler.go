@@ -2,15 +2,18 @@ package v2http
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cairnkv/cairn/tlsauth"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,6 +26,7 @@ const (
 	DefaultMaxKeyDepth          = 64              // path segments
 	DefaultMaxWatchersPerClient = 1000            // open watch requests
 	DefaultRequestTimeout       = 7 * time.Second // etcd: 5 s + 2 × election timeout (1 s)
+	DefaultTrustDomain          = "cairn.internal"
 )
 
 // healthTimeout bounds the read barrier of /health: a node that cannot
@@ -75,6 +79,17 @@ type Config struct {
 	// is answered as etcd error 209 "Invalid field" (HTTP 400, index 0) with
 	// the error text as cause, and nothing is stored.
 	ValidateWrite func(key, value string, dir bool) error
+	// TrustDomain is the SPIFFE trust domain of client certificate
+	// identities ([tls] trust_domain), as tlsauth.PeerIdentity reads them
+	// for authorization and rate limits; default DefaultTrustDomain.
+	TrustDomain string
+	// AllowedNodeCNs are the CNs of certificates without a SPIFFE URI SAN
+	// that are nodes (--peer-cert-allowed-cn, see tlsauth.IsNode). Node
+	// identities are root under authorization.
+	AllowedNodeCNs []string
+	// RateLimit limits requests per client identity; the zero value (the
+	// default) turns it off.
+	RateLimit RateLimit
 }
 
 // Handler serves the etcd v2 HTTP API. It is safe for concurrent use.
@@ -86,6 +101,8 @@ type Handler struct {
 	metrics  *metrics
 	watchers *watchLimiter
 	promh    http.Handler
+	policy   *policyCache // the authorization policy of the local replica
+	limiter  *rateLimiter // nil: no rate limit
 
 	done      chan struct{} // closed by Close: ends every watch
 	closeOnce sync.Once
@@ -130,6 +147,14 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.TrustDomain == "" {
+		cfg.TrustDomain = DefaultTrustDomain
+	}
+	// IdentityFromCert checks the trust domain before the certificate.
+	if _, err := tlsauth.IdentityFromCert(nil, cfg.TrustDomain); errors.Is(err, tlsauth.ErrInvalidTrustDomain) {
+		return nil, fmt.Errorf("v2http: Config.TrustDomain: %w", err)
+	}
+	cfg.AllowedNodeCNs = slices.Clone(cfg.AllowedNodeCNs)
 	if cfg.Registry == nil {
 		reg := prometheus.NewRegistry()
 		cfg.Registry = reg
@@ -149,6 +174,8 @@ func New(cfg Config) (*Handler, error) {
 		cluster:  cfg.Cluster,
 		log:      cfg.Logger,
 		watchers: newWatchLimiter(cfg.MaxWatchersPerClient),
+		policy:   &policyCache{log: cfg.Logger},
+		limiter:  newRateLimiter(cfg.RateLimit),
 		done:     make(chan struct{}),
 	}
 	h.admin, _ = cfg.Cluster.(MemberAdmin)
@@ -200,6 +227,9 @@ func (h *Handler) route(w *statusWriter, r *http.Request) string {
 			return "redirect"
 		}
 	}
+	if h.limiter != nil && !h.allowRequest(w, r) {
+		return "ratelimited"
+	}
 	switch p {
 	case keysPrefix:
 		h.serveKeys(w, r)
@@ -228,6 +258,8 @@ func (h *Handler) route(w *statusWriter, r *http.Request) string {
 	case metricsPath:
 		h.promh.ServeHTTP(w, r)
 		return "metrics"
+	case snapshotPath:
+		return h.serveSnapshot(w, r)
 	}
 	switch {
 	case strings.HasPrefix(p, keysPrefix+"/"):
@@ -236,6 +268,10 @@ func (h *Handler) route(w *statusWriter, r *http.Request) string {
 	case strings.HasPrefix(p, membersPrefix+"/"):
 		h.serveMembers(w, r)
 		return "members"
+	case strings.HasPrefix(p, authPrefix+"/"):
+		if h.serveAuth(w, r) {
+			return "auth"
+		}
 	}
 	http.NotFound(w, r)
 	return "notfound"
