@@ -90,6 +90,9 @@ type Config struct {
 	// RateLimit limits requests per client identity; the zero value (the
 	// default) turns it off.
 	RateLimit RateLimit
+	// LogRequests logs one line per request (method, path without the
+	// query, status, duration, identity).
+	LogRequests bool
 }
 
 // Handler serves the etcd v2 HTTP API. It is safe for concurrent use.
@@ -215,7 +218,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	endpoint := h.route(sw, r)
-	h.metrics.observe(endpoint, r.Method, sw, time.Since(start))
+	elapsed := time.Since(start)
+	h.metrics.observe(endpoint, r.Method, sw, elapsed)
+	if h.cfg.LogRequests {
+		h.logRequest(r, sw, endpoint, elapsed)
+	}
+}
+
+// logRequest writes one line per request. The query string is left out: it
+// may carry a value, and no value is ever logged.
+func (h *Handler) logRequest(r *http.Request, sw *statusWriter, endpoint string, elapsed time.Duration) {
+	ident := ""
+	if id, ok, err := h.identityOf(r); ok && err == nil {
+		ident = id.String()
+	}
+	code := sw.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	h.log.Info("request", "method", r.Method, "path", r.URL.Path, "endpoint", endpoint,
+		"code", code, "duration", elapsed, "identity", ident, "remote", r.RemoteAddr)
 }
 
 // route dispatches r and returns the endpoint label for metrics.

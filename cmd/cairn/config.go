@@ -68,8 +68,9 @@ type Config struct {
 	DNSNS           []string
 	DiscoveryPrefix string
 
-	LogFormat string
-	LogLevel  string
+	LogFormat   string
+	LogLevel    string
+	LogRequests bool
 }
 
 // setting describes one configuration key.
@@ -126,6 +127,7 @@ var settings = []setting{
 	{"discovery.prefix", "discovery-prefix", "/skydns", "key directory of the SkyDNS-style registrations"},
 	{"log.format", "log-format", "text", "log format: text or json"},
 	{"log.level", "log-level", "info", "log level: debug, info, warn or error"},
+	{"log.requests", "log-requests", false, "log one line per API request (method, path without the query, status, duration, identity)"},
 }
 
 func envName(key string) string {
@@ -309,7 +311,7 @@ func decodeConfig(v *viper.Viper) (Config, error) {
 		RateLimit: uint64(num("limits.rate")), RateBurst: uint64(num("limits.rate_burst")),
 		DNSAddr: str("dns.addr"), DNSDomain: str("dns.domain"), DNSMaxTTL: uint64(num("dns.max_ttl")),
 		DNSNS: list("dns.ns"), DiscoveryPrefix: str("discovery.prefix"),
-		LogFormat: str("log.format"), LogLevel: str("log.level"),
+		LogFormat: str("log.format"), LogLevel: str("log.level"), LogRequests: boolean("log.requests"),
 	}
 	c.CRLFile, c.PeerCRLFile = str("crl_file"), str("peer.crl_file")
 	if c.PeerCRLFile == "" {

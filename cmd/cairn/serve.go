@@ -154,7 +154,8 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 		MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes,
 		ValidateWrite: dcfg.Validate,
 		TrustDomain:   cfg.TLSTrustDomain, AllowedNodeCNs: cfg.PeerAllowedCNs,
-		RateLimit: v2http.RateLimit{PerSecond: float64(cfg.RateLimit), Burst: int(cfg.RateBurst)},
+		RateLimit:   v2http.RateLimit{PerSecond: float64(cfg.RateLimit), Burst: int(cfg.RateBurst)},
+		LogRequests: cfg.LogRequests,
 	})
 	if err != nil {
 		return err
