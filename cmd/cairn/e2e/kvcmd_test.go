@@ -75,3 +75,26 @@ func TestCairnStatus(t *testing.T) {
 		t.Fatalf("status against an unreachable endpoint exited 0:\n%s", out)
 	}
 }
+
+// TestCairnKVWatch: `cairn kv watch` prints the next value written, and
+// with --after-index N the event after N from the history, as etcdctl.
+func TestCairnKVWatch(t *testing.T) {
+	t.Parallel()
+	s := startCairn(t)
+	cmd := exec.Command(needCairn(t), "kv", "--endpoints", s.URL, "--cacert", s.Files.CAFile,
+		"--cert", s.Files.CertFile, "--key", s.Files.KeyFile, "watch", "/kvw/k")
+	cmd.Env = cleanEnv("CAIRN_")
+	p := StartProc(t, "cairn kv watch", cmd)
+	written := writeUntil(t, s, "/kvw/k", p.Done())
+	if _, err := p.Exited(); err != nil {
+		t.Fatalf("cairn kv watch: %v\n%s", err, p.Output())
+	}
+	if out := p.Output(); !written[strings.TrimSuffix(out, "\n")] || strings.Count(out, "\n") != 1 {
+		t.Errorf("cairn kv watch printed %q; want one line with a value written (%d writes)", out, len(written))
+	}
+	resp, _ := s.Put(t, "/v2/keys/kvw/h", "", "value=hist")
+	after, _ := strconv.Atoi(resp.Header.Get("X-Etcd-Index"))
+	if out, code := cairnKV(t, s, "watch", "--after-index", strconv.Itoa(after-1), "/kvw/h"); code != 0 || out != "hist\n" {
+		t.Errorf("cairn kv watch --after-index %d: exit %d, %q; want hist", after-1, code, out)
+	}
+}
