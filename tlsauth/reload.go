@@ -180,17 +180,18 @@ func (r *Reloader) reload(trigger string, force bool) error {
 		next    *snapshot
 	}
 	cands := make([]candidate, len(r.mats))
-	all := newSetSum()
+	all := sha256.New() // of the whole set, to recognize a refused set
 	changed := false
 	for i, nm := range r.mats {
 		raw := readFiles(nm.m.files)
 		sum := raw.sum()
-		all.add(sum)
+		all.Write(sum[:])
 		c := candidate{nm: nm, raw: raw, sum: sum, changed: sum != nm.m.cur.Load().sum}
 		changed = changed || c.changed
 		cands[i] = c
 	}
-	setSum := all.sum()
+	var setSum [32]byte
+	all.Sum(setSum[:0])
 	if !force && (!changed || (r.refused && setSum == r.rejected)) {
 		return nil
 	}
@@ -290,13 +291,6 @@ func (r *Reloader) files() []string {
 	}
 	return out
 }
-
-// setSum combines the fingerprints of a set of materials.
-type setSum struct{ b []byte }
-
-func newSetSum() *setSum           { return &setSum{} }
-func (s *setSum) add(sum [32]byte) { s.b = append(s.b, sum[:]...) }
-func (s *setSum) sum() [32]byte    { return sha256.Sum256(s.b) }
 
 // errNoMaterial is returned by Watch when nothing was added.
 var errNoMaterial = errors.New("tlsauth: nothing to watch: no material added to the reloader")

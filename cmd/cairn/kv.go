@@ -98,7 +98,7 @@ https://127.0.0.1:4001.`,
 		func(ctx context.Context, c *apiClient, cmd *cobra.Command, args []string) error {
 			return k.setDir(ctx, c, args, kvSet{ttl: ttl(cmd), prevExist: "false"})
 		})
-	setdir := k.command("setdir <key>", "Create a directory, or set the TTL of an existing one", ttlFlag,
+	setdir := k.command("setdir <key>", "Create a directory, or replace a key with an empty one (an existing directory: error 102, use updatedir)", ttlFlag,
 		func(ctx context.Context, c *apiClient, cmd *cobra.Command, args []string) error {
 			return k.setDir(ctx, c, args, kvSet{ttl: ttl(cmd)})
 		})
@@ -203,8 +203,8 @@ func (k *kvCmd) run(ctx context.Context, cmd *cobra.Command, args []string, fn k
 	return fn(ctx, c, cmd, args)
 }
 
-// exitStatusError is an error that ends the command with an exit status
-// other than 1.
+// exitStatusError is a kv command's error with the exit status etcdctl
+// gives it. ExitCode lets a caller that honours it (as the tests do) use it.
 type exitStatusError struct {
 	code int
 	err  error
@@ -676,6 +676,9 @@ func (k *kvCmd) watch(ctx context.Context, c *apiClient, w kvWatch, handle func(
 		}
 		waitIndex = ev.Node.ModifiedIndex + 1
 		stop, err := handle(ev)
+		if ctx.Err() != nil {
+			return nil
+		}
 		if err != nil || stop {
 			return err
 		}
