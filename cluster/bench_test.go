@@ -13,15 +13,7 @@ import (
 // BenchmarkPropose measures committed writes on a single node with fsync,
 // 64 concurrent proposers (raft groups their entries into shared fsyncs).
 func BenchmarkPropose(b *testing.B) {
-	n, err := New(Config{Name: "b", DataDir: b.TempDir(), ElectionTimeout: 200 * time.Millisecond,
-		HeartbeatInterval: 20 * time.Millisecond})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer n.Shutdown(context.Background())
-	for n.ReadBarrier(context.Background()) != nil {
-		time.Sleep(10 * time.Millisecond) // benchmark setup only
-	}
+	n := startBenchNode(b)
 	var i atomic.Int64
 	value := string(make([]byte, 100))
 	b.SetParallelism(32)
@@ -39,15 +31,7 @@ func BenchmarkPropose(b *testing.B) {
 
 // BenchmarkReadBarrier measures linearizable read confirmation on a leader.
 func BenchmarkReadBarrier(b *testing.B) {
-	n, err := New(Config{Name: "b", DataDir: b.TempDir(), ElectionTimeout: 200 * time.Millisecond,
-		HeartbeatInterval: 20 * time.Millisecond})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer n.Shutdown(context.Background())
-	for n.ReadBarrier(context.Background()) != nil {
-		time.Sleep(10 * time.Millisecond) // benchmark setup only
-	}
+	n := startBenchNode(b)
 	b.SetParallelism(32)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -58,4 +42,18 @@ func BenchmarkReadBarrier(b *testing.B) {
 			}
 		}
 	})
+}
+
+// startBenchNode starts a single-member node with fsync and waits until it
+// serves linearizable reads; it stops when the benchmark ends.
+func startBenchNode(b *testing.B) *Node {
+	b.Helper()
+	n, err := New(Config{Name: "b", DataDir: b.TempDir(), ElectionTimeout: 200 * time.Millisecond,
+		HeartbeatInterval: 20 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Shutdown(context.Background()) })
+	waitFor(b, "leader ready", func() bool { return n.ReadBarrier(context.Background()) == nil })
+	return n
 }

@@ -208,11 +208,20 @@ func (c *Cluster) stopAll() {
 
 func (c *Cluster) waitFor(what string, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	WaitFor(c.t, 20*time.Second, what, cond)
+}
+
+// WaitFor polls cond every 5 ms until it holds, failing the test after
+// timeout.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("clustertest: timed out waiting for %s", what)
+			t.Fatalf("clustertest: timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		<-tick.C
 	}
 }

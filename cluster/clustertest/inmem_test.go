@@ -119,7 +119,7 @@ func TestPartitionedMemberRefusesThenCatchesUp(t *testing.T) {
 	propose(t, c.Node(other), put("/during", "2"))
 
 	c.Heal()
-	if v, err := waitValue(c.Node(old), "/during"); err != nil || v != "2" {
+	if v, err := waitValue(t, c.Node(old), "/during"); err != nil || v != "2" {
 		t.Fatalf("healed member reads /during = %q, %v", v, err)
 	}
 	if _, err := c.Node(old).Store().Get("/lost", false, false, time.Now()); err == nil {
@@ -128,15 +128,14 @@ func TestPartitionedMemberRefusesThenCatchesUp(t *testing.T) {
 }
 
 // waitValue retries a linearizable read until the member has a leader again.
-func waitValue(n *cluster.Node, key string) (string, error) {
+func waitValue(t *testing.T, n *cluster.Node, key string) (string, error) {
+	t.Helper()
 	var v string
 	var err error
-	for range 100 {
-		if v, err = linearGet(n, key); err == nil {
-			return v, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	clustertest.WaitFor(t, 10*time.Second, "a linearizable read of "+key, func() bool {
+		v, err = linearGet(n, key)
+		return err == nil
+	})
 	return v, err
 }
 
@@ -150,13 +149,9 @@ func TestLaggingMemberCatchesUpBySnapshot(t *testing.T) {
 	}
 	c.Restart(lag)
 	want := c.Node(leader).Store().Index()
-	deadline := time.Now().Add(20 * time.Second)
-	for c.Node(lag).Store().Index() < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("lagging member at store index %d, leader at %d", c.Node(lag).Store().Index(), want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	clustertest.WaitFor(t, 20*time.Second, "the lagging member to catch up", func() bool {
+		return c.Node(lag).Store().Index() >= want
+	})
 	ev, err := c.Node(lag).Store().Get("/bulk", true, true, time.Now())
 	if err != nil || len(ev.Node.Nodes) != 500 {
 		t.Fatalf("lagging member has %v keys under /bulk (%v), want 500", ev, err)
@@ -191,7 +186,7 @@ func TestRemoveAndAddBack(t *testing.T) {
 	c.Wipe(victim)
 	c.Restart(victim)
 	c.WaitMembers(3)
-	if v, err := waitValue(c.Node(victim), "/after-remove"); err != nil || v != "19" {
+	if v, err := waitValue(t, c.Node(victim), "/after-remove"); err != nil || v != "19" {
 		t.Fatalf("re-added member reads %q, %v", v, err)
 	}
 }
@@ -208,24 +203,18 @@ func TestExpiryAcrossLeaderChange(t *testing.T) {
 	advance(5 * time.Second)
 	c.Stop(leader)
 	next := c.Leader()
-	// Five seconds left: the new leader must not expire it.
-	time.Sleep(100 * time.Millisecond) // several expiry ticks of the new leader
+	// Five seconds left: the new leader must not expire it. The clock is
+	// frozen, so no expiry tick of the new leader may remove it, however
+	// many have run by now.
 	if _, err := linearGet(c.Node(next), "/ttl"); err != nil {
 		t.Fatalf("key expired early after the leader changed: %v", err)
 	}
 	advance(6 * time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	clustertest.WaitFor(t, 10*time.Second, "the key to expire under the new leader", func() bool {
 		_, err := linearGet(c.Node(next), "/ttl")
 		var se *store.Error
-		if errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("key not expired under the new leader: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound
+	})
 }
 
 func TestLeaderStats(t *testing.T) {
@@ -234,14 +223,10 @@ func TestLeaderStats(t *testing.T) {
 	if _, ok := c.Node((leader + 1) % 3).LeaderStats(); ok {
 		t.Fatal("a follower reports leader stats")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	clustertest.WaitFor(t, 10*time.Second, "both followers probed", func() bool {
 		fs, ok := c.Node(leader).LeaderStats()
-		if !ok {
-			t.Fatal("the leader reports no leader stats")
-		}
-		if len(fs) != 2 {
-			t.Fatalf("leader stats for %d followers, want 2", len(fs))
+		if !ok || len(fs) != 2 {
+			t.Fatalf("leader stats %+v (ok %v), want 2 followers", fs, ok)
 		}
 		probed := 0
 		for _, s := range fs {
@@ -249,14 +234,8 @@ func TestLeaderStats(t *testing.T) {
 				probed++
 			}
 		}
-		if probed == 2 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("followers not probed: %+v", fs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return probed == 2
+	})
 }
 
 func TestAddMemberThenStartIt(t *testing.T) {
@@ -291,10 +270,9 @@ func TestRecoverFromOneSurvivor(t *testing.T) {
 	}
 	survivor := (leader + 1) % 3
 	want := c.Node(leader).Store().Index()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Node(survivor).Store().Index() < want && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	clustertest.WaitFor(t, 10*time.Second, "the survivor to apply every write", func() bool {
+		return c.Node(survivor).Store().Index() >= want
+	})
 	// Two members are lost for good: the survivor alone has no quorum
 	// until it is forced into a new one-member cluster.
 	c.RecoverAlone(survivor)
