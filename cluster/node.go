@@ -165,6 +165,11 @@ func New(cfg Config) (*Node, error) {
 // Store is the local replica's key store (for local reads and watches).
 func (n *Node) Store() *store.Store { return n.store }
 
+// RequestTimeout is how long Propose, ReadBarrier and Backup wait at most
+// (Config.RequestTimeout with its default filled in). v2http bounds the
+// requests it serves from this node by it.
+func (n *Node) RequestTimeout() time.Duration { return n.cfg.RequestTimeout }
+
 // ID is this member's ID.
 func (n *Node) ID() uint64 { return n.id }
 

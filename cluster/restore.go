@@ -15,7 +15,7 @@ import (
 )
 
 // RestoreConfig says what to restore where. Zero values take the defaults
-// of Config (name "default", peer address 127.0.0.1:7001).
+// of Config (DefaultName, DefaultPeerAddr).
 type RestoreConfig struct {
 	// Backup is the backup file.
 	Backup string

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/tlsauth"
 )
 
@@ -36,8 +37,8 @@ const ProcTrustDomain = "cairn.internal"
 // ProcOptions tune StartProcs. The zero value runs nodes that each list all
 // the others in --peers, with a 100 ms heartbeat and a 1 s election timeout.
 type ProcOptions struct {
-	HeartbeatInterval time.Duration // --peer-heartbeat-interval; default 100 ms
-	ElectionTimeout   time.Duration // --peer-election-timeout; default 1 s
+	HeartbeatInterval time.Duration // --peer-heartbeat-interval; default cluster.DefaultHeartbeatInterval
+	ElectionTimeout   time.Duration // --peer-election-timeout; default cluster.DefaultElectionTimeout
 	SnapshotCount     uint64        // --snapshot-count when not 0
 	Args              []string      // more flags for every node
 	Env               []string      // more environment for every node (CAIRN_* of the test's own environment is dropped)
@@ -173,10 +174,10 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 		t.Fatalf("clustertest: %d nodes; want 1 to 240", n)
 	}
 	if opts.HeartbeatInterval == 0 {
-		opts.HeartbeatInterval = 100 * time.Millisecond
+		opts.HeartbeatInterval = cluster.DefaultHeartbeatInterval
 	}
 	if opts.ElectionTimeout == 0 {
-		opts.ElectionTimeout = time.Second
+		opts.ElectionTimeout = cluster.DefaultElectionTimeout
 	}
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 60 * time.Second
@@ -281,9 +282,11 @@ func (p *Procs) Proc(i int) *Proc { return p.procs[i] }
 func (p *Procs) ElectionTimeout() time.Duration { return p.opts.ElectionTimeout }
 
 // RequestTimeout is the bound within which a node answers a write or a
-// linearizable read, even when cut off from the majority: 5 s plus twice
-// the election timeout, as etcd.
-func (p *Procs) RequestTimeout() time.Duration { return 5*time.Second + 2*p.opts.ElectionTimeout }
+// linearizable read, even when cut off from the majority: the nodes'
+// default, cluster.RequestTimeoutFor their election timeout.
+func (p *Procs) RequestTimeout() time.Duration {
+	return cluster.RequestTimeoutFor(p.opts.ElectionTimeout)
+}
 
 // Args are the command-line arguments that start node i with --peers
 // naming the advertised peer addresses of the nodes peers. With
