@@ -155,9 +155,9 @@ func TestServer(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"cairn_dns_queries_total", []string{"type", "A", "rcode", "NOERROR", "proto", "udp"}, 2},
-		{"cairn_dns_queries_total", []string{"type", "A", "rcode", "REFUSED", "proto", "tcp"}, 1},
-		{"cairn_dns_queries_total", []string{"type", "SRV", "rcode", "NOERROR", "proto", "tcp"}, 1},
+		{"cairn_dns_responses_total", []string{"type", "A", "rcode", "NOERROR", "proto", "udp"}, 2},
+		{"cairn_dns_responses_total", []string{"type", "A", "rcode", "REFUSED", "proto", "tcp"}, 1},
+		{"cairn_dns_responses_total", []string{"type", "SRV", "rcode", "NOERROR", "proto", "tcp"}, 1},
 		{"cairn_dns_truncated_responses_total", []string{"proto", "udp"}, 1},
 		{"cairn_dns_request_duration_seconds", []string{"proto", "udp"}, 4},
 		{"cairn_dns_request_duration_seconds", []string{"proto", "tcp"}, 3},
@@ -214,8 +214,8 @@ func TestServerPanicIsServfail(t *testing.T) {
 			t.Errorf("%s after a panic: %v", proto, resp)
 		}
 	}
-	poll(t, "queries{A,SERVFAIL,udp} = 1", func() bool {
-		return metric(t, s.reg, "cairn_dns_queries_total", "type", "A", "rcode", "SERVFAIL", "proto", "udp") == 1
+	poll(t, "responses{A,SERVFAIL,udp} = 1", func() bool {
+		return metric(t, s.reg, "cairn_dns_responses_total", "type", "A", "rcode", "SERVFAIL", "proto", "udp") == 1
 	})
 	if l := s.log.String(); !strings.Contains(l, "panic") || !strings.Contains(l, "fake source: boom") {
 		t.Errorf("log lacks the panic:\n%s", l)
@@ -311,6 +311,83 @@ func TestServerHostileInput(t *testing.T) {
 		}
 	}
 	poll(t, "malformed messages counted", func() bool { return metric(t, s.reg, "cairn_dns_malformed_requests_total") > 100 })
+}
+
+// Messages rejected before the responder still get an answer from
+// miekg/dns, and cairn_dns_responses_total counts it by its rcode.
+func TestServerCountsRejectedResponses(t *testing.T) {
+	s := startServer(t, live(serverFixture()))
+	valid, _ := query("web-1.web.cairn.internal.", dns.TypeA).Pack()
+	notify := bytes.Clone(valid)
+	notify[2] = dns.OpcodeNotify << 3 // a NOTIFY: NOTIMP, not parsed
+	withAnswer := bytes.Clone(valid)
+	withAnswer[7] = 1 // ANCOUNT 1 in a query: FORMERR, not parsed
+	cutBody := valid[:len(valid)-3]
+	tests := []struct {
+		name, proto string
+		msg         []byte
+		rcode       int
+	}{
+		{"NOTIFY over UDP", "udp", notify, dns.RcodeNotImplemented},
+		{"an answer section in a query over UDP", "udp", withAnswer, dns.RcodeFormatError},
+		{"a question cut short over TCP", "tcp", cutBody, dns.RcodeFormatError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial(tt.proto, s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			out := tt.msg
+			if tt.proto == "tcp" {
+				out = frame(out)
+			}
+			if _, err := c.Write(out); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 512)
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.proto == "tcp" {
+				buf, n = buf[2:], n-2
+			}
+			var m dns.Msg
+			if err := m.Unpack(buf[:n]); err != nil || m.Rcode != tt.rcode {
+				t.Fatalf("reply %v (%v); want rcode %s", &m, err, dns.RcodeToString[tt.rcode])
+			}
+			labels := []string{"type", "unparsed", "rcode", dns.RcodeToString[tt.rcode], "proto", tt.proto}
+			poll(t, fmt.Sprintf("cairn_dns_responses_total%v = 1", labels), func() bool {
+				return metric(t, s.reg, "cairn_dns_responses_total", labels...) == 1
+			})
+		})
+	}
+	// A message too short for a header gets no answer, and no count: the
+	// first reply on a socket that sends one and then a query is the
+	// query's.
+	c, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(valid[:5])
+	c.Write(valid)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	var first dns.Msg
+	if err != nil || first.Unpack(buf[:n]) != nil || first.Rcode != dns.RcodeSuccess {
+		t.Fatalf("first reply %v (%v), want the answer to the query", &first, err)
+	}
+	poll(t, "4 malformed requests", func() bool { return metric(t, s.reg, "cairn_dns_malformed_requests_total") == 4 })
+	for _, proto := range []string{"udp", "tcp"} {
+		if got := metric(t, s.reg, "cairn_dns_responses_total", "type", "unparsed", "rcode", "FORMERR", "proto", proto); got != 1 {
+			t.Errorf("FORMERR over %s: %v, want 1", proto, got)
+		}
+	}
 }
 
 func frame(b []byte) []byte {
