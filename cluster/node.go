@@ -151,8 +151,9 @@ func New(cfg Config) (*Node, error) {
 	netw.Serve(n.handle)
 	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
 	n.metrics = newMetrics(cfg.Registry, n)
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.run()
+	go n.watchLeader()
 	go n.probeFollowers()
 	if !has && len(peers) > 0 {
 		go n.joinLoop(peers)
