@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 )
 
 // gauge reads the value of the counter or gauge name from reg (0 when
@@ -52,7 +54,7 @@ func TestLeaderMetrics(t *testing.T) {
 	leaderOf := func(running ...int) int {
 		t.Helper()
 		leader := -1
-		waitFor(t, fmt.Sprintf("one of %v with cairn_raft_is_leader 1", running), func() bool {
+		poll.Until(t, waitTimeout, fmt.Sprintf("one of %v with cairn_raft_is_leader 1", running), func() bool {
 			leader = -1
 			for _, i := range running {
 				if value(i, "cairn_raft_is_leader") == 1 {
@@ -70,7 +72,7 @@ func TestLeaderMetrics(t *testing.T) {
 	// in between on a slow machine) and knows of one.
 	seen := make([]float64, 3)
 	for i := range nodes {
-		waitFor(t, fmt.Sprintf("n%d to see a leader", i+1), func() bool {
+		poll.Until(t, waitTimeout, fmt.Sprintf("n%d to see a leader", i+1), func() bool {
 			seen[i] = value(i, "cairn_leader_changes_seen_total")
 			return seen[i] >= 1 && value(i, "cairn_has_leader") == 1
 		})
@@ -88,7 +90,7 @@ func TestLeaderMetrics(t *testing.T) {
 		}
 	}
 	for _, i := range rest {
-		waitFor(t, fmt.Sprintf("n%d to see a new leader", i+1), func() bool {
+		poll.Until(t, waitTimeout, fmt.Sprintf("n%d to see a new leader", i+1), func() bool {
 			return value(i, "cairn_leader_changes_seen_total") > seen[i] && value(i, "cairn_has_leader") == 1
 		})
 	}
@@ -99,7 +101,7 @@ func TestLeaderMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	survivor := rest[0] + rest[1] - leader
-	waitFor(t, "the survivor to know of no leader", func() bool {
+	poll.Until(t, waitTimeout, "the survivor to know of no leader", func() bool {
 		return value(survivor, "cairn_has_leader") == 0 && value(survivor, "cairn_raft_is_leader") == 0
 	})
 }

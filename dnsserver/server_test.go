@@ -19,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/discovery"
 )
 
@@ -69,25 +70,14 @@ func startServer(t *testing.T, src Source) *testServer {
 		if err := s.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		poll(t, "server goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+		poll.Until(t, waitTimeout, "server goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 	})
 	return ts
 }
 
-// poll waits until cond holds, failing the test after a generous deadline.
-func poll(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
+// waitTimeout bounds every poll of these tests: generous, as a loaded CI
+// machine running -race is slow, and never reached when all is well.
+const waitTimeout = 10 * time.Second
 
 func exchange(t *testing.T, addr, proto string, req *dns.Msg) *dns.Msg {
 	t.Helper()
@@ -164,7 +154,7 @@ func TestServer(t *testing.T) {
 		{"cairn_dns_malformed_requests_total", nil, 0},
 	} {
 		// The server counts a query after writing its response.
-		poll(t, fmt.Sprintf("%s%v = %v", m.name, m.labels, m.want), func() bool {
+		poll.Until(t, waitTimeout, fmt.Sprintf("%s%v = %v", m.name, m.labels, m.want), func() bool {
 			return metric(t, s.reg, m.name, m.labels...) == m.want
 		})
 	}
@@ -214,7 +204,7 @@ func TestServerPanicIsServfail(t *testing.T) {
 			t.Errorf("%s after a panic: %v", proto, resp)
 		}
 	}
-	poll(t, "responses{A,SERVFAIL,udp} = 1", func() bool {
+	poll.Until(t, waitTimeout, "responses{A,SERVFAIL,udp} = 1", func() bool {
 		return metric(t, s.reg, "cairn_dns_responses_total", "type", "A", "rcode", "SERVFAIL", "proto", "udp") == 1
 	})
 	if l := s.log.String(); !strings.Contains(l, "panic") || !strings.Contains(l, "fake source: boom") {
@@ -310,7 +300,7 @@ func TestServerHostileInput(t *testing.T) {
 			t.Errorf("%s after hostile input: %v", proto, r)
 		}
 	}
-	poll(t, "malformed messages counted", func() bool { return metric(t, s.reg, "cairn_dns_malformed_requests_total") > 100 })
+	poll.Until(t, waitTimeout, "malformed messages counted", func() bool { return metric(t, s.reg, "cairn_dns_malformed_requests_total") > 100 })
 }
 
 // Messages rejected before the responder still get an answer from
@@ -360,7 +350,7 @@ func TestServerCountsRejectedResponses(t *testing.T) {
 				t.Fatalf("reply %v (%v); want rcode %s", &m, err, dns.RcodeToString[tt.rcode])
 			}
 			labels := []string{"type", "unparsed", "rcode", dns.RcodeToString[tt.rcode], "proto", tt.proto}
-			poll(t, fmt.Sprintf("cairn_dns_responses_total%v = 1", labels), func() bool {
+			poll.Until(t, waitTimeout, fmt.Sprintf("cairn_dns_responses_total%v = 1", labels), func() bool {
 				return metric(t, s.reg, "cairn_dns_responses_total", labels...) == 1
 			})
 		})
@@ -382,7 +372,7 @@ func TestServerCountsRejectedResponses(t *testing.T) {
 	if err != nil || first.Unpack(buf[:n]) != nil || first.Rcode != dns.RcodeSuccess {
 		t.Fatalf("first reply %v (%v), want the answer to the query", &first, err)
 	}
-	poll(t, "4 malformed requests", func() bool { return metric(t, s.reg, "cairn_dns_malformed_requests_total") == 4 })
+	poll.Until(t, waitTimeout, "4 malformed requests", func() bool { return metric(t, s.reg, "cairn_dns_malformed_requests_total") == 4 })
 	for _, proto := range []string{"udp", "tcp"} {
 		if got := metric(t, s.reg, "cairn_dns_responses_total", "type", "unparsed", "rcode", "FORMERR", "proto", proto); got != 1 {
 			t.Errorf("FORMERR over %s: %v, want 1", proto, got)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/tlsauth"
 )
 
@@ -452,9 +453,9 @@ func (p *Procs) Wipe(i int) error {
 // {"health":"true"}, failing early if the process exits.
 func (p *Procs) WaitHealthy(i int, timeout time.Duration) error {
 	pr := p.procs[i]
-	return procPoll(timeout, func() error {
+	return poll.Check(timeout, func() error {
 		if !p.Running(i) {
-			return procStop{fmt.Errorf("%s exited before it was healthy; output tail:\n%s", pr.Name, pr.Tail(4<<10))}
+			return poll.Stop(fmt.Errorf("%s exited before it was healthy; output tail:\n%s", pr.Name, pr.Tail(4<<10)))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -473,7 +474,7 @@ func (p *Procs) WaitHealthy(i int, timeout time.Duration) error {
 // want members in GET /v2/members.
 func (p *Procs) WaitMembers(t testing.TB, want int) {
 	t.Helper()
-	err := procPoll(p.opts.StartTimeout, func() error {
+	err := poll.Check(p.opts.StartTimeout, func() error {
 		for i, pr := range p.procs {
 			if !p.Running(i) || p.net.isolated(i) {
 				continue
@@ -622,7 +623,7 @@ var errNotAsked = errors.New("not running or partitioned")
 func (p *Procs) Leader(t testing.TB) int {
 	t.Helper()
 	leader := -1
-	err := procPoll(max(20*p.opts.ElectionTimeout, 10*time.Second), func() error {
+	err := poll.Check(max(20*p.opts.ElectionTimeout, 10*time.Second), func() error {
 		var err error
 		leader, err = p.FindLeader()
 		return err
@@ -683,28 +684,6 @@ func (p *Procs) cleanup() {
 			p.t.Logf("peer connections from no node's IP: %v", s)
 		}
 		p.t.Logf("--- peer proxy events (the last %d) ---\n%s", pxEvents, strings.Join(p.net.eventLog(), "\n"))
-	}
-}
-
-// procStop is a poll condition's error that ends the poll at once.
-type procStop struct{ error }
-
-// procPoll calls cond every 20 ms until it returns nil or a procStop, or
-// timeout passes, and returns cond's last error.
-func procPoll(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		var stop procStop
-		if err == nil || errors.As(err, &stop) {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		<-tick.C
 	}
 }
 
