@@ -3,6 +3,10 @@ package poll
 import (
 	"errors"
 	"fmt"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -68,4 +72,28 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check with Stop = %v after %d calls; want gone at once", err, calls)
 		}
 	})
+}
+
+// The package imports no package of this module, so that any test of the
+// module can use it (DESIGN.md's direction has no rule for test helpers).
+func TestImportsNoModulePackage(t *testing.T) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			if p, _ := strconv.Unquote(imp.Path.Value); strings.HasPrefix(p, "github.com/cairnkv/cairn") {
+				t.Errorf("%s imports %s", name, p)
+			}
+		}
+	}
 }
