@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/discovery"
@@ -51,7 +51,7 @@ type testServer struct {
 // that Shutdown leaves no goroutine behind.
 func startServer(t *testing.T, src Source) *testServer {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	before := goleak.IgnoreCurrent()
 	ts := &testServer{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
 	s, err := New(Config{}, src, ts.reg, slog.New(slog.NewTextHandler(ts.log, nil)))
 	if err != nil {
@@ -70,7 +70,7 @@ func startServer(t *testing.T, src Source) *testServer {
 		if err := s.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		poll.Until(t, waitTimeout, "server goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+		goleak.VerifyNone(t, before) // the server's goroutines end with Shutdown
 	})
 	return ts
 }
