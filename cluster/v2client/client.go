@@ -220,7 +220,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		}
 		err = c.explain(ctx, ep, err)
 		if sent && !req.idempotent() {
-			return nil, fmt.Errorf("%s %s: %w; %w, so it was not sent elsewhere: check before retrying", req.Method, ep+req.Path, err, ErrMayHaveApplied)
+			return nil, kinded([]error{ErrMayHaveApplied, err}, "%s %s: %v; the member may have applied it, so it was not sent elsewhere", req.Method, ep+req.Path, err)
 		}
 		skipped = append(skipped, ep+": "+err.Error())
 		errs = append(errs, err)

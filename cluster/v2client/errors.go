@@ -20,17 +20,20 @@ import (
 // {"message":...} of the members, stats and auth endpoints, or a body that
 // is not JSON (shown as its first line).
 type Error struct {
-	StatusCode int
-	Message    string
-	Endpoint   string // the endpoint that answered
+	Status   int // HTTP status
+	Message  string
+	Endpoint string // the endpoint that answered
 }
 
 func (e *Error) Error() string {
-	if e.StatusCode >= 500 && !strings.HasPrefix(e.Message, "HTTP ") {
-		return fmt.Sprintf("%s (HTTP %d from %s; its log says why)", e.Message, e.StatusCode, e.Endpoint)
+	if e.Status >= 500 && !strings.HasPrefix(e.Message, "HTTP ") {
+		return fmt.Sprintf("%s (HTTP %d from %s; its log says why)", e.Message, e.Status, e.Endpoint)
 	}
 	return e.Message
 }
+
+// StatusCode is the HTTP status, as (*store.Error).StatusCode is.
+func (e *Error) StatusCode() int { return e.Status }
 
 // responseError is the error of a failed answer: the *store.Error it
 // carries (its Index from X-Etcd-Index when the body has none), else an
@@ -50,7 +53,7 @@ func responseError(resp *Response) error {
 		}
 	}
 	if body.Message != "" {
-		return &Error{StatusCode: resp.StatusCode, Message: body.Message, Endpoint: resp.Endpoint}
+		return &Error{Status: resp.StatusCode, Message: body.Message, Endpoint: resp.Endpoint}
 	}
 	text := strings.TrimSpace(string(resp.Body))
 	if i := strings.IndexByte(text, '\n'); i >= 0 {
@@ -62,20 +65,30 @@ func responseError(resp *Response) error {
 	if text == "" {
 		text = http.StatusText(resp.StatusCode)
 	}
-	return &Error{StatusCode: resp.StatusCode, Endpoint: resp.Endpoint,
+	return &Error{Status: resp.StatusCode, Endpoint: resp.Endpoint,
 		Message: fmt.Sprintf("HTTP %d from %s: %s", resp.StatusCode, resp.Endpoint, text)}
+}
+
+// kindError is an error whose text is its own and that wraps the
+// sentinels of its kind (and the error it explains, if any).
+type kindError struct {
+	msg   string
+	kinds []error
+}
+
+func (e *kindError) Error() string   { return e.msg }
+func (e *kindError) Unwrap() []error { return e.kinds }
+
+func kinded(kinds []error, format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kinds: kinds}
 }
 
 // StatusCode is the HTTP status of an answer's error (a *store.Error or an
 // *Error), 0 for any other error.
 func StatusCode(err error) int {
-	var se *store.Error
-	if errors.As(err, &se) {
-		return se.StatusCode()
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.StatusCode
+	var sc interface{ StatusCode() int }
+	if errors.As(err, &sc) {
+		return sc.StatusCode()
 	}
 	return 0
 }
@@ -94,15 +107,15 @@ func (c *Client) explain(ctx context.Context, ep string, err error) error {
 		if c.cfg.CAFile != "" {
 			where = "a CA in " + c.cfg.CAFile
 		}
-		return fmt.Errorf("%w: the member's certificate is not signed by %s", ErrUntrustedMember, where)
+		return kinded([]error{ErrUntrustedMember, err}, "the member's certificate is not signed by %s", where)
 	case errors.As(err, &he):
 		return fmt.Errorf("%v: use a host name or address that the member's certificate lists", he)
 	case errors.As(err, &ci):
-		return fmt.Errorf("%w: the member's certificate is not valid: %v", ErrUntrustedMember, ci)
+		return kinded([]error{ErrUntrustedMember, err}, "the member's certificate is not valid: %v", ci)
 	case strings.Contains(err.Error(), "remote error: tls:"):
 		return c.refused(remoteTLSError(err))
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
-		return fmt.Errorf("%w: no answer within %v", ErrTimeout, c.cfg.Timeout)
+		return kinded([]error{ErrTimeout, err}, "no answer within %v", c.cfg.Timeout)
 	case errors.As(err, &oe) && oe.Op == "dial":
 		return oe
 	}
@@ -121,7 +134,7 @@ func (c *Client) refused(alert string) error {
 	if c.cfg.CertFile != "" {
 		cert += " " + c.cfg.CertFile
 	}
-	return fmt.Errorf("%w: the member refused %s (%s): use one issued by the cluster's CA for client use", ErrCertificateRefused, cert, alert)
+	return kinded([]error{ErrCertificateRefused}, "the member refused %s (%s): use one issued by the cluster's CA for client use", cert, alert)
 }
 
 // refusesCertificate reports whether the member at ep ends a TLS connection

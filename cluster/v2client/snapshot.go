@@ -36,7 +36,7 @@ func (c *Client) Snapshot(ctx context.Context) (io.ReadCloser, string, error) {
 			cancel()
 			switch {
 			case stalled.Load():
-				err = fmt.Errorf("%w: no answer within %v", ErrTimeout, c.cfg.Timeout)
+				err = kinded([]error{ErrTimeout}, "no answer within %v", c.cfg.Timeout)
 			case ctx.Err() != nil:
 				return nil, "", fmt.Errorf("GET %s: %w", ep+SnapshotPath, ctx.Err())
 			default:
@@ -76,7 +76,7 @@ func (s *stallReader) Read(p []byte) (int, error) {
 	// Once cancelled, the transport may end the body with io.EOF as well
 	// as with an error: either way the download stalled.
 	if err != nil && s.stalled.Load() {
-		err = fmt.Errorf("%w: no data for %v", ErrTimeout, s.d)
+		err = kinded([]error{ErrTimeout}, "no data for %v", s.d)
 	}
 	return n, err
 }

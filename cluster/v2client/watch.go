@@ -59,6 +59,10 @@ func (c *Client) Watch(key string, o WatchOptions) *Watcher {
 // Endpoint is the endpoint of the last answer.
 func (w *Watcher) Endpoint() string { return w.endpoint }
 
+// WaitIndex is the store index the next poll waits for: the first change
+// Next may report (0: from now).
+func (w *Watcher) WaitIndex() uint64 { return w.waitIndex }
+
 // Resume moves the watch to the changes after index, e.g. after error 401
 // (the event index has left the member's history).
 func (w *Watcher) Resume(afterIndex uint64) {
@@ -160,7 +164,7 @@ func (w *Watcher) poll(ctx context.Context, ep string) (*store.Event, error) {
 			hresp.Body.Close()
 		}
 		cancel()
-		return nil, fmt.Errorf("%w: no answer within %v", ErrTimeout, w.c.cfg.Timeout)
+		return nil, kinded([]error{ErrTimeout}, "no answer within %v", w.c.cfg.Timeout)
 	}
 	if err != nil {
 		cancel()

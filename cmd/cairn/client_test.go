@@ -362,7 +362,7 @@ func TestClientPrecedenceEndToEnd(t *testing.T) {
 	// The environment's CA, which does not know the member, is used when
 	// no flag overrides it: the error says which option to fix.
 	_, _, err := runCairn(t, []string{"CAIRN_CACERT=" + other.CAFile}, "member", "list", "--data-dir", dataDir, "--endpoints", url)
-	if err == nil || !strings.Contains(err.Error(), "not signed by a CA in "+other.CAFile+": pass the cluster's CA with --cacert or CAIRN_CACERT") {
+	if err == nil || !strings.Contains(err.Error(), "not signed by a CA in "+other.CAFile+")") || !strings.HasSuffix(err.Error(), "pass the cluster's CA with --cacert or CAIRN_CACERT") {
 		t.Errorf("foreign CA: %v", err)
 	}
 }
@@ -388,7 +388,7 @@ func TestClientFailover(t *testing.T) {
 			t.Fatal("no error")
 		}
 		for _, want := range []string{"no endpoint answered", refused + ": dial tcp", "connection refused",
-			silent + ": no answer within 300ms (--timeout)", "pass --endpoints or set CAIRN_ENDPOINTS"} {
+			silent + ": no answer within 300ms", "raise --timeout", "pass --endpoints or set CAIRN_ENDPOINTS"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q lacks %q", err, want)
 			}
@@ -423,26 +423,5 @@ func TestClientRejectedCertificate(t *testing.T) {
 	// client names the certificate.
 	if err == nil || !strings.Contains(err.Error(), "the member refused the client certificate "+other.ClientCertFile+" (tls: ") {
 		t.Fatalf("error %v", err)
-	}
-}
-
-func TestAPIError(t *testing.T) {
-	tests := []struct {
-		code int
-		body string
-		want string
-	}{
-		{404, `{"message":"No such member: 2"}`, "No such member: 2"},
-		{404, `{"errorCode":100,"message":"Key not found","cause":"/a","index":3}` + "\n", "100: Key not found (/a)"},
-		{405, "Method Not Allowed\n", "HTTP 405 from https://e:1: Method Not Allowed"},
-		{502, "", "HTTP 502 from https://e:1: Bad Gateway"},
-		{500, `{"message":"Internal Server Error"}`, "Internal Server Error (HTTP 500 from https://e:1; its log says why)"},
-		{500, "<html>\n<body>oops</body>", "HTTP 500 from https://e:1: <html>"},
-	}
-	for _, tt := range tests {
-		got := newAPIError(&apiResponse{StatusCode: tt.code, Body: []byte(tt.body), Endpoint: "https://e:1"}).Error()
-		if got != tt.want {
-			t.Errorf("%d %q: %q, want %q", tt.code, tt.body, got, tt.want)
-		}
 	}
 }

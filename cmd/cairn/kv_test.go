@@ -586,16 +586,3 @@ func TestCompletion(t *testing.T) {
 		}
 	}
 }
-
-func TestCanonicalKey(t *testing.T) {
-	for in, want := range map[string]string{
-		"": "/", "/": "/", "a": "/a", "/a/": "/a/", "//a//b/": "/a/b/", "/a/../b": "/b", "/..": "/",
-	} {
-		if got := canonicalKey(in); got != want {
-			t.Errorf("canonicalKey(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if got := keysURI("/a b/%/?#", nil); got != "/v2/keys/a%20b/%25/%3F%23" {
-		t.Errorf("keysURI = %q", got)
-	}
-}

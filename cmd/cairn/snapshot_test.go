@@ -175,7 +175,7 @@ func TestSnapshotSaveFailures(t *testing.T) {
 		err  string
 	}{
 		{"cut short", connArgs(cut, dev), "b.snap", "is not a usable backup, so it was not saved"},
-		{"stalled", append(connArgs(stalled, dev), "--timeout", "300ms"), "b.snap", "cut after 8 B: no data for 300ms (--timeout)"},
+		{"stalled", append(connArgs(stalled, dev), "--timeout", "300ms"), "b.snap", "cut after 8 B: no data for 300ms"},
 		{"not supported", connArgs(unsupported, dev), "b.snap", "snapshots are not supported by this server"},
 		{"not root", connArgs(notRoot, dev), "b.snap", "Insufficient credentials; with authorization enabled a backup needs root"},
 		{"nobody there", connArgs(refusedEndpoint(t), dev), "b.snap", "no endpoint answered"},
