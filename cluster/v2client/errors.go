@@ -39,21 +39,15 @@ func (e *Error) StatusCode() int { return e.Status }
 // carries (its Index from X-Etcd-Index when the body has none), else an
 // *Error.
 func responseError(resp *Response) error {
-	var body struct {
-		ErrorCode int    `json:"errorCode"`
-		Message   string `json:"message"`
-	}
-	if json.Unmarshal(resp.Body, &body) == nil && body.ErrorCode != 0 {
-		se := new(store.Error)
-		if json.Unmarshal(resp.Body, se) == nil {
-			if se.Index == 0 {
-				se.Index = etcdIndex(resp.Header)
-			}
-			return se
+	se := new(store.Error)
+	if json.Unmarshal(resp.Body, se) == nil && se.ErrorCode != 0 {
+		if se.Index == 0 {
+			se.Index = etcdIndex(resp.Header)
 		}
+		return se
 	}
-	if body.Message != "" {
-		return &Error{Status: resp.StatusCode, Message: body.Message, Endpoint: resp.Endpoint}
+	if se.Message != "" { // {"message":...}: the same field
+		return &Error{Status: resp.StatusCode, Message: se.Message, Endpoint: resp.Endpoint}
 	}
 	text := strings.TrimSpace(string(resp.Body))
 	if i := strings.IndexByte(text, '\n'); i >= 0 {

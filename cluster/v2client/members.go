@@ -113,11 +113,14 @@ func (c *Client) Version(ctx context.Context) (Version, error) {
 	return v, err
 }
 
-// SelfStats is the part of /v2/stats/self the commands read.
+// SelfStats is the part of /v2/stats/self the commands and tests read.
 type SelfStats struct {
-	Name  string `json:"name"`
-	ID    string `json:"id"`
-	State string `json:"state"` // StateLeader, StateFollower, ...
+	Name       string `json:"name"`
+	ID         string `json:"id"`
+	State      string `json:"state"` // StateLeader, StateFollower, ...
+	LeaderInfo struct {
+		Leader string `json:"leader"` // the leader's hex ID as this member knows it
+	} `json:"leaderInfo"`
 }
 
 // SelfStats asks a member about itself.

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/tlsauth"
 	client "go.etcd.io/etcd/client/v2"
 )
@@ -99,11 +100,7 @@ func (c *authClient) refused(t *testing.T, root *authClient, method, path, body 
 	t.Helper()
 	before := root.index(t)
 	code, b, _ := c.do(t, method, path, body)
-	var e struct {
-		ErrorCode int    `json:"errorCode"`
-		Message   string `json:"message"`
-		Cause     string `json:"cause"`
-	}
+	var e store.Error
 	if code != http.StatusUnauthorized || json.Unmarshal([]byte(b), &e) != nil || e.ErrorCode != 110 ||
 		e.Message != "The request requires user authentication" || e.Cause != "Insufficient credentials" {
 		t.Errorf("%s %s %s: %d %s; want 401 with etcd error 110", c.id, method, path, code, b)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/tlsauth"
 )
 
@@ -37,10 +38,27 @@ type Server struct {
 	Proc    *Proc
 }
 
+// Client is a v2client of the server alone, closed when the test ends.
+// Tests that compare bytes with etcd (the differential suite) use Do.
+func (s *Server) Client(t testing.TB) *v2client.Client {
+	t.Helper()
+	tc, err := tlsauth.ClientConfigFromFiles(s.Files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v2client.New(v2client.Config{Endpoints: []string{s.URL}, TLS: tc, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
 // String names the server in messages.
 func (s *Server) String() string { return s.Kind + "(" + s.URL + ")" }
 
-// Do sends one request. path is the URL path (e.g. "/v2/keys/a"), query the
+// Do sends one raw request, for tests of the wire itself (the
+// differential suite compares bytes with etcd). path is the URL path (e.g. "/v2/keys/a"), query the
 // raw query and form, when not empty, a urlencoded body. It returns the
 // response with its body read and closed.
 func (s *Server) Do(ctx context.Context, method, path, query, form string) (*http.Response, []byte, error) {
