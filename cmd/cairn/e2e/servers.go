@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/tlsauth"
 )
 
@@ -36,22 +38,48 @@ type Server struct {
 	Files   tlsauth.Files // the client's TLS material
 	HTTP    *http.Client
 	Proc    *Proc
+
+	clientOnce sync.Once
+	client     *v2client.Client
+	clientErr  error
 }
 
-// Client is a v2client of the server alone, closed when the test ends.
-// Tests that compare bytes with etcd (the differential suite) use Do.
+// Client is a v2client of the server alone, made on first use and closed
+// when the test that made it ends. Tests that compare bytes with etcd (the
+// differential suite) use Do.
 func (s *Server) Client(t testing.TB) *v2client.Client {
 	t.Helper()
-	tc, err := tlsauth.ClientConfigFromFiles(s.Files)
-	if err != nil {
-		t.Fatal(err)
+	s.clientOnce.Do(func() {
+		tc, err := tlsauth.ClientConfigFromFiles(s.Files)
+		if err != nil {
+			s.clientErr = err
+			return
+		}
+		s.client, s.clientErr = v2client.New(v2client.Config{Endpoints: []string{s.URL}, TLS: tc, Timeout: 10 * time.Second})
+		if s.clientErr == nil {
+			t.Cleanup(s.client.Close)
+		}
+	})
+	if s.clientErr != nil {
+		t.Fatal(s.clientErr)
 	}
-	c, err := v2client.New(v2client.Config{Endpoints: []string{s.URL}, TLS: tc, Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return s.client
+}
+
+// SetKey writes key=value through Client within 10 s.
+func (s *Server) SetKey(t testing.TB, key, value string) (*store.Event, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Client(t).Set(ctx, key, value, v2client.SetOptions{})
+}
+
+// GetKey reads key through Client within 10 s.
+func (s *Server) GetKey(t testing.TB, key string) (*store.Event, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Client(t).Get(ctx, key, v2client.GetOptions{})
 }
 
 // String names the server in messages.

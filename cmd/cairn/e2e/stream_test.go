@@ -76,15 +76,11 @@ func nextEvent(t *testing.T, ch <-chan streamEvent, want string) streamEvent {
 
 func putValue(t *testing.T, s *Server, key, value string) uint64 {
 	t.Helper()
-	resp, body := s.Put(t, "/v2/keys"+key, "", "value="+value)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("PUT %s: %d %s", key, resp.StatusCode, body)
-	}
-	idx, err := strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64)
+	ev, err := s.SetKey(t, key, value)
 	if err != nil {
-		t.Fatalf("PUT %s: X-Etcd-Index: %v", key, err)
+		t.Fatalf("PUT %s: %v", key, err)
 	}
-	return idx
+	return ev.EtcdIndex
 }
 
 // TestStreamLive: a stream=true watch without waitIndex delivers every
