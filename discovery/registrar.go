@@ -15,16 +15,17 @@ import (
 	"github.com/cairnkv/cairn/store"
 )
 
-// Keys is the part of an etcd v2 client the registrar needs; cmd wires in
-// Cairn's client (cluster/v2client), which fails over between members.
+// Keys is the part of an etcd v2 client the registrar needs; Cairn's
+// client (*v2client.Client of cluster/v2client, which fails over between
+// members) has these methods, and cmd wires it in.
 // Answers are the store's own types: the event of a write, or a
 // *store.Error when the cluster refused it. Any other error means that no
 // member answered (or the answer was lost): the registrar tries again.
 // Each method may be retried, so each must mean the same thing twice.
 type Keys interface {
-	// Set writes value at key with a TTL of whole seconds
+	// SetTTL writes value at key with a TTL of whole seconds
 	// (PUT value=&ttl=).
-	Set(ctx context.Context, key, value string, ttl time.Duration) (*store.Event, error)
+	SetTTL(ctx context.Context, key, value string, ttl time.Duration) (*store.Event, error)
 	// Refresh extends the TTL of the existing key without changing its
 	// value or waking watchers (PUT ?refresh=true&prevExist=true).
 	Refresh(ctx context.Context, key string, ttl time.Duration) (*store.Event, error)
@@ -298,7 +299,7 @@ func (r *Registrar) write(ctx context.Context, s *regState) error {
 	why := "" // why a registration is written; "" for a heartbeat
 	if err == nil && !s.registered {
 		why = cmp.Or(s.reason, "start")
-		ev, err = r.cfg.Keys.Set(ctx, r.cfg.Key, r.value, r.cfg.TTL)
+		ev, err = r.cfg.Keys.SetTTL(ctx, r.cfg.Key, r.value, r.cfg.TTL)
 		err = classify("register", r.cfg.Key, err)
 	}
 	if ctx.Err() != nil {

@@ -56,7 +56,7 @@ func (f *fakeKeys) apply(r *store.Request, set bool) (*store.Event, error) {
 	return f.st.Apply(r, now)
 }
 
-func (f *fakeKeys) Set(_ context.Context, key, value string, ttl time.Duration) (*store.Event, error) {
+func (f *fakeKeys) SetTTL(_ context.Context, key, value string, ttl time.Duration) (*store.Event, error) {
 	return f.apply(&store.Request{Method: store.MethodPut, Path: key, Value: value, HasTTL: true, TTL: uint64(ttl / time.Second)}, true)
 }
 

@@ -123,6 +123,13 @@ func (c *Client) Set(ctx context.Context, key, value string, o SetOptions) (*sto
 		Body: []byte(form.Encode()), ContentType: "application/x-www-form-urlencoded"})
 }
 
+// SetTTL writes value at key with a TTL of whole seconds (a set without
+// conditions: sent again on failover). With Refresh and CompareAndDelete it
+// is what discovery.Keys, the registrar's client, asks for.
+func (c *Client) SetTTL(ctx context.Context, key, value string, ttl time.Duration) (*store.Event, error) {
+	return c.Set(ctx, key, value, SetOptions{TTL: ttl})
+}
+
 // Create writes value at key, which must not exist.
 func (c *Client) Create(ctx context.Context, key, value string, ttl time.Duration) (*store.Event, error) {
 	return c.Set(ctx, key, value, SetOptions{PrevExist: PrevNoExist, TTL: ttl})

@@ -18,7 +18,6 @@ import (
 
 	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/discovery"
-	"github.com/cairnkv/cairn/store"
 )
 
 // newRegisterCmd is `cairn register`: a foreground sidecar that keeps one
@@ -159,26 +158,12 @@ func (o *registerOptions) registrarConfig(fs *pflag.FlagSet, cf *clientFlags, en
 	if err != nil {
 		return cfg, nil, err
 	}
-	cfg.Keys = registrarKeys{client}
+	cfg.Keys = client
 	return cfg, client, nil
 }
 
-// registrarKeys is the registrar's view of the client (discovery.Keys).
-type registrarKeys struct{ c *v2client.Client }
-
-var _ discovery.Keys = registrarKeys{}
-
-func (k registrarKeys) Set(ctx context.Context, key, value string, ttl time.Duration) (*store.Event, error) {
-	return k.c.Set(ctx, key, value, v2client.SetOptions{TTL: ttl})
-}
-
-func (k registrarKeys) Refresh(ctx context.Context, key string, ttl time.Duration) (*store.Event, error) {
-	return k.c.Refresh(ctx, key, ttl)
-}
-
-func (k registrarKeys) CompareAndDelete(ctx context.Context, key, value string) (*store.Event, error) {
-	return k.c.CompareAndDelete(ctx, key, value)
-}
+// The registrar writes through Cairn's client.
+var _ discovery.Keys = (*v2client.Client)(nil)
 
 // config checks the registration flags and returns the registrar
 // configuration they make, without the connection.
