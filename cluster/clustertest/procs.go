@@ -250,7 +250,7 @@ func (p *Procs) Client(i int) *v2client.Client { return p.cl[i] }
 
 // closeIdle drops every client's idle connections (after a node died).
 func (p *Procs) closeIdle() {
-	p.closeIdle()
+	p.http.CloseIdleConnections()
 	for _, c := range p.cl {
 		c.Close()
 	}
