@@ -2,14 +2,11 @@ package tlsauth
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -82,52 +79,16 @@ func (i *CAIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	if len(ips)+len(dns) == 0 {
 		return nil, fmt.Errorf("%w: no DNS name or IP address", ErrBadCSR)
 	}
-	if err := validateTrustDomain(i.TrustDomain); err != nil {
-		return nil, err
-	}
-	if err := validateName(i.NodeName); err != nil {
-		return nil, err
-	}
 	validity := i.Validity
 	if validity <= 0 {
 		validity = DefaultServingValidity
 	}
-	serial, err := newSerial()
+	certPEM, err := i.CA.IssueServing(i.TrustDomain, i.NodeName, csr.PublicKey, hosts, validity)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	notAfter := now.Add(validity)
-	if notAfter.After(i.CA.Cert.NotAfter) {
-		notAfter = i.CA.Cert.NotAfter
-	}
-	var cn string
-	if len(dns) > 0 {
-		cn = dns[0]
-	} else {
-		cn = ips[0].String()
-	}
-	if len(cn) > 64 { // the X.509 upper bound; the SANs carry the name anyway
-		cn = ""
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              notAfter,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs:                  []*url.URL{spiffeID(i.TrustDomain, KindNode, i.NodeName)},
-		DNSNames:              dns,
-		IPAddresses:           ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, i.CA.Cert, csr.PublicKey, i.CA.Key)
-	if err != nil {
-		return nil, fmt.Errorf("tlsauth: issue serving certificate for %v: %w", hosts, err)
-	}
 	return &certmagic.IssuedCertificate{
-		Certificate: encodeCertPEM(der),
-		Metadata:    map[string]string{"issuer": i.CA.Cert.Subject.CommonName, "identity": tmpl.URIs[0].String()},
+		Certificate: certPEM,
+		Metadata:    map[string]string{"issuer": i.CA.Cert.Subject.CommonName, "identity": SPIFFEID(i.TrustDomain, KindNode, i.NodeName).String()},
 	}, nil
 }

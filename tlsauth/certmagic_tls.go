@@ -6,24 +6,24 @@ import (
 	"time"
 )
 
-// ManagedServerConfig is ServerConfig with the serving certificate chosen
+// ServerConfig is m.ServerConfig(o) with the serving certificate chosen
 // by get (Manager.GetCertificate) at each handshake. Client certificates
 // are required and verified against the CA pool exactly as by
-// ServerConfig: only the certificate this server presents changes.
+// Material.ServerConfig: only the certificate this server presents changes.
 //
 // When get has no certificate for the handshake (no name matches, nothing
 // obtained yet, the store was unreachable), or the one it has is outside
 // its validity period, the material's certificate is served instead, so
 // the listener works from the first second and keeps working if renewals
 // stop.
-func (m *Material) ManagedServerConfig(o Options, get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+func managedServerConfig(m *Material, o Options, get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
 	cfg := m.ServerConfig(o)
 	inner := cfg.GetConfigForClient
 	pick := func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		if c, err := get(hello); err == nil && usable(c, time.Now()) {
 			return c, nil
 		}
-		return m.cur.Load().cert, nil
+		return m.Certificate(), nil
 	}
 	var last atomic.Pointer[[2]*tls.Config] // the inner configuration and ours from it
 	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {

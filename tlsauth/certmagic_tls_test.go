@@ -29,7 +29,7 @@ func managedCert(t *testing.T, ca *CA, name string, notAfter time.Time) *tls.Cer
 	return &c
 }
 
-func spiffeURIs(name string) []*url.URL { return []*url.URL{spiffeID(testTD, KindNode, name)} }
+func spiffeURIs(name string) []*url.URL { return []*url.URL{SPIFFEID(testTD, KindNode, name)} }
 
 func serverNode(t *testing.T, r hsResult) string {
 	t.Helper()
@@ -61,7 +61,7 @@ func TestManagedServerConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := p.nodeMat.ManagedServerConfig(Options{}, tc.get)
+			srv := managedServerConfig(p.nodeMat, Options{}, tc.get)
 			for range 2 { // the second handshake uses the cached configuration
 				if got := serverNode(t, handshake(t, srv, clientWith(p.nodeMat.Pool(), alice))); got != tc.want {
 					t.Errorf("server certificate of %s, want %s", got, tc.want)
@@ -96,7 +96,7 @@ func TestManagerServesIssuedCertificates(t *testing.T) {
 	if err := m.Obtain(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := p.nodeMat.ManagedServerConfig(Options{}, m.GetCertificate)
+	srv := managedServerConfig(p.nodeMat, Options{}, m.GetCertificate)
 	alice := *p.clientMat.Certificate()
 	for _, name := range []string{"localhost", "127.0.0.1"} { // SNI, and no SNI (local IP)
 		cli := clientWith(p.nodeMat.Pool(), alice)

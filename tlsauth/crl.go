@@ -3,26 +3,13 @@ package tlsauth
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
 	"sync/atomic"
 	"time"
-)
-
-// Sentinel errors of revocation and of the checks made when material is
-// loaded. Test with errors.Is.
-var (
-	ErrRevoked       = errors.New("tlsauth: certificate revoked")
-	ErrNoCRL         = errors.New("tlsauth: no X.509 CRL")
-	ErrCRLIssuer     = errors.New("tlsauth: CRL is not signed by a CA in the CA file")
-	ErrNotIssuedByCA = errors.New("tlsauth: certificate is not issued by a CA in the CA file")
-	ErrExpired       = errors.New("tlsauth: certificate expired")
 )
 
 // crlSet is the revocation state of one generation of material: the
@@ -42,39 +29,6 @@ type crlSet struct {
 // certificate included).
 func issuerKey(c *x509.Certificate) string {
 	return string(c.RawSubject) + "\x00" + string(c.RawSubjectPublicKeyInfo)
-}
-
-// parseCRLs reads PEM "X509 CRL" blocks (any number) or, without a PEM
-// block, one DER-encoded CRL.
-func parseCRLs(data []byte) ([]*x509.RevocationList, error) {
-	var lists []*x509.RevocationList
-	rest := data
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "X509 CRL" {
-			continue
-		}
-		rl, err := x509.ParseRevocationList(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("CRL %d: %w", len(lists)+1, err)
-		}
-		lists = append(lists, rl)
-	}
-	if len(lists) > 0 {
-		return lists, nil
-	}
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		return nil, fmt.Errorf("%w; the file must hold PEM CRLs (-----BEGIN X509 CRL-----) or one DER CRL", ErrNoCRL)
-	}
-	rl, err := x509.ParseRevocationList(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%v); the file must hold PEM CRLs (-----BEGIN X509 CRL-----) or one DER CRL", ErrNoCRL, err)
-	}
-	return []*x509.RevocationList{rl}, nil
 }
 
 // newCRLSet parses the CRLs of file and checks that each is signed by one
@@ -151,16 +105,6 @@ func (e *revokedError) Error() string {
 
 func (e *revokedError) Unwrap() error { return ErrRevoked }
 
-// SerialHex formats a certificate serial number as openssl prints it:
-// upper-case hexadecimal, an even number of digits.
-func SerialHex(n *big.Int) string {
-	s := fmt.Sprintf("%X", n)
-	if len(s)%2 == 1 {
-		s = "0" + s
-	}
-	return s
-}
-
 // withRevocation returns a VerifyConnection hook refusing a connection
 // whose verified chains hold a certificate revoked by s's CRLs, then
 // running next (if not nil). Without CRLs it returns next. A stale CRL is
@@ -205,31 +149,6 @@ func (m *Material) SetCRLFile(path string) error {
 	m.files = f
 	m.cur.Store(s)
 	return nil
-}
-
-// RevocationList issues a PEM-encoded CRL signed by ca that revokes the
-// certificates with the given serial numbers as of now. number is the
-// CRL's sequence number and must grow with each list the CA issues;
-// NextUpdate is now + validity, after which Cairn warns that the list is
-// stale (and still applies it).
-func (ca *CA) RevocationList(number int64, serials []*big.Int, validity time.Duration) ([]byte, error) {
-	if validity <= 0 {
-		return nil, fmt.Errorf("%w: CRL validity %v", ErrValidity, validity)
-	}
-	now := time.Now()
-	tmpl := &x509.RevocationList{
-		Number:     big.NewInt(number),
-		ThisUpdate: now.Add(-backdate),
-		NextUpdate: now.Add(validity),
-	}
-	for _, n := range serials {
-		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: now})
-	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
-	if err != nil {
-		return nil, fmt.Errorf("tlsauth: create CRL: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), nil
 }
 
 // issuedByBundle reports whether chain's leaf is signed by a certificate

@@ -35,16 +35,6 @@ type DevPKI struct {
 	ClientCertFile, ClientKeyFile string // client identity "root"
 }
 
-// Files returns the node's material files.
-func (p DevPKI) Files() Files {
-	return Files{CAFile: p.CAFile, CertFile: p.CertFile, KeyFile: p.KeyFile}
-}
-
-// ClientFiles returns the root client's material files.
-func (p DevPKI) ClientFiles() Files {
-	return Files{CAFile: p.CAFile, CertFile: p.ClientCertFile, KeyFile: p.ClientKeyFile}
-}
-
 func devPKIPaths(dir string) DevPKI {
 	return DevPKI{
 		Dir:            dir,
@@ -128,26 +118,29 @@ func EnsureDevPKI(dir, nodeName, trustDomain string, hosts []string) (p DevPKI, 
 // It is idempotent under the rules of EnsureDevPKI: the existing pair is
 // kept unless it is missing, not issued by the CA, for another name, close
 // to expiry, or not covering 127.0.0.1, ::1, localhost and every one of
-// hosts; then it is reissued. The returned Files trust caCertFile.
-func EnsureNodeCert(dir, caCertFile, caKeyFile, nodeName, trustDomain string, hosts []string) (Files, error) {
+// hosts; then it is reissued. The DevPKI returned names caCertFile and
+// caKeyFile as its CA and no client files.
+func EnsureNodeCert(dir, caCertFile, caKeyFile, nodeName, trustDomain string, hosts []string) (DevPKI, error) {
 	nodeHosts, err := devNodeHosts(nodeName, trustDomain, hosts)
 	if err != nil {
-		return Files{}, err
+		return DevPKI{}, err
 	}
 	// The CA is loaded before dir is made, so a refused CA leaves nothing
 	// behind.
 	ca, err := LoadCA(caCertFile, caKeyFile)
 	if err != nil {
-		return Files{}, err
+		return DevPKI{}, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return Files{}, fmt.Errorf("tlsauth: create node certificate directory %s: %w", dir, err)
+		return DevPKI{}, fmt.Errorf("tlsauth: create node certificate directory %s: %w", dir, err)
 	}
 	p := devPKIPaths(dir)
 	if err := ensureLeaf(ca, p.CertFile, p.KeyFile, trustDomain, Identity{Name: nodeName, Kind: KindNode}, nodeHosts, false, time.Now()); err != nil {
-		return Files{}, err
+		return DevPKI{}, err
 	}
-	return Files{CAFile: caCertFile, CertFile: p.CertFile, KeyFile: p.KeyFile}, nil
+	p.CAFile, p.CAKeyFile = caCertFile, caKeyFile
+	p.ClientCertFile, p.ClientKeyFile = "", ""
+	return p, nil
 }
 
 // devNodeHosts validates the arguments shared by EnsureDevPKI and

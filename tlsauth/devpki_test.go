@@ -44,7 +44,7 @@ func TestEnsureDevPKI(t *testing.T) {
 	}
 
 	// The material works: root connects to the node.
-	node, err := LoadMaterial(p.Files())
+	node, err := LoadMaterial(DevFiles(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestEnsureDevPKI(t *testing.T) {
 			t.Errorf("node certificate: %v", err)
 		}
 	}
-	cli, err := ClientConfigFromFiles(p.ClientFiles())
+	cli, err := ClientConfigFromFiles(DevClientFiles(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestEnsureDevPKI(t *testing.T) {
 		if bytes.Equal(now["node.crt"], first["node.crt"]) {
 			t.Fatal("node.crt not reissued")
 		}
-		m, err := LoadMaterial(p.Files())
+		m, err := LoadMaterial(DevFiles(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestEnsureDevPKI(t *testing.T) {
 		if err != nil || created {
 			t.Fatalf("created=%v err=%v", created, err)
 		}
-		if _, err := ClientConfigFromFiles(p.ClientFiles()); err != nil {
+		if _, err := ClientConfigFromFiles(DevClientFiles(p)); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(readAll(t, p)["ca.crt"], first["ca.crt"]) {
@@ -125,7 +125,7 @@ func TestEnsureDevPKI(t *testing.T) {
 		if _, _, err := EnsureDevPKI(dir, "n2", testTD, nil); err != nil {
 			t.Fatal(err)
 		}
-		m, err := LoadMaterial(p.Files())
+		m, err := LoadMaterial(DevFiles(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,10 +205,11 @@ func TestEnsureNodeCertCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(root, "n2", "pki")
-	f, err := EnsureNodeCert(dir, p.CAFile, p.CAKeyFile, "n2", testTD, []string{"10.1.2.3"})
+	d, err := EnsureNodeCert(dir, p.CAFile, p.CAKeyFile, "n2", testTD, []string{"10.1.2.3"})
 	if err != nil {
 		t.Fatalf("EnsureNodeCert: %v", err)
 	}
+	f := DevFiles(d)
 	want := Files{CAFile: p.CAFile, CertFile: filepath.Join(dir, "node.crt"), KeyFile: filepath.Join(dir, "node.key")}
 	if f != want {
 		t.Errorf("Files = %+v, want %+v", f, want)
@@ -218,7 +219,7 @@ func TestEnsureNodeCertCluster(t *testing.T) {
 	assertMode(t, f.KeyFile, 0o600)
 	assertNoTempFiles(t, dir)
 
-	n1, err := LoadMaterial(p.Files())
+	n1, err := LoadMaterial(DevFiles(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,10 +342,11 @@ func TestEnsureNodeCertReissue(t *testing.T) {
 			root := t.TempDir()
 			caFile, caKeyFile := writeCA(t, root, newLongCA(t))
 			dir := filepath.Join(root, "n2")
-			f, err := EnsureNodeCert(dir, caFile, caKeyFile, "n2", testTD, hosts)
+			d, err := EnsureNodeCert(dir, caFile, caKeyFile, "n2", testTD, hosts)
 			if err != nil {
 				t.Fatalf("first EnsureNodeCert: %v", err)
 			}
+			f := DevFiles(d)
 			if tt.setup != nil {
 				tt.setup(t, f)
 			}
@@ -363,10 +365,11 @@ func TestEnsureNodeCertReissue(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			f, err = EnsureNodeCert(dir, caFile, caKeyFile, node, testTD, h)
+			d, err = EnsureNodeCert(dir, caFile, caKeyFile, node, testTD, h)
 			if err != nil {
 				t.Fatalf("second EnsureNodeCert: %v", err)
 			}
+			f = DevFiles(d)
 			after := nodeCertBytes(t, f)
 			if changed := !bytes.Equal(before[0], after[0]) || !bytes.Equal(before[1], after[1]); changed != tt.reissue {
 				t.Fatalf("rewritten = %v, want %v", changed, tt.reissue)
@@ -420,12 +423,12 @@ func TestEnsureNodeCertErrors(t *testing.T) {
 			}
 			node, td := cmp.Or(tt.node, "n2"), cmp.Or(tt.td, testTD)
 			dir := filepath.Join(root, "n2")
-			f, err := EnsureNodeCert(dir, caFile, caKeyFile, node, td, tt.hosts)
+			d, err := EnsureNodeCert(dir, caFile, caKeyFile, node, td, tt.hosts)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
-			if f != (Files{}) {
-				t.Errorf("Files = %+v with an error", f)
+			if d != (DevPKI{}) {
+				t.Errorf("Files = %+v with an error", d)
 			}
 			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("refused call left %s behind (stat: %v)", dir, err)

@@ -9,6 +9,10 @@ import (
 	"strings"
 )
 
+// DefaultTrustDomain is the trust domain of identities when none is
+// configured ([tls] trust_domain).
+const DefaultTrustDomain = "cairn.internal"
+
 // Kind is the namespace of an identity.
 type Kind string
 
@@ -97,11 +101,13 @@ func PeerIdentity(cs tls.ConnectionState, trustDomain string) (Identity, error) 
 	return IdentityFromCert(cs.VerifiedChains[0][0], trustDomain)
 }
 
-func spiffeID(trustDomain string, kind Kind, name string) *url.URL {
+// SPIFFEID is the URI SAN of a node or client identity in trustDomain:
+// spiffe://<trustDomain>/<kind>/<name>.
+func SPIFFEID(trustDomain string, kind Kind, name string) *url.URL {
 	return &url.URL{Scheme: "spiffe", Host: trustDomain, Path: "/" + string(kind) + "/" + name}
 }
 
-// validateTrustDomain accepts SPIFFE trust domain names: lowercase letters,
+// ValidateTrustDomain accepts SPIFFE trust domain names: lowercase letters,
 // digits, dots, dashes and underscores.
 func validateTrustDomain(td string) error {
 	if td == "" || len(td) > 255 {
@@ -115,7 +121,7 @@ func validateTrustDomain(td string) error {
 	return nil
 }
 
-// validateName accepts a single SPIFFE path segment: letters, digits, dots,
+// ValidateName accepts a single SPIFFE path segment: letters, digits, dots,
 // dashes and underscores, not "." or "..".
 func validateName(name string) error {
 	if name == "" || len(name) > 128 || name == "." || name == ".." {

@@ -15,10 +15,6 @@ import (
 	"time"
 )
 
-// DefaultTrustDomain is the trust domain of identities when none is
-// configured ([tls] trust_domain).
-const DefaultTrustDomain = "cairn.internal"
-
 // NewCA names its certificate caCNPrefix + trust domain + caCNSuffix.
 const caCNPrefix, caCNSuffix = "Cairn CA (", ")"
 
@@ -49,10 +45,6 @@ func CATrustDomain(c *x509.Certificate) (string, bool) {
 	return td, true
 }
 
-// ValidateTrustDomain reports whether td is an acceptable SPIFFE trust
-// domain name (ErrInvalidTrustDomain otherwise).
-func ValidateTrustDomain(td string) error { return validateTrustDomain(td) }
-
 // CertFile is what a certificate file holds.
 type CertFile struct {
 	Path   string
@@ -69,19 +61,19 @@ func ReadCertificates(path, password string) (CertFile, error) {
 	const op = "read certificate file"
 	f, err := os.Open(path)
 	if err != nil {
-		return CertFile{}, &fileError{op, path, err}
+		return CertFile{}, &FileError{Op: op, Path: path, Err: err}
 	}
 	defer f.Close()
 	data, err := readLimited(f)
 	if err != nil {
-		return CertFile{}, &fileError{op, path, err}
+		return CertFile{}, &FileError{Op: op, Path: path, Err: err}
 	}
 	cf := CertFile{Path: path}
 	switch {
 	case bytes.Contains(data, []byte("-----BEGIN ")):
 		cf.Format = "PEM"
 		if cf.Certs, err = parseCertsPEM(data); err != nil {
-			return CertFile{}, &fileError{op, path, err}
+			return CertFile{}, &FileError{Op: op, Path: path, Err: err}
 		}
 		_, keyErr := parseKeyPEM(data)
 		cf.HasKey = keyErr == nil
@@ -92,10 +84,10 @@ func ReadCertificates(path, password string) (CertFile, error) {
 		}
 		_, leaf, chain, perr := DecodePKCS12(data, password)
 		if errors.Is(perr, ErrP12Password) {
-			return CertFile{}, &fileError{op, path, perr}
+			return CertFile{}, &FileError{Op: op, Path: path, Err: perr}
 		}
 		if perr != nil {
-			return CertFile{}, &fileError{op, path, fmt.Errorf("%w (as PKCS#12: %v)", ErrUnknownCertFormat, strings.TrimPrefix(perr.Error(), "tlsauth: "))}
+			return CertFile{}, &FileError{Op: op, Path: path, Err: fmt.Errorf("%w (as PKCS#12: %v)", ErrUnknownCertFormat, strings.TrimPrefix(perr.Error(), "tlsauth: "))}
 		}
 		cf.Format, cf.HasKey = "PKCS#12", true
 		cf.Certs = append([]*x509.Certificate{leaf}, chain...)
@@ -318,7 +310,7 @@ func (r *Report) identity() string {
 	case r.Identity.Kind == KindCN:
 		return r.Identity.String() + " (by CN: the certificate has no SPIFFE URI SAN)"
 	}
-	return r.Identity.String() + " (" + spiffeID(r.TrustDomain, r.Identity.Kind, r.Identity.Name).String() + ")"
+	return r.Identity.String() + " (" + SPIFFEID(r.TrustDomain, r.Identity.Kind, r.Identity.Name).String() + ")"
 }
 
 func (r *Report) role() string {

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,7 +104,7 @@ func (r *rawFiles) parse() (*snapshot, error) {
 	}
 	cas, err := parseCertsPEM(r.ca)
 	if err != nil {
-		return nil, &fileError{"load CA file", f.CAFile, err}
+		return nil, &FileError{Op: "load CA file", Path: f.CAFile, Err: err}
 	}
 	pool := x509.NewCertPool()
 	for _, c := range cas {
@@ -116,20 +115,20 @@ func (r *rawFiles) parse() (*snapshot, error) {
 	}
 	chain, err := parseCertsPEM(r.cert)
 	if err != nil {
-		return nil, &fileError{"load certificate file", f.CertFile, err}
+		return nil, &FileError{Op: "load certificate file", Path: f.CertFile, Err: err}
 	}
 	if r.keyErr != nil {
 		return nil, r.keyErr
 	}
-	if runtime.GOOS != "windows" && r.keyMode.Perm()&0o077 != 0 {
-		return nil, &keyModeError{path: f.KeyFile, mode: r.keyMode}
+	if err := CheckKeyMode(f.KeyFile, r.keyMode); err != nil {
+		return nil, err
 	}
 	key, err := parseKeyPEM(r.key)
 	if err != nil {
-		return nil, &fileError{"load key file", f.KeyFile, err}
+		return nil, &FileError{Op: "load key file", Path: f.KeyFile, Err: err}
 	}
 	if !keyMatches(chain[0].PublicKey, key) {
-		return nil, &fileError{"load key file", f.KeyFile, fmt.Errorf("%w %s; check that cert_file and key_file belong together", ErrKeyMismatch, f.CertFile)}
+		return nil, &FileError{Op: "load key file", Path: f.KeyFile, Err: fmt.Errorf("%w %s; check that cert_file and key_file belong together", ErrKeyMismatch, f.CertFile)}
 	}
 	cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
 	for _, c := range chain {
@@ -137,14 +136,14 @@ func (r *rawFiles) parse() (*snapshot, error) {
 	}
 	s := &snapshot{pool: pool, cert: cert, sum: r.sum()}
 	if err := issuedByBundle(chain, cas); err != nil {
-		s.notIssued = &fileError{"load certificate file", f.CertFile, fmt.Errorf("%w %s: %w", ErrNotIssuedByCA, f.CAFile, err)}
+		s.notIssued = &FileError{Op: "load certificate file", Path: f.CertFile, Err: fmt.Errorf("%w %s: %w", ErrNotIssuedByCA, f.CAFile, err)}
 	}
 	if f.CRLFile != "" {
 		if r.crlErr != nil {
 			return nil, r.crlErr
 		}
 		if s.crl, err = newCRLSet(f.CRLFile, r.crl, cas); err != nil {
-			return nil, &fileError{"load CRL file", f.CRLFile, err}
+			return nil, &FileError{Op: "load CRL file", Path: f.CRLFile, Err: err}
 		}
 	}
 	return s, nil

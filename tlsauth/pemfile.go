@@ -24,19 +24,6 @@ const (
 	certFileMode os.FileMode = 0o644
 )
 
-// keyModeError reports a private key file readable by group or others. Its
-// message is the operator's fix.
-type keyModeError struct {
-	path string
-	mode os.FileMode
-}
-
-func (e *keyModeError) Error() string {
-	return fmt.Sprintf("tlsauth: key file %s has mode %04o; run \"chmod 600 %s\"", e.path, uint32(e.mode.Perm()), e.path)
-}
-
-func (e *keyModeError) Unwrap() error { return ErrKeyFileMode }
-
 // readLimited reads at most maxPEMFile bytes from an open file.
 func readLimited(f *os.File) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
@@ -49,21 +36,53 @@ func readLimited(f *os.File) ([]byte, error) {
 	return data, nil
 }
 
+// readRawFile reads at most maxPEMFile bytes of path and, if mode is not
+// nil, stores the mode of the file opened (so the mode checked is that of
+// the content read, even if the path is swapped meanwhile).
+func readRawFile(op, path string, mode *os.FileMode) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &FileError{Op: op, Path: path, Err: err}
+	}
+	defer f.Close()
+	if mode != nil {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, &FileError{Op: op, Path: path, Err: err}
+		}
+		*mode = fi.Mode()
+	}
+	data, err := readLimited(f)
+	if err != nil {
+		return nil, &FileError{Op: op, Path: path, Err: err}
+	}
+	return data, nil
+}
+
+// CheckKeyMode refuses a private key file whose mode grants any access to
+// group or others (ErrKeyFileMode, with the chmod that fixes it).
+func CheckKeyMode(path string, mode os.FileMode) error {
+	if runtime.GOOS != "windows" && mode.Perm()&0o077 != 0 {
+		return &keyModeError{path: path, mode: mode}
+	}
+	return nil
+}
+
 // readCertFile returns every certificate in a PEM file, in file order.
 // Blocks of other types (a key bundled with its certificate) are skipped.
 func readCertFile(op, path string) ([]*x509.Certificate, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &fileError{op, path, err}
+		return nil, &FileError{Op: op, Path: path, Err: err}
 	}
 	defer f.Close()
 	data, err := readLimited(f)
 	if err != nil {
-		return nil, &fileError{op, path, err}
+		return nil, &FileError{Op: op, Path: path, Err: err}
 	}
 	certs, err := parseCertsPEM(data)
 	if err != nil {
-		return nil, &fileError{op, path, err}
+		return nil, &FileError{Op: op, Path: path, Err: err}
 	}
 	return certs, nil
 }
@@ -98,23 +117,23 @@ func readKeyFile(path string) (crypto.Signer, error) {
 	const op = "load key file"
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &fileError{op, path, err}
+		return nil, &FileError{Op: op, Path: path, Err: err}
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, &fileError{op, path, err}
+		return nil, &FileError{Op: op, Path: path, Err: err}
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, &keyModeError{path: path, mode: fi.Mode()}
+	if err := CheckKeyMode(path, fi.Mode()); err != nil {
+		return nil, err
 	}
 	data, err := readLimited(f)
 	if err != nil {
-		return nil, &fileError{op, path, err}
+		return nil, &FileError{Op: op, Path: path, Err: err}
 	}
 	key, err := parseKeyPEM(data)
 	if err != nil {
-		return nil, &fileError{op, path, err}
+		return nil, &FileError{Op: op, Path: path, Err: err}
 	}
 	return key, nil
 }
@@ -205,7 +224,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return &fileError{"write", path, err}
+		return &FileError{Op: "write", Path: path, Err: err}
 	}
 	tmp := f.Name()
 	defer func() {
@@ -215,19 +234,19 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 		}
 	}()
 	if err = f.Chmod(mode); err != nil {
-		return &fileError{"write", path, err}
+		return &FileError{Op: "write", Path: path, Err: err}
 	}
 	if _, err = f.Write(data); err != nil {
-		return &fileError{"write", path, err}
+		return &FileError{Op: "write", Path: path, Err: err}
 	}
 	if err = f.Sync(); err != nil {
-		return &fileError{"write", path, err}
+		return &FileError{Op: "write", Path: path, Err: err}
 	}
 	if err = f.Close(); err != nil {
-		return &fileError{"write", path, err}
+		return &FileError{Op: "write", Path: path, Err: err}
 	}
 	if err = os.Rename(tmp, path); err != nil {
-		return &fileError{"write", path, err}
+		return &FileError{Op: "write", Path: path, Err: err}
 	}
 	syncDir(dir)
 	return nil

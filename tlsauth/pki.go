@@ -81,14 +81,14 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 	}
 	cert := certs[0]
 	if !cert.IsCA || (cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0) {
-		return nil, &fileError{"load CA file", certFile, fmt.Errorf("%w; its first certificate (CN %q) lacks basicConstraints CA:TRUE or keyCertSign", ErrNotCA, cert.Subject.CommonName)}
+		return nil, &FileError{Op: "load CA file", Path: certFile, Err: fmt.Errorf("%w; its first certificate (CN %q) lacks basicConstraints CA:TRUE or keyCertSign", ErrNotCA, cert.Subject.CommonName)}
 	}
 	key, err := readKeyFile(keyFile)
 	if err != nil {
 		return nil, err
 	}
 	if !keyMatches(cert.PublicKey, key) {
-		return nil, &fileError{"load CA key file", keyFile, fmt.Errorf("%w %s; check that the CA certificate and key files belong together", ErrKeyMismatch, certFile)}
+		return nil, &FileError{Op: "load CA key file", Path: keyFile, Err: fmt.Errorf("%w %s; check that the CA certificate and key files belong together", ErrKeyMismatch, certFile)}
 	}
 	return &CA{Cert: cert, Key: key, CertPEM: encodeCertPEM(cert.Raw)}, nil
 }
@@ -168,7 +168,7 @@ func (ca *CA) issue(trustDomain string, kind Kind, name string, validity time.Du
 		NotAfter:              notAfter,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		URIs:                  []*url.URL{spiffeID(trustDomain, kind, name)},
+		URIs:                  []*url.URL{SPIFFEID(trustDomain, kind, name)},
 	}
 	custom(tmpl)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)

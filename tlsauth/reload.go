@@ -43,29 +43,6 @@ func readFiles(f Files) *rawFiles {
 	return r
 }
 
-// readRawFile reads at most maxPEMFile bytes of path and, if mode is not
-// nil, stores the mode of the file opened (so the mode checked is that of
-// the content read, even if the path is swapped meanwhile).
-func readRawFile(op, path string, mode *os.FileMode) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &fileError{op, path, err}
-	}
-	defer f.Close()
-	if mode != nil {
-		fi, err := f.Stat()
-		if err != nil {
-			return nil, &fileError{op, path, err}
-		}
-		*mode = fi.Mode()
-	}
-	data, err := readLimited(f)
-	if err != nil {
-		return nil, &fileError{op, path, err}
-	}
-	return data, nil
-}
-
 // sum fingerprints the names, contents (or read errors) and key mode.
 func (r *rawFiles) sum() [32]byte {
 	h := sha256.New()
@@ -261,7 +238,7 @@ func (r *Reloader) reload(trigger string, force bool) error {
 // ahead, and the expiry watch warns about it.
 func checkReplacement(f Files, old, next *snapshot, now time.Time) error {
 	if leaf := next.cert.Leaf; now.After(leaf.NotAfter) {
-		return &fileError{"load certificate file", f.CertFile, fmt.Errorf("%w at %s; not replacing the certificate in use with it", ErrExpired, leaf.NotAfter.UTC().Format(time.RFC3339))}
+		return &FileError{Op: "load certificate file", Path: f.CertFile, Err: fmt.Errorf("%w at %s; not replacing the certificate in use with it", ErrExpired, leaf.NotAfter.UTC().Format(time.RFC3339))}
 	}
 	if next.notIssued != nil && old.notIssued == nil {
 		return next.notIssued
