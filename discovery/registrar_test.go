@@ -23,7 +23,8 @@ import (
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/store"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // These tests run the registrar against an in-process single-node Cairn
@@ -95,7 +96,7 @@ type testCairn struct {
 	node    *cluster.Node
 	clk     *fakeClock
 	handler http.Handler
-	server  *tlsauth.Material // the node's TLS material
+	server  *tlsconf.Material // the node's TLS material
 	client  *tls.Config       // a client certificate of the same CA
 }
 
@@ -115,15 +116,15 @@ func newTestCairnAt(t *testing.T, clk *fakeClock, now func() time.Time) *testCai
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Close() })
-	p, _, err := tlsauth.EnsureDevPKI(filepath.Join(t.TempDir(), "pki"), "node1", "cairn.internal", nil)
+	p, _, err := pki.EnsureDev(filepath.Join(t.TempDir(), "pki"), "node1", "cairn.internal", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := tlsauth.LoadMaterial(p.Files())
+	m, err := tlsconf.LoadMaterial(tlsconf.DevFiles(p))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, err := tlsauth.ClientConfigFromFiles(p.ClientFiles())
+	tc, err := tlsconf.ClientConfigFromFiles(tlsconf.DevClientFiles(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func (c *testCairn) serve(t *testing.T, h http.Handler) (string, func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(tls.NewListener(ln, c.server.ServerConfig(tlsauth.Options{})))
+		_ = srv.Serve(tls.NewListener(ln, c.server.ServerConfig(tlsconf.Options{})))
 	}()
 	var once sync.Once
 	stop := func() {

@@ -291,7 +291,7 @@ func ValidateUser(user string) error {
 		if Kind(kind) != KindClient && Kind(kind) != KindNode {
 			return fmt.Errorf("%w %q: a name with '/' must be client/<name> or node/<name> (a certificate identity)", ErrInvalidUser, user)
 		}
-		if err := validateName(name); err != nil {
+		if err := ValidateName(name); err != nil {
 			return fmt.Errorf("%w %q: %v", ErrInvalidUser, user, strings.TrimPrefix(err.Error(), "tlsauth: "))
 		}
 		return nil

@@ -47,7 +47,7 @@ func (id Identity) String() string {
 // IdentityFromCert does not verify c: pass only a certificate from a
 // verified chain (see PeerIdentity).
 func IdentityFromCert(c *x509.Certificate, trustDomain string) (Identity, error) {
-	if err := validateTrustDomain(trustDomain); err != nil {
+	if err := ValidateTrustDomain(trustDomain); err != nil {
 		return Identity{}, err
 	}
 	if c == nil {
@@ -72,7 +72,7 @@ func identityFromSPIFFE(u *url.URL, trustDomain string) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: %s", ErrInvalidIdentity, u)
 	}
 	kind, name, ok := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
-	if !ok || (Kind(kind) != KindNode && Kind(kind) != KindClient) || validateName(name) != nil {
+	if !ok || (Kind(kind) != KindNode && Kind(kind) != KindClient) || ValidateName(name) != nil {
 		return Identity{}, fmt.Errorf("%w: %s; want spiffe://%s/node/<name> or spiffe://%s/client/<name>", ErrInvalidIdentity, u, trustDomain, trustDomain)
 	}
 	return Identity{Name: name, Kind: Kind(kind)}, nil
@@ -109,7 +109,7 @@ func SPIFFEID(trustDomain string, kind Kind, name string) *url.URL {
 
 // ValidateTrustDomain accepts SPIFFE trust domain names: lowercase letters,
 // digits, dots, dashes and underscores.
-func validateTrustDomain(td string) error {
+func ValidateTrustDomain(td string) error {
 	if td == "" || len(td) > 255 {
 		return fmt.Errorf("%w %q: must be 1 to 255 characters", ErrInvalidTrustDomain, td)
 	}
@@ -123,7 +123,7 @@ func validateTrustDomain(td string) error {
 
 // ValidateName accepts a single SPIFFE path segment: letters, digits, dots,
 // dashes and underscores, not "." or "..".
-func validateName(name string) error {
+func ValidateName(name string) error {
 	if name == "" || len(name) > 128 || name == "." || name == ".." {
 		return fmt.Errorf("%w %q: must be 1 to 128 characters and not \".\" or \"..\"", ErrInvalidName, name)
 	}

@@ -21,7 +21,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // Defaults of the client commands (member, and the key and status commands
@@ -57,7 +57,7 @@ func addClientFlags(fs *pflag.FlagSet) *clientFlags {
 // clientSettings are resolved connection settings.
 type clientSettings struct {
 	Endpoints []string // https://host:port, in the order to try
-	Files     tlsauth.Files
+	Files     tlsconf.Files
 	Timeout   time.Duration
 }
 
@@ -199,13 +199,13 @@ func fileExists(p string) bool {
 type apiClient struct {
 	endpoints []string
 	timeout   time.Duration
-	files     tlsauth.Files
+	files     tlsconf.Files
 	hc        *http.Client
 	tr        *http.Transport
 }
 
 func newAPIClient(s clientSettings) (*apiClient, error) {
-	tc, err := tlsauth.ClientConfigFromFiles(s.Files)
+	tc, err := tlsconf.ClientConfigFromFiles(s.Files)
 	if err != nil {
 		return nil, err
 	}

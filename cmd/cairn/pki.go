@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
 // Names, defaults and limits of the PKI commands.
@@ -60,7 +61,7 @@ cluster. --valid takes days (3650d), years (10y) or a Go duration.`,
 }
 
 func runCAInit(stdout io.Writer, dir, td, valid string) error {
-	validity, err := tlsauth.ParseValidity(valid)
+	validity, err := pki.ParseValidity(valid)
 	if err != nil {
 		return fmt.Errorf("--valid: %w", err)
 	}
@@ -79,7 +80,7 @@ func runCAInit(stdout io.Writer, dir, td, valid string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create CA directory: %w", err)
 	}
-	ca, err := tlsauth.NewCA(td, validity)
+	ca, err := pki.NewCA(td, validity)
 	if err != nil {
 		return err
 	}
@@ -88,7 +89,7 @@ func runCAInit(stdout io.Writer, dir, td, valid string) error {
 	}
 	w := labelWidth(certFile, keyFile)
 	fmt.Fprintf(stdout, "Created CA %q for trust domain %s, valid until %s (%s):\n",
-		ca.Cert.Subject.CommonName, td, ca.Cert.NotAfter.UTC().Format(time.DateOnly), tlsauth.FormatValidity(validity))
+		ca.Cert.Subject.CommonName, td, ca.Cert.NotAfter.UTC().Format(time.DateOnly), pki.FormatValidity(validity))
 	fmt.Fprintf(stdout, "  %-*s  CA certificate: every node and client trusts it (--ca-file, --cacert)\n", w, certFile)
 	fmt.Fprintf(stdout, "  %-*s  CA private key, mode 0600: keep it secret, offline if you can\n", w, keyFile)
 	fmt.Fprintf(stdout, "Next, issue a certificate for each node, naming the addresses clients and peers dial:\n")
@@ -184,7 +185,7 @@ func runCertIssue(stdout, stderr io.Writer, o *issueOptions) error {
 	if err != nil {
 		return err
 	}
-	validity, err := tlsauth.ParseValidity(o.valid)
+	validity, err := pki.ParseValidity(o.valid)
 	if err != nil {
 		return fmt.Errorf("--valid: %w", err)
 	}
@@ -202,7 +203,7 @@ func runCertIssue(stdout, stderr io.Writer, o *issueOptions) error {
 	}
 
 	caCert, caKey := filepath.Join(o.caDir, caCertName), filepath.Join(o.caDir, caKeyName)
-	ca, err := tlsauth.LoadCA(caCert, caKey)
+	ca, err := pki.LoadCA(caCert, caKey)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w; make a CA first with \"cairn ca init --dir %s\", or point --ca-dir at the directory of ca.crt and ca.key", err, shellQuote(o.caDir))
 	}
@@ -210,7 +211,7 @@ func runCertIssue(stdout, stderr io.Writer, o *issueOptions) error {
 		return err
 	}
 	td := o.trustDomain
-	caTD, caIsOurs := tlsauth.CATrustDomain(ca.Cert)
+	caTD, caIsOurs := pki.CATrustDomain(ca.Cert)
 	switch {
 	case !o.trustDomainGiven && caIsOurs:
 		td = caTD
@@ -244,7 +245,7 @@ func runCertIssue(stdout, stderr io.Writer, o *issueOptions) error {
 		}
 	}
 
-	var iss tlsauth.Issued
+	var iss pki.Issued
 	if kind == tlsauth.KindNode {
 		iss, err = ca.IssueNode(td, name, hosts, validity)
 	} else {
@@ -262,11 +263,11 @@ func runCertIssue(stdout, stderr io.Writer, o *issueOptions) error {
 	if err := os.MkdirAll(out, 0o700); err != nil {
 		return fmt.Errorf("create output directory: %w", err)
 	}
-	if err := tlsauth.WritePair(iss, certFile, keyFile); err != nil {
+	if err := pki.WritePair(iss, certFile, keyFile); err != nil {
 		return err
 	}
 	if p12 {
-		if err := tlsauth.WritePKCS12(p12File, p12Data); err != nil {
+		if err := pki.WritePKCS12(p12File, p12Data); err != nil {
 			return err
 		}
 		if password == "" {
@@ -278,13 +279,13 @@ func runCertIssue(stdout, stderr io.Writer, o *issueOptions) error {
 		}
 	}
 
-	leaf, err := tlsauth.ReadCertificates(certFile, "")
+	leaf, err := pki.ReadCertificates(certFile, "")
 	if err != nil {
 		return err
 	}
 	c := leaf.Certs[0]
 	if c.NotAfter.Equal(ca.Cert.NotAfter) {
-		fmt.Fprintf(stderr, "warning: the CA expires on %s, and the certificate with it (%s asked for)\n", ca.Cert.NotAfter.UTC().Format(time.RFC3339), tlsauth.FormatValidity(validity))
+		fmt.Fprintf(stderr, "warning: the CA expires on %s, and the certificate with it (%s asked for)\n", ca.Cert.NotAfter.UTC().Format(time.RFC3339), pki.FormatValidity(validity))
 	}
 	printIssued(stdout, caCert, kind, name, td, c, certFile, keyFile, p12File, p12)
 	return nil
@@ -321,7 +322,7 @@ func issueHosts(kind tlsauth.Kind, ips, dns []string) ([]string, error) {
 func printIssued(w io.Writer, caCert string, kind tlsauth.Kind, name, td string, c *x509.Certificate, certFile, keyFile, p12File string, p12 bool) {
 	id := tlsauth.Identity{Name: name, Kind: kind}
 	fmt.Fprintf(w, "Issued %s certificate %s (spiffe://%s/%s), valid until %s (%s):\n",
-		kind, id, td, id, c.NotAfter.UTC().Format(time.RFC3339), tlsauth.FormatValidity(c.NotAfter.Sub(c.NotBefore)))
+		kind, id, td, id, c.NotAfter.UTC().Format(time.RFC3339), pki.FormatValidity(c.NotAfter.Sub(c.NotBefore)))
 	files := []string{certFile, keyFile}
 	if p12 {
 		files = append(files, p12File)
@@ -389,8 +390,8 @@ certificate without addresses, an expiry within 30 days) do not change it.`,
 					return err
 				}
 			}
-			cf, err := tlsauth.ReadCertificates(args[0], password)
-			if errors.Is(err, tlsauth.ErrP12Password) {
+			cf, err := pki.ReadCertificates(args[0], password)
+			if errors.Is(err, pki.ErrP12Password) {
 				if passwordFile == "" {
 					return fmt.Errorf("%w; the file has a password: pass --password-file", err)
 				}
@@ -401,13 +402,13 @@ certificate without addresses, an expiry within 30 days) do not change it.`,
 			}
 			var roots []*x509.Certificate
 			if caFile != "" {
-				ca, err := tlsauth.ReadCertificates(caFile, "")
+				ca, err := pki.ReadCertificates(caFile, "")
 				if err != nil {
 					return err
 				}
 				roots = ca.Certs
 			}
-			r := tlsauth.Inspect(cf, tlsauth.InspectOptions{TrustDomain: td, Roots: roots})
+			r := pki.Inspect(cf, pki.InspectOptions{TrustDomain: td, Roots: roots})
 			if err := r.Write(stdout); err != nil {
 				return err
 			}

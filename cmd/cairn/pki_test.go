@@ -27,6 +27,8 @@ import (
 
 	"github.com/cairnkv/cairn/cmd/cairn/e2e"
 	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 const pkiTD = "cairn.internal"
@@ -34,7 +36,7 @@ const pkiTD = "cairn.internal"
 // readCert returns the first certificate of a PEM file.
 func readLeaf(t *testing.T, path string) *x509.Certificate {
 	t.Helper()
-	cf, err := tlsauth.ReadCertificates(path, "")
+	cf, err := pki.ReadCertificates(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,14 +144,14 @@ func TestCAInit(t *testing.T) {
 			if tt.setup == nil {
 				assertMode(t, dir, 0o700)
 			}
-			ca, err := tlsauth.LoadCA(certFile, keyFile)
+			ca, err := pki.LoadCA(certFile, keyFile)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if pub, ok := ca.Cert.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
 				t.Errorf("CA key %T, want ECDSA P-256", ca.Cert.PublicKey)
 			}
-			if td, ok := tlsauth.CATrustDomain(ca.Cert); !ok || td != tt.td {
+			if td, ok := pki.CATrustDomain(ca.Cert); !ok || td != tt.td {
 				t.Errorf("CA trust domain %q %v, want %q", td, ok, tt.td)
 			}
 			if d := time.Until(ca.Cert.NotAfter) - tt.valid; d > time.Minute || d < -time.Minute {
@@ -173,7 +175,7 @@ func TestCAInitDefaultDir(t *testing.T) {
 	// cert issue defaults to the same directory, for --ca-dir and --out.
 	runPKI(t, "cert", "issue", "--client", "ops")
 	assertMode(t, "pki/ops.key", 0o600)
-	if _, err := tlsauth.LoadMaterial(tlsauth.Files{CAFile: "pki/ca.crt", CertFile: "pki/ops.crt", KeyFile: "pki/ops.key"}); err != nil {
+	if _, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: "pki/ca.crt", CertFile: "pki/ops.crt", KeyFile: "pki/ops.key"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -430,13 +432,13 @@ func checkLeaf(t *testing.T, i issueRun, name string, want tlsauth.Identity, val
 	certFile, keyFile := filepath.Join(i.out, name+".crt"), filepath.Join(i.out, name+".key")
 	assertMode(t, certFile, 0o644)
 	assertMode(t, keyFile, 0o600)
-	m, err := tlsauth.LoadMaterial(tlsauth.Files{CAFile: filepath.Join(i.dir, "ca.crt"), CertFile: certFile, KeyFile: keyFile})
+	m, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: filepath.Join(i.dir, "ca.crt"), CertFile: certFile, KeyFile: keyFile})
 	if err != nil {
 		t.Fatalf("load issued pair: %v", err)
 	}
 	c := m.Certificate().Leaf
 	id, err := tlsauth.IdentityFromCert(c, pkiTD)
-	if td, ok := tlsauth.CATrustDomain(i.ca); ok && td != pkiTD {
+	if td, ok := pki.CATrustDomain(i.ca); ok && td != pkiTD {
 		id, err = tlsauth.IdentityFromCert(c, td)
 	}
 	if err != nil || id != want {
@@ -514,7 +516,7 @@ func certPool(certs ...*x509.Certificate) *x509.CertPool {
 // <name>.key there; it returns the certificate file.
 func signWith(t *testing.T, dir, name string, tmpl *x509.Certificate) string {
 	t.Helper()
-	ca, err := tlsauth.LoadCA(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
+	ca, err := pki.LoadCA(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,12 +535,12 @@ func signWith(t *testing.T, dir, name string, tmpl *x509.Certificate) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss := tlsauth.Issued{
+	iss := pki.Issued{
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
 	}
 	certFile := filepath.Join(dir, name+".crt")
-	if err := tlsauth.WritePair(iss, certFile, filepath.Join(dir, name+".key")); err != nil {
+	if err := pki.WritePair(iss, certFile, filepath.Join(dir, name+".key")); err != nil {
 		t.Fatal(err)
 	}
 	return certFile
@@ -737,9 +739,9 @@ func TestOpenSSLRecipe(t *testing.T) {
 		"alice": {Name: "alice", Kind: tlsauth.KindCN},
 		"bob":   {Name: "bob", Kind: tlsauth.KindClient},
 	}
-	mats := map[string]*tlsauth.Material{}
+	mats := map[string]*tlsconf.Material{}
 	for name, want := range wantIDs {
-		m, err := tlsauth.LoadMaterial(tlsauth.Files{CAFile: path("ca.crt"), CertFile: path(name + ".crt"), KeyFile: path(name + ".key")})
+		m, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: path("ca.crt"), CertFile: path(name + ".crt"), KeyFile: path(name + ".key")})
 		if err != nil {
 			t.Fatalf("load %s: %v", name, err)
 		}
@@ -748,11 +750,11 @@ func TestOpenSSLRecipe(t *testing.T) {
 			t.Errorf("%s: identity %v (%v), want %v", name, id, err, want)
 		}
 	}
-	if _, err := tlsauth.LoadCA(path("ca.crt"), path("ca.key")); err != nil {
+	if _, err := pki.LoadCA(path("ca.crt"), path("ca.key")); err != nil {
 		t.Errorf("LoadCA: %v", err)
 	}
 
-	o := tlsauth.Options{}
+	o := tlsconf.Options{}
 	node := mats["n1"]
 	t.Run("client port", func(t *testing.T) {
 		for _, name := range []string{"alice", "bob", "n1"} {
@@ -788,14 +790,14 @@ func TestOpenSSLRecipe(t *testing.T) {
 			cli := mats[tt.client].PeerClientConfig(o, pkiTD, tt.allowedCNs)
 			if tt.client != "n1" {
 				cli = mats[tt.client].ClientConfig(o)
-				cli.NextProtos = []string{tlsauth.PeerALPN}
+				cli.NextProtos = []string{tlsconf.PeerALPN}
 			}
 			cli.ServerName = "10.0.0.1"
 			r := tlsHandshake(t, node.PeerServerConfig(o, pkiTD, tt.allowedCNs), cli)
 			if tt.ok && (r.clientErr != nil || r.serverErr != nil) {
 				t.Errorf("%s (allowed CNs %v): client %v, server %v", tt.client, tt.allowedCNs, r.clientErr, r.serverErr)
 			}
-			if !tt.ok && !errors.Is(r.serverErr, tlsauth.ErrNotNode) {
+			if !tt.ok && !errors.Is(r.serverErr, tlsconf.ErrNotNode) {
 				t.Errorf("%s (allowed CNs %v): server error %v, want ErrNotNode", tt.client, tt.allowedCNs, r.serverErr)
 			}
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cairnkv/cairn/discovery"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // newRegisterCmd is `cairn register`: a foreground sidecar that keeps one
@@ -134,7 +134,7 @@ func (o *registerOptions) registrarConfig(fs *pflag.FlagSet, cf *clientFlags, en
 	if fs.Changed("timeout") {
 		cfg.RequestTimeout = cs.Timeout
 	}
-	if cfg.TLS, err = tlsauth.ClientConfigFromFiles(cs.Files); err != nil {
+	if cfg.TLS, err = tlsconf.ClientConfigFromFiles(cs.Files); err != nil {
 		return cfg, err
 	}
 	var level slog.Level

@@ -20,7 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // defaultCertWarning: a certificate that expires sooner is warned about.
@@ -213,7 +213,7 @@ func gatherStatus(ctx context.Context, c *apiClient, now time.Time, warn time.Du
 		}
 	}
 
-	if mat, err := tlsauth.LoadMaterial(c.files); err != nil {
+	if mat, err := tlsconf.LoadMaterial(c.files); err != nil {
 		r.Problems = append(r.Problems, fmt.Sprintf("read the client certificate: %v", err))
 	} else {
 		ci := newCertInfo(mat.Certificate().Leaf, now)

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 	client "go.etcd.io/etcd/client/v2"
 )
 
@@ -30,7 +30,7 @@ import (
 type authClient struct {
 	id    string
 	s     *Server
-	files tlsauth.Files
+	files tlsconf.Files
 	http  *http.Client
 }
 
@@ -43,7 +43,7 @@ func newAuthClient(t *testing.T, s *Server, name string) *authClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := tlsauth.Files{CAFile: testPKI.CAFile, CertFile: cert, KeyFile: key}
+	f := tlsconf.Files{CAFile: testPKI.CAFile, CertFile: cert, KeyFile: key}
 	c, err := NewHTTPClient(f)
 	if err != nil {
 		t.Fatal(err)
@@ -333,9 +333,9 @@ func watchStream(t *testing.T, c *authClient, path string) <-chan string {
 }
 
 // transportFor is an HTTP transport with the TLS material of f.
-func transportFor(t *testing.T, f tlsauth.Files) *http.Transport {
+func transportFor(t *testing.T, f tlsconf.Files) *http.Transport {
 	t.Helper()
-	cfg, err := tlsauth.ClientConfigFromFiles(f)
+	cfg, err := tlsconf.ClientConfigFromFiles(f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // Kinds of Server.
@@ -32,7 +32,7 @@ type Server struct {
 	Name    string
 	URL     string // client URL, https://127.0.0.1:<port>
 	DataDir string
-	Files   tlsauth.Files // the client's TLS material
+	Files   tlsconf.Files // the client's TLS material
 	HTTP    *http.Client
 	Proc    *Proc
 }
@@ -162,7 +162,7 @@ func StartCairn(t testing.TB, cfg *CairnConfig) *Server {
 		"--peer-addr", peer, "--peer-bind-addr", peer,
 		"--dns-addr", "", // off unless a test asks: parallel nodes would share the default port
 	}
-	files := tlsauth.Files{
+	files := tlsconf.Files{
 		CAFile:   filepath.Join(cfg.DataDir, "pki", "ca.crt"),
 		CertFile: filepath.Join(cfg.DataDir, "pki", "client.crt"),
 		KeyFile:  filepath.Join(cfg.DataDir, "pki", "client.key"),
