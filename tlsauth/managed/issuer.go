@@ -30,7 +30,7 @@ var ErrBadCSR = errors.New("tlsauth: unacceptable certificate request")
 // cluster CA. A certificate has the node identity URI SAN
 // spiffe://<TrustDomain>/node/<NodeName>, the DNS names and IP addresses
 // of the request, and both the serverAuth and clientAuth extended key
-// usages, like a certificate from IssueNode. Its CN is the first requested
+// usages, like a certificate from pki.CA.IssueNode. Its CN is the first requested
 // name, not the node name: certmagic takes a certificate's first subject
 // (the CN when there is one) as the name to renew it under.
 type CAIssuer struct {

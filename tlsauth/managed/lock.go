@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// ErrStorageClosed is returned by the lock methods of a closed CertStorage.
+// ErrStorageClosed is returned by the lock methods of a closed Storage.
 var ErrStorageClosed = errors.New("tlsauth: certmagic storage closed")
 
-// heldLock is a lock this CertStorage holds.
+// heldLock is a lock this Storage holds.
 type heldLock struct {
 	name, key string
 	value     string // owner and a random token: ours alone

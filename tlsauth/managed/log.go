@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// CertmagicLogger returns a zap logger, the kind certmagic takes, that
+// ZapLogger returns a zap logger, the kind certmagic takes, that
 // writes to l: certmagic's messages become slog records prefixed
 // "certmagic: ", with its fields as attributes. A nil l discards them.
 func ZapLogger(l *slog.Logger) *zap.Logger {

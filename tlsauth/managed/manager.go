@@ -172,7 +172,7 @@ func (m *Manager) Start() error {
 }
 
 // GetCertificate returns the managed certificate for a handshake, or an
-// error when none matches (ManagedServerConfig then serves the node's own
+// error when none matches (ServerConfig then serves the node's own
 // certificate).
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	cfg := m.caCfg

@@ -15,7 +15,7 @@ import (
 	"github.com/caddyserver/certmagic"
 )
 
-// KV is the replicated key store as CertStorage needs it: the etcd v2 key
+// KV is the replicated key store as Storage needs it: the etcd v2 key
 // tree of the cluster, seen through a few of its operations. tlsauth
 // cannot import the cluster, so the binary wires a concrete KV in.
 //
@@ -65,21 +65,21 @@ var (
 	ErrKVCompareFailed = errors.New("tlsauth: key holds another value")
 )
 
-// DefaultCertStoragePrefix is the key directory of CertStorage: below
+// DefaultPrefix is the key directory of Storage: below
 // Cairn's hidden internal prefix, so that listings and recursive watches
 // of the key space do not show it and, with authorization on, only root
 // may read it through the API.
 const DefaultPrefix = "/_cairn/certmagic"
 
-// Lock timings of CertStorage by default.
+// Lock timings of Storage by default.
 const (
 	DefaultLockTTL  = 15 * time.Second
 	DefaultLockPoll = time.Second
 )
 
-// CertStorageConfig configures a CertStorage. The zero value is usable.
+// StorageConfig configures a Storage. The zero value is usable.
 type StorageConfig struct {
-	// Prefix is the key directory (default DefaultCertStoragePrefix).
+	// Prefix is the key directory (default DefaultPrefix).
 	// Files live below Prefix/data, locks below Prefix/locks.
 	Prefix string
 	// Owner names the holder in lock values, for an operator reading them
@@ -100,7 +100,7 @@ type StorageConfig struct {
 	Logger *slog.Logger
 }
 
-// CertStorage is a certmagic.Storage on the replicated key store, so that
+// Storage is a certmagic.Storage on the replicated key store, so that
 // every member shares the ACME account, the certificates and their keys,
 // and renewals are coordinated across the cluster.
 //
@@ -111,7 +111,7 @@ type StorageConfig struct {
 // outside a URL path segment are percent-encoded.
 //
 // Locks are create-only keys with a TTL below Prefix/locks; see Lock.
-// CertStorage is safe for concurrent use.
+// Storage is safe for concurrent use.
 type Storage struct {
 	kv  KV
 	cfg StorageConfig
@@ -129,7 +129,7 @@ var (
 	_ certmagic.LockLeaseRenewer = (*Storage)(nil)
 )
 
-// NewCertStorage returns a CertStorage on kv. Close stops its lock
+// NewStorage returns a Storage on kv. Close stops its lock
 // refreshers.
 func NewStorage(kv KV, cfg StorageConfig) *Storage {
 	if cfg.Prefix == "" {

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// memKV is an in-memory KV with the store's semantics where CertStorage
+// memKV is an in-memory KV with the store's semantics where Storage
 // relies on them: one index for all writes, files below implicit
 // directories, TTLs measured on a settable clock. The storage behaviours
 // on the real replicated store are tested in cmd/cairn (certs_test.go).

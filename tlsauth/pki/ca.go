@@ -193,7 +193,7 @@ func newSerial() (*big.Int, error) {
 	return n.Add(n, big.NewInt(1)), nil
 }
 
-// splitHosts sorts hosts into IP and DNS SANs, dropping empty entries and
+// SplitHosts sorts hosts into IP and DNS SANs, dropping empty entries and
 // duplicates. "[::1]" is read as an IP; "host:port" is refused with a hint.
 func SplitHosts(hosts []string) ([]net.IP, []string, error) {
 	var ips []net.IP

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// parseCRLs reads PEM "X509 CRL" blocks (any number) or, without a PEM
+// ParseCRLs reads PEM "X509 CRL" blocks (any number) or, without a PEM
 // block, one DER-encoded CRL.
 func ParseCRLs(data []byte) ([]*x509.RevocationList, error) {
 	var lists []*x509.RevocationList

@@ -29,7 +29,7 @@ const (
 // printed curl line works on the machine itself.
 var devHosts = []string{"127.0.0.1", "::1", "localhost"}
 
-// DevPKI names the files of a development PKI.
+// Dev names the files of a development PKI.
 type Dev struct {
 	Dir                           string
 	CAFile, CAKeyFile             string
@@ -49,7 +49,7 @@ func devPaths(dir string) Dev {
 	}
 }
 
-// EnsureDevPKI makes sure dir holds a usable development PKI: a CA (ca.crt,
+// EnsureDev makes sure dir holds a usable development PKI: a CA (ca.crt,
 // ca.key, 10 years), a node certificate for nodeName (node.crt, node.key)
 // and a client certificate for "root" (client.crt, client.key), leaves for
 // 1 year. dir is created with mode 0700 if missing.
@@ -113,14 +113,14 @@ func EnsureDev(dir, nodeName, trustDomain string, hosts []string) (p Dev, create
 // EnsureNodeCert makes sure dir holds a node certificate for nodeName
 // (node.crt, node.key, 1 year) issued by the CA in caCertFile and
 // caKeyFile, so that several local nodes can form a cluster sharing one
-// development CA (typically the one EnsureDevPKI made for the first node).
+// development CA (typically the one EnsureDev made for the first node).
 // dir is created with mode 0700 if missing. The CA key must be mode 0600
 // or stricter (ErrKeyFileMode otherwise); the CA files are never written.
 //
-// It is idempotent under the rules of EnsureDevPKI: the existing pair is
+// It is idempotent under the rules of EnsureDev: the existing pair is
 // kept unless it is missing, not issued by the CA, for another name, close
 // to expiry, or not covering 127.0.0.1, ::1, localhost and every one of
-// hosts; then it is reissued. The DevPKI returned names caCertFile and
+// hosts; then it is reissued. The Dev returned names caCertFile and
 // caKeyFile as its CA and no client files.
 func EnsureNodeCert(dir, caCertFile, caKeyFile, nodeName, trustDomain string, hosts []string) (Dev, error) {
 	nodeHosts, err := devNodeHosts(nodeName, trustDomain, hosts)
@@ -145,7 +145,7 @@ func EnsureNodeCert(dir, caCertFile, caKeyFile, nodeName, trustDomain string, ho
 	return p, nil
 }
 
-// devNodeHosts validates the arguments shared by EnsureDevPKI and
+// devNodeHosts validates the arguments shared by EnsureDev and
 // EnsureNodeCert and returns the hosts a development node certificate must
 // cover: devHosts and hosts.
 func devNodeHosts(nodeName, trustDomain string, hosts []string) ([]string, error) {

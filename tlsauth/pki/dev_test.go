@@ -3,7 +3,6 @@ package pki_test
 import (
 	"bytes"
 	"cmp"
-	"crypto"
 	"crypto/x509"
 	"errors"
 	"io/fs"
@@ -320,11 +319,7 @@ func TestEnsureNodeCertReissue(t *testing.T) {
 			tmpl.IPAddresses, tmpl.DNSNames, _ = pki.SplitHosts(append(append([]string(nil), pki.DevHosts...), hosts...))
 			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 			c := tlstest.Sign(t, ca, tmpl)
-			keyPEM, err := pki.EncodeKeyPEM(c.PrivateKey.(crypto.Signer))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := pki.WritePair(pki.Issued{CertPEM: pki.EncodeCertPEM(c.Certificate[0]), KeyPEM: keyPEM}, f.CertFile, f.KeyFile); err != nil {
+			if err := pki.WritePair(tlstest.Issued(t, c), f.CertFile, f.KeyFile); err != nil {
 				t.Fatal(err)
 			}
 		}},

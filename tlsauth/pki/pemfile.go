@@ -15,7 +15,7 @@ import (
 	"strings"
 )
 
-// maxPEMFile bounds every certificate, bundle or key file read here; a large
+// MaxFileSize bounds every certificate, bundle or key file read here; a large
 // public CA bundle is a few hundred kilobytes.
 const MaxFileSize = 1 << 20
 
@@ -24,7 +24,7 @@ const (
 	certFileMode os.FileMode = 0o644
 )
 
-// readLimited reads at most maxPEMFile bytes from an open file.
+// readLimited reads at most MaxFileSize bytes from an open file.
 func readLimited(f *os.File) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
@@ -36,7 +36,7 @@ func readLimited(f *os.File) ([]byte, error) {
 	return data, nil
 }
 
-// readRawFile reads at most maxPEMFile bytes of path and, if mode is not
+// ReadFile reads at most MaxFileSize bytes of path and, if mode is not
 // nil, stores the mode of the file opened (so the mode checked is that of
 // the content read, even if the path is swapped meanwhile).
 func ReadFile(op, path string, mode *os.FileMode) ([]byte, error) {
@@ -87,6 +87,9 @@ func readCertFile(op, path string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
+// ParseCertsPEM returns the certificates of PEM data in order, skipping
+// blocks of other types (a key bundled with its certificate). Without any,
+// it is ErrNoCertificate.
 func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for {
@@ -138,7 +141,7 @@ func readKeyFile(path string) (crypto.Signer, error) {
 	return key, nil
 }
 
-// parseKeyPEM accepts the key encodings openssl and Go produce: PKCS#1 (RSA
+// ParseKeyPEM accepts the key encodings openssl and Go produce: PKCS#1 (RSA
 // PRIVATE KEY), SEC1 (EC PRIVATE KEY, possibly after an EC PARAMETERS block)
 // and PKCS#8 (PRIVATE KEY).
 func ParseKeyPEM(data []byte) (crypto.Signer, error) {
@@ -198,17 +201,18 @@ func asSigner(k any) (crypto.Signer, error) {
 	}
 }
 
-// keyMatches reports whether key is the private half of pub.
+// KeyMatches reports whether key is the private half of pub.
 func KeyMatches(pub crypto.PublicKey, key crypto.Signer) bool {
 	p, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	return ok && p.Equal(pub)
 }
 
+// EncodeCertPEM encodes a DER certificate as PEM.
 func EncodeCertPEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-// encodeKeyPEM encodes a key as PKCS#8, which openssl and Go both read.
+// EncodeKeyPEM encodes a key as PKCS#8, which openssl and Go both read.
 func EncodeKeyPEM(key crypto.Signer) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -217,7 +221,7 @@ func EncodeKeyPEM(key crypto.Signer) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// writeFileAtomic writes data to a temporary file in path's directory, sets
+// WriteFileAtomic writes data to a temporary file in path's directory, sets
 // its mode, syncs it and renames it over path: readers see the old file or
 // the new one, never a mix, and a key is never briefly world-readable.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) (err error) {

@@ -2,7 +2,6 @@ package tlsconf_test
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -301,11 +300,7 @@ func TestExpiredServerCertificateWarnsOnce(t *testing.T) {
 		DNSNames: []string{"localhost"}, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	})
-	keyPEM, err := pki.EncodeKeyPEM(old.PrivateKey.(crypto.Signer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := tlstest.WritePair(t, p.Dir, "old", p.CAFile, pki.Issued{CertPEM: pki.EncodeCertPEM(old.Certificate[0]), KeyPEM: keyPEM})
+	files := tlstest.WritePair(t, p.Dir, "old", p.CAFile, tlstest.Issued(t, old))
 	m, err := tlsconf.LoadMaterial(files)
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ const PeerALPN = "cairn-peer"
 // "cairn-peer" only, and it refuses the handshake unless the client's
 // verified leaf is a node identity within trustDomain: a
 // spiffe://<trustDomain>/node/<name> URI SAN, or a CN-only certificate
-// whose CN is one of allowedCNs (see IsNode). The refusal is an error
+// whose CN is one of allowedCNs (see tlsauth.IsNode). The refusal is an error
 // wrapping ErrNotNode, returned by the server's Handshake; the client sees
 // a bad_certificate alert. allowedCNs is copied.
 func (m *Material) PeerServerConfig(o Options, trustDomain string, allowedCNs []string) *tls.Config {

@@ -1,7 +1,6 @@
 package tlsconf_test
 
 import (
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -29,11 +28,7 @@ func loadIssued(t *testing.T, p *tlstest.PKI, name string, iss pki.Issued) *tlsc
 // loadSigned is loadIssued for a certificate made by signLeaf.
 func loadSigned(t *testing.T, p *tlstest.PKI, name string, c tls.Certificate) *tlsconf.Material {
 	t.Helper()
-	keyPEM, err := pki.EncodeKeyPEM(c.PrivateKey.(crypto.Signer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loadIssued(t, p, name, pki.Issued{CertPEM: pki.EncodeCertPEM(c.Certificate[0]), KeyPEM: keyPEM})
+	return loadIssued(t, p, name, tlstest.Issued(t, c))
 }
 
 func TestPeerHandshake(t *testing.T) {

@@ -1,7 +1,6 @@
 package tlsconf_test
 
 import (
-	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -76,11 +75,7 @@ func TestReloaderRefusesBadFiles(t *testing.T) {
 				DNSNames: []string{"localhost"}, KeyUsage: x509.KeyUsageDigitalSignature,
 				ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 			})
-			keyPEM, err := pki.EncodeKeyPEM(old.PrivateKey.(crypto.Signer))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tlstest.WritePair(t, p.Dir, "node", p.CAFile, pki.Issued{CertPEM: pki.EncodeCertPEM(old.Certificate[0]), KeyPEM: keyPEM})
+			tlstest.WritePair(t, p.Dir, "node", p.CAFile, tlstest.Issued(t, old))
 			return p.Node.CertFile
 		}, "certificate expired at"},
 		{"CRL of another CA", func(t *testing.T, p *tlstest.PKI) string {
