@@ -59,17 +59,27 @@ func SerialHex(n *big.Int) string {
 // NextUpdate is now + validity, after which Cairn warns that the list is
 // stale (and still applies it).
 func (ca *CA) RevocationList(number int64, serials []*big.Int, validity time.Duration) ([]byte, error) {
+	now := time.Now()
+	entries := make([]x509.RevocationListEntry, len(serials))
+	for i, n := range serials {
+		entries[i] = x509.RevocationListEntry{SerialNumber: n, RevocationTime: now}
+	}
+	return ca.SignCRL(big.NewInt(number), entries, validity)
+}
+
+// SignCRL issues a PEM-encoded CRL signed by ca listing entries (serial
+// number, revocation time and reason of each). number must grow with each
+// list the CA issues; NextUpdate is now + validity.
+func (ca *CA) SignCRL(number *big.Int, entries []x509.RevocationListEntry, validity time.Duration) ([]byte, error) {
 	if validity <= 0 {
 		return nil, fmt.Errorf("%w: CRL validity %v", ErrValidity, validity)
 	}
 	now := time.Now()
 	tmpl := &x509.RevocationList{
-		Number:     big.NewInt(number),
-		ThisUpdate: now.Add(-backdate),
-		NextUpdate: now.Add(validity),
-	}
-	for _, n := range serials {
-		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: now})
+		Number:                    number,
+		ThisUpdate:                now.Add(-backdate),
+		NextUpdate:                now.Add(validity),
+		RevokedCertificateEntries: entries,
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
 	if err != nil {

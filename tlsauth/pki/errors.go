@@ -25,6 +25,8 @@ var (
 	ErrP12Password       = errors.New("tlsauth: wrong PKCS#12 password")
 	ErrUnknownCertFormat = errors.New("tlsauth: not a PEM, DER or PKCS#12 certificate file")
 	ErrNoCRL             = errors.New("tlsauth: no X.509 CRL")
+	ErrNotIssuedHere     = errors.New("tlsauth: certificate is not issued by this CA")
+	ErrNoSPIFFEIdentity  = errors.New("tlsauth: certificate has no SPIFFE node or client identity")
 )
 
 // FileError names the operation and the file that failed. Its message
