@@ -66,8 +66,110 @@ func runCAInit(stdout io.Writer, dir, td, valid string) error {
 
 // newCertCmd is `cairn cert`: issuing and inspecting certificates.
 func newCertCmd(stdout, stderr io.Writer) *cobra.Command {
-	cmd := &cobra.Command{Use: "cert", Short: "Issue and inspect node and client certificates"}
-	cmd.AddCommand(newCertIssueCmd(stdout, stderr), newCertInspectCmd(stdout))
+	cmd := &cobra.Command{Use: "cert", Short: "Issue, inspect, renew and revoke node and client certificates"}
+	cmd.AddCommand(newCertIssueCmd(stdout, stderr), newCertInspectCmd(stdout), newCertRenewCmd(stdout), newCertRevokeCmd(stdout))
+	return cmd
+}
+
+func newCertRenewCmd(stdout io.Writer) *cobra.Command {
+	var req pki.RenewRequest
+	var valid string
+	cmd := &cobra.Command{
+		Use:   "renew --cert FILE --key FILE [--ca-dir DIR] [--valid 90d]",
+		Short: "Issue a certificate again: same identity and addresses, new key",
+		Long: `Issue the certificate in --cert again from the CA in --ca-dir (ca.crt, ca.key;
+see "cairn ca init"): the same identity (spiffe://<trust-domain>/node/NAME or
+.../client/NAME), the same IP and DNS names, a new key, a new serial number and
+a new validity period. The new key (mode 0600) and then the new certificate
+replace --key and --cert, each atomically: a server using them loads them by
+itself (it watches its files; SIGHUP also works).
+
+A certificate the CA did not issue is refused, as is one without a SPIFFE node
+or client identity (issue a new one with "cairn cert issue"), and a --key that
+is not the certificate's key. The old certificate stays valid until it expires;
+"cairn cert revoke --serial OLD" refuses it at once. The certificate never
+outlives the CA. --valid takes days (90d), years (1y) or a Go duration (720h).`,
+		Example: `  cairn cert renew --cert pki/n1.crt --key pki/n1.key
+  cairn cert renew --cert /etc/cairn/alice.crt --key /etc/cairn/alice.key --ca-dir /etc/cairn/pki --valid 30d`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			validity, err := pki.ParseValidity(valid)
+			if err != nil {
+				return fmt.Errorf("--valid: %w", err)
+			}
+			req.Validity = validity
+			r, err := pki.Renew(req)
+			if err != nil {
+				return err
+			}
+			return r.Write(stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.CertFile, "cert", "", "certificate to renew (replaced)")
+	f.StringVar(&req.KeyFile, "key", "", "its private key (replaced by a new one)")
+	f.StringVar(&req.CADir, "ca-dir", defaultPKIDir, "directory of the CA's ca.crt and ca.key")
+	f.StringVar(&valid, "valid", defaultLeafValid, "validity of the new certificate: 90d, 1y or a Go duration")
+	cmd.MarkFlagRequired("cert")
+	cmd.MarkFlagRequired("key")
+	return cmd
+}
+
+func newCertRevokeCmd(stdout io.Writer) *cobra.Command {
+	var req pki.RevokeRequest
+	var serial, reason, valid string
+	cmd := &cobra.Command{
+		Use:   "revoke --cert FILE | --serial HEX [--ca-dir DIR] [--crl FILE] [--reason R]",
+		Short: "Add a certificate to the CA's revocation list (CRL)",
+		Long: `Add a certificate, given as --cert FILE or by --serial HEX (as "cairn cert
+inspect" and openssl print it), to the certificate revocation list of the CA in
+--ca-dir, and write the list, signed by the CA, to --crl (default: DIR/ca.crl).
+The first revocation creates the list; each one after keeps every earlier
+entry and increases the CRL number. The file is replaced atomically.
+
+Point crl_file (--crl-file, and --peer-crl-file if it differs) of every member
+at that file, or at a copy of it: servers reload it when it changes (SIGHUP
+also works) and from then on refuse the certificate on the client and the peer
+port. --cert must be a certificate the CA issued.
+
+The list is fresh for --crl-valid (30 days); after that Cairn still applies it
+and warns. Revoking a serial that is listed already signs the list again with a
+fresh next update: that is how to refresh it. --reason is one of unspecified
+(the default), keyCompromise, CACompromise, affiliationChanged, superseded,
+cessationOfOperation, certificateHold, privilegeWithdrawn, AACompromise.`,
+		Example: `  cairn cert revoke --cert pki/alice.crt --reason keyCompromise
+  cairn cert revoke --serial 5A:0F:13 --ca-dir /etc/cairn/pki --crl /etc/cairn/ca.crl`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if (req.CertFile == "") == (serial == "") {
+				return errors.New("pass either --cert FILE or --serial HEX (the certificate to revoke)")
+			}
+			var err error
+			if serial != "" {
+				if req.Serial, err = pki.ParseSerial(serial); err != nil {
+					return fmt.Errorf("--serial: %w", err)
+				}
+			}
+			if req.Reason, err = pki.ParseReason(reason); err != nil {
+				return fmt.Errorf("--reason: %w", err)
+			}
+			if req.Validity, err = pki.ParseValidity(valid); err != nil {
+				return fmt.Errorf("--crl-valid: %w", err)
+			}
+			r, err := pki.Revoke(req)
+			if err != nil {
+				return err
+			}
+			return r.Write(stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.CertFile, "cert", "", "certificate to revoke (PEM or DER)")
+	f.StringVar(&serial, "serial", "", "serial number of the certificate to revoke, in hexadecimal")
+	f.StringVar(&req.CADir, "ca-dir", defaultPKIDir, "directory of the CA's ca.crt and ca.key")
+	f.StringVar(&req.CRLFile, "crl", "", "CRL file to update or create (default: "+pki.CRLName+" in --ca-dir)")
+	f.StringVar(&reason, "reason", "", "revocation reason, e.g. keyCompromise, superseded, cessationOfOperation")
+	f.StringVar(&valid, "crl-valid", defaultCRLValid, "time until the list's next update: 30d, 1y or a Go duration")
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
 func TestConfigRevocationAndTimeoutKeys(t *testing.T) {
@@ -162,9 +163,9 @@ func TestOpenSSLRevocationRecipe(t *testing.T) {
 		}
 		cli := m.ClientConfig(tlsconf.Options{})
 		cli.ServerName = "10.0.0.1"
-		r := tlsHandshake(t, node.ServerConfig(tlsconf.Options{}), cli)
-		if got := errors.Is(r.serverErr, tlsconf.ErrRevoked); got != tc.revoked {
-			t.Errorf("%s: server error %v, want revoked %v", tc.client, r.serverErr, tc.revoked)
+		r := tlstest.Handshake(t, node.ServerConfig(tlsconf.Options{}), cli)
+		if got := errors.Is(r.ServerErr, tlsconf.ErrRevoked); got != tc.revoked {
+			t.Errorf("%s: server error %v, want revoked %v", tc.client, r.ServerErr, tc.revoked)
 		}
 	}
 }

@@ -223,9 +223,9 @@ func (r *RevokeResult) Write(w io.Writer) error {
 		verb = "created"
 	}
 	fmt.Fprintf(&b, "  %s  CRL %s: number %s, %d revoked, next update %s\n", r.CRLFile, verb, r.Number, r.Entries, r.NextUpdate.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "Servers with crl_file = %s refuse it from their next handshake after they load the file:\n", shellQuote(r.CRLFile))
-	fmt.Fprintf(&b, "they watch it (SIGHUP also works). Copy it to servers that read another copy.\n")
-	fmt.Fprintf(&b, "Sign it again before %s (cairn cert revoke again, for any listed serial): a stale list is still applied, and warned about.\n", r.NextUpdate.UTC().Format(time.DateOnly))
+	fmt.Fprintf(&b, "Servers whose crl_file is %s refuse it once they load the new list\n", shellQuote(r.CRLFile))
+	fmt.Fprintf(&b, "(they watch the file; SIGHUP also works); copy it to servers that read a copy of their own.\n")
+	fmt.Fprintf(&b, "Sign the list again before %s (revoke any listed serial again): past that, it is still applied, with a warning.\n", r.NextUpdate.UTC().Format(time.DateOnly))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
