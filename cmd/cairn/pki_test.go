@@ -502,7 +502,6 @@ func ipStrings(c *x509.Certificate) []string {
 	return s
 }
 
-
 // signWith issues tmpl from the CA in dir and writes it as <name>.crt and
 // <name>.key there; it returns the certificate file.
 func signWith(t *testing.T, dir, name string, tmpl *x509.Certificate) string {
@@ -844,6 +843,17 @@ func TestOpenSSLReadsCairnPKI(t *testing.T) {
 	if out, err := exec.Command(openssl, "pkcs12", "-in", filepath.Join(dir, "n1.p12"), "-passin", "pass:wrong", "-noout").CombinedOutput(); err == nil {
 		t.Errorf("openssl opened n1.p12 with a wrong password:\n%s", out)
 	}
+
+	// The CRL of cairn cert revoke is one openssl checks against.
+	runPKI(t, "cert", "revoke", "--ca-dir", dir, "--cert", filepath.Join(dir, "anon.crt"), "--reason", "keyCompromise")
+	crl := filepath.Join(dir, "ca.crl")
+	if out, err := exec.Command(openssl, "verify", "-crl_check", "-CAfile", ca, "-CRLfile", crl, filepath.Join(dir, "n1.crt")).CombinedOutput(); err != nil {
+		t.Errorf("openssl verify -crl_check n1.crt: %v\n%s", err, out)
+	}
+	out, err := exec.Command(openssl, "verify", "-crl_check", "-CAfile", ca, "-CRLfile", crl, filepath.Join(dir, "anon.crt")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "certificate revoked") {
+		t.Errorf("openssl verify -crl_check anon.crt: %v, want certificate revoked\n%s", err, out)
+	}
 }
 
 // TestCertRenew runs cairn cert renew against the files cairn cert issue
@@ -978,4 +988,65 @@ func colonHex(n *big.Int) string {
 		parts = append(parts, h[i:i+2])
 	}
 	return strings.Join(parts, ":")
+}
+
+// docBlocks returns the ```sh blocks of section title of docs/security.md.
+func docBlocks(t *testing.T, title string) []string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(doc), "\n## "+title+"\n")
+	if !ok {
+		t.Fatalf("docs/security.md has no section %q", title)
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	var blocks []string
+	for _, m := range regexp.MustCompile("(?s)\n```sh\n(.*?)\n```\n").FindAllStringSubmatch(sec, -1) {
+		blocks = append(blocks, m[1])
+	}
+	return blocks
+}
+
+// TestSecurityDocCairnPKI runs the cairn commands of docs/security.md's
+// "A PKI with `cairn`" and "Renewing and revoking with `cairn`", in that
+// order, in an empty directory, and checks what they made.
+func TestSecurityDocCairnPKI(t *testing.T) {
+	var blocks []string
+	for _, title := range []string{"A PKI with `cairn`", "Renewing and revoking with `cairn`"} {
+		b := docBlocks(t, title)
+		if len(b) == 0 {
+			t.Fatalf("no sh block in %q", title)
+		}
+		blocks = append(blocks, b...)
+	}
+	t.Chdir(t.TempDir())
+	var n int
+	for _, b := range blocks {
+		for _, line := range strings.Split(b, "\n") {
+			line, _, _ = strings.Cut(line, " #")
+			args := strings.Fields(line)
+			if len(args) == 0 {
+				continue
+			}
+			if args[0] != "cairn" || strings.ContainsAny(line, `'"$|;&<>`) {
+				t.Fatalf("%q: a line the test cannot run in-process; keep the cairn blocks to plain cairn commands", line)
+			}
+			runPKI(t, args[1:]...)
+			n++
+		}
+	}
+	data, err := os.ReadFile(filepath.Join("pki", "ca.crl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists, err := pki.ParseCRLs(data)
+	if err != nil || len(lists) != 1 || len(lists[0].RevokedCertificateEntries) != 1 ||
+		lists[0].RevokedCertificateEntries[0].SerialNumber.Cmp(readLeaf(t, filepath.Join("pki", "alice.crt")).SerialNumber) != 0 {
+		t.Errorf("pki/ca.crl does not list alice alone (%v)", err)
+	}
+	if n < 8 {
+		t.Errorf("ran %d commands, want the 8 of the two sections", n)
+	}
 }
