@@ -15,8 +15,11 @@
 //     never sees a partial file; certificates and CRLs the same way with
 //     mode 0644. A key file that grants any access to group or others is
 //     refused when read.
-//   - A CA, a certificate or a key that exists is never replaced unless
-//     the caller asks for it (Force): an existing CA is never replaced.
+//   - Nothing is overwritten by surprise: InitCA never replaces a CA,
+//     Issue replaces existing files only with Force (and never the CA's),
+//     Renew replaces only the pair it is given once it has checked that
+//     the CA issued the certificate and that the key is its key, and a
+//     refused request leaves every file as it was.
 //   - A CRL number grows with every list a CA signs, and a list written
 //     by Revoke keeps every entry of the one it replaces.
 //   - Every file read is bounded (MaxFileSize).
