@@ -262,3 +262,13 @@ func TestRevokedRefusedAfterReload(t *testing.T) {
 		}
 	}
 }
+
+func TestRevocationListErrors(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	if _, err := ca.RevocationList(1, nil, 0); !errors.Is(err, pki.ErrValidity) {
+		t.Errorf("zero validity: %v, want ErrValidity", err)
+	}
+	if got := pki.SerialHex(big.NewInt(0xabc)); got != "0ABC" {
+		t.Errorf("SerialHex = %q, want 0ABC", got)
+	}
+}

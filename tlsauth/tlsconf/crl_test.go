@@ -268,16 +268,6 @@ func newCAWith(t *testing.T, parent *pki.CA, cn string, pathLenZero bool) *pki.C
 	return &pki.CA{Cert: c, Key: key, CertPEM: pki.EncodeCertPEM(der)}
 }
 
-func TestRevocationListErrors(t *testing.T) {
-	ca := tlstest.NewCA(t)
-	if _, err := ca.RevocationList(1, nil, 0); !errors.Is(err, pki.ErrValidity) {
-		t.Errorf("zero validity: %v, want ErrValidity", err)
-	}
-	if got := pki.SerialHex(big.NewInt(0xabc)); got != "0ABC" {
-		t.Errorf("SerialHex = %q, want 0ABC", got)
-	}
-}
-
 // A resumed TLS session is checked against the CRL too: a client revoked
 // after its first connection cannot resume its session.
 func TestCRLResumedSession(t *testing.T) {
