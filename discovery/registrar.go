@@ -27,7 +27,7 @@ type RegistrarConfig struct {
 	// next on a connection error, a timeout or a 5xx answer.
 	Endpoints []string
 	// TLS is the client side of the members' mutual TLS: the CA to verify
-	// them with and the certificate to present (see tlsauth.ClientConfig).
+	// them with and the certificate to present (see tlsconf.Material.ClientConfig).
 	TLS *tls.Config
 
 	// Key is the registration's key, e.g. /skydns/internal/cairn/web/web-1
