@@ -23,7 +23,8 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // This file runs real cairn processes. It is Linux-only because it gives
@@ -174,28 +175,28 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 	p := &Procs{t: t, bin: bin, base: base, opts: opts, net: newFaultNet()}
 	t.Cleanup(p.cleanup) // after TempDir's cleanup is registered: runs before it
 
-	ca, err := tlsauth.NewCA(ProcTrustDomain, 24*time.Hour)
+	ca, err := pki.NewCA(ProcTrustDomain, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pki := filepath.Join(base, "pki")
-	if err := os.MkdirAll(pki, 0o700); err != nil {
+	pkiDir := filepath.Join(base, "pki")
+	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	p.CAFile = filepath.Join(pki, "ca.crt")
-	p.ClientCertFile = filepath.Join(pki, "client.crt")
-	p.ClientKeyFile = filepath.Join(pki, "client.key")
-	if err := ca.WriteFiles(p.CAFile, filepath.Join(pki, "ca.key")); err != nil {
+	p.CAFile = filepath.Join(pkiDir, "ca.crt")
+	p.ClientCertFile = filepath.Join(pkiDir, "client.crt")
+	p.ClientKeyFile = filepath.Join(pkiDir, "client.key")
+	if err := ca.WriteFiles(p.CAFile, filepath.Join(pkiDir, "ca.key")); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := ca.IssueClient(ProcTrustDomain, "root", 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tlsauth.WritePair(cl, p.ClientCertFile, p.ClientKeyFile); err != nil {
+	if err := pki.WritePair(cl, p.ClientCertFile, p.ClientKeyFile); err != nil {
 		t.Fatal(err)
 	}
-	p.ClientTLS, err = tlsauth.ClientConfigFromFiles(tlsauth.Files{CAFile: p.CAFile, CertFile: p.ClientCertFile, KeyFile: p.ClientKeyFile})
+	p.ClientTLS, err = tlsconf.ClientConfigFromFiles(tlsconf.Files{CAFile: p.CAFile, CertFile: p.ClientCertFile, KeyFile: p.ClientKeyFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,9 +218,9 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pr.CertFile = filepath.Join(pki, pr.Name+".crt")
-		pr.KeyFile = filepath.Join(pki, pr.Name+".key")
-		if err := tlsauth.WritePair(iss, pr.CertFile, pr.KeyFile); err != nil {
+		pr.CertFile = filepath.Join(pkiDir, pr.Name+".crt")
+		pr.KeyFile = filepath.Join(pkiDir, pr.Name+".key")
+		if err := pki.WritePair(iss, pr.CertFile, pr.KeyFile); err != nil {
 			t.Fatal(err)
 		}
 		pr.ClientURL = "https://" + net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))

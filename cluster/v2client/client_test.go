@@ -19,7 +19,8 @@ import (
 	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/store"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // testPKI is a development PKI: the node's server config and a client
@@ -27,24 +28,24 @@ import (
 type testPKI struct {
 	server *tls.Config
 	client *tls.Config
-	files  tlsauth.DevPKI
+	files  pki.Dev
 }
 
 func newPKI(t *testing.T) testPKI {
 	t.Helper()
-	p, _, err := tlsauth.EnsureDevPKI(filepath.Join(t.TempDir(), "pki"), "node1", "cairn.internal", nil)
+	p, _, err := pki.EnsureDev(filepath.Join(t.TempDir(), "pki"), "node1", "cairn.internal", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := tlsauth.LoadMaterial(p.Files())
+	m, err := tlsconf.LoadMaterial(tlsconf.DevFiles(p))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := tlsauth.ClientConfigFromFiles(p.ClientFiles())
+	cc, err := tlsconf.ClientConfigFromFiles(tlsconf.DevClientFiles(p))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testPKI{server: m.ServerConfig(tlsauth.Options{}), client: cc, files: p}
+	return testPKI{server: m.ServerConfig(tlsconf.Options{}), client: cc, files: p}
 }
 
 // serve serves h over mutual TLS on loopback until the test ends and

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // Defaults of the client commands (member, and the key and status commands
@@ -47,7 +47,7 @@ func addClientFlags(fs *pflag.FlagSet) *clientFlags {
 // clientSettings are resolved connection settings.
 type clientSettings struct {
 	Endpoints []string // https://host:port, in the order to try
-	Files     tlsauth.Files
+	Files     tlsconf.Files
 	Timeout   time.Duration
 }
 
@@ -135,7 +135,7 @@ func (f *clientFlags) config(environ []string) (v2client.Config, error) {
 }
 
 func (s clientSettings) config() (v2client.Config, error) {
-	tc, err := tlsauth.ClientConfigFromFiles(s.Files)
+	tc, err := tlsconf.ClientConfigFromFiles(s.Files)
 	if err != nil {
 		return v2client.Config{}, err
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // Certificate expiry warnings. A certificate is warned about once it is
@@ -204,7 +204,7 @@ const leaderPoll = 100 * time.Millisecond
 // waitStatus is gatherStatus, asked again while the cluster has no leader,
 // for up to the client's timeout: a node that just started is healthy as
 // soon as it has elected itself, and says so.
-func waitStatus(ctx context.Context, c *v2client.Client, files tlsauth.Files, warn time.Duration) (*statusReport, error) {
+func waitStatus(ctx context.Context, c *v2client.Client, files tlsconf.Files, warn time.Duration) (*statusReport, error) {
 	deadline := time.Now().Add(c.Timeout())
 	for {
 		r, err := gatherStatus(ctx, c, files, time.Now(), warn)
@@ -223,7 +223,7 @@ func waitStatus(ctx context.Context, c *v2client.Client, files tlsauth.Files, wa
 
 // gatherStatus lists the members through c and asks each one, in
 // parallel, at its first client URL.
-func gatherStatus(ctx context.Context, c *v2client.Client, files tlsauth.Files, now time.Time, warn time.Duration) (*statusReport, error) {
+func gatherStatus(ctx context.Context, c *v2client.Client, files tlsconf.Files, now time.Time, warn time.Duration) (*statusReport, error) {
 	members, err := c.Members(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list the members: %w", err)
@@ -270,7 +270,7 @@ func gatherStatus(ctx context.Context, c *v2client.Client, files tlsauth.Files, 
 		}
 	}
 
-	if mat, err := tlsauth.LoadMaterial(files); err != nil {
+	if mat, err := tlsconf.LoadMaterial(files); err != nil {
 		r.Problems = append(r.Problems, fmt.Sprintf("read the client certificate: %v", err))
 	} else {
 		ci := newCertInfo(mat.Certificate().Leaf, now)

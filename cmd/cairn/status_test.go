@@ -16,7 +16,8 @@ import (
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/v2http"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // statusCluster is an in-process cluster whose members serve their v2
@@ -32,9 +33,9 @@ func peerAddr(i int) string { return fmt.Sprintf("10.0.0.%d:7001", i+1) }
 
 // startStatusCluster starts n members with the node certificate of dev
 // and waits until they form one cluster with a leader.
-func startStatusCluster(t *testing.T, dev tlsauth.DevPKI, n int) *statusCluster {
+func startStatusCluster(t *testing.T, dev pki.Dev, n int) *statusCluster {
 	t.Helper()
-	m, err := tlsauth.LoadMaterial(dev.Files())
+	m, err := tlsconf.LoadMaterial(tlsconf.DevFiles(dev))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func startStatusCluster(t *testing.T, dev tlsauth.DevPKI, n int) *statusCluster 
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = srv.Serve(newTLSListener(lns[i], m.ServerConfig(tlsauth.Options{})))
+			_ = srv.Serve(newTLSListener(lns[i], m.ServerConfig(tlsconf.Options{})))
 		}()
 		t.Cleanup(func() {
 			_ = srv.Close()
@@ -132,7 +133,7 @@ func TestStatus(t *testing.T) {
 		}
 		return true
 	})
-	client, err := tlsauth.LoadMaterial(dev.ClientFiles())
+	client, err := tlsconf.LoadMaterial(tlsconf.DevClientFiles(dev))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func TestStatus(t *testing.T) {
 // election, status waits for the leader and reports a healthy cluster.
 func TestStatusFreshNode(t *testing.T) {
 	dataDir, dev := newDevPKI(t)
-	m, err := tlsauth.LoadMaterial(dev.Files())
+	m, err := tlsconf.LoadMaterial(tlsconf.DevFiles(dev))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +309,7 @@ func TestStatusFreshNode(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(newTLSListener(ln, m.ServerConfig(tlsauth.Options{})))
+		_ = srv.Serve(newTLSListener(ln, m.ServerConfig(tlsconf.Options{})))
 	}()
 	t.Cleanup(func() { _ = srv.Close(); <-done })
 	if node.Status().LeaderID != 0 {

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/store"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 	client "go.etcd.io/etcd/client/v2"
 )
 
@@ -31,7 +31,7 @@ import (
 type authClient struct {
 	id    string
 	s     *Server
-	files tlsauth.Files
+	files tlsconf.Files
 	http  *http.Client
 }
 
@@ -44,7 +44,7 @@ func newAuthClient(t *testing.T, s *Server, name string) *authClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := tlsauth.Files{CAFile: testPKI.CAFile, CertFile: cert, KeyFile: key}
+	f := tlsconf.Files{CAFile: testPKI.CAFile, CertFile: cert, KeyFile: key}
 	c, err := NewHTTPClient(f)
 	if err != nil {
 		t.Fatal(err)
@@ -330,9 +330,9 @@ func watchStream(t *testing.T, c *authClient, path string) <-chan string {
 }
 
 // transportFor is an HTTP transport with the TLS material of f.
-func transportFor(t *testing.T, f tlsauth.Files) *http.Transport {
+func transportFor(t *testing.T, f tlsconf.Files) *http.Transport {
 	t.Helper()
-	cfg, err := tlsauth.ClientConfigFromFiles(f)
+	cfg, err := tlsconf.ClientConfigFromFiles(f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/store"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // Kinds of Server.
@@ -35,7 +35,7 @@ type Server struct {
 	Name    string
 	URL     string // client URL, https://127.0.0.1:<port>
 	DataDir string
-	Files   tlsauth.Files // the client's TLS material
+	Files   tlsconf.Files // the client's TLS material
 	HTTP    *http.Client
 	Proc    *Proc
 
@@ -50,7 +50,7 @@ type Server struct {
 func (s *Server) Client(t testing.TB) *v2client.Client {
 	t.Helper()
 	s.clientOnce.Do(func() {
-		tc, err := tlsauth.ClientConfigFromFiles(s.Files)
+		tc, err := tlsconf.ClientConfigFromFiles(s.Files)
 		if err != nil {
 			s.clientErr = err
 			return
@@ -208,7 +208,7 @@ func StartCairn(t testing.TB, cfg *CairnConfig) *Server {
 		"--peer-addr", peer, "--peer-bind-addr", peer,
 		"--dns-addr", "", // off unless a test asks: parallel nodes would share the default port
 	}
-	files := tlsauth.Files{
+	files := tlsconf.Files{
 		CAFile:   filepath.Join(cfg.DataDir, "pki", "ca.crt"),
 		CertFile: filepath.Join(cfg.DataDir, "pki", "client.crt"),
 		KeyFile:  filepath.Join(cfg.DataDir, "pki", "client.key"),
