@@ -24,6 +24,7 @@ import (
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/tlsauth"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
@@ -33,7 +34,7 @@ import (
 // what lets one proxy per node tell the nodes apart and cut links.
 
 // ProcTrustDomain is the trust domain of the PKI that StartProcs makes.
-const ProcTrustDomain = "cairn.internal"
+const ProcTrustDomain = tlsauth.DefaultTrustDomain
 
 // ProcOptions tune StartProcs. The zero value runs nodes that each list all
 // the others in --peers, with a 100 ms heartbeat and a 1 s election timeout.

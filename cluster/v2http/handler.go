@@ -26,7 +26,7 @@ const (
 	DefaultMaxKeyBytes          = 4096    // bytes of the cleaned key path
 	DefaultMaxKeyDepth          = 64      // path segments
 	DefaultMaxWatchersPerClient = 1000    // open watch requests
-	DefaultTrustDomain          = "cairn.internal"
+	DefaultTrustDomain          = tlsauth.DefaultTrustDomain
 )
 
 // healthTimeout bounds the read barrier of /health: a node that cannot
