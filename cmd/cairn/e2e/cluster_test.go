@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/store"
 	client "go.etcd.io/etcd/client/v2"
@@ -543,8 +544,6 @@ func watchAll(t *testing.T, p *clustertest.Procs, i int, dir string, from uint64
 	t.Cleanup(func() { cancel(); <-w.done })
 	go func() {
 		defer close(w.done)
-		retry := time.NewTicker(50 * time.Millisecond)
-		defer retry.Stop()
 		wa := p.Client(i).Watch(dir, v2client.WatchOptions{Recursive: true})
 		wa.Resume(from - 1) // the first change reported is from
 		for ctx.Err() == nil {
@@ -554,8 +553,14 @@ func watchAll(t *testing.T, p *clustertest.Procs, i int, dir string, from uint64
 			switch {
 			case ctx.Err() != nil:
 				return
-			case err != nil && !errors.As(err, &se): // e.g. a connection cut by a restart: retry
-				<-retry.C
+			case err != nil && !errors.As(err, &se):
+				// The node is down (a restart): ask again after a pause,
+				// which the end of the test cuts short.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
 				continue
 			case err != nil || ev.Node.ModifiedIndex < next:
 				w.mu.Lock()
@@ -575,7 +580,7 @@ func watchAll(t *testing.T, p *clustertest.Procs, i int, dir string, from uint64
 // stop waits up to 20 s for the watch to reach index upTo, then ends it
 // and returns the events.
 func (w *watcher) stop(upTo uint64) ([]*store.NodeExtern, error) {
-	err := PollErr(20*time.Second, func() error {
+	err := poll.Check(20*time.Second, func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if w.err != nil || w.last >= upTo {
