@@ -215,7 +215,9 @@ func checkMembers(p *clustertest.Procs, nodes, want []int) error {
 // earlier ones, until one succeeds or limit passes after start. It returns
 // the first acknowledged write and the time from start until it was
 // acknowledged. Every attempt has its own key, so a slow attempt that
-// lands later cannot overwrite the write returned.
+// lands later cannot overwrite the write returned. The attempts are a
+// workload that measures, not a wait: polling would run them one after
+// another, and one stuck on the dead leader would delay the measure.
 func firstWrite(p *clustertest.Procs, via []int, prefix string, start time.Time, limit time.Duration) (clWrite, time.Duration, error) {
 	const maxAttempts = 1000
 	ctx, cancel := context.WithDeadline(context.Background(), start.Add(limit))
@@ -826,35 +828,41 @@ func TestClusterMembership(t *testing.T) {
 		return
 	}
 	if !t.Run("removed node restarted does not disturb", func(t *testing.T) {
+		// Raw HTTP: the test reads the X-Raft-Term header of each answer.
+		put := func(i, k int) (term string) {
+			t.Helper()
+			resp, body, err := p.Do(i, http.MethodPut, "/v2/keys/mem/calm", "", fmt.Sprintf("value=%d", k))
+			if err != nil || resp.StatusCode/100 != 2 {
+				t.Fatalf("write %d through %s: %v %s", k, p.Proc(i).Name, clStatus(resp, err), body)
+			}
+			return resp.Header.Get("X-Raft-Term")
+		}
+		startTerm := put(leader, 0)
+		// raft logs each time the removed node's election timeout runs
+		// out; its output holds the lines of its earlier runs too.
+		const timedOut = "heartbeat timeout reached"
+		before := strings.Count(p.Proc(r).Output(), timedOut)
 		if err := p.Start(r, rest...); err != nil { // its data dir is there: --peers is ignored
 			t.Fatal(err)
 		}
-		// Raw HTTP: the test reads the X-Raft-Term header of each answer.
-		term := func(resp *http.Response) string { return resp.Header.Get("X-Raft-Term") }
-		resp, body, err := p.Do(leader, http.MethodPut, "/v2/keys/mem/calm", "", "value=0")
-		if err != nil || resp.StatusCode/100 != 2 {
-			t.Fatalf("PUT: %v %s", clStatus(resp, err), body)
-		}
-		startTerm := term(resp)
-		// The removed node's election timeout runs out several times
-		// within this window; none of that may reach the others.
-		window := 5 * p.ElectionTimeout()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for k, end := 1, time.Now().Add(window); time.Now().Before(end); k++ {
-			<-tick.C
-			i := rest[k%2]
-			resp, body, err := p.Do(i, http.MethodPut, "/v2/keys/mem/calm", "", fmt.Sprintf("value=%d", k))
-			if err != nil || resp.StatusCode/100 != 2 {
-				t.Fatalf("write %d through %s while the removed %s runs: %v %s", k, p.Proc(i).Name, rname, clStatus(resp, err), body)
+		Poll(t, 60*time.Second, "the removed "+rname+"'s election timeout to run out 3 times", func() error {
+			if !p.Running(r) {
+				return poll.Stop(fmt.Errorf("%s exited:\n%s", rname, p.Proc(r).Tail(4<<10)))
 			}
-			if got := term(resp); got != startTerm {
-				t.Errorf("raft term went from %s to %s while the removed %s runs", startTerm, got, rname)
-				break
+			if n := strings.Count(p.Proc(r).Output(), timedOut) - before; n < 3 {
+				return fmt.Errorf("%d times", n)
+			}
+			return nil
+		})
+		// None of that may have reached the others: a term only grows, so
+		// a write through each shows whether it ever moved.
+		for k, i := range rest {
+			if got := put(i, k+1); got != startTerm {
+				t.Errorf("raft term went from %s to %s (write through %s) while the removed %s ran", startTerm, got, p.Proc(i).Name, rname)
 			}
 		}
 		if l, err := p.FindLeader(); err != nil || l != leader {
-			t.Errorf("leader after the window: %v, %v; want %s", l, err, p.Proc(leader).Name)
+			t.Errorf("leader after the removed node's timeouts: %v, %v; want %s", l, err, p.Proc(leader).Name)
 		}
 		if err := checkMembers(p, rest, rest); err != nil {
 			t.Errorf("the removed node restarted came back: %v", err)
