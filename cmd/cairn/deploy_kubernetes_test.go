@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	cairnserver "github.com/cairnkv/cairn/cmd/cairn/server"
 )
 
 // The types below model the fields the manifests use, decoded strictly: a
@@ -355,7 +357,7 @@ func TestDeployKubernetes(t *testing.T) {
 	// The server's command line, as each pod runs it.
 	env := map[string]string{}
 	var peerAddrs []string
-	cfgs := make([]Config, sts.Replicas)
+	cfgs := make([]cairnserver.Config, sts.Replicas)
 	for i := range sts.Replicas {
 		env["POD_NAME"] = fmt.Sprintf("%s-%d", m.stsName, i)
 		env["POD_NAMESPACE"] = "default"
@@ -460,7 +462,7 @@ func TestDeployKubernetes(t *testing.T) {
 // checkK8sDocs runs the Kubernetes section of docs/deployment.md: its PKI
 // commands make certificates valid for the names the pods are dialed at,
 // and its kubectl lines create the Secrets with the keys the pods read.
-func checkK8sDocs(t *testing.T, secretKeys map[string][]string, cfgs []Config) {
+func checkK8sDocs(t *testing.T, secretKeys map[string][]string, cfgs []cairnserver.Config) {
 	t.Helper()
 	sec := depDocSection(t, "## Kubernetes")
 	t.Chdir(t.TempDir())
