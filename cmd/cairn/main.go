@@ -40,7 +40,12 @@ type reporter interface {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) int {
 	root := newRootCmd(stdout, stderr, environ)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	return exitStatus(root.ExecuteContext(ctx), stderr)
+}
+
+// exitStatus is the exit status of err (0 for nil), which it prints to
+// stderr unless the command did.
+func exitStatus(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
