@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/cairnkv/cairn/cluster/clustertest"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
+	"github.com/cairnkv/cairn/tlsauth"
 )
 
 // A member on port 0 everywhere advertises the ports it got and serves
@@ -219,5 +222,52 @@ func TestRunAndClose(t *testing.T) {
 	s.Close()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// The expiry metric follows a reload of the certificate files.
+func TestCertExpiryFollowsReload(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := tlsauth.NewCA("cairn.internal", 48*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := tlsauth.Files{CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, "n.crt"), KeyFile: filepath.Join(dir, "n.key")}
+	if err := ca.WriteFiles(files.CAFile, filepath.Join(dir, "ca.key")); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(validity time.Duration) {
+		t.Helper()
+		iss, err := ca.IssueNode("cairn.internal", "test", []string{"127.0.0.1"}, validity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlsauth.WritePair(iss, files.CertFile, files.KeyFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue(2 * time.Hour)
+	s := servertest.Start(t, func(c *server.Config) {
+		c.CAFile, c.CertFile, c.KeyFile = files.CAFile, files.CertFile, files.KeyFile
+	})
+	url := "http://" + s.MetricsAddr() + "/metrics"
+	e := certExpiry(t, mustGet(t, url))
+	for _, use := range []string{"serving", "peer"} {
+		if e[use] > (2*time.Hour).Seconds() || e[use] < (2*time.Hour-time.Minute).Seconds() {
+			t.Errorf("%s expires in %v s, want the 2 h certificate", use, e[use])
+		}
+	}
+	if e["client-ca"] < (47*time.Hour).Seconds() || math.Abs(e["peer-ca"]-e["client-ca"]) > 1 {
+		t.Errorf("CA expiry %v and %v, want the 48 h CA", e["client-ca"], e["peer-ca"])
+	}
+	issue(10 * time.Hour)
+	if err := s.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	e = certExpiry(t, mustGet(t, url))
+	for _, use := range []string{"serving", "peer"} {
+		if e[use] < (9 * time.Hour).Seconds() {
+			t.Errorf("after the reload, %s expires in %v s, want the 10 h certificate", use, e[use])
+		}
 	}
 }
