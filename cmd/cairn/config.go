@@ -8,7 +8,7 @@ import (
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 )
 
-func newConfigCmd(stdout io.Writer) *cobra.Command {
+func newConfigCmd(stdout io.Writer, environ []string) *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Inspect the configuration"}
 	show := &cobra.Command{
 		Use:   "show",
@@ -20,7 +20,7 @@ cairn serve --config, the output gives the same configuration.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfgFile, _ := cmd.Flags().GetString("config")
-			cfg, src, err := server.Load(cmd.Flags(), cfgFile)
+			cfg, src, err := server.Load(cmd.Flags(), cfgFile, environ)
 			if err != nil {
 				return err
 			}

@@ -70,7 +70,7 @@ func depRun(t *testing.T, where string, args, environ []string) server.Config {
 			}
 		}
 		var err error
-		cfg, _, err = server.Load(c.Flags(), file)
+		cfg, _, err = server.Load(c.Flags(), file, environ)
 		return err
 	}
 	root.SetArgs(args)

@@ -9,7 +9,7 @@ import (
 )
 
 func newRootCmd(stdout, stderr io.Writer, environ []string) *cobra.Command {
-	serve := newServeCmd(stdout, stderr)
+	serve := newServeCmd(stdout, stderr, environ)
 	root := &cobra.Command{
 		Use:   "cairn",
 		Short: "Cairn: a TLS-only, raft-replicated etcd v2 key store with service discovery",
@@ -26,7 +26,7 @@ mandatory client certificates. Run without a subcommand, it serves (see
 	root.Flags().AddFlagSet(serve.Flags())
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serve, newConfigCmd(stdout), newMemberCmd(stdout, stderr, environ))
+	root.AddCommand(serve, newConfigCmd(stdout, environ), newMemberCmd(stdout, stderr, environ))
 	root.AddCommand(newRegisterCmd(stderr, environ))
 	root.AddCommand(newSnapshotCmd(stdout, stderr, environ))
 	root.AddCommand(newCACmd(stdout), newCertCmd(stdout, stderr))

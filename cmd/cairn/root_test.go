@@ -104,19 +104,18 @@ func TestExitStatus(t *testing.T) {
 // `cairn config show` prints TOML that cairn serve --config loads into the
 // same configuration.
 func TestConfigShowRoundTrip(t *testing.T) {
-	t.Setenv("CAIRN_DNS_NS", "ns1.example,ns2.example")
+	environ := []string{"CAIRN_DNS_NS=ns1.example,ns2.example"}
 	flags := []string{"--name", "n1", "--peers", "a:1,b:2", "--peer-election-timeout", "3s",
 		"--rate-limit", "50", "--log-requests", "--metrics-addr", "127.0.0.1:9090", "--dns-addr", ""}
 	var out, stderr bytes.Buffer
-	if code := run(context.Background(), append([]string{"config", "show", "--config", emptyConfig(t)}, flags...), &out, &stderr, nil); code != 0 {
+	if code := run(context.Background(), append([]string{"config", "show", "--config", emptyConfig(t)}, flags...), &out, &stderr, environ); code != 0 {
 		t.Fatalf("config show: %d %s", code, stderr.String())
 	}
-	want := depRun(t, "serve with flags", append([]string{"serve"}, flags...), nil)
+	want := depRun(t, "serve with flags", append([]string{"serve"}, flags...), environ)
 	file := filepath.Join(t.TempDir(), "shown.toml")
 	if err := os.WriteFile(file, out.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	os.Unsetenv("CAIRN_DNS_NS")
 	got := depRun(t, "serve --config", []string{"serve", "--config", file}, nil)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("serve --config <config show output> gives\n%+v\nwant\n%+v\n%s", got, want, out.String())

@@ -12,7 +12,7 @@ import (
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 )
 
-func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
+func newServeCmd(stdout, stderr io.Writer, environ []string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a Cairn member (the default command)",
@@ -23,7 +23,7 @@ SIGHUP reloads every certificate, key, CA bundle and CRL.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfgFile, _ := cmd.Flags().GetString("config")
-			cfg, _, err := server.Load(cmd.Flags(), cfgFile)
+			cfg, _, err := server.Load(cmd.Flags(), cfgFile, environ)
 			if err != nil {
 				return err
 			}

@@ -114,7 +114,7 @@ file, default), so pass the same ones.`,
 		Args: exactArgs(1, "provide the backup file: cairn snapshot restore FILE --data-dir DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfgFile, _ := cmd.Flags().GetString("config")
-			cfg, _, err := server.Load(cmd.Flags(), cfgFile)
+			cfg, _, err := server.Load(cmd.Flags(), cfgFile, environ)
 			if err != nil {
 				return err
 			}

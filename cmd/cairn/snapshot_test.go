@@ -119,18 +119,15 @@ func TestSnapshotRestoreTakesServeSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := filepath.Join(dir, "r")
-	// Settings of serve come from the process environment (viper).
-	t.Setenv("CAIRN_DATA_DIR", restored)
-	t.Setenv("CAIRN_NAME", "fromenv")
-	stdout, _, err := runCairn(t, nil, "snapshot", "restore", file, "--config", toml)
+	stdout, _, err := runCairn(t, []string{"CAIRN_DATA_DIR=" + restored, "CAIRN_NAME=fromenv"},
+		"snapshot", "restore", file, "--config", toml)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "  cairn serve --name fromenv --data-dir " + restored + " --addr 127.0.0.1:4001 --peer-addr 10.9.9.9:7001\n"; !strings.Contains(stdout, want) {
 		t.Errorf("restore output:\n%s\nwant the line %q", stdout, want)
 	}
-	t.Setenv("CAIRN_BOGUS", "1")
-	if _, _, err := runCairn(t, nil, "snapshot", "restore", file, "--data-dir", t.TempDir()); err == nil ||
+	if _, _, err := runCairn(t, []string{"CAIRN_BOGUS=1"}, "snapshot", "restore", file, "--data-dir", t.TempDir()); err == nil ||
 		!strings.Contains(err.Error(), "unknown environment variable CAIRN_BOGUS") {
 		t.Errorf("unknown variable: %v", err)
 	}

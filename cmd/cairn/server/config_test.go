@@ -34,12 +34,12 @@ func emptyFile(t *testing.T) string {
 	return f
 }
 
-func load(t *testing.T, file string, args ...string) (Config, Sources, error) {
+func load(t *testing.T, file string, environ []string, args ...string) (Config, Sources, error) {
 	t.Helper()
 	if file == "" {
 		file = emptyFile(t)
 	}
-	return Load(newFlags(t, args...), file)
+	return Load(newFlags(t, args...), file, environ)
 }
 
 // The example file documents exactly the keys of the configuration, each
@@ -64,11 +64,11 @@ func TestConfigExampleCoversEveryKey(t *testing.T) {
 	for k := range inFile {
 		t.Errorf("config.example.toml has %q, which is not a configuration key", k)
 	}
-	got, _, err := load(t, path)
+	got, _, err := load(t, path, nil)
 	if err != nil {
 		t.Fatalf("loading config.example.toml: %v", err)
 	}
-	want, _, err := load(t, "")
+	want, _, err := load(t, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,10 +115,11 @@ func TestConfigPrecedence(t *testing.T) {
 		{"flag over env", []string{"--name", "from-flag"}, "from-env", file, "from-flag", "flag --name"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
+			var environ []string
 			if tc.env != "" {
-				t.Setenv("CAIRN_NAME", tc.env)
+				environ = []string{"CAIRN_NAME=" + tc.env}
 			}
-			c, src, err := load(t, tc.file, tc.args...)
+			c, src, err := load(t, tc.file, environ, tc.args...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,15 +128,22 @@ func TestConfigPrecedence(t *testing.T) {
 			}
 		})
 	}
-	c, _, err := load(t, file)
+	c, _, err := load(t, file, nil)
 	if err != nil || c.ElectionTimeout != 3*time.Second {
 		t.Fatalf("nested duration from file: %v %v", c.ElectionTimeout, err)
 	}
 	if c.DataDir != "from-file.cairn" || c.BindAddr != ":4001" || c.PeerBindAddr != ":7001" {
 		t.Fatalf("derived defaults: %+v", c)
 	}
-	t.Setenv("CAIRN_DNS_ADDR", "")
-	if c, _, err := load(t, ""); err != nil || c.DNSAddr != "" {
+	// The environment over a table of the file keeps the table's other keys.
+	both := filepath.Join(t.TempDir(), "both.toml")
+	os.WriteFile(both, []byte("[peer]\nheartbeat_interval = \"200ms\"\nelection_timeout = \"3s\"\n[dns]\nns = [\"a\"]\n"), 0o600)
+	c, src, err := load(t, both, []string{"CAIRN_PEER_ELECTION_TIMEOUT=5s", "CAIRN_DNS_NS=b,c"})
+	if err != nil || c.ElectionTimeout != 5*time.Second || c.HeartbeatInterval != 200*time.Millisecond ||
+		!reflect.DeepEqual(c.DNSNS, []string{"b", "c"}) || src["peer.heartbeat_interval"] != "file "+both {
+		t.Fatalf("env over a table: %v %v %q %v, %v", c.ElectionTimeout, c.HeartbeatInterval, c.DNSNS, src, err)
+	}
+	if c, _, err := load(t, "", []string{"CAIRN_DNS_ADDR="}); err != nil || c.DNSAddr != "" {
 		t.Fatalf("an empty CAIRN_DNS_ADDR turns DNS off: %q, %v", c.DNSAddr, err)
 	}
 }
@@ -143,8 +151,7 @@ func TestConfigPrecedence(t *testing.T) {
 func TestConfigLists(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "c.toml")
 	os.WriteFile(file, []byte("peers = [\"a:1\", \"b:2\"]\n[dns]\nns = \"ns1, ns2\"\n"), 0o600)
-	t.Setenv("CAIRN_PEER_CERT_ALLOWED_CN", "n1 n2,n3")
-	c, _, err := load(t, file, "--tls-acme-domains", "x.example", "--tls-acme-domains", "y.example,z.example")
+	c, _, err := load(t, file, []string{"CAIRN_PEER_CERT_ALLOWED_CN=n1 n2,n3"}, "--tls-acme-domains", "x.example", "--tls-acme-domains", "y.example,z.example")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,10 +211,11 @@ func TestConfigErrors(t *testing.T) {
 		{"missing file", nil, [2]string{}, "/nonexistent.toml", "read config file"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
+			var environ []string
 			if tc.env[0] != "" {
-				t.Setenv(tc.env[0], tc.env[1])
+				environ = []string{tc.env[0] + "=" + tc.env[1]}
 			}
-			_, _, err := load(t, tc.file, tc.args...)
+			_, _, err := load(t, tc.file, environ, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
@@ -218,10 +226,8 @@ func TestConfigErrors(t *testing.T) {
 // The client commands' variables are not settings of a member, and not
 // errors either.
 func TestConfigClientEnv(t *testing.T) {
-	for _, v := range []string{"CAIRN_ENDPOINTS", "CAIRN_CERT", "CAIRN_KEY", "CAIRN_CACERT"} {
-		t.Setenv(v, "x")
-	}
-	if _, _, err := load(t, ""); err != nil {
+	environ := []string{"CAIRN_ENDPOINTS=x", "CAIRN_CERT=x", "CAIRN_KEY=x", "CAIRN_CACERT=x", "HOME=/"}
+	if _, _, err := load(t, "", environ); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -243,10 +249,8 @@ tlsalpn_port = 8443
 [log]
 requests = true
 `), 0o600)
-	t.Setenv("CAIRN_DNS_NS", "ns1.example,ns2.example")
-	t.Setenv("CAIRN_LIMITS_RATE", "100")
-	t.Setenv("CAIRN_DISCOVERY_PREFIX", `/sky"dns\`)
-	want, src, err := load(t, file, "--peers-file", peers, "--metrics-addr", "127.0.0.1:9090",
+	environ := []string{"CAIRN_DNS_NS=ns1.example,ns2.example", "CAIRN_LIMITS_RATE=100", `CAIRN_DISCOVERY_PREFIX=/sky"dns\`}
+	want, src, err := load(t, file, environ, "--peers-file", peers, "--metrics-addr", "127.0.0.1:9090",
 		"--max-value-bytes", "2048", "--tls-managed-certs=false", "--dns-addr", "")
 	if err != nil {
 		t.Fatal(err)
@@ -274,10 +278,7 @@ requests = true
 	if err := os.WriteFile(shown, out.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	os.Unsetenv("CAIRN_DNS_NS")
-	os.Unsetenv("CAIRN_LIMITS_RATE")
-	os.Unsetenv("CAIRN_DISCOVERY_PREFIX")
-	got, _, err := Load(nil, shown)
+	got, _, err := Load(nil, shown, nil)
 	if err != nil {
 		t.Fatalf("loading config show's output: %v\n%s", err, out.String())
 	}

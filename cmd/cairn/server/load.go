@@ -59,12 +59,12 @@ func AddFlags(fs *pflag.FlagSet, keys ...string) {
 type Sources map[string]string
 
 // Load resolves every setting with viper: a flag of fs that was set, then
-// CAIRN_<KEY> from the process environment, then the TOML file, then the
-// default; then it derives and checks them as New does. fs may lack flags
-// (a command with a few of them) or be nil. file may be empty: then
+// CAIRN_<KEY> of environ (os.Environ() in cairn), then the TOML file, then
+// the default; then it derives and checks them as New does. fs may lack
+// flags (a command with a few of them) or be nil. file may be empty: then
 // DefaultConfigFile is read when it exists. Unknown keys in the file and
 // unknown CAIRN_* variables (the client commands' excepted) are errors.
-func Load(fs *pflag.FlagSet, file string) (Config, Sources, error) {
+func Load(fs *pflag.FlagSet, file string, environ []string) (Config, Sources, error) {
 	v := viper.New()
 	def := Default()
 	for _, s := range settings {
@@ -77,11 +77,8 @@ func Load(fs *pflag.FlagSet, file string) (Config, Sources, error) {
 			}
 		}
 	}
-	v.SetEnvPrefix("CAIRN")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AllowEmptyEnv(true) // CAIRN_DNS_ADDR= turns DNS off
-	v.AutomaticEnv()
-	if err := checkEnv(os.Environ()); err != nil {
+	env, err := envSettings(environ)
+	if err != nil {
 		return Config{}, nil, err
 	}
 
@@ -103,6 +100,13 @@ func Load(fs *pflag.FlagSet, file string) (Config, Sources, error) {
 			}
 		}
 	}
+	// The environment, a layer above the file: viper's own env layer
+	// (AutomaticEnv) reads the process environment only, but commands take
+	// theirs as a parameter, so that tests are hermetic (CI's test knobs,
+	// such as CAIRN_REQUIRE_EXTERNAL, are no settings).
+	if err := v.MergeConfigMap(env); err != nil {
+		return Config{}, nil, err
+	}
 
 	var c Config
 	var errs []error
@@ -120,7 +124,7 @@ func Load(fs *pflag.FlagSet, file string) (Config, Sources, error) {
 		switch f := flagOf(fs, s.flag); {
 		case f != nil && f.Changed:
 			src[s.key] = "flag --" + s.flag
-		case hasEnv(EnvName(s.key)):
+		case hasPath(env, s.key):
 			src[s.key] = "env " + EnvName(s.key)
 		case file != "" && v.InConfig(s.key):
 			src[s.key] = "file " + file
@@ -141,27 +145,56 @@ func flagOf(fs *pflag.FlagSet, name string) *pflag.Flag {
 	return fs.Lookup(name)
 }
 
-func hasEnv(name string) bool { _, ok := os.LookupEnv(name); return ok }
-
-// checkEnv refuses CAIRN_* variables that are no setting: viper would
-// ignore a misspelt one silently.
-func checkEnv(environ []string) error {
-	known := map[string]bool{}
+// envSettings are the settings of environ's CAIRN_<KEY> variables, as a
+// nested map of keys (peer.addr is env["peer"]["addr"]). An empty
+// variable is set (CAIRN_DNS_ADDR= turns DNS off). A CAIRN_* variable that
+// is neither a setting nor a client command's is an error: a misspelt one
+// would otherwise be ignored.
+func envSettings(environ []string) (map[string]any, error) {
+	known := map[string]string{}
 	for _, s := range settings {
-		known[EnvName(s.key)] = true
+		known[EnvName(s.key)] = s.key
 	}
+	env := map[string]any{}
 	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "CAIRN_") && !known[name] && !clientEnv[name] {
+		name, val, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "CAIRN_") || clientEnv[name] && known[name] == "" {
+			continue
+		}
+		key, ok := known[name]
+		if !ok {
 			names := make([]string, 0, len(known))
 			for n := range known {
 				names = append(names, n)
 			}
 			sort.Strings(names)
-			return fmt.Errorf("unknown environment variable %s; known: %s", name, strings.Join(names, ", "))
+			return nil, fmt.Errorf("unknown environment variable %s; known: %s", name, strings.Join(names, ", "))
+		}
+		m := env
+		path := strings.Split(key, ".")
+		for _, p := range path[:len(path)-1] {
+			sub, _ := m[p].(map[string]any)
+			if sub == nil {
+				sub = map[string]any{}
+				m[p] = sub
+			}
+			m = sub
+		}
+		m[path[len(path)-1]] = val
+	}
+	return env, nil
+}
+
+// hasPath reports whether the nested map m holds the dotted key.
+func hasPath(m map[string]any, key string) bool {
+	path := strings.Split(key, ".")
+	for _, p := range path[:len(path)-1] {
+		if m, _ = m[p].(map[string]any); m == nil {
+			return false
 		}
 	}
-	return nil
+	_, ok := m[path[len(path)-1]]
+	return ok
 }
 
 var (

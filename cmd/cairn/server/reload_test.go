@@ -25,7 +25,7 @@ func TestConfigRevocationAndTimeoutKeys(t *testing.T) {
 		{"zero header timeout", []string{"--read-header-timeout", "0s"}, "", "", "limits.read_header_timeout: 0s is not positive", 0},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			c, _, err := load(t, "", tc.args...)
+			c, _, err := load(t, "", nil, tc.args...)
 			if tc.errSub != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errSub) {
 					t.Fatalf("err = %v, want %q", err, tc.errSub)
