@@ -34,6 +34,7 @@ type options struct {
 	logger  *slog.Logger
 	out     io.Writer
 	version string
+	now     func() time.Time
 }
 
 // WithLogger sends the member's logs to l (default: discarded). NewLogger
@@ -47,6 +48,12 @@ func WithOutput(w io.Writer) Option { return func(o *options) { o.out = w } }
 // WithVersion is Cairn's version, printed by Run and sent in the
 // X-Cairn-Version header of /version (default: the module's build version).
 func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// WithClock makes now the member's clock (default time.Now): the time the
+// leader stamps writes with (TTLs become expirations), the remaining TTL
+// of keys read, and the discovery index's. For tests whose TTLs must be
+// exact; certificates and timeouts keep the real time.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // Server is one Cairn member: the raft node, the etcd v2 API on the client
 // port (HTTPS with client certificates), the DNS responder, the optional
@@ -100,6 +107,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	if s.opts.logger == nil {
 		s.opts.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.opts.now == nil {
+		s.opts.now = time.Now
 	}
 	s.log = s.opts.logger
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -172,7 +182,7 @@ func (s *Server) start() error {
 		SnapshotCount: cfg.SnapshotCount, HeartbeatInterval: cfg.HeartbeatInterval,
 		ElectionTimeout: cfg.ElectionTimeout, HistorySize: cfg.HistorySize,
 		Network: netw, Peers: cfg.Peers, ForceNewCluster: cfg.ForceNewCluster,
-		Logger: logger, Registry: reg,
+		Now: s.opts.now, Logger: logger, Registry: reg,
 	})
 	if err != nil {
 		netw.Close()
@@ -215,7 +225,7 @@ func (s *Server) start() error {
 	// Discovery: an index of the registrations, fed by the local replica,
 	// which the DNS responder answers from.
 	dcfg := discovery.Config{Prefix: cfg.DiscoveryPrefix, Domain: cfg.DNSDomain}
-	index := discovery.NewIndex(node.Store(), dcfg, time.Now)
+	index := discovery.NewIndex(node.Store(), dcfg, s.opts.now)
 	indexCtx, stopIndex := context.WithCancel(context.Background())
 	indexDone := make(chan struct{})
 	go func() {
@@ -243,7 +253,7 @@ func (s *Server) start() error {
 	}
 
 	handler, err := v2http.New(v2http.Config{
-		Cluster: node, Logger: logger, Registry: reg, Gatherer: reg,
+		Cluster: node, Logger: logger, Registry: reg, Gatherer: reg, Now: s.opts.now,
 		CairnVersion:  s.opts.version,
 		MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes,
 		ValidateWrite: dcfg.Validate,

@@ -271,3 +271,20 @@ func TestCertExpiryFollowsReload(t *testing.T) {
 		}
 	}
 }
+
+// WithClock's time stamps writes: a TTL becomes an exact expiration.
+func TestWithClock(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := servertest.Start(t, nil, server.WithClock(func() time.Time { return now }))
+	req, _ := http.NewRequest(http.MethodPut, s.URL+"/v2/keys/x", strings.NewReader("value=1&ttl=60"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `"expiration":"2030-01-02T03:05:05Z","ttl":60`; !strings.Contains(string(b), want) {
+		t.Errorf("PUT with ttl=60 answered %s, want %s", b, want)
+	}
+}
