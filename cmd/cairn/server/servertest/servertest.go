@@ -5,13 +5,12 @@
 //	s := servertest.Start(t, nil)
 //	resp, err := s.Client.Get(s.URL + "/v2/keys/x")
 //
-// Members of one cluster: start the first, then the others with
-// c.Peers = []string{first.PeerAddr()} and c.CAFile = first's
-// DevPKI().CAFile (so they share its CA).
+// StartCluster starts members that form one cluster.
 package servertest
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -88,4 +87,45 @@ func Start(t testing.TB, edit func(*server.Config), opts ...server.Option) *Serv
 		clustertest.WaitFor(t, 20*time.Second, "a leader", func() bool { return s.Node().Status().LeaderID != 0 })
 	}
 	return ts
+}
+
+// StartCluster starts n members, n0 to n<n-1>, that form one cluster: the
+// first alone, the others joining through it with node certificates from
+// its development CA. edit, when not nil, changes member i's configuration.
+// Every member's Client and ClientFiles are the first's root client (one
+// CA), and StartCluster returns once every member knows all n by name and
+// a leader.
+func StartCluster(t testing.TB, n int, edit func(i int, c *server.Config), opts ...server.Option) []*Server {
+	t.Helper()
+	out := make([]*Server, n)
+	for i := range n {
+		out[i] = Start(t, func(c *server.Config) {
+			c.Name = fmt.Sprintf("n%d", i)
+			if i > 0 {
+				c.Peers = []string{out[0].PeerAddr()}
+				c.CAFile = out[0].DevPKI().CAFile
+			}
+			if edit != nil {
+				edit(i, c)
+			}
+		}, opts...)
+		if i > 0 {
+			out[i].Client, out[i].ClientFiles = out[0].Client, out[0].ClientFiles
+		}
+	}
+	clustertest.WaitFor(t, 30*time.Second, fmt.Sprintf("%d named members and a leader", n), func() bool {
+		for _, s := range out {
+			ms := s.Node().Members()
+			if len(ms) != n || s.Node().Status().LeaderID == 0 {
+				return false
+			}
+			for _, m := range ms {
+				if m.Name == "" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return out
 }
