@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -287,4 +288,19 @@ func TestWithClock(t *testing.T) {
 	if want := `"expiration":"2030-01-02T03:05:05Z","ttl":60`; !strings.Contains(string(b), want) {
 		t.Errorf("PUT with ttl=60 answered %s, want %s", b, want)
 	}
+}
+
+// Close leaves no goroutine of the member behind.
+func TestCloseLeavesNoGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	s, err := server.New(servertest.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	clustertest.WaitFor(t, 20*time.Second, "a leader", func() bool { return s.Node().Status().LeaderID != 0 })
+	s.Close()
+	<-done
+	clustertest.WaitFor(t, 10*time.Second, "the member's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
