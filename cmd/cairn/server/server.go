@@ -162,7 +162,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	s.log.Info("serving the etcd v2 API", "url", s.clientURL, "bind", s.clientLn.Addr().String(), "data_dir", s.cfg.DataDir)
+	s.log.Info("serving the etcd v2 API", "url", s.clientURL, "bind", s.clientLn.Addr().String(), "peer", s.peerAddr, "data_dir", s.cfg.DataDir)
 	if s.metricsLn != nil {
 		s.log.Info("serving /metrics and /health over plain HTTP", "addr", s.metricsLn.Addr().String())
 	}
