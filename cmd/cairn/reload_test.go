@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
 // TestOpenSSLRevocationRecipe runs the openssl recipe of docs/security.md
@@ -39,7 +40,7 @@ func TestOpenSSLRevocationRecipe(t *testing.T) {
 		}
 	}
 	path := func(name string) string { return filepath.Join(dir, name) }
-	node, err := tlsauth.LoadMaterial(tlsauth.Files{CAFile: path("ca.crt"), CertFile: path("n1.crt"), KeyFile: path("n1.key"), CRLFile: path("ca.crl")})
+	node, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: path("ca.crt"), CertFile: path("n1.crt"), KeyFile: path("n1.key"), CRLFile: path("ca.crl")})
 	if err != nil {
 		t.Fatalf("load the node's material with the CRL: %v", err)
 	}
@@ -47,15 +48,15 @@ func TestOpenSSLRevocationRecipe(t *testing.T) {
 		client  string
 		revoked bool
 	}{{"alice", true}, {"bob", false}} {
-		m, err := tlsauth.LoadMaterial(tlsauth.Files{CAFile: path("ca.crt"), CertFile: path(tc.client + ".crt"), KeyFile: path(tc.client + ".key")})
+		m, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: path("ca.crt"), CertFile: path(tc.client + ".crt"), KeyFile: path(tc.client + ".key")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cli := m.ClientConfig(tlsauth.Options{})
+		cli := m.ClientConfig(tlsconf.Options{})
 		cli.ServerName = "10.0.0.1"
-		r := tlsHandshake(t, node.ServerConfig(tlsauth.Options{}), cli)
-		if got := errors.Is(r.serverErr, tlsauth.ErrRevoked); got != tc.revoked {
-			t.Errorf("%s: server error %v, want revoked %v", tc.client, r.serverErr, tc.revoked)
+		r := tlstest.Handshake(t, node.ServerConfig(tlsconf.Options{}), cli)
+		if got := errors.Is(r.ServerErr, tlsconf.ErrRevoked); got != tc.revoked {
+			t.Errorf("%s: server error %v, want revoked %v", tc.client, r.ServerErr, tc.revoked)
 		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // newTLSListener is the client port's listener, for the tests that serve
@@ -54,7 +54,7 @@ func TestServeCommand(t *testing.T) {
 	if !strings.HasPrefix(url, "https://127.0.0.1:") || strings.HasSuffix(url, ":0") {
 		t.Fatalf("serve printed URL %q, want the port it got", url)
 	}
-	tc, err := tlsauth.ClientConfigFromFiles(tlsauth.Files{CAFile: dataDir + "/pki/ca.crt", CertFile: dataDir + "/pki/client.crt", KeyFile: dataDir + "/pki/client.key"})
+	tc, err := tlsconf.ClientConfigFromFiles(tlsconf.Files{CAFile: dataDir + "/pki/ca.crt", CertFile: dataDir + "/pki/client.crt", KeyFile: dataDir + "/pki/client.key"})
 	if err != nil {
 		t.Fatal(err)
 	}

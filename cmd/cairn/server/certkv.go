@@ -8,23 +8,23 @@ import (
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/store"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/managed"
 )
 
-// certKV is tlsauth.KV on a cluster member: writes are raft proposals
+// certKV is managed.KV on a cluster member: writes are raft proposals
 // (forwarded to the leader from a follower), reads wait for ReadBarrier
 // and then read the local replica, so they are linearizable.
 type certKV struct{ n *cluster.Node }
 
-var _ tlsauth.KV = certKV{}
+var _ managed.KV = certKV{}
 
-func (k certKV) Get(ctx context.Context, key string, recursive bool) (tlsauth.KVEntry, error) {
+func (k certKV) Get(ctx context.Context, key string, recursive bool) (managed.KVEntry, error) {
 	if err := k.n.ReadBarrier(ctx); err != nil {
-		return tlsauth.KVEntry{}, err
+		return managed.KVEntry{}, err
 	}
 	ev, err := k.n.Store().Get(key, recursive, true, time.Now())
 	if err != nil {
-		return tlsauth.KVEntry{}, certKVError(err)
+		return managed.KVEntry{}, certKVError(err)
 	}
 	return certKVEntry(ev.Node), nil
 }
@@ -89,17 +89,17 @@ func certKVError(err error) error {
 	}
 	switch se.ErrorCode {
 	case store.EcodeKeyNotFound:
-		return fmt.Errorf("%w: %v", tlsauth.ErrKVNotFound, err)
+		return fmt.Errorf("%w: %v", managed.ErrKVNotFound, err)
 	case store.EcodeNodeExist:
-		return fmt.Errorf("%w: %v", tlsauth.ErrKVExists, err)
+		return fmt.Errorf("%w: %v", managed.ErrKVExists, err)
 	case store.EcodeTestFailed:
-		return fmt.Errorf("%w: %v", tlsauth.ErrKVCompareFailed, err)
+		return fmt.Errorf("%w: %v", managed.ErrKVCompareFailed, err)
 	}
 	return err
 }
 
-func certKVEntry(n *store.NodeExtern) tlsauth.KVEntry {
-	e := tlsauth.KVEntry{Key: n.Key, Dir: n.Dir, CreatedIndex: n.CreatedIndex, ModifiedIndex: n.ModifiedIndex}
+func certKVEntry(n *store.NodeExtern) managed.KVEntry {
+	e := managed.KVEntry{Key: n.Key, Dir: n.Dir, CreatedIndex: n.CreatedIndex, ModifiedIndex: n.ModifiedIndex}
 	if n.Value != nil {
 		e.Value = *n.Value
 	}

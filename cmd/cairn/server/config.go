@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
 // Config is every setting of a Cairn member. Each field is one key of the
@@ -221,7 +221,7 @@ func (c *Config) complete() error {
 	if c.TLSMinVersion != "1.3" && c.TLSMinVersion != "1.2" {
 		bad("tls.min_version: %q is not one of 1.3, 1.2", c.TLSMinVersion)
 	}
-	if _, err := tlsauth.ParseValidity(c.TLSServingValidity); err != nil {
+	if _, err := pki.ParseValidity(c.TLSServingValidity); err != nil {
 		bad("tls.serving_cert_validity: %v", err)
 	}
 	if c.ACMETLSALPNPort < 0 || c.ACMETLSALPNPort > 65535 {

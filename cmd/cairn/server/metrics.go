@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // newMetricsServer is the plain-HTTP metrics port (metrics_addr): /metrics
@@ -43,12 +43,12 @@ type certExpiry struct {
 	desc                   *prometheus.Desc
 	serving                *tls.Config
 	hello                  func() *tls.ClientHelloInfo
-	material, peerMaterial *tlsauth.Material
+	material, peerMaterial *tlsconf.Material
 }
 
 // newCertExpiry measures the serving certificate as a client dialing
 // advertised (host:port) at the client port bound gets it.
-func newCertExpiry(bound net.Addr, advertised string, serving *tls.Config, material, peerMaterial *tlsauth.Material) *certExpiry {
+func newCertExpiry(bound net.Addr, advertised string, serving *tls.Config, material, peerMaterial *tlsconf.Material) *certExpiry {
 	host, _, _ := net.SplitHostPort(advertised)
 	local := bound
 	ip := net.ParseIP(host)

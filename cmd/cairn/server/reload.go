@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // newReloader makes the TLS material of both ports revocable and
@@ -16,11 +16,11 @@ import (
 //
 // It is called before the peer port listens, so no handshake goes
 // unchecked by the CRLs.
-func newReloader(cfg Config, logger *slog.Logger, material, peerMaterial *tlsauth.Material) (*tlsauth.Reloader, error) {
+func newReloader(cfg Config, logger *slog.Logger, material, peerMaterial *tlsconf.Material) (*tlsconf.Reloader, error) {
 	if err := setCRLs(cfg, material, peerMaterial); err != nil {
 		return nil, err
 	}
-	r := tlsauth.NewReloader(logger)
+	r := tlsconf.NewReloader(logger)
 	r.Add("client port", material)
 	r.Add("peer port", peerMaterial)
 	return r, nil
@@ -28,15 +28,15 @@ func newReloader(cfg Config, logger *slog.Logger, material, peerMaterial *tlsaut
 
 // watchTLS reloads the files of r when one changes (watched through its
 // directory, after a short quiet period) until ctx ends.
-func watchTLS(ctx context.Context, r *tlsauth.Reloader, logger *slog.Logger) {
-	if err := r.Watch(ctx, tlsauth.WatchOptions{}); err != nil {
+func watchTLS(ctx context.Context, r *tlsconf.Reloader, logger *slog.Logger) {
+	if err := r.Watch(ctx, tlsconf.WatchOptions{}); err != nil {
 		logger.Warn("TLS files are not watched for changes; send SIGHUP to reload them", "err", err)
 	}
 }
 
 // setCRLs adds the configured CRL files to the materials. A material that
 // serves both ports has one CRL: its CA's.
-func setCRLs(cfg Config, material, peerMaterial *tlsauth.Material) error {
+func setCRLs(cfg Config, material, peerMaterial *tlsconf.Material) error {
 	if cfg.CRLFile != "" {
 		if err := material.SetCRLFile(cfg.CRLFile); err != nil {
 			return fmt.Errorf("crl_file: %w", err)

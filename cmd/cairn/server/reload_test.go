@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 func TestConfigRevocationAndTimeoutKeys(t *testing.T) {
@@ -46,7 +47,7 @@ func TestConfigRevocationAndTimeoutKeys(t *testing.T) {
 // configuration it cannot honor, fails with the reason.
 func TestReloaderSetup(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := tlsauth.NewCA("cairn.internal", time.Hour)
+	ca, err := pki.NewCA("cairn.internal", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,8 +59,8 @@ func TestReloaderSetup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := tlsauth.Files{CAFile: caFile, CertFile: filepath.Join(dir, "n1.crt"), KeyFile: filepath.Join(dir, "n1.key")}
-	if err := tlsauth.WritePair(iss, files.CertFile, files.KeyFile); err != nil {
+	files := tlsconf.Files{CAFile: caFile, CertFile: filepath.Join(dir, "n1.crt"), KeyFile: filepath.Join(dir, "n1.key")}
+	if err := pki.WritePair(iss, files.CertFile, files.KeyFile); err != nil {
 		t.Fatal(err)
 	}
 	crl, err := ca.RevocationList(1, nil, time.Hour)
@@ -85,13 +86,13 @@ func TestReloaderSetup(t *testing.T) {
 		{"bad peer CRL", "", caFile, true, "peer.crl_file (default: crl_file): tlsauth: load CRL file"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			m, err := tlsauth.LoadMaterial(files)
+			m, err := tlsconf.LoadMaterial(files)
 			if err != nil {
 				t.Fatal(err)
 			}
 			peer := m
 			if tc.ownPeer {
-				if peer, err = tlsauth.LoadMaterial(files); err != nil {
+				if peer, err = tlsconf.LoadMaterial(files); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -15,7 +15,8 @@ import (
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/dnsserver"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // shutdownTimeout bounds each step of Close that waits for others: HTTP
@@ -67,8 +68,8 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // goroutines started by New
 
-	dev       *tlsauth.DevPKI
-	reloader  *tlsauth.Reloader
+	dev       *pki.Dev
+	reloader  *tlsconf.Reloader
 	clientLn  net.Listener
 	clientURL string
 	peerAddr  string // advertised
@@ -264,7 +265,7 @@ func (s *Server) MetricsAddr() string {
 // DevPKI is the development PKI this server made or uses (its client
 // certificate reaches the server), or nil when certificates are
 // configured.
-func (s *Server) DevPKI() *tlsauth.DevPKI { return s.dev }
+func (s *Server) DevPKI() *pki.Dev { return s.dev }
 
 // NewLogger is the logger of a member with cfg's log.format, log.level and
 // name, writing to w.

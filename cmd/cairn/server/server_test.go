@@ -19,7 +19,8 @@ import (
 	"github.com/cairnkv/cairn/cluster/clustertest"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // A member on port 0 everywhere advertises the ports it got and serves
@@ -229,11 +230,11 @@ func TestRunAndClose(t *testing.T) {
 // The expiry metric follows a reload of the certificate files.
 func TestCertExpiryFollowsReload(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := tlsauth.NewCA("cairn.internal", 48*time.Hour)
+	ca, err := pki.NewCA("cairn.internal", 48*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := tlsauth.Files{CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, "n.crt"), KeyFile: filepath.Join(dir, "n.key")}
+	files := tlsconf.Files{CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, "n.crt"), KeyFile: filepath.Join(dir, "n.key")}
 	if err := ca.WriteFiles(files.CAFile, filepath.Join(dir, "ca.key")); err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func TestCertExpiryFollowsReload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tlsauth.WritePair(iss, files.CertFile, files.KeyFile); err != nil {
+		if err := pki.WritePair(iss, files.CertFile, files.KeyFile); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,7 +15,8 @@ import (
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/dnsserver"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // The steps of New, in order. Each registers with onClose what undoes it,
@@ -45,8 +46,8 @@ func (s *Server) start() error {
 
 // tlsSetup is the TLS material of both ports.
 type tlsSetup struct {
-	material, peer *tlsauth.Material // the same when the peer port has no files of its own
-	opts           tlsauth.Options
+	material, peer *tlsconf.Material // the same when the peer port has no files of its own
+	opts           tlsconf.Options
 }
 
 // loadTLS loads the certificate files (making the development PKI on a
@@ -58,17 +59,17 @@ func (s *Server) loadTLS() (tlsSetup, error) {
 		return tlsSetup{}, err
 	}
 	s.dev = dev
-	minVersion, err := tlsauth.ParseMinVersion(cfg.TLSMinVersion)
+	minVersion, err := tlsconf.ParseMinVersion(cfg.TLSMinVersion)
 	if err != nil {
 		return tlsSetup{}, fmt.Errorf("tls.min_version: %w", err)
 	}
-	t := tlsSetup{opts: tlsauth.Options{MinVersion: minVersion, Logger: s.log}}
-	if t.material, err = tlsauth.LoadMaterial(files); err != nil {
+	t := tlsSetup{opts: tlsconf.Options{MinVersion: minVersion, Logger: s.log}}
+	if t.material, err = tlsconf.LoadMaterial(files); err != nil {
 		return tlsSetup{}, err
 	}
 	t.peer = t.material
 	if pf := peerFiles(cfg, files); pf != files {
-		if t.peer, err = tlsauth.LoadMaterial(pf); err != nil {
+		if t.peer, err = tlsconf.LoadMaterial(pf); err != nil {
 			return tlsSetup{}, fmt.Errorf("peer TLS: %w", err)
 		}
 	}
@@ -134,7 +135,7 @@ func (s *Server) startNode(t tlsSetup, reg *prometheus.Registry) error {
 // (certs.go); and their expiry metric.
 func (s *Server) startCerts(t tlsSetup, reg *prometheus.Registry) error {
 	cfg := s.cfg
-	validity, err := tlsauth.ParseValidity(cfg.TLSServingValidity)
+	validity, err := pki.ParseValidity(cfg.TLSServingValidity)
 	if err != nil {
 		return fmt.Errorf("tls.serving_cert_validity: %w", err)
 	}

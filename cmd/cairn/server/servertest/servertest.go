@@ -17,7 +17,7 @@ import (
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // Server is a running member and a client that reaches it.
@@ -30,7 +30,7 @@ type Server struct {
 	Client *http.Client
 	// ClientFiles are that certificate's files, for clients made otherwise
 	// (etcd's Go client, cairn's client commands, curl).
-	ClientFiles tlsauth.Files
+	ClientFiles tlsconf.Files
 }
 
 // Config is the configuration Start uses before edit: the defaults with
@@ -75,8 +75,8 @@ func Start(t testing.TB, edit func(*server.Config), opts ...server.Option) *Serv
 	})
 	ts := &Server{Server: s, URL: s.ClientURL()}
 	if dev := s.DevPKI(); dev != nil {
-		ts.ClientFiles = dev.ClientFiles()
-		tc, err := tlsauth.ClientConfigFromFiles(ts.ClientFiles)
+		ts.ClientFiles = tlsconf.DevClientFiles(*dev)
+		tc, err := tlsconf.ClientConfigFromFiles(ts.ClientFiles)
 		if err != nil {
 			t.Fatalf("servertest: client certificate: %v", err)
 		}
