@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/cluster/clustertest"
+	polling "github.com/cairnkv/cairn/cluster/clustertest/poll" // kv_test.go has a func poll
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
@@ -60,7 +60,7 @@ func TestServeCommand(t *testing.T) {
 	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
-	clustertest.WaitFor(t, 20*time.Second, "a healthy member", func() bool {
+	polling.Until(t, 20*time.Second, "a healthy member", func() bool {
 		resp, err := client.Get(url + "/health")
 		if err != nil {
 			return false

