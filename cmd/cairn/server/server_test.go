@@ -290,7 +290,6 @@ func TestWithClock(t *testing.T) {
 	}
 }
 
-
 // plain is the client of the metrics port; it keeps no connection open
 // after a test.
 var plain = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
