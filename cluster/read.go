@@ -50,7 +50,10 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	commit := n.raft.CommitIndex()
-	if err := n.verify.do(ctx); err != nil {
+	if err := n.verify.do(ctx, n.stop, &n.wg); err != nil {
+		if errors.Is(err, ErrTimeout) || errors.Is(err, ErrStopped) {
+			return 0, err
+		}
 		return 0, raftError(err)
 	}
 	return commit, nil
@@ -92,6 +95,14 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 // verifier coalesces leadership confirmations: a caller joins the next round
 // that has not started yet, so every confirmation it gets began after it
 // arrived, and one quorum round-trip serves many concurrent reads.
+//
+// Rounds run in a goroutine that the node's stop ends and its WaitGroup
+// counts: hashicorp/raft answers a VerifyLeader future only from its main
+// loop, and one still queued when raft shuts down is never answered (raft
+// sets no ShutdownCh on it), so the round in flight must end before raft
+// stops. Node.Shutdown closes stop, waits for the WaitGroup, then stops
+// raft: the loop starts no round once stop is closed, and raft, still
+// running, answers the one in flight.
 type verifier struct {
 	check   func() error
 	mu      sync.Mutex
@@ -106,37 +117,65 @@ type verifyRound struct {
 
 func newVerifier(check func() error) *verifier { return &verifier{check: check} }
 
-func (v *verifier) do(ctx context.Context) error {
+// do returns the result of a round of check that starts after it is
+// called, ErrTimeout when ctx ends first, or ErrStopped once stop is
+// closed. A loop it starts is counted in wg.
+func (v *verifier) do(ctx context.Context, stop <-chan struct{}, wg *sync.WaitGroup) error {
 	v.mu.Lock()
+	if !v.running {
+		if stopped(stop) {
+			v.mu.Unlock()
+			return ErrStopped
+		}
+		v.running = true
+		wg.Add(1)
+		go v.loop(stop, wg)
+	}
 	if v.next == nil {
 		v.next = &verifyRound{done: make(chan struct{})}
 	}
 	rd := v.next
-	if !v.running {
-		v.running = true
-		go v.loop()
-	}
 	v.mu.Unlock()
 	select {
 	case <-rd.done:
 		return rd.err
 	case <-ctx.Done():
 		return ErrTimeout
+	case <-stop:
+		return ErrStopped
 	}
 }
 
-func (v *verifier) loop() {
+// loop runs rounds while callers wait for one and the node runs. It looks
+// at stop after wg.Add, before each round: when Shutdown's wait missed
+// that Add, stop was closed before it, and no round starts.
+func (v *verifier) loop(stop <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
 	for {
 		v.mu.Lock()
 		rd := v.next
 		v.next = nil
-		if rd == nil {
+		if rd == nil || stopped(stop) {
 			v.running = false
 			v.mu.Unlock()
+			if rd != nil {
+				rd.err = ErrStopped
+				close(rd.done)
+			}
 			return
 		}
 		v.mu.Unlock()
 		rd.err = v.check()
 		close(rd.done)
+	}
+}
+
+// stopped reports whether ch is closed.
+func stopped(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
