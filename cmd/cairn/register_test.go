@@ -14,8 +14,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/cairnkv/cairn/cluster/clustertest"
+	polling "github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/store"
 )
@@ -241,10 +242,8 @@ func (s *syncBuffer) String() string {
 // single-node cluster: it registers, and deregisters when its context ends
 // (what SIGTERM and SIGINT do in main).
 func TestRegisterCommand(t *testing.T) {
-	dataDir, dev := newDevPKI(t)
-	c := clustertest.New(t, 1)
-	c.Leader()
-	url := startMember(t, dev, c.Node(0))
+	s := servertest.Start(t, nil)
+	url, dataDir := s.URL, s.Config().DataDir
 	const key = "/skydns/internal/cairn/web/web-1"
 
 	var stdout, stderr syncBuffer
@@ -257,7 +256,7 @@ func TestRegisterCommand(t *testing.T) {
 	go func() { done <- root.ExecuteContext(ctx) }()
 
 	get := func() (string, bool) {
-		ev, err := c.Node(0).Store().Get(key, false, false, time.Now())
+		ev, err := s.Node().Store().Get(key, false, false, time.Now())
 		var se *store.Error
 		if errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound {
 			return "", false
@@ -267,31 +266,28 @@ func TestRegisterCommand(t *testing.T) {
 		}
 		return *ev.Node.Value, true
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for range tick.C {
-		// The key can be applied before the sidecar has read the answer:
-		// wait for both, or cancelling may interrupt the registration.
-		if v, ok := get(); ok && strings.Contains(stderr.String(), "msg=registered") {
-			if v != `{"host":"10.0.0.5","port":8080}` {
-				t.Fatalf("%s = %s", key, v)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not registered within 10 s; log:\n%s", stderr.String())
-		}
+	// The key can be applied before the sidecar has read the answer: wait
+	// for both, or cancelling may interrupt the registration.
+	polling.Until(t, 10*time.Second, "the registration and its log line", func() bool {
+		_, ok := get()
+		return ok && strings.Contains(stderr.String(), "msg=registered")
+	})
+	if v, _ := get(); v != `{"host":"10.0.0.5","port":8080}` {
+		t.Fatalf("%s = %s", key, v)
 	}
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("cairn register: %v", err)
+	var err error
+	polling.Until(t, 10*time.Second, "cairn register to return once its context ended", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("cairn register did not return within 10 s of its context ending")
+	})
+	if err != nil {
+		t.Fatalf("cairn register: %v", err)
 	}
 	if _, ok := get(); ok {
 		t.Errorf("%s still registered after cairn register returned", key)
