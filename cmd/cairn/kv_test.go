@@ -419,12 +419,11 @@ func TestKVWatchHistoryCleared(t *testing.T) {
 	polling.Until(t, 10*time.Second, "the warning", func() bool { return strings.Contains(b.stderr.String(), "Warning:") })
 	putKey(t, url, dev, "set", "/h", "new") // 6
 	polling.Until(t, 10*time.Second, "the watch to resume and report the change", b.finished)
-	var r [3]any
-	r[0], r[1], r[2] = b.stop()
+	stdout, stderr, code := b.stop()
 	want := "Warning: the changes from index 2 on have left the history of " + url +
 		" (the requested history has been cleared [4/2]); changes up to index 5 are lost: watching from index 6\n"
-	if r[0] != "new\n" || r[1] != want || r[2] != 0 {
-		t.Errorf("exit %v, stdout %q, stderr %q; want %q", r[2], r[0], r[1], want)
+	if stdout != "new\n" || stderr != want || code != 0 {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
 	}
 }
 
