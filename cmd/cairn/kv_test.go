@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	polling "github.com/cairnkv/cairn/cluster/clustertest/poll"
+	polling "github.com/cairnkv/cairn/cluster/clustertest/poll" // the package has a func poll, below
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/tlsauth/pki"
@@ -35,6 +35,13 @@ func startKVNode(t *testing.T, historySize int) (*servertest.Server, pki.Dev) {
 		}
 	}, server.WithClock(func() time.Time { return kvNow }))
 	return s, *s.DevPKI()
+}
+
+// poll is poll.Until with 10 s, left for status_test.go until it waits
+// with poll.Until itself: delete it then, and the polling aliases.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	polling.Until(t, 10*time.Second, what, cond)
 }
 
 // kvRun is one in-process run of the command line.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	polling "github.com/cairnkv/cairn/cluster/clustertest/poll"
+	polling "github.com/cairnkv/cairn/cluster/clustertest/poll" // kv_test.go has a func poll
 	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/discovery"
@@ -247,13 +247,12 @@ func (s *syncBuffer) String() string {
 // single-node cluster: it registers, and deregisters when its context ends
 // (what SIGTERM and SIGINT do in main).
 func TestRegisterCommand(t *testing.T) {
-	s := servertest.Start(t, nil)
-	url, dataDir := s.URL, s.Config().DataDir
+	srv := servertest.Start(t, nil)
 	const key = "/skydns/internal/cairn/web/web-1"
 
 	var stdout, stderr syncBuffer
-	root := newRootCmd(&stdout, &stderr, []string{"CAIRN_DATA_DIR=" + dataDir})
-	root.SetArgs([]string{"register", "--endpoints", url, "--service", "web", "--instance", "web-1",
+	root := newRootCmd(&stdout, &stderr, []string{"CAIRN_DATA_DIR=" + srv.Config().DataDir})
+	root.SetArgs([]string{"register", "--endpoints", srv.URL, "--service", "web", "--instance", "web-1",
 		"--host", "10.0.0.5", "--port", "8080", "--ttl", "5s"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -261,7 +260,7 @@ func TestRegisterCommand(t *testing.T) {
 	go func() { done <- root.ExecuteContext(ctx) }()
 
 	get := func() (string, bool) {
-		ev, err := s.Node().Store().Get(key, false, false, time.Now())
+		ev, err := srv.Node().Store().Get(key, false, false, time.Now())
 		var se *store.Error
 		if errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound {
 			return "", false
@@ -282,17 +281,13 @@ func TestRegisterCommand(t *testing.T) {
 	}
 
 	cancel()
-	var err error
-	polling.Until(t, 10*time.Second, "cairn register to return once its context ended", func() bool {
-		select {
-		case err = <-done:
-			return true
-		default:
-			return false
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("cairn register: %v", err)
 		}
-	})
-	if err != nil {
-		t.Fatalf("cairn register: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("cairn register did not return within 10 s of its context ending")
 	}
 	if _, ok := get(); ok {
 		t.Errorf("%s still registered after cairn register returned", key)

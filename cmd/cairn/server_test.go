@@ -13,20 +13,15 @@ import (
 	"testing"
 	"time"
 
-	polling "github.com/cairnkv/cairn/cluster/clustertest/poll" // while func poll is here
+	polling "github.com/cairnkv/cairn/cluster/clustertest/poll" // kv_test.go has a func poll
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
-// newTLSListener and poll are left for status_test.go, which another
-// change moves to servertest and poll.Until: delete them then.
+// newTLSListener is the client port's listener, for the tests that serve
+// a handler as cairn serve does.
 func newTLSListener(ln net.Listener, conf *tls.Config) net.Listener {
 	return server.NewTLSListener(ln, conf)
-}
-
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	polling.Until(t, 10*time.Second, what, cond)
 }
 
 // TestServeCommand runs `cairn serve` as a user would, on free ports: it
