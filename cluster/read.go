@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // ReadBarrier returns once a read of the local store is linearizable: this
@@ -50,7 +53,8 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	commit := n.raft.CommitIndex()
-	if err := n.verify.do(ctx, n.stop, &n.wg); err != nil {
+	scope := verifyScope{stop: n.stop, wg: &n.wg, raftDown: func() bool { return n.raft.State() == raft.Shutdown }}
+	if err := n.verify.do(ctx, scope); err != nil {
 		if errors.Is(err, ErrTimeout) || errors.Is(err, ErrStopped) {
 			return 0, err
 		}
@@ -96,13 +100,15 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 // that has not started yet, so every confirmation it gets began after it
 // arrived, and one quorum round-trip serves many concurrent reads.
 //
-// Rounds run in a goroutine that the node's stop ends and its WaitGroup
-// counts: hashicorp/raft answers a VerifyLeader future only from its main
-// loop, and one still queued when raft shuts down is never answered (raft
-// sets no ShutdownCh on it), so the round in flight must end before raft
-// stops. Node.Shutdown closes stop, waits for the WaitGroup, then stops
-// raft: the loop starts no round once stop is closed, and raft, still
-// running, answers the one in flight.
+// hashicorp/raft answers a VerifyLeader future only from its main loop, and
+// one still queued when raft shuts down is never answered (raft sets no
+// ShutdownCh on it). So the loop that runs rounds is counted in the node's
+// WaitGroup and starts no round once the node's stop is closed:
+// Node.Shutdown closes stop and waits for the WaitGroup before it stops
+// raft, and raft, still running, answers the round in flight. Raft can also
+// stop on its own (a member removed from the configuration shuts it down);
+// a round queued then is never answered, and the loop, once stop is closed,
+// gives up on it rather than hold Shutdown for good.
 type verifier struct {
 	check   func() error
 	mu      sync.Mutex
@@ -115,21 +121,32 @@ type verifyRound struct {
 	err  error
 }
 
+// verifyScope is what a verifier needs of the node that owns it.
+type verifyScope struct {
+	stop     <-chan struct{} // closed when the node stops
+	wg       *sync.WaitGroup // the node's: Shutdown waits for it before raft stops
+	raftDown func() bool     // raft has shut down (it answers nothing more)
+}
+
+// raftDownPoll is how often a loop told to stop looks whether raft has
+// shut down under a round in flight: raft has no channel that says so.
+const raftDownPoll = 5 * time.Millisecond
+
 func newVerifier(check func() error) *verifier { return &verifier{check: check} }
 
 // do returns the result of a round of check that starts after it is
-// called, ErrTimeout when ctx ends first, or ErrStopped once stop is
-// closed. A loop it starts is counted in wg.
-func (v *verifier) do(ctx context.Context, stop <-chan struct{}, wg *sync.WaitGroup) error {
+// called, ErrTimeout when ctx ends first, or ErrStopped once the node
+// stops.
+func (v *verifier) do(ctx context.Context, sc verifyScope) error {
 	v.mu.Lock()
 	if !v.running {
-		if stopped(stop) {
+		if stopped(sc.stop) {
 			v.mu.Unlock()
 			return ErrStopped
 		}
 		v.running = true
-		wg.Add(1)
-		go v.loop(stop, wg)
+		sc.wg.Add(1)
+		go v.loop(sc)
 	}
 	if v.next == nil {
 		v.next = &verifyRound{done: make(chan struct{})}
@@ -141,7 +158,7 @@ func (v *verifier) do(ctx context.Context, stop <-chan struct{}, wg *sync.WaitGr
 		return rd.err
 	case <-ctx.Done():
 		return ErrTimeout
-	case <-stop:
+	case <-sc.stop:
 		return ErrStopped
 	}
 }
@@ -149,13 +166,13 @@ func (v *verifier) do(ctx context.Context, stop <-chan struct{}, wg *sync.WaitGr
 // loop runs rounds while callers wait for one and the node runs. It looks
 // at stop after wg.Add, before each round: when Shutdown's wait missed
 // that Add, stop was closed before it, and no round starts.
-func (v *verifier) loop(stop <-chan struct{}, wg *sync.WaitGroup) {
-	defer wg.Done()
+func (v *verifier) loop(sc verifyScope) {
+	defer sc.wg.Done()
 	for {
 		v.mu.Lock()
 		rd := v.next
 		v.next = nil
-		if rd == nil || stopped(stop) {
+		if rd == nil || stopped(sc.stop) {
 			v.running = false
 			v.mu.Unlock()
 			if rd != nil {
@@ -165,8 +182,33 @@ func (v *verifier) loop(stop <-chan struct{}, wg *sync.WaitGroup) {
 			return
 		}
 		v.mu.Unlock()
-		rd.err = v.check()
+		rd.err = v.round(sc)
 		close(rd.done)
+	}
+}
+
+// round runs check. Until stop is closed it waits for the answer; then
+// only while raft runs, since one that has shut down will not answer (the
+// goroutine waiting on it stays: raft leaves it no way out).
+func (v *verifier) round(sc verifyScope) error {
+	res := make(chan error, 1)
+	go func() { res <- v.check() }()
+	select {
+	case err := <-res:
+		return err
+	case <-sc.stop:
+	}
+	tick := time.NewTicker(raftDownPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-res:
+			return err
+		case <-tick.C:
+			if sc.raftDown() {
+				return ErrStopped
+			}
+		}
 	}
 }
 

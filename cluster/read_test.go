@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,5 +101,38 @@ func TestVerifierStopsWithNode(t *testing.T) {
 	}
 	if err := <-read; !errors.Is(err, ErrStopped) {
 		t.Errorf("read during Shutdown: %v, want ErrStopped", err)
+	}
+}
+
+// TestVerifierGivesUpOnStoppedRaft: raft can shut down on its own (a
+// member removed from the configuration does), and a round queued then is
+// never answered. Once the node stops, the verifier gives up on it rather
+// than hold Shutdown, which waits for it, for good.
+func TestVerifierGivesUpOnStoppedRaft(t *testing.T) {
+	never := make(chan struct{}) // raft's answer; closed only to end the fake
+	defer close(never)
+	queued := make(chan struct{})
+	v := newVerifier(func() error {
+		close(queued)
+		<-never
+		return nil
+	})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var down atomic.Bool
+	sc := verifyScope{stop: stop, wg: &wg, raftDown: down.Load}
+	read := make(chan error, 1)
+	go func() { read <- v.do(context.Background(), sc) }()
+	<-queued
+
+	down.Store(true) // raft shut itself down under the round
+	close(stop)      // then Node.Shutdown: stop, wait for the WaitGroup
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	poll.Until(t, waitTimeout, "the verifier to give up on a round raft will not answer", func() bool {
+		return stopped(waited)
+	})
+	if err := <-read; !errors.Is(err, ErrStopped) {
+		t.Errorf("read: %v, want ErrStopped", err)
 	}
 }
