@@ -8,8 +8,15 @@ import (
 
 // DefaultHistorySize is the number of events kept for watches from a past
 // index: far above etcd's hard-coded 1000, so a quiet watcher is not evicted
-// by unrelated traffic. Memory, not count, is the real bound.
+// by unrelated traffic. DefaultHistoryBytes bounds the memory.
 const DefaultHistorySize = 100_000
+
+// DefaultHistoryBytes bounds the bytes of the events kept for watches (keys,
+// values, previous values and a fixed overhead per event): 64 MiB holds the
+// whole DefaultHistorySize window of small values (about 400 bytes an
+// event), while large values shorten the window instead of pinning memory
+// (300 writes of 1 MB no longer hold 600 MB).
+const DefaultHistoryBytes = 64 << 20
 
 // DefaultWatchBuffer is how many events a stream watcher may have queued
 // before it is closed with ErrWatcherOverflow (and resumed from history).
@@ -20,6 +27,12 @@ type Config struct {
 	// HistorySize is the number of events kept for watches; 0 means
 	// DefaultHistorySize.
 	HistorySize int
+	// HistoryBytes bounds the size of the events kept for watches; 0 means
+	// DefaultHistoryBytes. The oldest events are dropped when either bound
+	// is exceeded (the newest is always kept), and a watch from an index
+	// older than what is kept gets error 401. Replicas must share both
+	// bounds to keep the same window.
+	HistoryBytes int64
 	// WatchBuffer is the per-stream-watcher buffer; 0 means DefaultWatchBuffer.
 	WatchBuffer int
 }
@@ -50,12 +63,15 @@ func New(cfg Config) *Store {
 	if cfg.HistorySize <= 0 {
 		cfg.HistorySize = DefaultHistorySize
 	}
+	if cfg.HistoryBytes <= 0 {
+		cfg.HistoryBytes = DefaultHistoryBytes
+	}
 	if cfg.WatchBuffer <= 0 {
 		cfg.WatchBuffer = DefaultWatchBuffer
 	}
 	return &Store{
 		root: newDir("/", 0, nil, time.Time{}),
-		hub:  newWatcherHub(cfg.HistorySize, cfg.WatchBuffer),
+		hub:  newWatcherHub(newEventHistory(cfg.HistorySize, cfg.HistoryBytes), cfg.WatchBuffer),
 		cfg:  cfg,
 	}
 }
@@ -80,6 +96,14 @@ func (s *Store) HistoryRange() (start, last uint64) {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	return s.hub.history.start, s.hub.history.last
+}
+
+// HistoryUsage is the number of events kept for watches and their size as
+// Config.HistoryBytes counts it.
+func (s *Store) HistoryUsage() (events int, bytes int64) {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return s.hub.history.size, s.hub.history.bytes
 }
 
 // cleanPath is etcd's path.Clean(path.Join("/", p)).
