@@ -37,11 +37,24 @@ const (
 	maxUint16      = math.MaxUint16
 	maxTargetStrip = 127
 	maxHostname    = 253
+	// maxGroup bounds Group, which is never answered but is held in
+	// memory by every member's index: a DNS name's length is plenty.
+	maxGroup = 255
 )
+
+// MaxTextBytes bounds Text. Text is answered as one TXT record, split into
+// 255-byte character-strings (RFC 1035 §3.3.14), so its RDATA is at most
+// 4096 + 17 bytes and the whole record, owner name included, at most about
+// 4.4 KB: far under the 65,535 bytes an RR and a TCP message can hold, with
+// room for the TXT records of a dozen instances in one TCP answer. Longer
+// data belongs in the key space, not in DNS.
+const MaxTextBytes = 4096
 
 // Validate checks the record: Host empty (only with Text), an IP address
 // without zone, or a hostname; Port, Priority and Weight within 0-65535;
-// TargetStrip within 0-127. The error names the field.
+// TargetStrip within 0-127; Text at most MaxTextBytes and Group at most 255
+// bytes. These bounds keep every answer made from the record a valid DNS
+// message. The error names the field.
 func (r Record) Validate() error {
 	for _, f := range []struct {
 		name string
@@ -64,6 +77,12 @@ func (r Record) Validate() error {
 		}
 	case !validHost(r.Host):
 		return fieldError("host", "%q is neither an IP address nor a hostname", r.Host)
+	}
+	if n := len(r.Text); n > MaxTextBytes {
+		return fieldError("text", "is %d bytes, over the limit of %d (it must fit in a DNS TXT answer; keep larger data in a key of its own)", n, MaxTextBytes)
+	}
+	if n := len(r.Group); n > maxGroup {
+		return fieldError("group", "is %d bytes, over the limit of %d", n, maxGroup)
 	}
 	return nil
 }
