@@ -13,7 +13,7 @@ const DefaultHistorySize = 100_000
 
 // DefaultHistoryBytes bounds the bytes of the events kept for watches (keys,
 // values, previous values and a fixed overhead per event): 64 MiB holds the
-// whole DefaultHistorySize window of small values (about 400 bytes an
+// whole DefaultHistorySize window of 100-byte values (about 600 bytes an
 // event), while large values shorten the window instead of pinning memory
 // (300 writes of 1 MB no longer hold 600 MB).
 const DefaultHistoryBytes = 64 << 20
