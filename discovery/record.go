@@ -140,6 +140,36 @@ func validHost(h string) bool {
 // error naming the field. null counts as absent. The value must be one JSON
 // object and nothing else.
 func ParseRecord(value string) (Record, error) {
+	r, err := decodeRecord(value)
+	if err != nil {
+		return Record{}, err
+	}
+	if err := r.Validate(); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// parseStored is ParseRecord for a value already in the store, which may
+// predate the size bounds of Validate: a Text or Group over its bound is
+// cut to it rather than making the instance vanish from DNS after an
+// upgrade (the API refuses such values on every new write).
+func parseStored(value string) (Record, error) {
+	r, err := decodeRecord(value)
+	if err != nil {
+		return Record{}, err
+	}
+	r.Text = r.Text[:min(len(r.Text), MaxTextBytes)]
+	r.Group = r.Group[:min(len(r.Group), maxGroup)]
+	if err := r.Validate(); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// decodeRecord decodes a record's JSON, checking each field's type and
+// range as ParseRecord documents, but not the record as a whole.
+func decodeRecord(value string) (Record, error) {
 	var r Record
 	v := bytes.TrimLeft([]byte(value), " \t\r\n")
 	if len(v) == 0 || v[0] != '{' {
@@ -199,9 +229,6 @@ func ParseRecord(value string) (Record, error) {
 	num("targetstrip", raw.TargetStrip, maxTargetStrip, func(n int64) { r.TargetStrip = int(n) })
 	str("group", raw.Group, &r.Group)
 	if err != nil {
-		return Record{}, err
-	}
-	if err := r.Validate(); err != nil {
 		return Record{}, err
 	}
 	return r, nil
