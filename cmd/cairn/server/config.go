@@ -9,7 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/discovery"
+	"github.com/cairnkv/cairn/dnsserver"
 	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/tlsauth"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
@@ -80,30 +85,30 @@ type Config struct {
 // Default is the configuration of a member given no setting at all.
 func Default() Config {
 	return Config{
-		Name:          "default",
+		Name:          cluster.DefaultName,
 		Addr:          "127.0.0.1:4001",
-		SnapshotCount: 10000,
-		HistorySize:   100000,
+		SnapshotCount: cluster.DefaultSnapshotCount,
+		HistorySize:   store.DefaultHistorySize,
 		HistoryBytes:  store.DefaultHistoryBytes,
 
-		PeerAddr:          "127.0.0.1:7001",
-		HeartbeatInterval: 100 * time.Millisecond,
-		ElectionTimeout:   1000 * time.Millisecond,
+		PeerAddr:          cluster.DefaultPeerAddr,
+		HeartbeatInterval: cluster.DefaultHeartbeatInterval,
+		ElectionTimeout:   cluster.DefaultElectionTimeout,
 
 		TLSMinVersion:      "1.3",
-		TLSTrustDomain:     "cairn.internal",
+		TLSTrustDomain:     tlsauth.DefaultTrustDomain,
 		TLSManagedCerts:    true,
 		TLSServingValidity: "7d",
 		ACMETLSALPNPort:    443,
 
-		MaxValueBytes:     1 << 20,
-		MaxRequestBytes:   3 << 19,
+		MaxValueBytes:     v2http.DefaultMaxValueBytes,
+		MaxRequestBytes:   v2http.DefaultMaxRequestBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 
 		DNSAddr:         "127.0.0.1:8053",
-		DNSDomain:       "cairn.internal.",
-		DNSMaxTTL:       30,
-		DiscoveryPrefix: "/skydns",
+		DNSDomain:       discovery.DefaultDomain,
+		DNSMaxTTL:       dnsserver.DefaultMaxTTL,
+		DiscoveryPrefix: discovery.DefaultPrefix,
 
 		LogFormat: "text",
 		LogLevel:  "info",
