@@ -1,0 +1,60 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// ErrDataDirInUse is matched (errors.Is) by New's error when another
+// process (or another Node of this one) holds the data dir.
+var ErrDataDirInUse = errors.New("cluster: data dir in use")
+
+// dirLock is an exclusive flock on <data dir>/LOCK, which holds the PID
+// of its owner. flock belongs to the open file description, so a second
+// Node in the same process is refused as a second process is, and the
+// kernel releases it when the process dies: a stale LOCK file never
+// blocks a start.
+type dirLock struct{ f *os.File }
+
+// lockDataDir takes the data dir's lock without waiting.
+func lockDataDir(dir string) (*dirLock, error) {
+	p := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open %s: %w", p, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			pid := strings.TrimSpace(string(b))
+			if pid == "" {
+				pid = "unknown"
+			}
+			return nil, fmt.Errorf("%w: data dir %s in use by PID %s; stop that process, or give this one another --data-dir",
+				ErrDataDirInUse, dir, pid)
+		}
+		return nil, fmt.Errorf("cluster: lock %s: %w", p, err)
+	}
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if err := f.Truncate(0); err == nil {
+		_, err = f.WriteAt(pid, 0)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cluster: write %s: %w", p, err)
+	}
+	return &dirLock{f: f}, nil
+}
+
+// unlock releases the lock (closing the file releases the flock). The
+// file stays: removing it could let two processes lock different inodes.
+func (l *dirLock) unlock() { l.f.Close() }
