@@ -109,9 +109,9 @@ func RestoreBackup(cfg RestoreConfig) (res RestoreResult, err error) {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)
 		}
 	}()
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, newRaftLogger(c.Logger))
+	snaps, err := newSnapshotStore(cfg.DataDir, c.Logger)
 	if err != nil {
-		return res, fmt.Errorf("cluster: create snapshot store: %w", err)
+		return res, err
 	}
 	// The transport only encodes the peer list of the snapshot's metadata.
 	_, trans := raft.NewInmemTransport(raft.ServerAddress(c.PeerAddr))
