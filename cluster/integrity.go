@@ -27,8 +27,8 @@ func (e *CorruptEntryError) Error() string {
 	if e.Path != "" {
 		where = " in " + e.Path
 	}
-	return fmt.Sprintf("cluster: raft log entry %d%s is corrupt (%v); this member does not apply it and stops. "+
-		"Stop the process, then either empty its data dir and add it to the cluster again as a new member "+
+	return fmt.Sprintf("cluster: raft log entry %d%s is corrupt (%v); this member applies neither it nor anything after it. "+
+		"Stop its process, then either empty its data dir and add it to the cluster again as a new member "+
 		"(cairn member remove ID, then start with --peers), or, when it is the only member, restore the last "+
 		"backup into a new data dir (cairn snapshot restore); see docs/reliability.md", e.Index, where, e.Err)
 }
