@@ -161,3 +161,8 @@ func (n *Node) watchFault() {
 		"err", n.fault.get())
 	n.stopRaft()
 }
+
+// Failed is closed when the node stops on a corrupt log entry (see Err).
+// A server that cannot stop serving its local replica in every way (DNS,
+// stale reads, watches) exits on it.
+func (n *Node) Failed() <-chan struct{} { return n.fault.ch }

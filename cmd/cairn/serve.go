@@ -182,8 +182,14 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 	logger.Info("serving the etcd v2 API", "url", clientURL, "bind", cfg.BindAddr, "data_dir", cfg.DataDir)
 	printWelcome(stdout, clientURL, cfg.DNSAddr, dev)
 
+	var failed error
 	select {
 	case <-ctx.Done():
+	case <-node.Failed():
+		// A corrupt log entry: the node stopped applying; DNS and stale
+		// reads would go on serving a replica frozen in time (docs/reliability.md).
+		failed = node.Err()
+		logger.Error("stopping: this member's raft log is corrupt", "err", failed)
 	case err := <-served:
 		return fmt.Errorf("client listener: %w", err)
 	}
@@ -194,7 +200,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("http shutdown", "err", err)
 	}
-	return nil
+	return failed
 }
 
 // serverFiles returns the certificate files of this node: the operator's;
