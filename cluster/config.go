@@ -65,6 +65,10 @@ type Config struct {
 	// the data dir has no raft state; see join.go for how clusters form.
 	// Ignored once the node has state.
 	Peers []string
+	// DataDirLock is the data dir's lock when the caller took it already
+	// (LockDataDir) and keeps it until after Shutdown; nil: New takes it
+	// and Shutdown releases it.
+	DataDirLock *DataDirLock
 	// ForceNewCluster turns an existing data dir into a new one-member
 	// cluster with all its data (etcd's --force-new-cluster): recovery when
 	// a majority of members is lost for good. Ignored without raft state.

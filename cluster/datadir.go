@@ -295,3 +295,24 @@ func (s *privateSink) Close() error {
 	}
 	return restrictTree(s.dir)
 }
+
+// startRaft is raft.NewRaft with its start-up failures as errors that name
+// the data dir's files: a snapshot that fails raft's own CRC-64 (raft then
+// tries an older one, or none), and the panic raft raises, in this
+// goroutine, when the snapshot it restored and the log leave a gap (which
+// the checks above are meant to catch first).
+func startRaft(rc *raft.Config, f *fsm, logs *checkedLogStore, snaps raft.SnapshotStore, trans raft.Transport, dataDir string) (r *raft.Raft, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, damaged(filepath.Join(dataDir, logFile), "does not continue the newest snapshot raft could restore (%v)", p)
+		}
+	}()
+	r, err = raft.NewRaft(rc, f, logs, logs.BoltStore, snaps, trans)
+	if err != nil && strings.Contains(err.Error(), "snapshot") {
+		return nil, damaged(filepath.Join(dataDir, snapshotsDir), "holds no snapshot raft can restore (%v)", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	return r, nil
+}

@@ -127,6 +127,16 @@ func TestDamagedDataDir(t *testing.T) {
 			}
 			return p
 		}},
+		{"state.bin with a byte changed", func(t *testing.T, dir string) string {
+			p := filepath.Join(newestSnap(dir), "state.bin")
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0x20
+			write(t, p, b)
+			return filepath.Join(dir, snapshotsDir)
+		}},
 		{"truncated state.bin", func(t *testing.T, dir string) string {
 			p := filepath.Join(newestSnap(dir), "state.bin")
 			fi, _ := os.Stat(p)
@@ -148,11 +158,11 @@ func TestDamagedDataDir(t *testing.T) {
 				t.Fatalf("error does not name %s and what to do: %v", file, err)
 			}
 			// The lock was released: a repaired dir starts at once.
-			l, err := lockDataDir(dir)
+			l, err := LockDataDir(dir)
 			if err != nil {
 				t.Fatalf("lock left held after a failed start: %v", err)
 			}
-			l.unlock()
+			l.Unlock()
 		})
 	}
 	// The undamaged copy starts with every key.

@@ -17,15 +17,25 @@ import (
 // process (or another Node of this one) holds the data dir.
 var ErrDataDirInUse = errors.New("cluster: data dir in use")
 
-// dirLock is an exclusive flock on <data dir>/LOCK, which holds the PID
+// DataDirLock is an exclusive flock on <data dir>/LOCK, which holds the PID
 // of its owner. flock belongs to the open file description, so a second
 // Node in the same process is refused as a second process is, and the
 // kernel releases it when the process dies: a stale LOCK file never
 // blocks a start.
-type dirLock struct{ f *os.File }
+type DataDirLock struct{ f *os.File }
 
-// lockDataDir takes the data dir's lock without waiting.
-func lockDataDir(dir string) (*dirLock, error) {
+// LockDataDir creates dir (0700) if need be and takes its lock without
+// waiting: a dir in use is an ErrDataDirInUse naming the PID that holds
+// it. New takes it itself unless Config.DataDirLock holds it already; a
+// server that writes into the data dir before New (a development PKI)
+// takes it first.
+func LockDataDir(dir string) (*DataDirLock, error) {
+	if dir == "" {
+		return nil, errors.New("cluster: no data dir configured; set --data-dir")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: create data dir: %w", err)
+	}
 	p := filepath.Join(dir, lockFile)
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -39,8 +49,8 @@ func lockDataDir(dir string) (*dirLock, error) {
 			if pid == "" {
 				pid = "unknown"
 			}
-			return nil, fmt.Errorf("%w: data dir %s in use by PID %s; stop that process, or give this one another --data-dir",
-				ErrDataDirInUse, dir, pid)
+			return nil, inUseError(fmt.Sprintf("cluster: data dir %s in use by PID %s; stop that process, or give this one another --data-dir",
+				dir, pid))
 		}
 		return nil, fmt.Errorf("cluster: lock %s: %w", p, err)
 	}
@@ -52,9 +62,19 @@ func lockDataDir(dir string) (*dirLock, error) {
 		f.Close()
 		return nil, fmt.Errorf("cluster: write %s: %w", p, err)
 	}
-	return &dirLock{f: f}, nil
+	return &DataDirLock{f: f}, nil
 }
 
-// unlock releases the lock (closing the file releases the flock). The
-// file stays: removing it could let two processes lock different inodes.
-func (l *dirLock) unlock() { l.f.Close() }
+// Unlock releases the lock (closing the file releases the flock); a nil
+// lock is a no-op. The file stays: removing it could let two processes
+// lock different inodes.
+func (l *DataDirLock) Unlock() {
+	if l != nil {
+		l.f.Close()
+	}
+}
+
+type inUseError string
+
+func (e inUseError) Error() string        { return string(e) }
+func (e inUseError) Is(target error) bool { return target == ErrDataDirInUse }

@@ -13,17 +13,20 @@ import (
 // process holds the data dir.
 var ErrDataDirInUse = errors.New("cluster: data dir in use")
 
-// dirLock: without flock, the LOCK file only records the PID; bbolt's own
+// DataDirLock: without flock, the LOCK file only records the PID; bbolt's own
 // exclusive lock on raft.db (waited for at most boltOpenTimeout) is what
 // keeps a second process out on these systems.
-type dirLock struct{ f *os.File }
+type DataDirLock struct{ f *os.File }
 
-func lockDataDir(dir string) (*dirLock, error) {
+func LockDataDir(dir string) (*DataDirLock, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: create data dir: %w", err)
+	}
 	p := filepath.Join(dir, lockFile)
 	if err := os.WriteFile(p, fmt.Appendf(nil, "%d\n", os.Getpid()), 0o600); err != nil {
 		return nil, fmt.Errorf("cluster: write %s: %w", p, err)
 	}
-	return &dirLock{}, nil
+	return &DataDirLock{}, nil
 }
 
-func (l *dirLock) unlock() {}
+func (l *DataDirLock) Unlock() {}

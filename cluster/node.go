@@ -32,7 +32,7 @@ type Node struct {
 	fsm       *fsm
 	store     *store.Store
 	logs      *checkedLogStore
-	lock      *dirLock
+	lock      *DataDirLock // nil when the caller holds it (Config.DataDirLock)
 	fault     *fault
 	net       Network
 	id        uint64
@@ -71,17 +71,20 @@ func New(cfg Config) (*Node, error) {
 	// The lock first: nothing in the data dir is read before this process
 	// owns it. The files are checked (datadir.go) before bbolt and raft
 	// see them.
-	lock, err := lockDataDir(cfg.DataDir)
-	if err != nil {
-		if cfg.Network != nil {
-			cfg.Network.Close()
+	var lock *DataDirLock
+	if cfg.DataDirLock == nil {
+		var err error
+		if lock, err = LockDataDir(cfg.DataDir); err != nil {
+			if cfg.Network != nil {
+				cfg.Network.Close()
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	started := false
 	defer func() {
 		if !started {
-			lock.unlock()
+			lock.Unlock()
 		}
 	}()
 	netw := cfg.Network
@@ -177,9 +180,9 @@ func New(cfg Config) (*Node, error) {
 		readyCh: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
-	r, err := raft.NewRaft(rc, f, logs, logs.BoltStore, snaps, trans)
+	r, err := startRaft(rc, f, logs, snaps, trans, cfg.DataDir)
 	if err != nil {
-		return fail(fmt.Errorf("cluster: start raft: %w", err))
+		return fail(err)
 	}
 	n.raft = r
 	netw.Serve(n.handle)
@@ -237,7 +240,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if cerr := n.logs.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)
 		}
-		n.lock.unlock()
+		n.lock.Unlock()
 	})
 	return err
 }

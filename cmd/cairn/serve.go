@@ -49,6 +49,13 @@ created in <data-dir>/pki and the curl command that uses it is printed.`,
 
 // serve runs a member until ctx ends, then shuts down cleanly.
 func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger) error {
+	// The data dir's lock before anything in it is touched (the development
+	// PKI below): a second serve fails at once with the PID of the first.
+	lock, err := cluster.LockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	files, dev, err := serverFiles(cfg, logger)
 	if err != nil {
 		return err
@@ -86,7 +93,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 		Name: cfg.Name, DataDir: cfg.DataDir, PeerAddr: cfg.PeerAddr, ClientURLs: []string{clientURL},
 		SnapshotCount: cfg.SnapshotCount, HeartbeatInterval: cfg.HeartbeatInterval,
 		ElectionTimeout: cfg.ElectionTimeout, HistorySize: cfg.HistorySize,
-		Network: netw, Peers: cfg.Peers, ForceNewCluster: cfg.ForceNewCluster,
+		Network: netw, Peers: cfg.Peers, ForceNewCluster: cfg.ForceNewCluster, DataDirLock: lock,
 		Logger: logger, Registry: reg,
 	})
 	if err != nil {
