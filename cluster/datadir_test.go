@@ -259,3 +259,29 @@ func TestDataDirModes(t *testing.T) {
 	check()
 	n.Shutdown(ctx)
 }
+
+// A lock the caller took (as serve does before writing its development
+// PKI) is used by New and stays the caller's after Shutdown.
+func TestDataDirLockHeldByCaller(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	lock, err := LockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{Name: "n1", DataDir: dir, DataDirLock: lock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockDataDir(dir); !errors.Is(err, ErrDataDirInUse) {
+		t.Fatalf("lock released by Shutdown: %v", err)
+	}
+	lock.Unlock()
+	l, err := LockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Unlock()
+}

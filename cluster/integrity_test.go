@@ -228,3 +228,54 @@ func TestCorruptEntryStopsNode(t *testing.T) {
 		t.Fatalf("shutdown of a stopped node: %v", err)
 	}
 }
+
+// A leader that finds a corrupt entry in its log leaves raft; the other
+// members elect another leader and keep taking writes.
+func TestCorruptLeaderLeavesCluster(t *testing.T) {
+	clk := newFakeClock()
+	hub := NewInmemHub()
+	nodes := make([]*Node, 3)
+	addr := func(i int) string { return "10.0.0." + itoa(i+1) + ":7001" }
+	for i := range nodes {
+		cfg := Config{Name: "n" + itoa(i+1), DataDir: t.TempDir(), PeerAddr: addr(i), Network: hub.Network(addr(i)), Now: clk.now}
+		if i > 0 {
+			cfg.Peers = []string{addr(0)}
+		}
+		nodes[i] = startNodeWith(t, cfg)
+	}
+	ctx := context.Background()
+	if _, err := nodes[1].Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/before", Value: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	leader := -1
+	poll.Until(t, waitTimeout, "a leader", func() bool {
+		for i, n := range nodes {
+			if n.isLeader() {
+				leader = i
+				return true
+			}
+		}
+		return false
+	})
+	bad := nodes[leader]
+	last, _ := bad.logs.LastIndex()
+	data := (&command{typ: cmdNoop, now: time.Unix(1, 0)}).encode()
+	data[len(data)-1] ^= 0xff
+	if err := bad.logs.BoltStore.StoreLog(&raft.Log{Index: last + 1000, Term: 1, Type: raft.LogCommand, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := bad.logs.GetLog(last+1000, &l); !errors.Is(err, ErrLogCorrupt) {
+		t.Fatalf("reading the planted entry: %v", err)
+	}
+	other := nodes[(leader+1)%3]
+	poll.Until(t, waitTimeout, "a write through the other members", func() bool {
+		actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		_, err := other.Propose(actx, &store.Request{Method: store.MethodPut, Path: "/after", Value: "2"})
+		return err == nil
+	})
+	if bad.isLeader() || bad.Err() == nil {
+		t.Fatalf("the corrupt member still leads (%v) or reports no fault", bad.isLeader())
+	}
+}
