@@ -195,22 +195,36 @@ func openLog(path string, snapIndex uint64, flt *fault) (*checkedLogStore, error
 	return &checkedLogStore{BoltStore: bs, path: path, fault: flt}, nil
 }
 
-// secureDataDir restricts the data dir to its owner (0700) and Cairn's
-// files in it to 0600 (dirs 0700), whatever mode they were made with: the
-// snapshots hold the managed certificates' private keys. A dir it cannot
-// restrict is an error with the command to run.
-func secureDataDir(dir string, log *slog.Logger) error {
+// secureDir restricts the data dir to its owner (0700), whatever mode it
+// was made with: the snapshots in it hold the managed certificates'
+// private keys. A dir it cannot restrict is an error with the command to
+// run; a shared dir (sticky bit, as /tmp) is refused rather than
+// restricted.
+func secureDir(dir string, log *slog.Logger) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("cluster: data dir %s: %w", dir, err)
+	}
+	if fi.Mode()&fs.ModeSticky != 0 {
+		// /tmp and its kind: shared by everyone, never to be chmodded.
+		return fmt.Errorf("cluster: data dir %s is a shared directory (sticky bit set); give Cairn a directory of its own, e.g. %s",
+			dir, filepath.Join(dir, "cairn"))
 	}
 	if mode := fi.Mode().Perm(); mode&0o077 != 0 {
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return fmt.Errorf("cluster: data dir %s is open to group or others (mode %04o) and cannot be restricted (%v); run: chmod 700 %s",
 				dir, mode, err, dir)
 		}
-		log.Warn("data dir was open to group or others; restricted to its owner", "data_dir", dir, "old_mode", fmt.Sprintf("%04o", mode))
+		if log != nil {
+			log.Warn("data dir was open to group or others; restricted to its owner", "data_dir", dir, "old_mode", fmt.Sprintf("%04o", mode))
+		}
 	}
+	return nil
+}
+
+// secureFiles makes Cairn's files in the data dir 0600 (dirs 0700),
+// whatever an older version or raft left.
+func secureFiles(dir string) error {
 	for _, name := range []string{logFile, metaFile, lockFile} {
 		if err := restrict(filepath.Join(dir, name), 0o600); err != nil {
 			return err

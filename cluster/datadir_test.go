@@ -158,7 +158,7 @@ func TestDamagedDataDir(t *testing.T) {
 				t.Fatalf("error does not name %s and what to do: %v", file, err)
 			}
 			// The lock was released: a repaired dir starts at once.
-			l, err := LockDataDir(dir)
+			l, err := LockDataDir(dir, nil)
 			if err != nil {
 				t.Fatalf("lock left held after a failed start: %v", err)
 			}
@@ -264,7 +264,7 @@ func TestDataDirModes(t *testing.T) {
 // PKI) is used by New and stays the caller's after Shutdown.
 func TestDataDirLockHeldByCaller(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "d")
-	lock, err := LockDataDir(dir)
+	lock, err := LockDataDir(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,13 +275,31 @@ func TestDataDirLockHeldByCaller(t *testing.T) {
 	if err := n.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LockDataDir(dir); !errors.Is(err, ErrDataDirInUse) {
+	if _, err := LockDataDir(dir, nil); !errors.Is(err, ErrDataDirInUse) {
 		t.Fatalf("lock released by Shutdown: %v", err)
 	}
 	lock.Unlock()
-	l, err := LockDataDir(dir)
+	l, err := LockDataDir(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.Unlock()
+}
+
+// A shared directory (sticky bit, as /tmp) is refused, not chmodded.
+func TestDataDirShared(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777|fs.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(Config{Name: "n1", DataDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "shared directory") {
+		t.Fatalf("a sticky dir as data dir: %v", err)
+	}
+	if fi, _ := os.Stat(dir); fi.Mode()&fs.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
+		t.Fatalf("the shared dir was changed: %v", fi.Mode())
+	}
 }

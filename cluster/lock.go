@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,17 +25,21 @@ var ErrDataDirInUse = errors.New("cluster: data dir in use")
 // blocks a start.
 type DataDirLock struct{ f *os.File }
 
-// LockDataDir creates dir (0700) if need be and takes its lock without
-// waiting: a dir in use is an ErrDataDirInUse naming the PID that holds
-// it. New takes it itself unless Config.DataDirLock holds it already; a
+// LockDataDir creates dir (0700) if need be, restricts it to its owner
+// (logging to log, which may be nil, when it had to), and takes its lock
+// without waiting: a dir in use is an ErrDataDirInUse naming the PID that
+// holds it. New takes it itself unless Config.DataDirLock holds it already; a
 // server that writes into the data dir before New (a development PKI)
 // takes it first.
-func LockDataDir(dir string) (*DataDirLock, error) {
+func LockDataDir(dir string, log *slog.Logger) (*DataDirLock, error) {
 	if dir == "" {
 		return nil, errors.New("cluster: no data dir configured; set --data-dir")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: create data dir: %w", err)
+	}
+	if err := secureDir(dir, log); err != nil {
+		return nil, err
 	}
 	p := filepath.Join(dir, lockFile)
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)

@@ -5,6 +5,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 )
@@ -18,9 +19,12 @@ var ErrDataDirInUse = errors.New("cluster: data dir in use")
 // keeps a second process out on these systems.
 type DataDirLock struct{ f *os.File }
 
-func LockDataDir(dir string) (*DataDirLock, error) {
+func LockDataDir(dir string, log *slog.Logger) (*DataDirLock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: create data dir: %w", err)
+	}
+	if err := secureDir(dir, log); err != nil {
+		return nil, err
 	}
 	p := filepath.Join(dir, lockFile)
 	if err := os.WriteFile(p, fmt.Appendf(nil, "%d\n", os.Getpid()), 0o600); err != nil {

@@ -74,7 +74,7 @@ func New(cfg Config) (*Node, error) {
 	var lock *DataDirLock
 	if cfg.DataDirLock == nil {
 		var err error
-		if lock, err = LockDataDir(cfg.DataDir); err != nil {
+		if lock, err = LockDataDir(cfg.DataDir, cfg.Logger); err != nil {
 			if cfg.Network != nil {
 				cfg.Network.Close()
 			}
@@ -105,7 +105,7 @@ func New(cfg Config) (*Node, error) {
 	flt := newFault()
 	snapIndex, err := checkSnapshots(cfg.DataDir)
 	if err == nil {
-		err = secureDataDir(cfg.DataDir, cfg.Logger)
+		err = secureFiles(cfg.DataDir)
 	}
 	if err != nil {
 		netw.Close()

@@ -28,7 +28,7 @@ func (s *Server) start() error {
 	// The data dir's lock before anything in it is touched (the development
 	// PKI of loadTLS): a second member on it fails at once with the PID of
 	// the first. Released last, after the node's shutdown.
-	lock, err := cluster.LockDataDir(s.cfg.DataDir)
+	lock, err := cluster.LockDataDir(s.cfg.DataDir, s.log)
 	if err != nil {
 		return err
 	}
