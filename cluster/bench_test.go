@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -83,8 +84,8 @@ func BenchmarkCommandEncode(b *testing.B) {
 // of 100-byte puts (about what a member keeps: snapshot_count 10,000 plus
 // trailing entries).
 func BenchmarkScanLog(b *testing.B) {
-	path := filepath.Join(b.TempDir(), logFile)
-	logs, err := openLog(path, 0, newFault())
+	path := filepath.Join(b.TempDir(), disk.LogFile)
+	logs, err := disk.OpenLog(path, 0, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func BenchmarkScanLog(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if err := scanLog(logs.BoltStore, path, 0); err != nil {
+		if err := disk.ScanLog(logs.BoltStore, path, 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,25 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/store"
 )
 
-// An entry's data is framed: the byte cmdFramed, a CRC-32C (Castagnoli,
-// big-endian) over everything after it, then the command: its type byte and
-// its fields. Entries written before the frame existed start with the type
-// byte itself (1 to 4) and carry no checksum; they still decode, and leave
-// the log at the next snapshot and compaction. A framed entry whose checksum
-// does not match is corrupt (errChecksum), which is a different thing from
-// a command this binary does not understand (an unknown type).
-const (
-	cmdFramed      byte = 0xCA
-	cmdFrameHeader      = 1 + 4
-)
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// An entry's data is framed with a checksum (disk.Frame, disk.Unframe);
+// entries written before the frame existed still decode.
 
 // Command types carried in raft log entries. The first byte of a command
 // is its type; new types may be added, existing encodings never change.
@@ -53,14 +42,11 @@ const (
 
 // encode renders c, framed with its checksum.
 func (c *command) encode() []byte {
-	b := c.encodeBody(make([]byte, cmdFrameHeader, c.sizeHint()))
-	b[0] = cmdFramed
-	binary.BigEndian.PutUint32(b[1:cmdFrameHeader], crc32.Checksum(b[cmdFrameHeader:], castagnoli))
-	return b
+	return disk.Frame(c.encodeBody(make([]byte, disk.FrameHeader, c.sizeHint())))
 }
 
 func (c *command) sizeHint() int {
-	size := cmdFrameHeader + 1 + binary.MaxVarintLen64
+	size := disk.FrameHeader + 1 + binary.MaxVarintLen64
 	if r := c.req; r != nil {
 		size += len(r.Method) + len(r.Path) + len(r.Value) + len(r.PrevValue) + 6*binary.MaxVarintLen64 + 2
 	}
@@ -111,39 +97,11 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// errChecksum is the error of decodeCommand for a framed entry whose bytes
-// do not match their checksum: the entry is corrupt and must not be used.
-var errChecksum = errors.New("checksum mismatch")
-
-// errLegacyAfterFramed is checkEntry's error for an entry in the old,
-// unframed encoding found after a framed one in the same log: no binary
-// that writes framed entries writes unframed ones, so its first byte (the
-// frame marker) was damaged.
-var errLegacyAfterFramed = errors.New("unframed entry after a framed one: its frame byte is damaged")
-
-// verifyFrame checks the frame of an entry and returns the command inside
-// it, with framed reporting whether it had one. An unframed (older) entry is
-// returned whole.
-func verifyFrame(data []byte) (body []byte, framed bool, err error) {
-	if len(data) == 0 || data[0] != cmdFramed {
-		return data, false, nil
-	}
-	if len(data) < cmdFrameHeader {
-		return nil, true, fmt.Errorf("%w: entry of %d bytes is shorter than its frame", errChecksum, len(data))
-	}
-	body = data[cmdFrameHeader:]
-	want := binary.BigEndian.Uint32(data[1:cmdFrameHeader])
-	if got := crc32.Checksum(body, castagnoli); got != want {
-		return nil, true, fmt.Errorf("%w: stored CRC-32C %08x, computed %08x over %d bytes", errChecksum, want, got, len(body))
-	}
-	return body, true, nil
-}
-
 // decodeCommand parses an entry written by encode (or by an older binary,
 // unframed). A framed entry whose checksum fails gives an error that wraps
-// errChecksum.
+// disk.ErrChecksum.
 func decodeCommand(data []byte) (*command, error) {
-	data, _, err := verifyFrame(data)
+	data, _, err := disk.Unframe(data)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairnkv/cairn/cluster/disk"
 )
 
 // Defaults of Config. They are the one source of these settings: the
@@ -66,9 +68,9 @@ type Config struct {
 	// Ignored once the node has state.
 	Peers []string
 	// DataDirLock is the data dir's lock when the caller took it already
-	// (LockDataDir) and keeps it until after Shutdown; nil: New takes it
+	// (disk.Acquire) and keeps it until after Shutdown; nil: New takes it
 	// and Shutdown releases it.
-	DataDirLock *DataDirLock
+	DataDirLock *disk.Lock
 	// ForceNewCluster turns an existing data dir into a new one-member
 	// cluster with all its data (etcd's --force-new-cluster): recovery when
 	// a majority of members is lost for good. Ignored without raft state.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -41,18 +42,18 @@ type fsm struct {
 	removed map[uint64]bool
 
 	// fault stops the FSM: once raised, nothing more is applied.
-	fault *fault
+	fault *disk.Fault
 	// sawFramed is set by the first checksummed entry applied: an
-	// unframed one after it is corrupt (see checkEntry).
+	// unframed one after it is corrupt (see disk.CheckEntry).
 	sawFramed bool
 }
 
 var _ raft.FSM = (*fsm)(nil)
 var _ raft.ConfigurationStore = (*fsm)(nil)
 
-func newFSM(s *store.Store, flt *fault) *fsm {
+func newFSM(s *store.Store, flt *disk.Fault) *fsm {
 	if flt == nil {
-		flt = newFault()
+		flt = disk.NewFault()
 	}
 	return &fsm{store: s, waiters: make(map[uint64][]chan struct{}),
 		members: make(map[uint64]memberInfo), removed: make(map[uint64]bool), fault: flt}
@@ -64,12 +65,12 @@ func newFSM(s *store.Store, flt *fault) *fsm {
 // command that passes its checksum but does not decode is one this binary
 // does not understand: it panics rather than diverge.
 func (f *fsm) Apply(l *raft.Log) any {
-	if err := f.fault.get(); err != nil {
+	if err := f.fault.Err(); err != nil {
 		return applyResult{err: err}
 	}
-	body, framed, err := checkEntry(l, f.sawFramed)
+	body, framed, err := disk.CheckEntry(l, f.sawFramed)
 	if err != nil {
-		f.fault.raise(err)
+		f.fault.Raise(err)
 		return applyResult{err: err}
 	}
 	f.sawFramed = framed
@@ -132,7 +133,7 @@ func (f *fsm) appliedCh(index uint64) <-chan struct{} {
 // Snapshot captures the store and the member metadata at this point of the
 // log; Persist streams them while new entries keep applying.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	if err := f.fault.get(); err != nil {
+	if err := f.fault.Err(); err != nil {
 		return nil, err
 	}
 	h, snap := f.capture()

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -38,7 +39,7 @@ func flipAll(t *testing.T, path string, needle []byte, at int) int {
 // needle, reading the closed log directly.
 func entryIndex(t *testing.T, dir string, needle []byte) uint64 {
 	t.Helper()
-	logs, err := openLog(filepath.Join(dir, logFile), 0, newFault())
+	logs, err := disk.OpenLog(filepath.Join(dir, disk.LogFile), 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,18 +75,18 @@ func TestCorruptLogEntryRefusedAtStart(t *testing.T) {
 	}
 	value := []byte("value-of-key-17-padding")
 	idx := entryIndex(t, dir, value)
-	if flipAll(t, filepath.Join(dir, logFile), value, 5) == 0 {
+	if flipAll(t, filepath.Join(dir, disk.LogFile), value, 5) == 0 {
 		t.Fatal("value not found in raft.db")
 	}
 
 	_, err := New(Config{Name: "n1", DataDir: dir, Now: clk.now})
-	var ce *CorruptEntryError
-	if !errors.As(err, &ce) || !errors.Is(err, ErrLogCorrupt) {
+	var ce *disk.CorruptEntryError
+	if !errors.As(err, &ce) || !errors.Is(err, disk.ErrLogCorrupt) {
 		t.Fatalf("restart with a corrupt entry: got %v, want a CorruptEntryError", err)
 	}
 	msg := err.Error()
 	if ce.Index != idx || !strings.Contains(msg, "entry "+itoa(int(idx))+" ") ||
-		!strings.Contains(msg, filepath.Join(dir, logFile)) || !strings.Contains(msg, "cairn snapshot restore") {
+		!strings.Contains(msg, filepath.Join(dir, disk.LogFile)) || !strings.Contains(msg, "cairn snapshot restore") {
 		t.Fatalf("error does not name entry %d, the file and what to do: %v", idx, err)
 	}
 	t.Log(msg)
@@ -122,7 +123,7 @@ func TestApplyRefusesCorruptEntry(t *testing.T) {
 					t.Fatalf("entry %d: %v", idx, res.err)
 				}
 				if i == len(tc.entries)-1 {
-					var ce *CorruptEntryError
+					var ce *disk.CorruptEntryError
 					if !errors.As(res.err, &ce) || ce.Index != idx {
 						t.Fatalf("corrupt entry %d applied: %v", idx, res.err)
 					}
@@ -132,13 +133,13 @@ func TestApplyRefusesCorruptEntry(t *testing.T) {
 				t.Fatalf("applied index = %d, want %d", got, idx-1)
 			}
 			res := f.Apply(&raft.Log{Index: idx + 1, Data: good("/after")}).(applyResult)
-			if !errors.Is(res.err, ErrLogCorrupt) || f.applied.Load() != idx-1 {
+			if !errors.Is(res.err, disk.ErrLogCorrupt) || f.applied.Load() != idx-1 {
 				t.Fatalf("an entry after the corrupt one: %v, applied %d", res.err, f.applied.Load())
 			}
 			if _, err := f.store.Get("/after", false, false, time.Unix(1, 0)); err == nil {
 				t.Fatal("entry after the corrupt one applied")
 			}
-			if _, err := f.Snapshot(); !errors.Is(err, ErrLogCorrupt) {
+			if _, err := f.Snapshot(); !errors.Is(err, disk.ErrLogCorrupt) {
 				t.Fatalf("snapshot of a stopped FSM: %v", err)
 			}
 		})
@@ -155,7 +156,7 @@ func TestCommandFrame(t *testing.T) {
 		t.Fatalf("unframed command: %v", err)
 	}
 	framed := c.encode()
-	if framed[0] != cmdFramed {
+	if framed[0] != disk.FrameByte {
 		t.Fatalf("encode writes no frame: %x", framed[:5])
 	}
 	for i := range framed {
@@ -164,7 +165,7 @@ func TestCommandFrame(t *testing.T) {
 		if i == 0 {
 			continue // no longer framed: the FSM's order rule catches it (TestApplyRefusesCorruptEntry)
 		}
-		if _, err := decodeCommand(b); !errors.Is(err, errChecksum) {
+		if _, err := decodeCommand(b); !errors.Is(err, disk.ErrChecksum) {
 			t.Fatalf("byte %d flipped: got %v, want a checksum error", i, err)
 		}
 	}
@@ -175,7 +176,7 @@ func TestCommandFrame(t *testing.T) {
 		if recover() == nil {
 			t.Fatal("a well-checksummed unknown command did not panic")
 		}
-		if f.fault.get() != nil {
+		if f.fault.Err() != nil {
 			t.Fatal("an unknown command was reported as corruption")
 		}
 	}()
@@ -205,20 +206,20 @@ func TestCorruptEntryStopsNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	var l raft.Log
-	if err := n.logs.GetLog(planted, &l); !errors.Is(err, ErrLogCorrupt) {
+	if err := n.logs.GetLog(planted, &l); !errors.Is(err, disk.ErrLogCorrupt) {
 		t.Fatalf("reading the planted entry: %v", err)
 	}
 	poll.Until(t, waitTimeout, "raft shut down", func() bool { return n.raft.State() == raft.Shutdown })
-	if err := n.Err(); !errors.Is(err, ErrLogCorrupt) {
+	if err := n.Err(); !errors.Is(err, disk.ErrLogCorrupt) {
 		t.Fatalf("Err = %v", err)
 	}
 	if st := n.Status(); !strings.Contains(st.Fault, "entry "+itoa(int(planted))) {
 		t.Fatalf("status fault = %q", st.Fault)
 	}
-	if _, err := n.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/x", Value: "y"}); !errors.Is(err, ErrLogCorrupt) {
+	if _, err := n.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/x", Value: "y"}); !errors.Is(err, disk.ErrLogCorrupt) {
 		t.Fatalf("write on a stopped node: %v", err)
 	}
-	if err := n.ReadBarrier(ctx); !errors.Is(err, ErrLogCorrupt) {
+	if err := n.ReadBarrier(ctx); !errors.Is(err, disk.ErrLogCorrupt) {
 		t.Fatalf("read on a stopped node: %v", err)
 	}
 	if got := gauge(t, reg, "cairn_log_corruption_total"); got != 1 {
@@ -265,7 +266,7 @@ func TestCorruptLeaderLeavesCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	var l raft.Log
-	if err := bad.logs.GetLog(last+1000, &l); !errors.Is(err, ErrLogCorrupt) {
+	if err := bad.logs.GetLog(last+1000, &l); !errors.Is(err, disk.ErrLogCorrupt) {
 		t.Fatalf("reading the planted entry: %v", err)
 	}
 	other := nodes[(leader+1)%3]
@@ -294,11 +295,11 @@ func FuzzCommandDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := decodeCommand(data)
-		if err == nil && len(data) > 0 && data[0] == cmdFramed {
-			if _, _, ferr := verifyFrame(data); ferr != nil || c == nil {
+		if err == nil && len(data) > 0 && data[0] == disk.FrameByte {
+			if _, _, ferr := disk.Unframe(data); ferr != nil || c == nil {
 				t.Fatalf("framed entry decoded without a valid frame: %v", ferr)
 			}
 		}
-		checkEntry(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}, true)
+		disk.CheckEntry(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}, true)
 	})
 }

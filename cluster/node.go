@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -31,9 +32,9 @@ type Node struct {
 	raft      *raft.Raft
 	fsm       *fsm
 	store     *store.Store
-	logs      *checkedLogStore
-	lock      *DataDirLock // nil when the caller holds it (Config.DataDirLock)
-	fault     *fault
+	logs      *disk.LogStore
+	lock      *disk.Lock // nil when the caller holds it (Config.DataDirLock)
+	fault     *disk.Fault
 	net       Network
 	id        uint64
 	clusterID uint64
@@ -69,12 +70,12 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: create data dir: %w", err)
 	}
 	// The lock first: nothing in the data dir is read before this process
-	// owns it. The files are checked (datadir.go) before bbolt and raft
+	// owns it. The files are checked (package disk) before bbolt and raft
 	// see them.
-	var lock *DataDirLock
+	var lock *disk.Lock
 	if cfg.DataDirLock == nil {
 		var err error
-		if lock, err = LockDataDir(cfg.DataDir, cfg.Logger); err != nil {
+		if lock, err = disk.Acquire(cfg.DataDir, cfg.Logger); err != nil {
 			if cfg.Network != nil {
 				cfg.Network.Close()
 			}
@@ -102,21 +103,21 @@ func New(cfg Config) (*Node, error) {
 	}
 	hlog := newRaftLogger(cfg.Logger)
 
-	flt := newFault()
-	snapIndex, err := checkSnapshots(cfg.DataDir)
+	flt := disk.NewFault()
+	snapIndex, err := disk.CheckSnapshots(cfg.DataDir)
 	if err == nil {
-		err = secureFiles(cfg.DataDir)
+		err = disk.SecureFiles(cfg.DataDir, metaFile)
 	}
 	if err != nil {
 		netw.Close()
 		return nil, err
 	}
-	logs, err := openLog(filepath.Join(cfg.DataDir, logFile), snapIndex, flt)
+	logs, err := disk.OpenLog(filepath.Join(cfg.DataDir, disk.LogFile), snapIndex, flt.Raise)
 	if err != nil {
 		netw.Close()
 		return nil, err
 	}
-	snaps, err := newSnapshotStore(cfg.DataDir, cfg.Logger)
+	snaps, err := disk.NewSnapshotStore(cfg.DataDir, hlog)
 	if err != nil {
 		netw.Close()
 		logs.Close()
@@ -180,7 +181,7 @@ func New(cfg Config) (*Node, error) {
 		readyCh: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
-	r, err := startRaft(rc, f, logs, snaps, trans, cfg.DataDir)
+	r, err := disk.StartRaft(rc, f, logs, snaps, trans, cfg.DataDir)
 	if err != nil {
 		return fail(err)
 	}
@@ -319,7 +320,7 @@ func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, err
 		return nil, ErrStopped
 	default:
 	}
-	if err := n.fault.get(); err != nil {
+	if err := n.fault.Err(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)

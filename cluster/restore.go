@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/cairnkv/cairn/cluster/disk"
 )
 
 // RestoreConfig says what to restore where. Zero values take the defaults
@@ -109,7 +111,7 @@ func RestoreBackup(cfg RestoreConfig) (res RestoreResult, err error) {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)
 		}
 	}()
-	snaps, err := newSnapshotStore(cfg.DataDir, c.Logger)
+	snaps, err := disk.NewSnapshotStore(cfg.DataDir, newRaftLogger(c.Logger))
 	if err != nil {
 		return res, err
 	}

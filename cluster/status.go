@@ -18,7 +18,7 @@ func (n *Node) Status() Status {
 		AppliedIndex: n.fsm.applied.Load(),
 		StartTime:    n.startTime,
 	}
-	if err := n.fault.get(); err != nil {
+	if err := n.fault.Err(); err != nil {
 		st.Fault = err.Error()
 	}
 	switch n.raft.State() {

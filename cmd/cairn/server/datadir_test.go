@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 )
@@ -35,7 +35,7 @@ func TestDataDirInUse(t *testing.T) {
 	second.Addr, second.PeerAddr = "127.0.0.2:0", "127.0.0.2:0" // other hosts: a new node certificate if it got that far
 	_, err = server.New(second)
 	want := "data dir " + cfg.DataDir + " in use by PID " + strconv.Itoa(os.Getpid())
-	if !errors.Is(err, cluster.ErrDataDirInUse) || !strings.Contains(err.Error(), want) {
+	if !errors.Is(err, disk.ErrInUse) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("second member: got %v, want %q", err, want)
 	}
 	if after, _ := os.ReadFile(nodeCert); !bytes.Equal(before, after) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/dnsserver"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
@@ -83,7 +84,7 @@ type Server struct {
 	closers   []func() // in the order of creation; Close runs them backwards
 	closeOnce sync.Once
 
-	dataDirLock *cluster.DataDirLock // held from the start of New to the end of Close
+	dataDirLock *disk.Lock // held from the start of New to the end of Close
 
 	mu      sync.Mutex
 	running bool

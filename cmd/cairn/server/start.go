@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/dnsserver"
@@ -28,7 +29,7 @@ func (s *Server) start() error {
 	// The data dir's lock before anything in it is touched (the development
 	// PKI of loadTLS): a second member on it fails at once with the PID of
 	// the first. Released last, after the node's shutdown.
-	lock, err := cluster.LockDataDir(s.cfg.DataDir, s.log)
+	lock, err := disk.Acquire(s.cfg.DataDir, s.log)
 	if err != nil {
 		return err
 	}
