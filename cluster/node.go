@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -66,19 +65,16 @@ func New(cfg Config) (*Node, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("cluster: no data dir configured; set --data-dir")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("cluster: create data dir: %w", err)
+	netw := cfg.Network
+	if netw == nil {
+		netw = NewInmemHub().Network(cfg.PeerAddr)
 	}
-	// The lock first: nothing in the data dir is read before this process
-	// owns it. The files are checked (package disk) before bbolt and raft
-	// see them.
+	// The lock (which makes the dir) before anything in the data dir is read.
 	var lock *disk.Lock
 	if cfg.DataDirLock == nil {
 		var err error
 		if lock, err = disk.Acquire(cfg.DataDir, cfg.Logger); err != nil {
-			if cfg.Network != nil {
-				cfg.Network.Close()
-			}
+			netw.Close()
 			return nil, err
 		}
 	}
@@ -88,10 +84,6 @@ func New(cfg Config) (*Node, error) {
 			lock.Unlock()
 		}
 	}()
-	netw := cfg.Network
-	if netw == nil {
-		netw = NewInmemHub().Network(cfg.PeerAddr)
-	}
 	peers := normalizePeers(cfg.Peers, cfg.PeerAddr)
 	// A member added through the API starts with the ID it was added with.
 	meta, id, clusterID, err := loadOrCreateMeta(cfg.DataDir, cfg.Name, func() uint64 {
@@ -152,7 +144,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("cluster: inspect raft state: %w", err))
 	}
-	st := store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
+	st := store.New(cfg.storeConfig())
 	f := newFSM(st, flt)
 	switch {
 	case has && cfg.ForceNewCluster:
@@ -163,7 +155,7 @@ func New(cfg Config) (*Node, error) {
 			return fail(fmt.Errorf("cluster: force a new cluster from %s: %w", cfg.DataDir, err))
 		}
 		cfg.Logger.Warn("forced a new one-member cluster from this data dir; add the other members again with --peers and empty data dirs", "member", meta.ID)
-		st = store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
+		st = store.New(cfg.storeConfig())
 		f = newFSM(st, flt)
 	case has && len(peers) > 0:
 		cfg.Logger.Info("restarting from the data dir; --peers is ignored", "data_dir", cfg.DataDir)
