@@ -9,6 +9,9 @@
 // a 5xx answer. Each attempt has its own timeout, connection included, and
 // every answer is read through a size bound.
 //
+// Status is the cluster as `cairn status` reports it: each member asked at
+// its own client URL for its health, raft position and served certificate.
+//
 // Answers are the store's own types: a keys answer is a *store.Event (with
 // EtcdIndex from X-Etcd-Index) and an etcd error is a *store.Error, whose
 // JSON shape store owns. Other failed answers (the members, stats and auth

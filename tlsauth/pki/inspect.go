@@ -20,9 +20,6 @@ import (
 // NewCA names its certificate caCNPrefix + trust domain + caCNSuffix.
 const caCNPrefix, caCNSuffix = "Cairn CA (", ")"
 
-// renewWarning: Inspect warns about a certificate this close to expiry.
-const renewWarning = 30 * Day
-
 // Roles reported by Inspect.
 const (
 	RoleNode    = "node"
@@ -212,7 +209,7 @@ func warnings(r *Report) []string {
 			w = append(w, "no clientAuth extended key usage: Cairn refuses it as a client certificate")
 		}
 	}
-	if left := leaf.NotAfter.Sub(r.Now); left > 0 && left < renewWarning && !r.Now.Before(leaf.NotBefore) {
+	if left := leaf.NotAfter.Sub(r.Now); left > 0 && left < RenewalWarning(leaf.NotBefore, leaf.NotAfter) && !r.Now.Before(leaf.NotBefore) {
 		w = append(w, "expires in "+FormatValidity(left)+": issue a new one (cairn cert issue --force)")
 	}
 	return w
