@@ -18,8 +18,9 @@ import (
 const (
 	devCAValidity   = 10 * 365 * 24 * time.Hour
 	devLeafValidity = 365 * 24 * time.Hour
-	// devRenewBefore: a leaf this close to expiry is reissued on start.
-	devRenewBefore = 30 * 24 * time.Hour
+	// devRenewBefore: a leaf this close to expiry is reissued on start
+	// (the renewal point of a 1-year leaf, whatever the leaf's lifetime).
+	devRenewBefore = LongLivedWarning
 	// DevClientName is the client identity of the development PKI's
 	// client certificate (client/root), the administrator.
 	DevClientName = "root"
