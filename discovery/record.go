@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -66,6 +67,18 @@ func (r Record) Validate() error {
 		return fieldError("host", "%q is neither an IP address nor a hostname", r.Host)
 	}
 	return nil
+}
+
+// HostPort is where the record sends clients: host:port ([host]:port for
+// IPv6), the host alone without a port, "-" without a host (TXT only).
+func (r Record) HostPort() string {
+	switch {
+	case r.Host == "":
+		return "-"
+	case r.Port == 0:
+		return r.Host
+	}
+	return net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
 }
 
 // addr is the host's address when the host is an IP (IPv4-mapped IPv6

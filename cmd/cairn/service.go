@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -154,7 +153,7 @@ func printInstances(w io.Writer, dc discovery.Config, service string, entries []
 	name, srv, _ := dc.ServiceNames(service)
 	d := serviceDetail{ServiceSummary: discovery.ServiceSummary{Service: strings.ToLower(strings.TrimSuffix(service, ".")), Name: name, SRVName: srv}}
 	for _, e := range entries {
-		in := instanceInfo{Instance: e.Instance, Key: e.Key, Address: address(e.Record), TTL: e.TTL, Name: e.Name, Record: e.Record}
+		in := instanceInfo{Instance: e.Instance, Key: e.Key, Address: e.Record.HostPort(), TTL: e.TTL, Name: e.Name, Record: e.Record}
 		if e.Err != nil {
 			in.Error = e.Err.Error()
 		} else {
@@ -186,18 +185,6 @@ func printInstances(w io.Writer, dc discovery.Config, service string, entries []
 	}
 	_, err := fmt.Fprintf(w, "\n%d %s of %s, answered as %s (A/AAAA, SRV) and %s (SRV)\n", d.Instances, noun, d.Service, name, srv)
 	return err
-}
-
-// address is host:port, or the host alone without a port, "-" without a
-// host (a TXT-only record).
-func address(r discovery.Record) string {
-	switch {
-	case r.Host == "":
-		return "-"
-	case r.Port == 0:
-		return r.Host
-	}
-	return net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
 }
 
 func writeJSON(w io.Writer, v any) error {
