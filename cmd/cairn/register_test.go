@@ -11,8 +11,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/cairnkv/cairn/cluster/clustertest"
+	polling "github.com/cairnkv/cairn/cluster/clustertest/poll" // kv_test.go has a func poll
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/store"
 )
@@ -180,15 +181,12 @@ func (s *syncBuffer) String() string {
 // single-node cluster: it registers, and deregisters when its context ends
 // (what SIGTERM and SIGINT do in main).
 func TestRegisterCommand(t *testing.T) {
-	dataDir, dev := newDevPKI(t)
-	c := clustertest.New(t, 1)
-	c.Leader()
-	url := startMember(t, dev, c.Node(0))
+	srv := servertest.Start(t, nil)
 	const key = "/skydns/internal/cairn/web/web-1"
 
 	var stdout, stderr syncBuffer
-	root := newRootCmd(&stdout, &stderr, []string{"CAIRN_DATA_DIR=" + dataDir})
-	root.SetArgs([]string{"register", "--endpoints", url, "--service", "web", "--instance", "web-1",
+	root := newRootCmd(&stdout, &stderr, []string{"CAIRN_DATA_DIR=" + srv.Config().DataDir})
+	root.SetArgs([]string{"register", "--endpoints", srv.URL, "--service", "web", "--instance", "web-1",
 		"--host", "10.0.0.5", "--port", "8080", "--ttl", "5s"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -196,7 +194,7 @@ func TestRegisterCommand(t *testing.T) {
 	go func() { done <- root.ExecuteContext(ctx) }()
 
 	get := func() (string, bool) {
-		ev, err := c.Node(0).Store().Get(key, false, false, time.Now())
+		ev, err := srv.Node().Store().Get(key, false, false, time.Now())
 		var se *store.Error
 		if errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound {
 			return "", false
@@ -206,21 +204,14 @@ func TestRegisterCommand(t *testing.T) {
 		}
 		return *ev.Node.Value, true
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for range tick.C {
-		// The key can be applied before the sidecar has read the answer:
-		// wait for both, or cancelling may interrupt the registration.
-		if v, ok := get(); ok && strings.Contains(stderr.String(), "msg=registered") {
-			if v != `{"host":"10.0.0.5","port":8080}` {
-				t.Fatalf("%s = %s", key, v)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not registered within 10 s; log:\n%s", stderr.String())
-		}
+	// The key can be applied before the sidecar has read the answer: wait
+	// for both, or cancelling may interrupt the registration.
+	polling.Until(t, 10*time.Second, "the registration and its log line", func() bool {
+		_, ok := get()
+		return ok && strings.Contains(stderr.String(), "msg=registered")
+	})
+	if v, _ := get(); v != `{"host":"10.0.0.5","port":8080}` {
+		t.Fatalf("%s = %s", key, v)
 	}
 
 	cancel()
