@@ -120,7 +120,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("cluster: inspect raft state: %w", err))
 	}
-	st := store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
+	st := store.New(cfg.storeConfig())
 	f := newFSM(st)
 	switch {
 	case has && cfg.ForceNewCluster:
@@ -131,7 +131,7 @@ func New(cfg Config) (*Node, error) {
 			return fail(fmt.Errorf("cluster: force a new cluster from %s: %w", cfg.DataDir, err))
 		}
 		cfg.Logger.Warn("forced a new one-member cluster from this data dir; add the other members again with --peers and empty data dirs", "member", meta.ID)
-		st = store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
+		st = store.New(cfg.storeConfig())
 		f = newFSM(st)
 	case has && len(peers) > 0:
 		cfg.Logger.Info("restarting from the data dir; --peers is ignored", "data_dir", cfg.DataDir)
