@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -71,6 +72,10 @@ type Config struct {
 	// the data dir has no raft state; see join.go for how clusters form.
 	// Ignored once the node has state.
 	Peers []string
+	// DataDirLock is the data dir's lock when the caller took it already
+	// (disk.Acquire) and keeps it until after Shutdown; nil: New takes it
+	// and Shutdown releases it.
+	DataDirLock *disk.Lock
 	// ForceNewCluster turns an existing data dir into a new one-member
 	// cluster with all its data (etcd's --force-new-cluster): recovery when
 	// a majority of members is lost for good. Ignored without raft state.

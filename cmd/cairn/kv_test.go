@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	polling "github.com/cairnkv/cairn/cluster/clustertest/poll" // the package has a func poll, below
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/tlsauth/pki"
@@ -35,13 +35,6 @@ func startKVNode(t *testing.T, historySize int) (*servertest.Server, pki.Dev) {
 		}
 	}, server.WithClock(func() time.Time { return kvNow }))
 	return s, *s.DevPKI()
-}
-
-// poll is poll.Until with 10 s, left for status_test.go until it waits
-// with poll.Until itself: delete it then, and the polling aliases.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	polling.Until(t, 10*time.Second, what, cond)
 }
 
 // kvRun is one in-process run of the command line.
@@ -347,7 +340,7 @@ func watchUntil(t *testing.T, env []string, args []string, want string, while fu
 			t.Logf("cairn %v: stdout %q, stderr %q", args, b.stdout.String(), b.stderr.String())
 		}
 	}()
-	polling.Until(t, 10*time.Second, fmt.Sprintf("%q on the stdout of cairn %v", want, args), func() bool {
+	poll.Until(t, 10*time.Second, fmt.Sprintf("%q on the stdout of cairn %v", want, args), func() bool {
 		return b.finished() || strings.Contains(b.stdout.String(), want)
 	})
 	ok = true
@@ -383,7 +376,7 @@ func TestKVWatch(t *testing.T) {
 				// A watch with nothing to report waits (the store counts
 				// its watcher); an interrupt ends it with status 0.
 				b := kvRun{args: args}.start(t)
-				polling.Until(t, 10*time.Second, "the watch to wait in the store", func() bool {
+				poll.Until(t, 10*time.Second, "the watch to wait in the store", func() bool {
 					return b.finished() || s.Node().Store().Stats().Watchers == 1
 				})
 				stdout, stderr, code := b.stop()
@@ -403,7 +396,7 @@ func TestKVWatch(t *testing.T) {
 		// From history, then live: every change once, in order.
 		args := append([]string{"kv", "watch", "--forever", "-r", "--after-index", "4", "/w"}, flags...)
 		stdout, stderr, code := watchUntil(t, nil, args, "live\n", func(out *syncBuffer) {
-			polling.Until(t, 10*time.Second, "the change from history", func() bool { return out.String() != "" })
+			poll.Until(t, 10*time.Second, "the change from history", func() bool { return out.String() != "" })
 			putKey(t, url, dev, "set", "/w/k", "live") // 7
 		})
 		if want := "[delete] /w/k\nPrevNode.Value: b\n[set] /w/k\nlive\n"; code != 0 || stderr != "" || stdout != want {
@@ -423,9 +416,9 @@ func TestKVWatchHistoryCleared(t *testing.T) {
 	}
 	args := append([]string{"kv", "watch", "--after-index", "1", "/h"}, devFlags(url, dev)...)
 	b := kvRun{args: args}.start(t)
-	polling.Until(t, 10*time.Second, "the warning", func() bool { return strings.Contains(b.stderr.String(), "Warning:") })
+	poll.Until(t, 10*time.Second, "the warning", func() bool { return strings.Contains(b.stderr.String(), "Warning:") })
 	putKey(t, url, dev, "set", "/h", "new") // 6
-	polling.Until(t, 10*time.Second, "the watch to resume and report the change", b.finished)
+	poll.Until(t, 10*time.Second, "the watch to resume and report the change", b.finished)
 	stdout, stderr, code := b.stop()
 	want := "Warning: the changes from index 2 on have left the history of " + url +
 		" (the requested history has been cleared [4/2]); changes up to index 5 are lost: watching from index 6\n"
@@ -477,7 +470,7 @@ func TestKVWatchProtocol(t *testing.T) {
 	first, second := startServer(t, dev, handler("first")), startServer(t, dev, handler("second"))
 	args := append([]string{"kv", "watch", "-f", "-r", "--after-index", "1", "/k", "--timeout", "300ms"}, devFlags(first+","+second, dev)...)
 	stdout, stderr, code := watchUntil(t, nil, args, "v9\n", func(*syncBuffer) {
-		polling.Until(t, 10*time.Second, "6 requests", func() bool { mu.Lock(); defer mu.Unlock(); return len(asked) == 6 })
+		poll.Until(t, 10*time.Second, "6 requests", func() bool { mu.Lock(); defer mu.Unlock(); return len(asked) == 6 })
 	})
 	wantErr := "Warning: the changes from index 10 on have left the history of " + first +
 		" (the requested history has been cleared [15/10]); changes up to index 20 are lost: watching from index 21\n"
