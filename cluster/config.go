@@ -64,7 +64,7 @@ type Config struct {
 	HistoryBytes int64
 	WatchBuffer  int
 
-	// Network connects the node to its peers (NewTLSNetwork, or an
+	// Network connects the node to its peers (peer.New in cluster/peer, or an
 	// InmemHub's in tests); nil gives a network of its own, enough for a
 	// single-member cluster.
 	Network Network

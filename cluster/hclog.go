@@ -10,9 +10,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// newRaftLogger routes hashicorp/raft's hclog output into slog: raft writes
+// RaftLogger routes hashicorp/raft's hclog output into slog: raft writes
 // JSON lines, each becomes one structured record at the matching level.
-func newRaftLogger(l *slog.Logger) hclog.Logger {
+func RaftLogger(l *slog.Logger) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "raft",
 		Level:      hclog.Info,

@@ -11,7 +11,7 @@ import (
 
 // Network connects a node to its peers: raft's transport, and a request
 // channel over which followers forward proposals, reads and joins to the
-// leader. NewTLSNetwork is the real one (mutual TLS with node certificates);
+// leader. peer.New is the real one (mutual TLS with node certificates);
 // InmemHub makes in-process ones for tests.
 type Network interface {
 	// Transport carries raft's RPCs. raft.Shutdown closes it, so a network
@@ -21,7 +21,7 @@ type Network interface {
 	// error wrapping ErrNotSent means the request never left this node.
 	Call(ctx context.Context, addr string, req []byte) ([]byte, error)
 	// Serve installs the handler of requests from peers. New calls it once,
-	// before raft starts; until then requests are refused.
+	// before raft starts; until then requests get NotServing's answer.
 	Serve(h func(ctx context.Context, req []byte) []byte)
 	// Close stops serving and closes every connection.
 	Close() error
@@ -33,6 +33,11 @@ var ErrNotSent = errors.New("request not sent")
 
 // errNoHandler answers a request that arrives before Serve.
 var errNoHandler = errors.New("cluster: peer is starting")
+
+// NotServing is the answer a Network gives to a request that arrives before
+// Serve: the caller sees a starting peer, and the request as not sent, so
+// that it may retry it anywhere.
+func NotServing() []byte { return encodeFailure(errNoHandler) }
 
 // InmemHub links in-process networks for tests: raft RPCs go through raft's
 // InmemTransport and Calls are function calls. Isolate cuts a member off in

@@ -93,7 +93,7 @@ func New(cfg Config) (*Node, error) {
 		netw.Close()
 		return nil, err
 	}
-	hlog := newRaftLogger(cfg.Logger)
+	hlog := RaftLogger(cfg.Logger)
 
 	flt := disk.NewFault()
 	snapIndex, err := disk.CheckSnapshots(cfg.DataDir)

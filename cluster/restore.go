@@ -111,7 +111,7 @@ func RestoreBackup(cfg RestoreConfig) (res RestoreResult, err error) {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)
 		}
 	}()
-	snaps, err := disk.NewSnapshotStore(cfg.DataDir, newRaftLogger(c.Logger))
+	snaps, err := disk.NewSnapshotStore(cfg.DataDir, RaftLogger(c.Logger))
 	if err != nil {
 		return res, err
 	}

@@ -32,7 +32,7 @@ const snapPrefixLen = len(snapMagic) + 4
 
 // maxSnapHeader bounds the header a reader accepts (it lists the members,
 // so it is small; the bound only stops a corrupt length from allocating).
-const maxSnapHeader = maxFrame
+const maxSnapHeader = 64 << 20
 
 // snapHeader is the FSM's own state beside the store.
 type snapHeader struct {

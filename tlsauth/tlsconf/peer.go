@@ -49,7 +49,7 @@ func (m *Material) PeerClientConfig(o Options, trustDomain string, allowedCNs []
 }
 
 // PeerDialConfig returns a function for a peer network to call at every
-// dial (cluster.TLSNetworkConfig.DialTLS). Each call returns
+// dial (peer.Config.DialTLS). Each call returns
 // PeerClientConfig as made from the material current at that call: its CA
 // pool, key pair and CRLs. So, unlike a PeerClientConfig kept from start,
 // it trusts a peer CA rotated by Reload at the next dial, with the normal

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/disk"
+	"github.com/cairnkv/cairn/cluster/peer"
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/dnsserver"
@@ -107,7 +108,7 @@ func (s *Server) startNode(t tlsSetup, reg *prometheus.Registry) error {
 		return fmt.Errorf("listen on peer address %s: %w (is another process using it? set --peer-bind-addr)", cfg.PeerBindAddr, err)
 	}
 	s.peerAddr = advertise(cfg.PeerAddr, peerLn.Addr())
-	netw, err := cluster.NewTLSNetwork(cluster.TLSNetworkConfig{
+	netw, err := peer.New(peer.Config{
 		BindAddr: cfg.PeerBindAddr, AdvertiseAddr: s.peerAddr, Listener: peerLn,
 		ServerTLS: t.peer.PeerServerConfig(t.opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),
 		ClientTLS: t.peer.PeerClientConfig(t.opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),

@@ -1,4 +1,4 @@
-package cluster
+package peer
 
 import (
 	"context"
@@ -13,11 +13,11 @@ import (
 	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
-// TestTLSNetworkDialTLS: with DialTLS, a network's new connections use the
+// TestNetworkDialTLS: with DialTLS, a network's new connections use the
 // material reloaded since start, so a peer CA replaced on disk is trusted
 // without a restart; a network whose ClientTLS was made at start cannot
 // reach the rotated peer.
-func TestTLSNetworkDialTLS(t *testing.T) {
+func TestNetworkDialTLS(t *testing.T) {
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.crt")
 	newCA := func() *pki.CA {
@@ -31,7 +31,7 @@ func TestTLSNetworkDialTLS(t *testing.T) {
 	mA := peerMaterial(t, ca, caFile, dir, "a", true)
 	mB := peerMaterial(t, ca, caFile, dir, "b", true)
 
-	reloading, err := NewTLSNetwork(TLSNetworkConfig{
+	reloading, err := New(Config{
 		BindAddr: "127.0.0.1:0", AdvertiseAddr: "127.0.0.1:0",
 		ServerTLS: mA.PeerServerConfig(tlsconf.Options{}, testTD, nil),
 		DialTLS:   mA.PeerDialConfig(tlsconf.Options{}, testTD, nil),
@@ -40,13 +40,13 @@ func TestTLSNetworkDialTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reloading.Close() })
-	fixed := newTestTLSNetwork(t, mA, "127.0.0.1:0")
+	fixed := newTestNetwork(t, mA, "127.0.0.1:0")
 
 	// A new CA replaces the old one; both nodes get certificates from it.
 	ca = newCA()
 	mA = reissue(t, mA, ca, dir, "a")
 	mB = reissue(t, mB, ca, dir, "b")
-	b := newTestTLSNetwork(t, mB, "127.0.0.1:0")
+	b := newTestNetwork(t, mB, "127.0.0.1:0")
 	b.Serve(echo)
 
 	ctx := context.Background()
@@ -69,14 +69,14 @@ func reissue(t *testing.T, m *tlsconf.Material, ca *pki.CA, dir, name string) *t
 	return m
 }
 
-func TestTLSNetworkDialTLSError(t *testing.T) {
+func TestNetworkDialTLSError(t *testing.T) {
 	bad := errors.New("no material")
-	_, err := NewTLSNetwork(TLSNetworkConfig{
+	_, err := New(Config{
 		BindAddr: "127.0.0.1:0", AdvertiseAddr: "127.0.0.1:0",
 		ServerTLS: &tls.Config{},
 		DialTLS:   func() (*tls.Config, error) { return nil, bad },
 	})
 	if !errors.Is(err, bad) {
-		t.Fatalf("NewTLSNetwork: %v, want the DialTLS error", err)
+		t.Fatalf("New: %v, want the DialTLS error", err)
 	}
 }

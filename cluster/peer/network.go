@@ -1,4 +1,4 @@
-package cluster
+package peer
 
 import (
 	"bufio"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/cairnkv/cairn/cluster"
 )
 
 // The peer port carries two protocols over mutual TLS. After the handshake
@@ -32,14 +34,14 @@ const (
 	idleConnTTL          = time.Minute // an idle forwarding connection older than this is not reused
 )
 
-// TLSNetworkConfig configures NewTLSNetwork.
-type TLSNetworkConfig struct {
+// Config configures New.
+type Config struct {
 	// BindAddr is where the peer port listens; AdvertiseAddr is the address
 	// other members dial (the raft server address of this node).
 	BindAddr, AdvertiseAddr string
 	// Listener, if set, is the peer port, already listening (BindAddr is
 	// then only used for the source address of dials): a caller that binds
-	// port 0 learns the port before it advertises it. Once NewTLSNetwork
+	// port 0 learns the port before it advertises it. Once New
 	// returns without error, the network owns it and closes it.
 	Listener net.Listener
 	// ServerTLS and ClientTLS must both demand a node certificate from the
@@ -50,17 +52,17 @@ type TLSNetworkConfig struct {
 	// configuration to use in place of ClientTLS (which may then be nil),
 	// so that material reloaded since start, a rotated CA included, is
 	// used (tlsconf's PeerDialConfig). The network clones the result
-	// before setting ServerName. An error fails that dial; NewTLSNetwork
+	// before setting ServerName. An error fails that dial; New
 	// calls it once and fails with its error.
 	DialTLS func() (*tls.Config, error)
 }
 
-// TLSNetwork is the peer port: one TLS listener for raft and forwarding.
+// Network is the peer port: one TLS listener for raft and forwarding.
 // Outbound connections leave from the host of BindAddr when that host is a
 // specific IP, so that peers (and fault-injecting proxies in tests) see
 // which member dialed.
-type TLSNetwork struct {
-	cfg    TLSNetworkConfig
+type Network struct {
+	cfg    Config
 	ln     net.Listener
 	dialer net.Dialer
 	trans  *raft.NetworkTransport
@@ -70,7 +72,7 @@ type TLSNetwork struct {
 	mu      sync.Mutex
 	handler func(ctx context.Context, req []byte) []byte
 	idle    map[string][]idleConn
-	conns   map[net.Conn]struct{} // accepted forwarding connections
+	conns   map[net.Conn]struct{} // forwarding connections served, raft connections either way
 	closed  bool
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -83,11 +85,11 @@ type idleConn struct {
 	since time.Time
 }
 
-// NewTLSNetwork listens on cfg.BindAddr (or takes cfg.Listener) and returns
+// New listens on cfg.BindAddr (or takes cfg.Listener) and returns
 // the network.
-func NewTLSNetwork(cfg TLSNetworkConfig) (*TLSNetwork, error) {
+func New(cfg Config) (*Network, error) {
 	if cfg.ServerTLS == nil || (cfg.ClientTLS == nil && cfg.DialTLS == nil) {
-		return nil, errors.New("cluster: the peer port needs TLS configurations for both directions")
+		return nil, errors.New("peer: the peer port needs TLS configurations for both directions")
 	}
 	if cfg.DialTLS != nil {
 		if _, err := cfg.DialTLS(); err != nil {
@@ -101,10 +103,10 @@ func NewTLSNetwork(cfg TLSNetworkConfig) (*TLSNetwork, error) {
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", cfg.BindAddr); err != nil {
-			return nil, fmt.Errorf("cluster: listen on peer address %s: %w (is another process using it? set --peer-bind-addr)", cfg.BindAddr, err)
+			return nil, fmt.Errorf("peer: listen on peer address %s: %w (is another process using it? set --peer-bind-addr)", cfg.BindAddr, err)
 		}
 	}
-	n := &TLSNetwork{
+	n := &Network{
 		cfg: cfg, ln: ln, log: cfg.Logger,
 		raftCh: make(chan net.Conn),
 		idle:   make(map[string][]idleConn),
@@ -122,7 +124,7 @@ func NewTLSNetwork(cfg TLSNetworkConfig) (*TLSNetwork, error) {
 		Stream:  &streamLayer{n: n},
 		MaxPool: 3,
 		Timeout: peerRPCTimeout,
-		Logger:  newRaftLogger(cfg.Logger),
+		Logger:  cluster.RaftLogger(cfg.Logger),
 	})
 	n.wg.Add(1)
 	go n.acceptLoop()
@@ -130,20 +132,20 @@ func NewTLSNetwork(cfg TLSNetworkConfig) (*TLSNetwork, error) {
 }
 
 // Transport is raft's NetworkTransport over the peer port.
-func (n *TLSNetwork) Transport() raft.Transport { return n.trans }
+func (n *Network) Transport() raft.Transport { return n.trans }
 
 // Addr is the address the peer port listens on.
-func (n *TLSNetwork) Addr() net.Addr { return n.ln.Addr() }
+func (n *Network) Addr() net.Addr { return n.ln.Addr() }
 
 // Serve installs the handler of forwarded requests.
-func (n *TLSNetwork) Serve(h func(ctx context.Context, req []byte) []byte) {
+func (n *Network) Serve(h func(ctx context.Context, req []byte) []byte) {
 	n.mu.Lock()
 	n.handler = h
 	n.mu.Unlock()
 }
 
 // Close stops the listener and closes every connection.
-func (n *TLSNetwork) Close() error {
+func (n *Network) Close() error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -153,22 +155,27 @@ func (n *TLSNetwork) Close() error {
 	close(n.done)
 	n.cancel()
 	err := n.ln.Close()
+	// Closed outside the lock: a raft connection's Close takes it.
+	open := make([]net.Conn, 0, len(n.conns))
 	for c := range n.conns {
-		c.Close()
+		open = append(open, c)
 	}
 	for _, cs := range n.idle {
 		for _, ic := range cs {
-			ic.c.Close()
+			open = append(open, ic.c)
 		}
 	}
 	n.idle = nil
 	n.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
 	n.trans.Close()
 	n.wg.Wait()
 	return err
 }
 
-func (n *TLSNetwork) acceptLoop() {
+func (n *Network) acceptLoop() {
 	defer n.wg.Done()
 	var delay time.Duration
 	for {
@@ -194,7 +201,7 @@ func (n *TLSNetwork) acceptLoop() {
 // handshake authenticates an accepted connection and hands it to raft or to
 // the forwarding server. The TLS configuration refuses anything but a node
 // certificate; the refusal is logged with the reason.
-func (n *TLSNetwork) handshake(raw net.Conn) {
+func (n *Network) handshake(raw net.Conn) {
 	defer n.wg.Done()
 	c := tls.Server(raw, n.cfg.ServerTLS)
 	c.SetDeadline(time.Now().Add(peerHandshakeTimeout))
@@ -211,10 +218,14 @@ func (n *TLSNetwork) handshake(raw net.Conn) {
 	c.SetDeadline(time.Time{})
 	switch proto[0] {
 	case protoRaft:
+		tc, ok := n.trackRaft(c)
+		if !ok {
+			return
+		}
 		select {
-		case n.raftCh <- c:
+		case n.raftCh <- tc:
 		case <-n.done:
-			c.Close()
+			tc.Close()
 		}
 	case protoForward:
 		if !n.track(c) {
@@ -228,7 +239,7 @@ func (n *TLSNetwork) handshake(raw net.Conn) {
 	}
 }
 
-func (n *TLSNetwork) track(c net.Conn) bool {
+func (n *Network) track(c net.Conn) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -239,7 +250,34 @@ func (n *TLSNetwork) track(c net.Conn) bool {
 	return true
 }
 
-func (n *TLSNetwork) untrack(c net.Conn) {
+// trackRaft registers a raft connection, accepted or dialed, so that Close
+// closes it: raft's NetworkTransport closes neither the connections it
+// pooled nor those it serves, and their goroutines would outlive the
+// network. The connection leaves the set when raft closes it.
+func (n *Network) trackRaft(c net.Conn) (net.Conn, bool) {
+	tc := &raftConn{Conn: c, n: n}
+	if !n.track(tc) {
+		return nil, false
+	}
+	return tc, true
+}
+
+type raftConn struct {
+	net.Conn
+	n    *Network
+	once sync.Once
+}
+
+func (c *raftConn) Close() error {
+	c.once.Do(func() {
+		c.n.mu.Lock()
+		delete(c.n.conns, c)
+		c.n.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+func (n *Network) untrack(c net.Conn) {
 	n.mu.Lock()
 	delete(n.conns, c)
 	n.mu.Unlock()
@@ -247,7 +285,7 @@ func (n *TLSNetwork) untrack(c net.Conn) {
 }
 
 // serveForward answers frames one at a time until the peer hangs up.
-func (n *TLSNetwork) serveForward(c net.Conn) {
+func (n *Network) serveForward(c net.Conn) {
 	r := bufio.NewReader(c)
 	for {
 		req, err := readFrame(r)
@@ -259,7 +297,7 @@ func (n *TLSNetwork) serveForward(c net.Conn) {
 		n.mu.Unlock()
 		var resp []byte
 		if h == nil {
-			resp = encodeFailure(errNoHandler)
+			resp = cluster.NotServing()
 		} else {
 			resp = h(n.baseCtx, req)
 		}
@@ -270,24 +308,24 @@ func (n *TLSNetwork) serveForward(c net.Conn) {
 }
 
 // Call sends req to the peer at addr over a pooled forwarding connection.
-func (n *TLSNetwork) Call(ctx context.Context, addr string, req []byte) ([]byte, error) {
+func (n *Network) Call(ctx context.Context, addr string, req []byte) ([]byte, error) {
 	c, err := n.getConn(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: connect to peer %s: %w: %w", addr, err, ErrNotSent)
+		return nil, fmt.Errorf("peer: connect to peer %s: %w: %w", addr, err, cluster.ErrNotSent)
 	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
 	if err := writeFrame(c, req); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("cluster: send to peer %s: %w", addr, err)
+		return nil, fmt.Errorf("peer: send to peer %s: %w", addr, err)
 	}
 	resp, err := readFrame(bufio.NewReader(c))
 	if err != nil {
 		c.Close()
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("cluster: peer %s: %w", addr, ctx.Err())
+			return nil, fmt.Errorf("peer: peer %s: %w", addr, ctx.Err())
 		}
-		return nil, fmt.Errorf("cluster: answer from peer %s: %w", addr, err)
+		return nil, fmt.Errorf("peer: answer from peer %s: %w", addr, err)
 	}
 	if stop() {
 		n.putConn(addr, c)
@@ -297,7 +335,7 @@ func (n *TLSNetwork) Call(ctx context.Context, addr string, req []byte) ([]byte,
 	return resp, nil
 }
 
-func (n *TLSNetwork) getConn(ctx context.Context, addr string) (net.Conn, error) {
+func (n *Network) getConn(ctx context.Context, addr string) (net.Conn, error) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -341,7 +379,7 @@ func alive(c net.Conn) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func (n *TLSNetwork) putConn(addr string, c net.Conn) {
+func (n *Network) putConn(addr string, c net.Conn) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed || len(n.idle[addr]) >= maxIdlePerPeer {
@@ -353,7 +391,7 @@ func (n *TLSNetwork) putConn(addr string, c net.Conn) {
 }
 
 // dial opens a TLS connection to a peer and announces the protocol.
-func (n *TLSNetwork) dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
+func (n *Network) dial(ctx context.Context, addr string, proto byte) (net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -394,7 +432,7 @@ func readFrame(r io.Reader) ([]byte, error) {
 	}
 	l := binary.BigEndian.Uint32(h[:])
 	if l > maxFrame {
-		return nil, fmt.Errorf("cluster: peer frame of %d bytes is over the limit of %d", l, maxFrame)
+		return nil, fmt.Errorf("peer: frame of %d bytes is over the limit of %d", l, maxFrame)
 	}
 	b := make([]byte, l)
 	_, err := io.ReadFull(r, b)
@@ -403,7 +441,7 @@ func readFrame(r io.Reader) ([]byte, error) {
 
 // streamLayer gives raft's NetworkTransport the raft connections of the
 // shared peer port.
-type streamLayer struct{ n *TLSNetwork }
+type streamLayer struct{ n *Network }
 
 func (s *streamLayer) Accept() (net.Conn, error) {
 	select {
@@ -414,7 +452,7 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 	}
 }
 
-// Close is a no-op: the listener is shared and closed by TLSNetwork.Close.
+// Close is a no-op: the listener is shared and closed by Network.Close.
 func (s *streamLayer) Close() error { return nil }
 
 // Addr is the advertised address: raft uses it as this server's address.
@@ -423,7 +461,14 @@ func (s *streamLayer) Addr() net.Addr { return advertisedAddr(s.n.cfg.AdvertiseA
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(s.n.baseCtx, timeout)
 	defer cancel()
-	return s.n.dial(ctx, string(address), protoRaft)
+	c, err := s.n.dial(ctx, string(address), protoRaft)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := s.n.trackRaft(c); ok {
+		return tc, nil
+	}
+	return nil, net.ErrClosed
 }
 
 type advertisedAddr string

@@ -1,10 +1,12 @@
-package cluster
+package peer
 
 import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
@@ -29,9 +31,9 @@ func peerMaterial(t *testing.T, ca *pki.CA, caFile, dir, name string, node bool)
 	return m
 }
 
-func newTestTLSNetwork(t *testing.T, m *tlsconf.Material, bind string) *TLSNetwork {
+func newTestNetwork(t *testing.T, m *tlsconf.Material, bind string) *Network {
 	t.Helper()
-	n, err := NewTLSNetwork(TLSNetworkConfig{
+	n, err := New(Config{
 		BindAddr: bind, AdvertiseAddr: bind,
 		ServerTLS: m.PeerServerConfig(tlsconf.Options{}, testTD, nil),
 		ClientTLS: m.PeerClientConfig(tlsconf.Options{}, testTD, nil),
@@ -45,17 +47,17 @@ func newTestTLSNetwork(t *testing.T, m *tlsconf.Material, bind string) *TLSNetwo
 
 func echo(_ context.Context, req []byte) []byte { return append([]byte("echo:"), req...) }
 
-// TestTLSNetworkCall: forwarding frames travel over mutual TLS between
+// TestNetworkCall: forwarding frames travel over mutual TLS between
 // nodes; a pooled connection whose peer went away is noticed before a
 // request is sent on it; a client certificate cannot call.
-func TestTLSNetworkCall(t *testing.T) {
+func TestNetworkCall(t *testing.T) {
 	p := tlstest.NewPKI(t)
 	dir, ca, caFile := p.Dir, p.CA, p.CAFile
 	mA := peerMaterial(t, ca, caFile, dir, "a", true)
 	mB := peerMaterial(t, ca, caFile, dir, "b", true)
 
-	a := newTestTLSNetwork(t, mA, "127.0.0.1:0")
-	b := newTestTLSNetwork(t, mB, "127.0.0.1:0")
+	a := newTestNetwork(t, mA, "127.0.0.1:0")
+	b := newTestNetwork(t, mB, "127.0.0.1:0")
 	b.Serve(echo)
 	addrB := b.Addr().String()
 	ctx := context.Background()
@@ -69,11 +71,11 @@ func TestTLSNetworkCall(t *testing.T) {
 	// b restarts at the same address: a's pooled connection is dead, and
 	// the next call must notice before sending, not fail after.
 	b.Close()
-	b2 := newTestTLSNetwork(t, mB, addrB)
+	b2 := newTestNetwork(t, mB, addrB)
 	b2.Serve(echo)
 	// Wait for the FIN to reach a's pooled connection (the probe leaves it
 	// in the pool, as dead as before).
-	poll.Until(t, waitTimeout, "a's pooled connection to see b close it", func() bool {
+	poll.Until(t, 10*time.Second, "a's pooled connection to see b close it", func() bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		ics := a.idle[addrB]
@@ -85,15 +87,15 @@ func TestTLSNetworkCall(t *testing.T) {
 
 	// Nothing listens: the call is refused before sending, and says so.
 	b2.Close()
-	if _, err := a.Call(ctx, addrB, []byte("y")); !errors.Is(err, ErrNotSent) {
-		t.Fatalf("call to a closed peer: %v, want ErrNotSent", err)
+	if _, err := a.Call(ctx, addrB, []byte("y")); !errors.Is(err, cluster.ErrNotSent) {
+		t.Fatalf("call to a closed peer: %v, want cluster.ErrNotSent", err)
 	}
 
 	// A client certificate is refused on the peer port.
 	mC := peerMaterial(t, ca, caFile, dir, "c", false)
-	b3 := newTestTLSNetwork(t, mB, "127.0.0.1:0")
+	b3 := newTestNetwork(t, mB, "127.0.0.1:0")
 	b3.Serve(echo)
-	cli := &TLSNetwork{cfg: TLSNetworkConfig{ClientTLS: mC.ClientConfig(tlsconf.Options{})}, idle: map[string][]idleConn{}}
+	cli := &Network{cfg: Config{ClientTLS: mC.ClientConfig(tlsconf.Options{})}, idle: map[string][]idleConn{}}
 	if ans, err := cli.Call(ctx, b3.Addr().String(), []byte("z")); err == nil {
 		t.Fatalf("a client certificate called the peer port: %q", ans)
 	}
