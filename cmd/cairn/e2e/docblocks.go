@@ -28,6 +28,9 @@ import (
 //     and runs in the background until the end of its document; with
 //     ready=PORT[,PORT], later blocks wait until those (documented) ports
 //     accept TCP connections.
+//   - <!-- docs-test: stop-background --> before a block stops the
+//     background blocks first, where the text asks the reader to stop them
+//     (Ctrl+C in the other terminal).
 
 // DocBlock is one fenced code block of a markdown document.
 type DocBlock struct {
@@ -37,6 +40,7 @@ type DocBlock struct {
 	Skip       string // why the block is not run (a skip marker)
 	Background bool   // runs in the background until the end of the document
 	Ready      []int  // documented ports that accept connections once a background block is up
+	Stop       bool   // stop the background blocks before this one runs
 }
 
 // shellInfos are the info strings of blocks that are run.
@@ -126,6 +130,8 @@ func (b *DocBlock) applyMarker(m string) error {
 		switch {
 		case d == "background":
 			b.Background = true
+		case d == "stop-background":
+			b.Stop = true
 		case strings.HasPrefix(d, "ready="):
 			for _, p := range strings.Split(strings.TrimPrefix(d, "ready="), ",") {
 				n, err := strconv.Atoi(strings.TrimSpace(p))
@@ -135,7 +141,7 @@ func (b *DocBlock) applyMarker(m string) error {
 				b.Ready = append(b.Ready, n)
 			}
 		default:
-			return fmt.Errorf("unknown docs-test directive %q; known: skip: <reason>, background, ready=PORT[,PORT]", d)
+			return fmt.Errorf("unknown docs-test directive %q; known: skip: <reason>, background, ready=PORT[,PORT], stop-background", d)
 		}
 	}
 	if len(b.Ready) > 0 && !b.Background {

@@ -187,6 +187,9 @@ func runDoc(t *testing.T, bash, bin, name string, blocks []DocBlock) {
 		if err := os.WriteFile(file, []byte(rw.Rewrite(b.Text)), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		if b.Stop {
+			sh.stopBackground(t, name, b)
+		}
 		if b.Background {
 			sh.background(t, name, b, i, file, rw)
 			continue
@@ -228,7 +231,8 @@ type docShell struct {
 	errFile string
 	status  chan string   // lines from fd 3
 	done    chan struct{} // closed when bash has exited
-	bg      []bgJob
+	bg      []bgJob       // running background blocks
+	stopped []bgJob       // background blocks stopped by stop-background
 }
 
 type bgJob struct {
@@ -355,7 +359,9 @@ func (sh *docShell) foreground(t *testing.T, doc string, b DocBlock, i int, file
 func (sh *docShell) background(t *testing.T, doc string, b DocBlock, i int, file string, rw DocRewriter) {
 	t.Helper()
 	log := filepath.Join(filepath.Dir(file), fmt.Sprintf("background%d.log", i))
-	sh.send(t, fmt.Sprintf("( trap - ERR; source %q ) </dev/null >%q 2>&1 3>&- & echo \"bg %d $!\" >&3\n", file, log, i))
+	// set -m gives the job its own process group, so that stopping it
+	// stops what it started.
+	sh.send(t, fmt.Sprintf("set -m; ( trap - ERR; source %q ) </dev/null >%q 2>&1 3>&- & echo \"bg %d $!\" >&3; set +m\n", file, log, i))
 	var pid int
 	select {
 	case line := <-sh.status:
@@ -391,21 +397,48 @@ func (sh *docShell) background(t *testing.T, doc string, b DocBlock, i int, file
 
 var errBgEnded = errors.New("the background block has ended")
 
-// stop ends the shell and everything it started: SIGTERM to its process
-// group (background jobs of a non-interactive shell stay in it), then
-// SIGKILL for what is left after 10 s.
-func (sh *docShell) stop(t *testing.T) {
-	sh.stdin.Close()
-	pgid := sh.cmd.Process.Pid
+// stopBackground stops the background blocks started so far.
+func (sh *docShell) stopBackground(t *testing.T, doc string, b DocBlock) {
+	t.Helper()
+	for _, j := range sh.bg {
+		if err := stopGroup(j.pid); err != nil {
+			t.Logf("%s:%d: background block of line %d: %v", doc, b.Line, j.line, err)
+		}
+	}
+	t.Logf("%s:%d: stopped %d background blocks", doc, b.Line, len(sh.bg))
+	sh.stopped = append(sh.stopped, sh.bg...)
+	sh.bg = nil
+}
+
+// stopGroup sends SIGTERM to a process group and SIGKILL to what is left
+// of it after 10 s.
+func stopGroup(pgid int) error {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	if err := PollErr(10*time.Second, func() error {
+	err := PollErr(10*time.Second, func() error {
 		if syscall.Kill(-pgid, 0) == nil {
 			return errors.New("processes left in the group")
 		}
 		return nil
-	}); err != nil {
-		t.Logf("docs: processes still running 10 s after SIGTERM; killing them")
+	})
+	if err != nil {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		return fmt.Errorf("still running 10 s after SIGTERM; killed")
+	}
+	return nil
+}
+
+// stop ends the shell and everything it started: the background blocks
+// (each in its own process group) and the shell's own group, where what a
+// block starts with & stays; SIGTERM first, SIGKILL after 10 s.
+func (sh *docShell) stop(t *testing.T) {
+	sh.stdin.Close()
+	for _, j := range sh.bg {
+		if err := stopGroup(j.pid); err != nil {
+			t.Logf("docs: background block of line %d: %v", j.line, err)
+		}
+	}
+	if err := stopGroup(sh.cmd.Process.Pid); err != nil {
+		t.Logf("docs: the shell's processes: %v", err)
 	}
 	<-sh.done
 	if t.Failed() {
@@ -416,7 +449,7 @@ func (sh *docShell) stop(t *testing.T) {
 // bgLogs is the tail of every background block's log.
 func (sh *docShell) bgLogs() string {
 	var sb strings.Builder
-	for _, j := range sh.bg {
+	for _, j := range append(sh.stopped, sh.bg...) {
 		fmt.Fprintf(&sb, "\n--- background block at line %d (pid %d), last 4 KiB ---\n%s", j.line, j.pid, tailFrom(j.log, 0, 4<<10))
 	}
 	return sb.String()
