@@ -52,7 +52,7 @@ func TestDocs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			runDoc(t, bash, bin, name, blocks)
+			runDoc(t, bash, bin, root, name, blocks)
 		})
 	}
 }
@@ -135,7 +135,7 @@ const (
 )
 
 // runDoc runs the shell blocks of one document in one bash session.
-func runDoc(t *testing.T, bash, bin, name string, blocks []DocBlock) {
+func runDoc(t *testing.T, bash, bin, root, name string, blocks []DocBlock) {
 	var run, skipped []DocBlock
 	for _, b := range blocks {
 		switch {
@@ -172,6 +172,7 @@ func runDoc(t *testing.T, bash, bin, name string, blocks []DocBlock) {
 	if err := os.Symlink(bin, filepath.Join(dirs["bin"], "cairn")); err != nil {
 		t.Fatal(err)
 	}
+	linkRepo(t, root, dirs["work"])
 	ports := freePorts(t, DocPorts(blocks))
 	rw := DocRewriter{Ports: ports, Tmp: dirs["tmp"]}
 	var mapping []string
@@ -197,6 +198,25 @@ func runDoc(t *testing.T, bash, bin, name string, blocks []DocBlock) {
 		sh.foreground(t, name, b, i, file)
 	}
 	t.Logf("%s: %d blocks ran in %v", name, len(run), time.Since(start).Round(time.Millisecond))
+}
+
+// linkRepo makes the work directory look like a clone, as the docs
+// assume: a symbolic link to every top-level entry of the repository but
+// .git (config.example.toml, deploy/, ...).
+func linkRepo(t *testing.T, root, work string) {
+	t.Helper()
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == ".git" {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(root, e.Name()), filepath.Join(work, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // freePorts maps each documented port to a distinct free port: it holds
