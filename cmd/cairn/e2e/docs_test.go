@@ -27,7 +27,8 @@ import (
 // directory (DocRewriter); `go run ./cmd/cairn` becomes that binary. A block
 // marked background runs until the end of the document; every process the
 // document started is stopped then, on success and on failure. The marker
-// convention is described in docblocks.go.
+// convention is described in docblocks.go. CAIRN_DOCS_OUTPUT=1 logs each
+// document's output even when it passes, to compare it with the text.
 func TestDocs(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("the docs are written for a POSIX shell")
@@ -219,24 +220,38 @@ func linkRepo(t *testing.T, root, work string) {
 	}
 }
 
-// freePorts maps each documented port to a distinct free port: it holds
-// every listener open until all are chosen.
+// freePorts maps each documented port to a distinct port that is free for
+// TCP and UDP on every interface (cairn binds the client and peer ports on
+// all interfaces by default, and other tests listen on other loopback
+// addresses): it holds every listener open until all are chosen.
 func freePorts(t *testing.T, documented []int) map[int]int {
 	t.Helper()
 	m := make(map[int]int, len(documented))
-	var ls []net.Listener
+	var held []io.Closer
 	defer func() {
-		for _, l := range ls {
-			l.Close()
+		for _, c := range held {
+			c.Close()
 		}
 	}()
 	for _, p := range documented {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
+		for try := 0; ; try++ {
+			l, err := net.Listen("tcp", ":0")
+			if err != nil {
+				t.Fatalf("free port: %v", err)
+			}
+			held = append(held, l)
+			port := l.Addr().(*net.TCPAddr).Port
+			u, err := net.ListenPacket("udp", fmt.Sprintf(":%d", port))
+			if err != nil {
+				if try > 20 {
+					t.Fatalf("free port: no TCP port that is free for UDP too: %v", err)
+				}
+				continue
+			}
+			held = append(held, u)
+			m[p] = port
+			break
 		}
-		ls = append(ls, l)
-		m[p] = l.Addr().(*net.TCPAddr).Port
 	}
 	return m
 }
@@ -461,8 +476,8 @@ func (sh *docShell) stop(t *testing.T) {
 		t.Logf("docs: the shell's processes: %v", err)
 	}
 	<-sh.done
-	if t.Failed() {
-		t.Logf("--- whole output of the document's shell, last 12 KiB ---\n%s", tailFrom(sh.out, 0, 12<<10))
+	if t.Failed() || os.Getenv("CAIRN_DOCS_OUTPUT") == "1" {
+		t.Logf("--- whole output of the document's shell, last 12 KiB ---\n%s%s", tailFrom(sh.out, 0, 12<<10), sh.bgLogs())
 	}
 }
 
