@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -435,7 +436,7 @@ var errBgEnded = errors.New("the background block has ended")
 // stopBackground stops the background blocks started so far.
 func (sh *docShell) stopBackground(t *testing.T, doc string, b DocBlock) {
 	t.Helper()
-	for _, j := range sh.bg {
+	for _, j := range slices.Backward(sh.bg) {
 		if err := stopGroup(j.pid); err != nil {
 			t.Logf("%s:%d: background block of line %d: %v", doc, b.Line, j.line, err)
 		}
@@ -467,7 +468,8 @@ func stopGroup(pgid int) error {
 // block starts with & stays; SIGTERM first, SIGKILL after 10 s.
 func (sh *docShell) stop(t *testing.T) {
 	sh.stdin.Close()
-	for _, j := range sh.bg {
+	// Last started, first stopped: a watch ends before its server.
+	for _, j := range slices.Backward(sh.bg) {
 		if err := stopGroup(j.pid); err != nil {
 			t.Logf("docs: background block of line %d: %v", j.line, err)
 		}
