@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -317,7 +316,13 @@ func startDocShell(t *testing.T, bash, bin string, dirs map[string]string, ports
 		fmt.Sprintf("CAIRN_DNS_ADDR=127.0.0.1:%d", ports[8053]),
 		fmt.Sprintf("CAIRN_ENDPOINTS=https://127.0.0.1:%d", ports[4001]),
 	}
+	// A session of its own: the shell's process group (which the
+	// stop kills) is its session's, and no controlling terminal of the
+	// caller reaches the shell, whose set -m (one process group per
+	// background block) would otherwise fight over it.
 	setProcAttr(cmd)
+	cmd.SysProcAttr.Setpgid = false
+	cmd.SysProcAttr.Setsid = true
 	if sh.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -436,29 +441,47 @@ var errBgEnded = errors.New("the background block has ended")
 // stopBackground stops the background blocks started so far.
 func (sh *docShell) stopBackground(t *testing.T, doc string, b DocBlock) {
 	t.Helper()
-	for _, j := range slices.Backward(sh.bg) {
-		if err := stopGroup(j.pid); err != nil {
-			t.Logf("%s:%d: background block of line %d: %v", doc, b.Line, j.line, err)
-		}
+	start := time.Now()
+	if err := stopGroups(sh.bgGroups()); err != nil {
+		t.Logf("%s:%d: %v", doc, b.Line, err)
 	}
-	t.Logf("%s:%d: stopped %d background blocks", doc, b.Line, len(sh.bg))
+	t.Logf("%s:%d: stopped %d background blocks in %v", doc, b.Line, len(sh.bg), time.Since(start).Round(time.Millisecond))
 	sh.stopped = append(sh.stopped, sh.bg...)
 	sh.bg = nil
 }
 
-// stopGroup sends SIGTERM to a process group and SIGKILL to what is left
-// of it after 10 s.
-func stopGroup(pgid int) error {
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+func (sh *docShell) bgGroups() []int {
+	var pgids []int
+	for _, j := range sh.bg {
+		pgids = append(pgids, j.pid)
+	}
+	return pgids
+}
+
+// stopGroups sends SIGTERM to process groups, all at once, and SIGKILL to
+// what is left of them after 10 s.
+func stopGroups(pgids []int) error {
+	for _, g := range pgids {
+		_ = syscall.Kill(-g, syscall.SIGTERM)
+	}
+	var left []int
 	err := PollErr(10*time.Second, func() error {
-		if syscall.Kill(-pgid, 0) == nil {
-			return errors.New("processes left in the group")
+		left = left[:0]
+		for _, g := range pgids {
+			if syscall.Kill(-g, 0) == nil {
+				left = append(left, g)
+			}
+		}
+		if len(left) > 0 {
+			return errors.New("processes left")
 		}
 		return nil
 	})
 	if err != nil {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		return fmt.Errorf("still running 10 s after SIGTERM; killed")
+		for _, g := range left {
+			_ = syscall.Kill(-g, syscall.SIGKILL)
+		}
+		return fmt.Errorf("process groups %v still running 10 s after SIGTERM; killed", left)
 	}
 	return nil
 }
@@ -468,16 +491,12 @@ func stopGroup(pgid int) error {
 // block starts with & stays; SIGTERM first, SIGKILL after 10 s.
 func (sh *docShell) stop(t *testing.T) {
 	sh.stdin.Close()
-	// Last started, first stopped: a watch ends before its server.
-	for _, j := range slices.Backward(sh.bg) {
-		if err := stopGroup(j.pid); err != nil {
-			t.Logf("docs: background block of line %d: %v", j.line, err)
-		}
-	}
-	if err := stopGroup(sh.cmd.Process.Pid); err != nil {
-		t.Logf("docs: the shell's processes: %v", err)
+	start := time.Now()
+	if err := stopGroups(append(sh.bgGroups(), sh.cmd.Process.Pid)); err != nil {
+		t.Logf("docs: %v", err)
 	}
 	<-sh.done
+	t.Logf("docs: stopped every process in %v", time.Since(start).Round(time.Millisecond))
 	if t.Failed() || os.Getenv("CAIRN_DOCS_OUTPUT") == "1" {
 		t.Logf("--- whole output of the document's shell, last 12 KiB ---\n%s%s", tailFrom(sh.out, 0, 12<<10), sh.bgLogs())
 	}
