@@ -266,6 +266,12 @@ func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 // CAIRN_REQUIRE_EXTERNAL=1).
 var externalTools = []string{"curl", "dig", "openssl", "etcdctl", "etcd", "jq"}
 
+// debianPackage names the package of each external tool, for messages.
+var debianPackage = map[string]string{
+	"curl": "curl", "dig": "dnsutils", "openssl": "openssl",
+	"etcdctl": "etcd-client", "etcd": "etcd-server", "jq": "jq",
+}
+
 // DocTools returns the external tools that text runs, in externalTools order.
 func DocTools(text string) []string {
 	var out []string
