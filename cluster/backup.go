@@ -396,7 +396,7 @@ func RestoreBackup(cfg RestoreConfig) (res RestoreResult, err error) {
 			emptyDir(cfg.DataDir, existed)
 		}
 	}()
-	meta, id, cid, err := loadOrCreateMeta(cfg.DataDir, c.Name)
+	meta, id, cid, err := loadOrCreateMeta(cfg.DataDir, c.Name, func() uint64 { return 0 })
 	if err != nil {
 		return res, err
 	}

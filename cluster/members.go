@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -138,6 +140,44 @@ func (n *Node) UpdateMember(ctx context.Context, id uint64, peerURLs []string) e
 	b, _ := json.Marshal(memberUpdate{ID: id, PeerURLs: peerURLs})
 	_, err := n.leaderRequest(ctx, opUpdateMember, b)
 	return err
+}
+
+// addedMemberAt is the ID of the member added through the API at peer
+// address addr that has not started yet (it has no name), or 0.
+func (n *Node) addedMemberAt(addr string) uint64 {
+	for _, m := range n.Members() {
+		if m.Name == "" && slices.Equal(m.PeerURLs, []string{"https://" + addr}) {
+			return m.ID
+		}
+	}
+	return 0
+}
+
+// askAddedMemberID asks the peers, once each, whether a member was added
+// through the API at peerAddr (etcd's `member add`); a new member starting
+// there takes that member's ID, so that the ID `member add` printed stays
+// the member's ID once it joins. 0 when none was added or no peer
+// answered: the member then gets a random ID and, joining, replaces the
+// added one (whose ID then changes).
+func askAddedMemberID(netw Network, peers []string, peerAddr string, timeout time.Duration, log *slog.Logger) uint64 {
+	for _, p := range peers {
+		ctx, cancel := context.WithTimeout(context.Background(), min(timeout, 2*time.Second))
+		ans, err := netw.Call(ctx, p, append([]byte{opAddedMember, 0}, peerAddr...))
+		cancel()
+		if err == nil {
+			ans, err = decodeAnswer(ans)
+		}
+		if err != nil {
+			log.Debug("asking a peer for an added member at this address failed", "peer", p, "err", err)
+			continue
+		}
+		id, k := binary.Uvarint(ans)
+		if k > 0 && id != 0 {
+			log.Info("taking the ID this member was added with", "member", hexID(id), "via", p)
+		}
+		return id
+	}
+	return 0
 }
 
 // leaderRequest runs op on the leader, here or forwarded.

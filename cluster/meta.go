@@ -21,13 +21,18 @@ type memberMeta struct {
 
 const metaFile = "member.json"
 
-// loadOrCreateMeta reads <dir>/member.json, creating it with fresh random IDs
-// on first start.
-func loadOrCreateMeta(dir, name string) (memberMeta, uint64, uint64, error) {
+// loadOrCreateMeta reads <dir>/member.json, creating it on first start with
+// the member ID newID gives (a random one when it gives 0) and a random
+// cluster ID.
+func loadOrCreateMeta(dir, name string, newID func() uint64) (memberMeta, uint64, uint64, error) {
 	p := filepath.Join(dir, metaFile)
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		m := memberMeta{ID: hexID(randomID()), ClusterID: hexID(randomID()), Name: name}
+		id := newID()
+		if id == 0 {
+			id = randomID()
+		}
+		m := memberMeta{ID: hexID(id), ClusterID: hexID(randomID()), Name: name}
 		b, _ = json.Marshal(m)
 		tmp := p + ".tmp"
 		if err := os.WriteFile(tmp, b, 0o600); err != nil {

@@ -64,25 +64,32 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: create data dir: %w", err)
 	}
-	meta, id, clusterID, err := loadOrCreateMeta(cfg.DataDir, cfg.Name)
+	netw := cfg.Network
+	if netw == nil {
+		netw = NewInmemHub().Network(cfg.PeerAddr)
+	}
+	peers := normalizePeers(cfg.Peers, cfg.PeerAddr)
+	// A member added through the API starts with the ID it was added with.
+	meta, id, clusterID, err := loadOrCreateMeta(cfg.DataDir, cfg.Name, func() uint64 {
+		return askAddedMemberID(netw, peers, cfg.PeerAddr, cfg.RequestTimeout, cfg.Logger)
+	})
 	if err != nil {
+		netw.Close()
 		return nil, err
 	}
 	hlog := newRaftLogger(cfg.Logger)
 
 	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
 	if err != nil {
+		netw.Close()
 		return nil, fmt.Errorf("cluster: open raft log %s: %w (is another cairn using this data dir?)",
 			filepath.Join(cfg.DataDir, "raft.db"), err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
 	if err != nil {
+		netw.Close()
 		logs.Close()
 		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
-	}
-	netw := cfg.Network
-	if netw == nil {
-		netw = NewInmemHub().Network(cfg.PeerAddr)
 	}
 	trans := netw.Transport()
 
@@ -113,7 +120,6 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("cluster: inspect raft state: %w", err))
 	}
-	peers := normalizePeers(cfg.Peers, cfg.PeerAddr)
 	st := store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
 	f := newFSM(st)
 	switch {

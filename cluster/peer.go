@@ -37,13 +37,13 @@ type TLSNetworkConfig struct {
 	// other members dial (the raft server address of this node).
 	BindAddr, AdvertiseAddr string
 	// ServerTLS and ClientTLS must both demand a node certificate from the
-	// other side (tlsauth's PeerServerConfig and PeerClientConfig).
+	// other side (tlsconf's PeerServerConfig and PeerClientConfig).
 	ServerTLS, ClientTLS *tls.Config
 	Logger               *slog.Logger
 	// DialTLS, if set, is called at every dial for the client
 	// configuration to use in place of ClientTLS (which may then be nil),
 	// so that material reloaded since start, a rotated CA included, is
-	// used (tlsauth's PeerDialConfig). The network clones the result
+	// used (tlsconf's PeerDialConfig). The network clones the result
 	// before setting ServerName. An error fails that dial; NewTLSNetwork
 	// calls it once and fails with its error.
 	DialTLS func() (*tls.Config, error)

@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // TestTLSNetworkDialTLS: with DialTLS, a network's new connections use the
@@ -19,8 +20,8 @@ import (
 func TestTLSNetworkDialTLS(t *testing.T) {
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.crt")
-	newCA := func() *tlsauth.CA {
-		ca, err := tlsauth.NewCA(testTD, time.Hour)
+	newCA := func() *pki.CA {
+		ca, err := pki.NewCA(testTD, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,8 +36,8 @@ func TestTLSNetworkDialTLS(t *testing.T) {
 
 	reloading, err := NewTLSNetwork(TLSNetworkConfig{
 		BindAddr: "127.0.0.1:0", AdvertiseAddr: "127.0.0.1:0",
-		ServerTLS: mA.PeerServerConfig(tlsauth.Options{}, testTD, nil),
-		DialTLS:   mA.PeerDialConfig(tlsauth.Options{}, testTD, nil),
+		ServerTLS: mA.PeerServerConfig(tlsconf.Options{}, testTD, nil),
+		DialTLS:   mA.PeerDialConfig(tlsconf.Options{}, testTD, nil),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,13 +63,13 @@ func TestTLSNetworkDialTLS(t *testing.T) {
 
 // reissue writes a new node certificate from ca over name's files and
 // reloads m.
-func reissue(t *testing.T, m *tlsauth.Material, ca *tlsauth.CA, dir, name string) *tlsauth.Material {
+func reissue(t *testing.T, m *tlsconf.Material, ca *pki.CA, dir, name string) *tlsconf.Material {
 	t.Helper()
 	iss, err := ca.IssueNode(testTD, name, []string{"127.0.0.1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tlsauth.WritePair(iss, filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")); err != nil {
+	if err := pki.WritePair(iss, filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Reload(); err != nil {

@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 const testTD = "cairn.internal"
 
 // peerMaterial issues a node ("node") or client certificate from ca into dir.
-func peerMaterial(t *testing.T, ca *tlsauth.CA, caFile, dir, name string, node bool) *tlsauth.Material {
+func peerMaterial(t *testing.T, ca *pki.CA, caFile, dir, name string, node bool) *tlsconf.Material {
 	t.Helper()
 	iss, err := ca.IssueClient(testTD, name, time.Hour)
 	if node {
@@ -22,23 +23,23 @@ func peerMaterial(t *testing.T, ca *tlsauth.CA, caFile, dir, name string, node b
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := tlsauth.Files{CAFile: caFile, CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
-	if err := tlsauth.WritePair(iss, f.CertFile, f.KeyFile); err != nil {
+	f := tlsconf.Files{CAFile: caFile, CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+	if err := pki.WritePair(iss, f.CertFile, f.KeyFile); err != nil {
 		t.Fatal(err)
 	}
-	m, err := tlsauth.LoadMaterial(f)
+	m, err := tlsconf.LoadMaterial(f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-func newTestTLSNetwork(t *testing.T, m *tlsauth.Material, bind string) *TLSNetwork {
+func newTestTLSNetwork(t *testing.T, m *tlsconf.Material, bind string) *TLSNetwork {
 	t.Helper()
 	n, err := NewTLSNetwork(TLSNetworkConfig{
 		BindAddr: bind, AdvertiseAddr: bind,
-		ServerTLS: m.PeerServerConfig(tlsauth.Options{}, testTD, nil),
-		ClientTLS: m.PeerClientConfig(tlsauth.Options{}, testTD, nil),
+		ServerTLS: m.PeerServerConfig(tlsconf.Options{}, testTD, nil),
+		ClientTLS: m.PeerClientConfig(tlsconf.Options{}, testTD, nil),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +55,7 @@ func echo(_ context.Context, req []byte) []byte { return append([]byte("echo:"),
 // request is sent on it; a client certificate cannot call.
 func TestTLSNetworkCall(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := tlsauth.NewCA(testTD, time.Hour)
+	ca, err := pki.NewCA(testTD, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestTLSNetworkCall(t *testing.T) {
 	mC := peerMaterial(t, ca, caFile, dir, "c", false)
 	b3 := newTestTLSNetwork(t, mB, "127.0.0.1:0")
 	b3.Serve(echo)
-	cli := &TLSNetwork{cfg: TLSNetworkConfig{ClientTLS: mC.ClientConfig(tlsauth.Options{})}, idle: map[string][]idleConn{}}
+	cli := &TLSNetwork{cfg: TLSNetworkConfig{ClientTLS: mC.ClientConfig(tlsconf.Options{})}, idle: map[string][]idleConn{}}
 	if ans, err := cli.Call(ctx, b3.Addr().String(), []byte("z")); err == nil {
 		t.Fatalf("a client certificate called the peer port: %q", ans)
 	}

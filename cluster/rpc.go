@@ -20,6 +20,7 @@ const (
 	opRemoveMember byte = 5 // payload: uvarint id
 	opUpdateMember byte = 6 // payload: memberUpdate JSON
 	opPing         byte = 7 // answer: empty
+	opAddedMember  byte = 8 // payload: a peer address; answer: uvarint ID of the unstarted member there, 0 for none
 )
 
 const (
@@ -208,6 +209,8 @@ func (n *Node) serveLeader(ctx context.Context, op byte, payload []byte) ([]byte
 			return nil, errors.New("cluster: bad remove-member request")
 		}
 		return nil, n.removeMemberLocal(ctx, id)
+	case opAddedMember:
+		return binary.AppendUvarint(nil, n.addedMemberAt(string(payload))), nil
 	case opUpdateMember:
 		var u memberUpdate
 		if err := json.Unmarshal(payload, &u); err != nil {

@@ -2,8 +2,11 @@
 // SkyDNS records (Record, ParseRecord), the mapping between keys and DNS
 // names (Config), the validation of writes under the discovery prefix
 // (Config.Validate), a live in-memory index of registrations that the DNS
-// responder answers from (Index), and the registrar that keeps one
-// registration alive (Registrar).
+// responder answers from (Index), the catalog of registrations as an
+// operator lists them (Config.Catalog, Config.ServiceNames), and the
+// registrar that keeps one registration alive (Registrar) through the small
+// client interface it declares (Keys), which cmd satisfies with
+// cluster/v2client.
 //
 // Layout, as SkyDNS's: the record of web-1.web.cairn.internal. is the key
 // /skydns/internal/cairn/web/web-1, a JSON object such as

@@ -3,15 +3,11 @@ package discovery
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,16 +15,29 @@ import (
 	"github.com/cairnkv/cairn/store"
 )
 
-// RegistrarConfig configures a Registrar. Endpoints, TLS, Key, Record and TTL
-// are required; the zero value of every other field is a working default.
+// Keys is the part of an etcd v2 client the registrar needs; Cairn's
+// client (*v2client.Client of cluster/v2client, which fails over between
+// members) has these methods, and cmd wires it in.
+// Answers are the store's own types: the event of a write, or a
+// *store.Error when the cluster refused it. Any other error means that no
+// member answered (or the answer was lost): the registrar tries again.
+// Each method may be retried, so each must mean the same thing twice.
+type Keys interface {
+	// SetTTL writes value at key with a TTL of whole seconds
+	// (PUT value=&ttl=).
+	SetTTL(ctx context.Context, key, value string, ttl time.Duration) (*store.Event, error)
+	// Refresh extends the TTL of the existing key without changing its
+	// value or waking watchers (PUT ?refresh=true&prevExist=true).
+	Refresh(ctx context.Context, key string, ttl time.Duration) (*store.Event, error)
+	// CompareAndDelete deletes key if it holds value (DELETE ?prevValue=).
+	CompareAndDelete(ctx context.Context, key, value string) (*store.Event, error)
+}
+
+// RegistrarConfig configures a Registrar. Keys, Key, Record and TTL are
+// required; the zero value of every other field is a working default.
 type RegistrarConfig struct {
-	// Endpoints are the https://host:port client URLs of cluster members.
-	// Requests go to the member that answered last and fail over to the
-	// next on a connection error, a timeout or a 5xx answer.
-	Endpoints []string
-	// TLS is the client side of the members' mutual TLS: the CA to verify
-	// them with and the certificate to present (see tlsauth.ClientConfig).
-	TLS *tls.Config
+	// Keys writes to the cluster.
+	Keys Keys
 
 	// Key is the registration's key, e.g. /skydns/internal/cairn/web/web-1
 	// for instance web-1 of service web: Config.Key("web-1.web").
@@ -52,21 +61,16 @@ type RegistrarConfig struct {
 	// CheckTimeout bounds one run of Check (default CheckInterval/2,
 	// between 1 s and 5 s).
 	CheckTimeout time.Duration
-	// RequestTimeout bounds one request to one member, connection included
-	// (default TTL/4, between 1 s and 5 s).
-	RequestTimeout time.Duration
+	// DeregisterTimeout bounds the delete when Run ends (default 10 s).
+	DeregisterTimeout time.Duration
 
 	// Logger receives every change of state: registered (and why),
 	// registration gone or overwritten, heartbeat or registration failed
 	// (at failures 1, 2, 4, 8, ...; the others at debug level), heartbeats
-	// resumed, endpoint switched, check failing, check passing,
-	// deregistered; each heartbeat at debug level. Nil discards them.
+	// resumed, check failing, check passing, deregistered; each heartbeat
+	// at debug level. Nil discards them.
 	Logger *slog.Logger
 
-	// Now and After are the registrar's clock (default time.Now and
-	// time.After). Requests still time out in real time.
-	Now   func() time.Time
-	After func(time.Duration) <-chan time.Time
 	// Jitter returns the wait before the next heartbeat for the nominal
 	// interval d (default: uniformly random within d ± 10%), so that
 	// registrars started together do not heartbeat together.
@@ -78,18 +82,18 @@ type RegistrarConfig struct {
 // record again when it finds it gone (expired, deleted, or lost by the
 // cluster) or overwritten, and deletes it when its context ends.
 //
-// It speaks the etcd v2 keys API: register is
-// PUT /v2/keys<key> value=<record JSON>&ttl=<s>; a heartbeat is
-// PUT /v2/keys<key>?refresh=true&prevExist=true&ttl=<s> (no value: the value
-// is kept and watchers are not woken); deregister is
-// DELETE /v2/keys<key>?prevValue=<record JSON>, which leaves alone a record
-// that another registrar has since written at the same key.
+// It speaks the etcd v2 keys API through Keys: register is a Set of the
+// record's JSON with the TTL; a heartbeat is a Refresh (the value is kept
+// and watchers are not woken); deregister is a CompareAndDelete of the
+// record's JSON, which leaves alone a record that another registrar has
+// since written at the same key.
+//
+// Time is the time package's (time.Now, timers), so tests simulate it with
+// testing/synctest.
 type Registrar struct {
 	cfg      RegistrarConfig
 	value    string // the record's JSON
-	ttl      string // the TTL in seconds, as sent
 	interval time.Duration
-	client   *keysClient
 	log      *slog.Logger
 	running  atomic.Bool
 }
@@ -98,6 +102,8 @@ type Registrar struct {
 const (
 	minTimeout = time.Second
 	maxTimeout = 5 * time.Second
+	// defaultDeregisterTimeout bounds the delete at shutdown.
+	defaultDeregisterTimeout = 10 * time.Second
 	// minRetry and maxRetry bound the first wait after a failed write; the
 	// wait doubles with each failure up to half the heartbeat interval.
 	minRetry = 50 * time.Millisecond
@@ -106,13 +112,8 @@ const (
 
 // NewRegistrar checks cfg and returns a Registrar; Run starts it.
 func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
-	eps, err := checkEndpoints(cfg.Endpoints)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Endpoints = eps
-	if cfg.TLS == nil {
-		return nil, errors.New("discovery: RegistrarConfig.TLS is required: Cairn serves HTTPS with client certificates only")
+	if cfg.Keys == nil {
+		return nil, errors.New("discovery: RegistrarConfig.Keys is required: the client that writes to the cluster")
 	}
 	if cfg.Key == "" || !strings.HasPrefix(cfg.Key, "/") || strings.HasSuffix(cfg.Key, "/") {
 		return nil, fmt.Errorf("discovery: registration key %q: want an absolute key such as /skydns/internal/cairn/web/web-1", cfg.Key)
@@ -130,8 +131,8 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery: registration %s: %w", cfg.Key, err)
 	}
-	if cfg.CheckInterval < 0 || cfg.CheckTimeout < 0 || cfg.RequestTimeout < 0 {
-		return nil, errors.New("discovery: negative CheckInterval, CheckTimeout or RequestTimeout")
+	if cfg.CheckInterval < 0 || cfg.CheckTimeout < 0 || cfg.DeregisterTimeout < 0 {
+		return nil, errors.New("discovery: negative CheckInterval, CheckTimeout or DeregisterTimeout")
 	}
 
 	interval := cfg.TTL / 3
@@ -141,17 +142,11 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 	if cfg.CheckTimeout == 0 {
 		cfg.CheckTimeout = min(max(cfg.CheckInterval/2, minTimeout), maxTimeout)
 	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = min(max(cfg.TTL/4, minTimeout), maxTimeout)
+	if cfg.DeregisterTimeout == 0 {
+		cfg.DeregisterTimeout = defaultDeregisterTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.After == nil {
-		cfg.After = time.After
 	}
 	if cfg.Jitter == nil {
 		cfg.Jitter = jitter
@@ -159,33 +154,16 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 	return &Registrar{
 		cfg:      cfg,
 		value:    string(value),
-		ttl:      strconv.FormatInt(int64(cfg.TTL/time.Second), 10),
 		interval: interval,
-		client:   newKeysClient(eps, cfg.TLS, cfg.RequestTimeout),
 		log:      cfg.Logger.With("key", cfg.Key),
 	}, nil
 }
 
-// checkEndpoints returns endpoints as https://host:port, or why they will
-// not do.
-func checkEndpoints(endpoints []string) ([]string, error) {
-	if len(endpoints) == 0 {
-		return nil, errors.New("discovery: no endpoints: want the https:// client URL of at least one member")
-	}
-	out := make([]string, 0, len(endpoints))
-	for _, e := range endpoints {
-		u, err := url.Parse(e)
-		switch {
-		case err != nil:
-			return nil, fmt.Errorf("discovery: endpoint %q: %w", e, err)
-		case u.Scheme != "https":
-			return nil, fmt.Errorf("discovery: endpoint %q: want https://host:port (Cairn serves HTTPS only)", e)
-		case u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
-			return nil, fmt.Errorf("discovery: endpoint %q: want https://host:port", e)
-		}
-		out = append(out, "https://"+u.Host)
-	}
-	return out, nil
+// RequestTimeout is the timeout a registrar's client should give one
+// request to one member, for a registration of ttl: a quarter of it,
+// between 1 s and 5 s, so that a failover fits before the TTL runs out.
+func RequestTimeout(ttl time.Duration) time.Duration {
+	return min(max(ttl/4, minTimeout), maxTimeout)
 }
 
 // jitter is d scaled by a random factor in [0.9, 1.1).
@@ -205,7 +183,6 @@ type regState struct {
 	lastWrite  time.Time // when the last write succeeded
 	nextBeat   time.Time // when the next write is due
 	failures   int       // consecutive failed writes
-	endpoint   string    // the member that answered last
 }
 
 // Run keeps the registration alive until ctx ends, then deletes it and
@@ -220,17 +197,22 @@ func (r *Registrar) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return errors.New("discovery: Registrar.Run called twice")
 	}
-	defer r.client.close()
 	var s regState
+	var t *time.Timer
 	for {
 		if err := r.step(ctx, &s); err != nil {
 			return err
 		}
-		wait := r.wait(&s)
+		if t == nil {
+			t = time.NewTimer(r.wait(&s))
+			defer t.Stop()
+		} else {
+			t.Reset(r.wait(&s))
+		}
 		select {
 		case <-ctx.Done():
 			return r.deregister()
-		case <-r.cfg.After(wait):
+		case <-t.C:
 		}
 	}
 }
@@ -240,7 +222,7 @@ func (r *Registrar) wait(s *regState) time.Duration {
 	if !s.healthy {
 		return r.cfg.CheckInterval
 	}
-	d := s.nextBeat.Sub(r.cfg.Now())
+	d := s.nextBeat.Sub(time.Now())
 	if r.cfg.Check != nil {
 		d = min(d, r.cfg.CheckInterval)
 	}
@@ -255,7 +237,7 @@ func (r *Registrar) step(ctx context.Context, s *regState) error {
 		s.registered, s.reason, s.nextBeat = false, "check passing again", time.Time{}
 		return nil
 	}
-	if r.cfg.Now().Before(s.nextBeat) {
+	if time.Now().Before(s.nextBeat) {
 		return nil // a check between heartbeats
 	}
 	return r.write(ctx, s)
@@ -291,37 +273,34 @@ func (r *Registrar) expiresIn(s *regState) time.Duration {
 	if !s.registered {
 		return 0
 	}
-	return max(s.lastWrite.Add(r.cfg.TTL).Sub(r.cfg.Now()), 0)
+	return max(s.lastWrite.Add(r.cfg.TTL).Sub(time.Now()), 0)
 }
 
 // write registers or heartbeats, re-registering when the heartbeat finds
 // the record gone or changed.
 func (r *Registrar) write(ctx context.Context, s *regState) error {
 	var (
-		a   *keysAnswer
+		ev  *store.Event
 		err error
 	)
 	if s.registered {
-		a, err = r.refresh(ctx)
+		ev, err = r.cfg.Keys.Refresh(ctx, r.cfg.Key, r.cfg.TTL)
 		switch {
+		case isCode(err, store.EcodeKeyNotFound):
+			r.log.Warn("registration gone (expired, deleted or lost by the cluster): registering again")
+			s.registered, s.reason, err = false, "gone", nil
 		case err != nil:
-		case a.ErrorCode == store.EcodeKeyNotFound:
-			r.log.Warn("registration gone (expired, deleted or lost by the cluster): registering again", "endpoint", a.Endpoint)
-			s.registered, s.reason = false, "gone"
-		case !a.ok():
-			err = refused("heartbeat", r.cfg.Key, a)
-		case a.Node.Value != r.value:
-			r.log.Warn("registration overwritten by another value: registering again", "endpoint", a.Endpoint, "value", a.Node.Value)
+			err = classify("heartbeat", r.cfg.Key, err)
+		case ev.Node == nil || ev.Node.Value == nil || *ev.Node.Value != r.value:
+			r.log.Warn("registration overwritten by another value: registering again", "value", nodeValue(ev))
 			s.registered, s.reason = false, "overwritten"
 		}
 	}
 	why := "" // why a registration is written; "" for a heartbeat
 	if err == nil && !s.registered {
 		why = cmp.Or(s.reason, "start")
-		a, err = r.register(ctx)
-		if err == nil && !a.ok() {
-			err = refused("register", r.cfg.Key, a)
-		}
+		ev, err = r.cfg.Keys.SetTTL(ctx, r.cfg.Key, r.value, r.cfg.TTL)
+		err = classify("register", r.cfg.Key, err)
 	}
 	if ctx.Err() != nil {
 		return nil // shutting down
@@ -331,7 +310,7 @@ func (r *Registrar) write(ctx context.Context, s *regState) error {
 		r.log.Error("the cluster refused the registration", "err", err)
 		return err
 	}
-	now := r.cfg.Now()
+	now := time.Now()
 	if err != nil {
 		s.failures++
 		retry := r.retry(s.failures)
@@ -349,22 +328,43 @@ func (r *Registrar) write(ctx context.Context, s *regState) error {
 		return nil
 	}
 
-	if s.endpoint != "" && a.Endpoint != s.endpoint {
-		r.log.Info("endpoint switched", "from", s.endpoint, "to", a.Endpoint, "because", strings.Join(a.Skipped, "; "))
-	}
-	s.endpoint = a.Endpoint
 	switch {
 	case why != "":
-		r.log.Info("registered", "endpoint", a.Endpoint, "ttl", r.cfg.TTL, "why", why, "after_failures", s.failures, "value", r.value)
+		r.log.Info("registered", "ttl", r.cfg.TTL, "why", why, "after_failures", s.failures, "value", r.value)
 	case s.failures > 0:
-		r.log.Info("heartbeats resumed", "endpoint", a.Endpoint, "after_failures", s.failures)
+		r.log.Info("heartbeats resumed", "after_failures", s.failures)
 	default:
-		r.log.Debug("heartbeat", "endpoint", a.Endpoint, "modified_index", a.Node.ModifiedIndex)
+		r.log.Debug("heartbeat", "modified_index", ev.Index())
 	}
 	s.failures = 0
 	s.registered, s.lastWrite = true, now
 	s.nextBeat = now.Add(r.cfg.Jitter(r.interval))
 	return nil
+}
+
+func nodeValue(ev *store.Event) string {
+	if ev == nil || ev.Node == nil || ev.Node.Value == nil {
+		return ""
+	}
+	return *ev.Node.Value
+}
+
+// isCode reports whether err is the etcd error code.
+func isCode(err error, code int) bool {
+	var se *store.Error
+	return errors.As(err, &se) && se.ErrorCode == code
+}
+
+// classify turns the cluster's refusal of op (an answer with a status
+// below 500: an invalid record, a certificate that may not write the key)
+// into a *refusedError; other errors (no member answered, raft trouble)
+// pass as they are, to be retried.
+func classify(op, key string, err error) error {
+	var sc interface{ StatusCode() int }
+	if errors.As(err, &sc) && sc.StatusCode() < 500 {
+		return &refusedError{op: op, key: key, err: err}
+	}
+	return err
 }
 
 // retry is the wait after the nth consecutive failed write: from an eighth
@@ -378,35 +378,26 @@ func (r *Registrar) retry(n int) time.Duration {
 	return r.cfg.Jitter(min(d, max(r.interval/2, minRetry)))
 }
 
-func (r *Registrar) register(ctx context.Context) (*keysAnswer, error) {
-	return r.client.do(ctx, http.MethodPut, r.cfg.Key, nil, url.Values{"value": {r.value}, "ttl": {r.ttl}})
-}
-
-func (r *Registrar) refresh(ctx context.Context) (*keysAnswer, error) {
-	q := url.Values{"refresh": {"true"}, "prevExist": {"true"}, "ttl": {r.ttl}}
-	return r.client.do(ctx, http.MethodPut, r.cfg.Key, q, nil)
-}
-
-// deregister deletes the record if it still holds this registrar's value,
-// giving each member one try.
+// deregister deletes the record if it still holds this registrar's value.
 func (r *Registrar) deregister() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(len(r.cfg.Endpoints))*r.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DeregisterTimeout)
 	defer cancel()
-	a, err := r.client.do(ctx, http.MethodDelete, r.cfg.Key, url.Values{"prevValue": {r.value}}, nil)
+	_, err := r.cfg.Keys.CompareAndDelete(ctx, r.cfg.Key, r.value)
+	var sc interface{ StatusCode() int }
 	switch {
-	case err != nil:
-		r.log.Error("deregistration failed: the record expires within its TTL", "err", err, "ttl", r.cfg.TTL)
-		return fmt.Errorf("discovery: deregister %s: %w", r.cfg.Key, err)
-	case a.ok():
-		r.log.Info("deregistered", "endpoint", a.Endpoint)
-	case a.ErrorCode == store.EcodeKeyNotFound:
-		r.log.Info("deregistered (the record was already gone)", "endpoint", a.Endpoint)
-	case a.ErrorCode == store.EcodeTestFailed:
-		r.log.Warn("not deregistered: the key holds another registration now", "endpoint", a.Endpoint)
-	default:
-		err := refused("deregister", r.cfg.Key, a)
+	case err == nil:
+		r.log.Info("deregistered")
+	case isCode(err, store.EcodeKeyNotFound):
+		r.log.Info("deregistered (the record was already gone)")
+	case isCode(err, store.EcodeTestFailed):
+		r.log.Warn("not deregistered: the key holds another registration now")
+	case errors.As(err, &sc) && sc.StatusCode() < 500:
+		err := &refusedError{op: "deregister", key: r.cfg.Key, err: err}
 		r.log.Error("deregistration refused: the record expires within its TTL", "err", err, "ttl", r.cfg.TTL)
 		return err
+	default:
+		r.log.Error("deregistration failed: the record expires within its TTL", "err", err, "ttl", r.cfg.TTL)
+		return fmt.Errorf("discovery: deregister %s: %w", r.cfg.Key, err)
 	}
 	return nil
 }
@@ -422,7 +413,3 @@ func (e *refusedError) Error() string {
 }
 
 func (e *refusedError) Unwrap() error { return e.err }
-
-func refused(op, key string, a *keysAnswer) error {
-	return &refusedError{op: op, key: key, err: a.err()}
-}

@@ -3,165 +3,98 @@ package discovery_test
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
-	"io"
-	"log"
 	"log/slog"
-	"net"
-	"net/http"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/cairnkv/cairn/cluster"
-	"github.com/cairnkv/cairn/cluster/clustertest"
-	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/store"
-	"github.com/cairnkv/cairn/tlsauth"
 )
 
-// These tests run the registrar against an in-process single-node Cairn
-// served over mutual TLS. The registrar and the node share a fake clock:
-// the test steps the registrar from one wait to the next, and the node's
-// expiry sweeps (a real 20 ms ticker) expire keys by the fake time, so TTLs
-// run out without the test sleeping.
+// These tests run the registrar in a synctest bubble against fakeKeys, an
+// etcd v2 keys API over a store.Store on the bubble's clock: time is
+// simulated, so heartbeats and TTLs run their course without the test
+// waiting. (The client that fails over between members is tested in
+// cluster/v2client; cmd/cairn wires the two together.)
 
 const testKey = "/skydns/internal/cairn/web/web-1"
 
 var testRecord = discovery.Record{Host: "10.0.0.5", Port: 8080, Priority: 10, Weight: 100}
 
-// fakeClock is the clock of the registrar and the node. The registrar's
-// After hands its wait to the test, which ends it with fire.
-type fakeClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	waits chan fakeWait
+// errNoMember is what fakeKeys answers while down: no member answered.
+var errNoMember = errors.New("no endpoint answered")
+
+// fakeKeys is discovery.Keys over a store on the bubble's clock. Every
+// call first expires what is due, as the leader's sweep would.
+type fakeKeys struct {
+	mu sync.Mutex
+	st *store.Store
+	// down fails every call; downForSets fails registrations only.
+	down, downForSets bool
+	refreshes         []time.Time // when each heartbeat arrived
+	calls             int
 }
 
-type fakeWait struct {
-	d  time.Duration
-	ch chan time.Time
+var _ discovery.Keys = (*fakeKeys)(nil)
+
+func newFakeKeys() *fakeKeys { return &fakeKeys{st: store.New(store.Config{})} }
+
+func (f *fakeKeys) apply(r *store.Request, set bool) (*store.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	now := time.Now()
+	f.st.DeleteExpiredKeys(now)
+	if f.down || (set && f.downForSets) {
+		return nil, errNoMember
+	}
+	return f.st.Apply(r, now)
 }
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), waits: make(chan fakeWait, 1)}
+func (f *fakeKeys) SetTTL(_ context.Context, key, value string, ttl time.Duration) (*store.Event, error) {
+	return f.apply(&store.Request{Method: store.MethodPut, Path: key, Value: value, HasTTL: true, TTL: uint64(ttl / time.Second)}, true)
 }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
+func (f *fakeKeys) Refresh(_ context.Context, key string, ttl time.Duration) (*store.Event, error) {
+	f.mu.Lock()
+	f.refreshes = append(f.refreshes, time.Now())
+	f.mu.Unlock()
+	return f.apply(&store.Request{Method: store.MethodPut, Path: key, Refresh: true, PrevExist: store.PrevExistTrue,
+		HasTTL: true, TTL: uint64(ttl / time.Second)}, false)
 }
 
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+func (f *fakeKeys) CompareAndDelete(_ context.Context, key, value string) (*store.Event, error) {
+	return f.apply(&store.Request{Method: store.MethodDelete, Path: key, PrevValue: value}, false)
 }
 
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	ch := make(chan time.Time, 1)
-	c.waits <- fakeWait{d, ch} // one at a time: the registrar waits on it next
-	return ch
+func (f *fakeKeys) set(fn func(f *fakeKeys)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
 }
 
-// next waits until the registrar has finished a step and sleeps, and
-// returns its wait.
-func (c *fakeClock) next(t *testing.T) fakeWait {
+// write changes the store as another client would.
+func (f *fakeKeys) write(t *testing.T, r store.Request) {
 	t.Helper()
-	select {
-	case w := <-c.waits:
-		return w
-	case <-time.After(20 * time.Second):
-		t.Fatal("the registrar did not come to rest within 20 s")
-		return fakeWait{}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.st.Apply(&r, time.Now()); err != nil {
+		t.Fatalf("%+v: %v", r, err)
 	}
 }
 
-// fire moves the clock to the end of w and ends it.
-func (c *fakeClock) fire(w fakeWait) {
-	c.Advance(w.d)
-	w.ch <- c.Now()
-}
-
-// testCairn is a single-node Cairn on the fake clock.
-type testCairn struct {
-	node    *cluster.Node
-	clk     *fakeClock
-	handler http.Handler
-	server  *tlsauth.Material // the node's TLS material
-	client  *tls.Config       // a client certificate of the same CA
-}
-
-func newTestCairn(t *testing.T) *testCairn {
+// get reads key as of now; ok is false once it is gone.
+func (f *fakeKeys) get(t *testing.T, key string) (n *store.NodeExtern, ok bool) {
 	t.Helper()
-	clk := newFakeClock()
-	return newTestCairnAt(t, clk, clk.Now)
-}
-
-// newTestCairnAt is newTestCairn with the node on the clock now.
-func newTestCairnAt(t *testing.T, clk *fakeClock, now func() time.Time) *testCairn {
-	t.Helper()
-	c := clustertest.New(t, 1, clustertest.Options{Now: now})
-	c.Leader()
-	h, err := v2http.New(v2http.Config{Cluster: c.Node(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	p, _, err := tlsauth.EnsureDevPKI(filepath.Join(t.TempDir(), "pki"), "node1", "cairn.internal", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := tlsauth.LoadMaterial(p.Files())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := tlsauth.ClientConfigFromFiles(p.ClientFiles())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCairn{node: c.Node(0), clk: clk, handler: h, server: m, client: tc}
-}
-
-// serve serves h (nil: the node's API) over mutual TLS on a new port and
-// returns its URL and a function that stops it, closing its connections.
-func (c *testCairn) serve(t *testing.T, h http.Handler) (string, func()) {
-	t.Helper()
-	if h == nil {
-		h = c.handler
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(tls.NewListener(ln, c.server.ServerConfig(tlsauth.Options{})))
-	}()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = srv.Close()
-			<-done
-		})
-	}
-	t.Cleanup(stop)
-	return "https://" + ln.Addr().String(), stop
-}
-
-// get reads key from the node's store; ok is false for "key not found".
-func (c *testCairn) get(t *testing.T, key string) (n *store.NodeExtern, ok bool) {
-	t.Helper()
-	ev, err := c.node.Store().Get(key, false, false, c.clk.Now())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st.DeleteExpiredKeys(time.Now())
+	ev, err := f.st.Get(key, false, false, time.Now())
 	var se *store.Error
 	if errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound {
 		return nil, false
@@ -173,9 +106,9 @@ func (c *testCairn) get(t *testing.T, key string) (n *store.NodeExtern, ok bool)
 }
 
 // mustGet reads key and checks that it holds value.
-func (c *testCairn) mustGet(t *testing.T, key, value string) *store.NodeExtern {
+func (f *fakeKeys) mustGet(t *testing.T, key, value string) *store.NodeExtern {
 	t.Helper()
-	n, ok := c.get(t, key)
+	n, ok := f.get(t, key)
 	if !ok {
 		t.Fatalf("%s: key not found; want %s", key, value)
 	}
@@ -185,57 +118,10 @@ func (c *testCairn) mustGet(t *testing.T, key, value string) *store.NodeExtern {
 	return n
 }
 
-// propose writes r through raft, as another client would.
-func (c *testCairn) propose(t *testing.T, r store.Request) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.node.Propose(ctx, &r); err != nil {
-		t.Fatalf("propose %+v: %v", r, err)
-	}
-}
-
-// waitGone polls until key has expired: the node's sweeps run on a real
-// ticker.
-func (c *testCairn) waitGone(t *testing.T, key string) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for range tick.C {
-		if _, ok := c.get(t, key); !ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still there 10 s after its TTL ran out", key)
-		}
-	}
-}
-
-// checkNoLeaks fails the test if goroutines of a registrar or of its HTTP
-// client outlive Run (the tests of this package run one at a time, and
-// only registrars are HTTP clients here).
-func checkNoLeaks(t *testing.T) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(5 * time.Second)
-	for range tick.C {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "discovery.(*Registrar)") || strings.Contains(g, "net/http.(*persistConn)") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines left after Run returned:\n%s", strings.Join(leaked, "\n\n"))
-		}
-	}
+// advance lets d of simulated time pass and the registrar come to rest.
+func advance(d time.Duration) {
+	time.Sleep(d) // in the bubble: simulated, returns at once
+	synctest.Wait()
 }
 
 // logBuf collects a registrar's log lines.
@@ -268,19 +154,16 @@ type running struct {
 	stop func() error // cancels Run and returns its result
 }
 
-// config is a registrar configuration on c's clock, talking to endpoints,
-// with no jitter. mod changes it.
-func (c *testCairn) config(endpoints []string, logs *logBuf, mod func(*discovery.RegistrarConfig)) discovery.RegistrarConfig {
+// config is a registrar configuration writing to keys, with no jitter.
+// mod changes it.
+func config(keys discovery.Keys, logs *logBuf, mod func(*discovery.RegistrarConfig)) discovery.RegistrarConfig {
 	cfg := discovery.RegistrarConfig{
-		Endpoints: endpoints,
-		TLS:       c.client,
-		Key:       testKey,
-		Record:    testRecord,
-		TTL:       3 * time.Second,
-		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:       c.clk.Now,
-		After:     c.clk.After,
-		Jitter:    func(d time.Duration) time.Duration { return d },
+		Keys:   keys,
+		Key:    testKey,
+		Record: testRecord,
+		TTL:    3 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Jitter: func(d time.Duration) time.Duration { return d },
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -288,11 +171,12 @@ func (c *testCairn) config(endpoints []string, logs *logBuf, mod func(*discovery
 	return cfg
 }
 
-// start runs a registrar of c.config(endpoints, mod) until the test ends.
-func (c *testCairn) start(t *testing.T, endpoints []string, mod func(*discovery.RegistrarConfig)) *running {
+// start runs a registrar in the bubble and lets it come to rest: its
+// first registration is done.
+func start(t *testing.T, keys discovery.Keys, mod func(*discovery.RegistrarConfig)) *running {
 	t.Helper()
 	logs := &logBuf{}
-	r, err := discovery.NewRegistrar(c.config(endpoints, logs, mod))
+	r, err := discovery.NewRegistrar(config(keys, logs, mod))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,11 +188,7 @@ func (c *testCairn) start(t *testing.T, endpoints []string, mod func(*discovery.
 	stop := func() error {
 		once.Do(func() {
 			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				runErr = errors.New("Run did not return within 30 s of its context ending")
-			}
+			runErr = <-done
 		})
 		return runErr
 	}
@@ -318,157 +198,149 @@ func (c *testCairn) start(t *testing.T, endpoints []string, mod func(*discovery.
 			t.Logf("registrar log:\n%s", logs)
 		}
 	})
+	synctest.Wait()
 	return &running{r: r, logs: logs, stop: stop}
 }
 
 func TestRegistrarRegistersAndHeartbeats(t *testing.T) {
-	c := newTestCairn(t)
-	url, _ := c.serve(t, nil)
-	reg := c.start(t, []string{url}, nil)
-
-	w := c.clk.next(t)
-	n := c.mustGet(t, testKey, reg.r.Value())
-	if n.TTL != 3 || n.Expiration == nil {
-		t.Fatalf("registered with ttl %d, expiration %v; want 3", n.TTL, n.Expiration)
-	}
-	if w.d != time.Second {
-		t.Fatalf("first heartbeat in %v; want TTL/3 = 1s", w.d)
-	}
-	created, modified := n.CreatedIndex, n.ModifiedIndex
-
-	// Six heartbeats: twice the TTL, the node's sweeps running meanwhile.
-	for i := range 6 {
-		c.clk.fire(w)
-		w = c.clk.next(t)
-		n = c.mustGet(t, testKey, reg.r.Value())
-		if n.ModifiedIndex <= modified || n.CreatedIndex != created || n.TTL != 3 {
-			t.Fatalf("after heartbeat %d: created %d, modified %d, ttl %d; want created %d, modified > %d, ttl 3 (a refresh)",
-				i+1, n.CreatedIndex, n.ModifiedIndex, n.TTL, created, modified)
+	synctest.Test(t, func(t *testing.T) {
+		keys := newFakeKeys()
+		reg := start(t, keys, nil)
+		n := keys.mustGet(t, testKey, reg.r.Value())
+		if n.TTL != 3 || n.Expiration == nil {
+			t.Fatalf("registered with ttl %d, expiration %v; want 3", n.TTL, n.Expiration)
 		}
-		modified = n.ModifiedIndex
-	}
-	if got := reg.logs.count("registered"); got != 1 {
-		t.Errorf("%d registered lines; want 1", got)
-	}
-	if got := reg.logs.count("heartbeat failed"); got != 0 {
-		t.Errorf("%d failed heartbeats", got)
-	}
+		created, modified := n.CreatedIndex, n.ModifiedIndex
 
-	if err := reg.stop(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if _, ok := c.get(t, testKey); ok {
-		t.Fatal("the record is still there after Run returned")
-	}
-	if reg.logs.count("deregistered") != 1 {
-		t.Error("no deregistered line")
-	}
-	checkNoLeaks(t)
+		// The first heartbeat is due TTL/3 = 1 s after registering.
+		advance(time.Second - time.Millisecond)
+		if keys.mustGet(t, testKey, reg.r.Value()).ModifiedIndex != modified {
+			t.Fatal("a heartbeat before TTL/3")
+		}
+		advance(time.Millisecond)
+		// Six heartbeats: twice the TTL.
+		for i := range 6 {
+			if i > 0 {
+				advance(time.Second)
+			}
+			n = keys.mustGet(t, testKey, reg.r.Value())
+			if n.ModifiedIndex <= modified || n.CreatedIndex != created || n.TTL != 3 {
+				t.Fatalf("after heartbeat %d: created %d, modified %d, ttl %d; want created %d, modified > %d, ttl 3 (a refresh)",
+					i+1, n.CreatedIndex, n.ModifiedIndex, n.TTL, created, modified)
+			}
+			modified = n.ModifiedIndex
+		}
+		if got := reg.logs.count("registered"); got != 1 {
+			t.Errorf("%d registered lines; want 1", got)
+		}
+		if got := reg.logs.count("heartbeat failed"); got != 0 {
+			t.Errorf("%d failed heartbeats", got)
+		}
+
+		if err := reg.stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if _, ok := keys.get(t, testKey); ok {
+			t.Fatal("the record is still there after Run returned")
+		}
+		if reg.logs.count("deregistered") != 1 {
+			t.Error("no deregistered line")
+		}
+	})
 }
 
 func TestRegistrarCheck(t *testing.T) {
-	c := newTestCairn(t)
-	url, _ := c.serve(t, nil)
-	var failing atomic.Bool
-	checks := atomic.Int32{}
-	reg := c.start(t, []string{url}, func(cfg *discovery.RegistrarConfig) {
-		cfg.CheckInterval = 500 * time.Millisecond
-		cfg.Check = func(ctx context.Context) error {
-			checks.Add(1)
-			if _, ok := ctx.Deadline(); !ok {
-				return errors.New("the check has no deadline")
+	synctest.Test(t, func(t *testing.T) {
+		keys := newFakeKeys()
+		var failing atomic.Bool
+		var checks atomic.Int32
+		reg := start(t, keys, func(cfg *discovery.RegistrarConfig) {
+			cfg.CheckInterval = 500 * time.Millisecond
+			cfg.Check = func(ctx context.Context) error {
+				checks.Add(1)
+				if _, ok := ctx.Deadline(); !ok {
+					return errors.New("the check has no deadline")
+				}
+				if failing.Load() {
+					return errors.New("HTTP 503")
+				}
+				return nil
 			}
-			if failing.Load() {
-				return errors.New("HTTP 503")
+		})
+		n := keys.mustGet(t, testKey, reg.r.Value())
+		// A check between heartbeats writes nothing.
+		advance(500 * time.Millisecond)
+		if checks.Load() != 2 || keys.mustGet(t, testKey, reg.r.Value()).ModifiedIndex != n.ModifiedIndex {
+			t.Fatalf("%d checks, or a write between heartbeats", checks.Load())
+		}
+		// The heartbeat is due 1 s after registering.
+		advance(500 * time.Millisecond)
+		n = keys.mustGet(t, testKey, reg.r.Value())
+
+		failing.Store(true)
+		for range 6 { // 3 s: the TTL runs out
+			advance(500 * time.Millisecond)
+			if m, ok := keys.get(t, testKey); ok && m.ModifiedIndex != n.ModifiedIndex {
+				t.Fatal("wrote while the check failed")
 			}
-			return nil
+		}
+		if _, ok := keys.get(t, testKey); ok {
+			t.Fatal("the record outlived its TTL without heartbeats")
+		}
+		if reg.logs.count("check failing") != 1 {
+			t.Errorf("want one check failing line")
+		}
+
+		failing.Store(false)
+		advance(500 * time.Millisecond)
+		keys.mustGet(t, testKey, reg.r.Value())
+		if reg.logs.count("check passing") != 1 || reg.logs.count("registered") != 2 {
+			t.Errorf("want one check passing line and a second registered line")
+		}
+		if checks.Load() != 10 {
+			t.Errorf("%d checks; want 10 (one every 500ms)", checks.Load())
 		}
 	})
-
-	w := c.clk.next(t)
-	n := c.mustGet(t, testKey, reg.r.Value())
-	if w.d != 500*time.Millisecond {
-		t.Fatalf("next check in %v; want the check interval 500ms", w.d)
-	}
-	// A check between heartbeats writes nothing.
-	c.clk.fire(w)
-	w = c.clk.next(t)
-	if m := c.mustGet(t, testKey, reg.r.Value()); m.ModifiedIndex != n.ModifiedIndex {
-		t.Fatal("a check between heartbeats wrote")
-	}
-	// The heartbeat is due 1 s after registering.
-	c.clk.fire(w)
-	w = c.clk.next(t)
-	n = c.mustGet(t, testKey, reg.r.Value())
-	lastWrite := c.clk.Now()
-
-	failing.Store(true)
-	for c.clk.Now().Before(lastWrite.Add(3 * time.Second)) {
-		c.clk.fire(w)
-		w = c.clk.next(t)
-		if m, ok := c.get(t, testKey); ok && m.ModifiedIndex != n.ModifiedIndex {
-			t.Fatal("wrote while the check failed")
-		}
-	}
-	c.waitGone(t, testKey)
-	if reg.logs.count("check failing") != 1 {
-		t.Errorf("want one check failing line")
-	}
-
-	failing.Store(false)
-	c.clk.fire(w)
-	w = c.clk.next(t)
-	c.mustGet(t, testKey, reg.r.Value())
-	if reg.logs.count("check passing") != 1 || reg.logs.count("registered") != 2 {
-		t.Errorf("want one check passing line and a second registered line")
-	}
-	if w.d != 500*time.Millisecond {
-		t.Errorf("next check in %v; want 500ms", w.d)
-	}
-	if checks.Load() < 8 {
-		t.Errorf("%d checks", checks.Load())
-	}
 }
 
 func TestRegistrarRegistersAgain(t *testing.T) {
 	tests := []struct {
 		name string
-		do   func(t *testing.T, c *testCairn) // what happens to the key between two heartbeats
+		do   func(t *testing.T, keys *fakeKeys) // what happens to the key before the next heartbeat
 		log  string
 	}{
-		{"deleted", func(t *testing.T, c *testCairn) {
-			c.propose(t, store.Request{Method: store.MethodDelete, Path: testKey})
+		{"deleted", func(t *testing.T, keys *fakeKeys) {
+			keys.write(t, store.Request{Method: store.MethodDelete, Path: testKey})
 		}, "registration gone"},
-		{"expired", func(t *testing.T, c *testCairn) {
-			// The registrar was stopped past its TTL (a pause, a partition).
-			c.clk.Advance(3 * time.Second)
-			c.waitGone(t, testKey)
+		{"expired", func(t *testing.T, keys *fakeKeys) {
+			// Heartbeats fail (a partition) past the TTL: the record
+			// expires, and the cluster answers again.
+			keys.set(func(f *fakeKeys) { f.down = true })
+			advance(3 * time.Second)
+			if _, ok := keys.get(t, testKey); ok {
+				t.Fatal("the record outlived its TTL")
+			}
+			keys.set(func(f *fakeKeys) { f.down = false })
 		}, "registration gone"},
-		{"overwritten", func(t *testing.T, c *testCairn) {
-			c.propose(t, store.Request{Method: store.MethodPut, Path: testKey, Value: `{"host":"10.9.9.9"}`})
+		{"overwritten", func(t *testing.T, keys *fakeKeys) {
+			keys.write(t, store.Request{Method: store.MethodPut, Path: testKey, Value: `{"host":"10.9.9.9"}`})
 		}, "registration overwritten"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newTestCairn(t)
-			url, _ := c.serve(t, nil)
-			reg := c.start(t, []string{url}, nil)
-			w := c.clk.next(t)
-			c.mustGet(t, testKey, reg.r.Value())
-
-			tt.do(t, c)
-			c.clk.fire(w)
-			w = c.clk.next(t)
-			n := c.mustGet(t, testKey, reg.r.Value())
-			if n.TTL != 3 {
-				t.Errorf("ttl %d; want 3", n.TTL)
-			}
-			if reg.logs.count(tt.log) != 1 || reg.logs.count("registered") != 2 {
-				t.Errorf("want a %q line and a second registered line", tt.log)
-			}
-			if w.d != time.Second {
-				t.Errorf("next heartbeat in %v; want 1s", w.d)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				keys := newFakeKeys()
+				reg := start(t, keys, nil)
+				tt.do(t, keys)
+				advance(time.Second)
+				n := keys.mustGet(t, testKey, reg.r.Value())
+				if n.TTL != 3 {
+					t.Errorf("ttl %d; want 3", n.TTL)
+				}
+				if reg.logs.count(tt.log) != 1 || reg.logs.count("registered") != 2 {
+					t.Errorf("want a %q line and a second registered line", tt.log)
+				}
+			})
 		})
 	}
 }
@@ -487,273 +359,170 @@ func TestRegistrarDeregister(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newTestCairn(t)
-			url, _ := c.serve(t, nil)
-			reg := c.start(t, []string{url}, nil)
-			c.clk.next(t)
-			if tt.do != nil {
-				c.propose(t, *tt.do)
-			}
-			if err := reg.stop(); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			n, ok := c.get(t, testKey)
-			switch {
-			case tt.stays == "" && ok:
-				t.Errorf("%s = %s after Run returned", testKey, *n.Value)
-			case tt.stays != "" && (!ok || *n.Value != tt.stays):
-				t.Errorf("%s gone or changed; want %s", testKey, tt.stays)
-			}
-			if reg.logs.count(tt.log) != 1 {
-				t.Errorf("no %q line", tt.log)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				keys := newFakeKeys()
+				reg := start(t, keys, nil)
+				if tt.do != nil {
+					keys.write(t, *tt.do)
+				}
+				if err := reg.stop(); err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+				n, ok := keys.get(t, testKey)
+				switch {
+				case tt.stays == "" && ok:
+					t.Errorf("%s = %s after Run returned", testKey, *n.Value)
+				case tt.stays != "" && (!ok || *n.Value != tt.stays):
+					t.Errorf("%s gone or changed; want %s", testKey, tt.stays)
+				}
+				if reg.logs.count(tt.log) != 1 {
+					t.Errorf("no %q line", tt.log)
+				}
+			})
 		})
 	}
-}
-
-// countingListener accepts connections and closes them at once: a member
-// that is up but broken. It counts the attempts.
-func countingListener(t *testing.T) (string, *atomic.Int32) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int32
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return "https://" + ln.Addr().String(), &n
-}
-
-// switchable answers 500 with etcd error 300, as a member without a
-// leader does, to every request while down is set, and to registrations
-// (a PUT that is not a refresh) while downForPuts is set.
-type switchable struct {
-	h                 http.Handler
-	down, downForPuts atomic.Bool
-}
-
-func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	register := r.Method == http.MethodPut && r.URL.Query().Get("refresh") != "true"
-	if s.down.Load() || (s.downForPuts.Load() && register) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = io.WriteString(w, `{"errorCode":300,"message":"Raft Internal Error","cause":"no leader","index":0}`+"\n")
-		return
-	}
-	s.h.ServeHTTP(w, r)
 }
 
 // TestRegistrarGoneThenUnavailable: the heartbeat finds the record gone,
 // and registering again fails for a while; the registrar retries the
 // registration, not the heartbeat.
 func TestRegistrarGoneThenUnavailable(t *testing.T) {
-	c := newTestCairn(t)
-	sw := &switchable{h: c.handler}
-	url, _ := c.serve(t, sw)
-	reg := c.start(t, []string{url}, nil)
-	w := c.clk.next(t)
-	c.propose(t, store.Request{Method: store.MethodDelete, Path: testKey})
-	sw.downForPuts.Store(true)
-	for range 3 {
-		c.clk.fire(w)
-		w = c.clk.next(t)
-	}
-	if _, ok := c.get(t, testKey); ok {
-		t.Fatal("registered while registrations fail")
-	}
-	sw.downForPuts.Store(false)
-	c.clk.fire(w)
-	c.clk.next(t)
-	c.mustGet(t, testKey, reg.r.Value())
-	for msg, want := range map[string]int{"registration gone": 1, "registration failed": 3, "registered": 2, "heartbeats resumed": 0} {
-		if got := reg.logs.count(msg); got != want {
-			t.Errorf("%d %q lines; want %d", got, msg, want)
+	synctest.Test(t, func(t *testing.T) {
+		keys := newFakeKeys()
+		reg := start(t, keys, nil)
+		keys.write(t, store.Request{Method: store.MethodDelete, Path: testKey})
+		keys.set(func(f *fakeKeys) { f.downForSets = true })
+		advance(time.Second)     // heartbeat: gone; registration fails
+		advance(time.Second / 8) // retry 1
+		advance(time.Second / 4) // retry 2
+		if _, ok := keys.get(t, testKey); ok {
+			t.Fatal("registered while registrations fail")
 		}
-	}
-	// Failures 1 and 2 are warnings, 3 is not: 4 would be.
-	if got := strings.Count(reg.logs.String(), `level=WARN msg="registration failed"`); got != 2 {
-		t.Errorf("%d registration failed warnings; want 2", got)
-	}
-	if !strings.Contains(reg.logs.String(), "why=gone after_failures=3") {
-		t.Error("the second registration does not say why=gone after_failures=3")
-	}
+		keys.set(func(f *fakeKeys) { f.downForSets = false })
+		advance(time.Second / 2) // retry 3
+		keys.mustGet(t, testKey, reg.r.Value())
+		for msg, want := range map[string]int{"registration gone": 1, "registration failed": 3, "registered": 2, "heartbeats resumed": 0} {
+			if got := reg.logs.count(msg); got != want {
+				t.Errorf("%d %q lines; want %d", got, msg, want)
+			}
+		}
+		// Failures 1 and 2 are warnings, 3 is not: 4 would be.
+		if got := strings.Count(reg.logs.String(), `level=WARN msg="registration failed"`); got != 2 {
+			t.Errorf("%d registration failed warnings; want 2", got)
+		}
+		if !strings.Contains(reg.logs.String(), "why=gone after_failures=3") {
+			t.Error("the second registration does not say why=gone after_failures=3")
+		}
+	})
 }
 
-func TestRegistrarFailover(t *testing.T) {
-	c := newTestCairn(t)
-	broken, attempts := countingListener(t)
-	a, stopA := c.serve(t, nil)
-	sw := &switchable{h: c.handler}
-	b, _ := c.serve(t, sw)
-	reg := c.start(t, []string{broken, a, b}, nil)
-
-	// The broken member is skipped, and then not asked again: A worked.
-	w := c.clk.next(t)
-	n := c.mustGet(t, testKey, reg.r.Value())
-	if attempts.Load() != 1 {
-		t.Fatalf("%d attempts on the broken member; want 1", attempts.Load())
-	}
-	c.clk.fire(w)
-	w = c.clk.next(t)
-	if m := c.mustGet(t, testKey, reg.r.Value()); m.ModifiedIndex <= n.ModifiedIndex || attempts.Load() != 1 {
-		t.Fatalf("heartbeat: modified %d (before %d), %d attempts on the broken member; want a refresh through A alone", m.ModifiedIndex, n.ModifiedIndex, attempts.Load())
-	}
-
-	// A goes away: B takes over, and stays first.
-	stopA()
-	c.clk.fire(w)
-	w = c.clk.next(t)
-	n = c.mustGet(t, testKey, reg.r.Value())
-	if reg.logs.count("endpoint switched") != 1 || !strings.Contains(reg.logs.String(), "to="+b) {
-		t.Fatalf("want one endpoint switched line to %s", b)
-	}
-	if w.d != time.Second {
-		t.Fatalf("next heartbeat in %v; want 1s", w.d)
-	}
-
-	// No member answers: the registrar retries sooner than a heartbeat.
-	sw.down.Store(true)
-	c.clk.fire(w)
-	w = c.clk.next(t)
-	if reg.logs.count("heartbeat failed") != 1 {
-		t.Fatal("no heartbeat failed line")
-	}
-	if w.d != time.Second/8 {
-		t.Fatalf("retry in %v; want 125ms (an eighth of the heartbeat interval)", w.d)
-	}
-	c.clk.fire(w)
-	w = c.clk.next(t)
-	if w.d != time.Second/4 {
-		t.Fatalf("second retry in %v; want 250ms", w.d)
-	}
-
-	sw.down.Store(false)
-	c.clk.fire(w)
-	w = c.clk.next(t)
-	if m := c.mustGet(t, testKey, reg.r.Value()); m.ModifiedIndex <= n.ModifiedIndex {
-		t.Fatal("no refresh after B came back")
-	}
-	if reg.logs.count("heartbeats resumed") != 1 || w.d != time.Second {
-		t.Fatalf("want a heartbeats resumed line and the next heartbeat in 1s (have %v)", w.d)
-	}
-	if err := reg.stop(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if _, ok := c.get(t, testKey); ok {
-		t.Fatal("not deregistered through B")
-	}
-	checkNoLeaks(t)
+// TestRegistrarUnavailable: no member answers a heartbeat; the registrar
+// retries sooner than a heartbeat, backing off, and resumes.
+func TestRegistrarUnavailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		keys := newFakeKeys()
+		reg := start(t, keys, nil)
+		n := keys.mustGet(t, testKey, reg.r.Value())
+		keys.set(func(f *fakeKeys) { f.down = true })
+		advance(time.Second)
+		if reg.logs.count("heartbeat failed") != 1 {
+			t.Fatal("no heartbeat failed line")
+		}
+		// Retries after an eighth of the heartbeat interval, then a quarter.
+		for _, wait := range []time.Duration{time.Second / 8, time.Second / 4} {
+			keys.mu.Lock()
+			calls := keys.calls
+			keys.mu.Unlock()
+			advance(wait - time.Millisecond)
+			keys.mu.Lock()
+			early := keys.calls != calls
+			keys.mu.Unlock()
+			advance(time.Millisecond)
+			keys.mu.Lock()
+			late := keys.calls != calls+1
+			keys.mu.Unlock()
+			if early || late {
+				t.Fatalf("the retry after %v came early or not at all", wait)
+			}
+		}
+		keys.set(func(f *fakeKeys) { f.down = false })
+		advance(time.Second / 2)
+		if m := keys.mustGet(t, testKey, reg.r.Value()); m.ModifiedIndex <= n.ModifiedIndex {
+			t.Fatal("no refresh after the cluster came back")
+		}
+		if reg.logs.count("heartbeats resumed") != 1 {
+			t.Fatal("no heartbeats resumed line")
+		}
+	})
 }
 
 func TestRegistrarUnavailableAtStart(t *testing.T) {
-	c := newTestCairn(t)
-	sw := &switchable{h: c.handler}
-	sw.down.Store(true)
-	url, _ := c.serve(t, sw)
-	reg := c.start(t, []string{url}, nil)
-	w := c.clk.next(t)
-	if _, ok := c.get(t, testKey); ok || reg.logs.count("registration failed") != 1 {
-		t.Fatal("want no record and a registration failed line")
-	}
-	sw.down.Store(false)
-	c.clk.fire(w)
-	c.clk.next(t)
-	c.mustGet(t, testKey, reg.r.Value())
+	synctest.Test(t, func(t *testing.T) {
+		keys := newFakeKeys()
+		keys.down = true
+		reg := start(t, keys, nil)
+		if _, ok := keys.get(t, testKey); ok || reg.logs.count("registration failed") != 1 {
+			t.Fatal("want no record and a registration failed line")
+		}
+		keys.set(func(f *fakeKeys) { f.down = false })
+		advance(time.Second / 8)
+		keys.mustGet(t, testKey, reg.r.Value())
+	})
 }
 
 func TestRegistrarRefused(t *testing.T) {
-	c := newTestCairn(t)
-	url, _ := c.serve(t, nil)
-	// A directory at the key: a PUT of a value there is etcd error 102.
-	c.propose(t, store.Request{Method: store.MethodPut, Path: testKey, Dir: true})
-	logs := &logBuf{}
-	r, err := discovery.NewRegistrar(c.config([]string{url}, logs, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = r.Run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "etcd error 102") {
-		t.Fatalf("Run: %v; want etcd error 102", err)
-	}
-}
-
-// TestRegistrarRealClock runs with the default clock and jitter: the record
-// outlives its 1 s TTL by far.
-func TestRegistrarRealClock(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs 2.5 s")
-	}
-	c := newTestCairnAt(t, newFakeClock(), time.Now)
-	url, _ := c.serve(t, nil)
-	reg := c.start(t, []string{url}, func(cfg *discovery.RegistrarConfig) {
-		cfg.TTL = time.Second
-		cfg.Now, cfg.After, cfg.Jitter = nil, nil, nil
+	synctest.Test(t, func(t *testing.T) {
+		keys := newFakeKeys()
+		// A directory at the key: a PUT of a value there is etcd error 102.
+		keys.write(t, store.Request{Method: store.MethodPut, Path: testKey, Dir: true})
+		r, err := discovery.NewRegistrar(config(keys, &logBuf{}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.Run(context.Background())
+		var se *store.Error
+		if !errors.As(err, &se) || se.ErrorCode != store.EcodeNotFile {
+			t.Fatalf("Run: %v; want etcd error 102", err)
+		}
 	})
-	start := time.Now()
-	ticker := time.NewTicker(10 * time.Millisecond)
-	defer ticker.Stop()
-	var registered bool
-	for now := range ticker.C {
-		ev, err := c.node.Store().Get(testKey, false, false, now)
-		ok := err == nil && ev.Node.Value != nil && *ev.Node.Value == reg.r.Value()
-		if registered && !ok {
-			t.Fatalf("the record lapsed %v after start", now.Sub(start))
-		}
-		registered = registered || ok
-		if now.Sub(start) > 2500*time.Millisecond {
-			break
-		}
-	}
-	if !registered {
-		t.Fatal("never registered")
-	}
-	if err := reg.stop(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestRegistrarDefaultJitter(t *testing.T) {
-	c := newTestCairn(t)
-	url, _ := c.serve(t, nil)
-	reg := c.start(t, []string{url}, func(cfg *discovery.RegistrarConfig) {
-		cfg.TTL = 30 * time.Second
-		cfg.Jitter = nil
-	})
-	seen := map[time.Duration]bool{}
-	for range 5 {
-		w := c.clk.next(t)
-		if w.d < 9*time.Second || w.d >= 11*time.Second {
-			t.Fatalf("heartbeat in %v; want 10s ± 10%%", w.d)
+	synctest.Test(t, func(t *testing.T) {
+		keys := newFakeKeys()
+		reg := start(t, keys, func(cfg *discovery.RegistrarConfig) {
+			cfg.TTL = 30 * time.Second
+			cfg.Jitter = nil
+		})
+		registered := time.Now()
+		advance(55 * time.Second)
+		keys.mu.Lock()
+		beats := append([]time.Time{registered}, keys.refreshes...)
+		keys.mu.Unlock()
+		if len(beats) < 5 {
+			t.Fatalf("%d heartbeats in 55s", len(beats)-1)
 		}
-		seen[w.d] = true
-		c.clk.fire(w)
-	}
-	if len(seen) < 2 {
-		t.Error("the same wait five times: no jitter")
-	}
-	c.clk.next(t)
-	_ = reg.stop()
+		seen := map[time.Duration]bool{}
+		for i := 1; i < len(beats); i++ {
+			d := beats[i].Sub(beats[i-1])
+			if d < 9*time.Second || d >= 11*time.Second {
+				t.Fatalf("heartbeat after %v; want 10s ± 10%%", d)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 2 {
+			t.Error("the same wait every time: no jitter")
+		}
+		_ = reg.stop()
+	})
 }
 
 func TestNewRegistrarErrors(t *testing.T) {
 	ok := discovery.RegistrarConfig{
-		Endpoints: []string{"https://127.0.0.1:4001"},
-		TLS:       &tls.Config{},
-		Key:       testKey,
-		Record:    testRecord,
-		TTL:       10 * time.Second,
+		Keys:   newFakeKeys(),
+		Key:    testKey,
+		Record: testRecord,
+		TTL:    10 * time.Second,
 	}
 	tests := []struct {
 		name string
@@ -761,10 +530,7 @@ func TestNewRegistrarErrors(t *testing.T) {
 		err  string
 	}{
 		{"valid", func(*discovery.RegistrarConfig) {}, ""},
-		{"no endpoints", func(c *discovery.RegistrarConfig) { c.Endpoints = nil }, "no endpoints"},
-		{"plain http", func(c *discovery.RegistrarConfig) { c.Endpoints = []string{"http://127.0.0.1:4001"} }, "HTTPS only"},
-		{"path", func(c *discovery.RegistrarConfig) { c.Endpoints = []string{"https://127.0.0.1:4001/v2"} }, "want https://host:port"},
-		{"no TLS", func(c *discovery.RegistrarConfig) { c.TLS = nil }, "TLS is required"},
+		{"no client", func(c *discovery.RegistrarConfig) { c.Keys = nil }, "Keys is required"},
 		{"no key", func(c *discovery.RegistrarConfig) { c.Key = "" }, "registration key"},
 		{"relative key", func(c *discovery.RegistrarConfig) { c.Key = "skydns/x" }, "registration key"},
 		{"no TTL", func(c *discovery.RegistrarConfig) { c.TTL = 0 }, "at least 1s"},
@@ -784,5 +550,8 @@ func TestNewRegistrarErrors(t *testing.T) {
 				t.Fatalf("NewRegistrar: %v; want an error with %q", err, tt.err)
 			}
 		})
+	}
+	if got := discovery.RequestTimeout(10 * time.Second); got != 2500*time.Millisecond {
+		t.Errorf("RequestTimeout(10s) = %v; want 2.5s", got)
 	}
 }

@@ -48,10 +48,12 @@ const (
 	MaxPatternBytes = 4096
 )
 
-// Permissions are the key patterns a role may read and write.
+// Permissions are the key patterns a role may read and write. As JSON
+// they are etcd's RWPermission ({"read":[...],"write":[...]}), the shape
+// of the auth API and of the stored policy.
 type Permissions struct {
-	Read  []string
-	Write []string
+	Read  []string `json:"read"`
+	Write []string `json:"write"`
 }
 
 // AllKeys is the permission of the root role, and etcd's default for the
@@ -62,16 +64,17 @@ func AllKeys() Permissions {
 
 // Policy is the authorization state of a cluster. Its zero value is
 // authorization disabled. A Policy is read concurrently once built: do not
-// modify it after handing it out.
+// modify it after handing it out. Its JSON form is the policy document the
+// cluster stores (cluster/v2http adds a format version to it).
 type Policy struct {
 	// Enabled turns enforcement on; while it is false everyone is root.
-	Enabled bool
+	Enabled bool `json:"enabled"`
 	// Users maps a user (an identity string) to its role names. A role
 	// name with no entry in Roles (other than RootRole) grants nothing.
-	Users map[string][]string
+	Users map[string][]string `json:"users"`
 	// Roles are the stored roles by name. RootRole is built in and never
 	// stored; GuestRole is an ordinary entry.
-	Roles map[string]Permissions
+	Roles map[string]Permissions `json:"roles"`
 }
 
 // HasRootUser reports whether some user holds the root role: the condition
@@ -291,7 +294,7 @@ func ValidateUser(user string) error {
 		if Kind(kind) != KindClient && Kind(kind) != KindNode {
 			return fmt.Errorf("%w %q: a name with '/' must be client/<name> or node/<name> (a certificate identity)", ErrInvalidUser, user)
 		}
-		if err := validateName(name); err != nil {
+		if err := ValidateName(name); err != nil {
 			return fmt.Errorf("%w %q: %v", ErrInvalidUser, user, strings.TrimPrefix(err.Error(), "tlsauth: "))
 		}
 		return nil

@@ -9,6 +9,10 @@ import (
 	"strings"
 )
 
+// DefaultTrustDomain is the trust domain of identities when none is
+// configured ([tls] trust_domain).
+const DefaultTrustDomain = "cairn.internal"
+
 // Kind is the namespace of an identity.
 type Kind string
 
@@ -43,7 +47,7 @@ func (id Identity) String() string {
 // IdentityFromCert does not verify c: pass only a certificate from a
 // verified chain (see PeerIdentity).
 func IdentityFromCert(c *x509.Certificate, trustDomain string) (Identity, error) {
-	if err := validateTrustDomain(trustDomain); err != nil {
+	if err := ValidateTrustDomain(trustDomain); err != nil {
 		return Identity{}, err
 	}
 	if c == nil {
@@ -68,7 +72,7 @@ func identityFromSPIFFE(u *url.URL, trustDomain string) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: %s", ErrInvalidIdentity, u)
 	}
 	kind, name, ok := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
-	if !ok || (Kind(kind) != KindNode && Kind(kind) != KindClient) || validateName(name) != nil {
+	if !ok || (Kind(kind) != KindNode && Kind(kind) != KindClient) || ValidateName(name) != nil {
 		return Identity{}, fmt.Errorf("%w: %s; want spiffe://%s/node/<name> or spiffe://%s/client/<name>", ErrInvalidIdentity, u, trustDomain, trustDomain)
 	}
 	return Identity{Name: name, Kind: Kind(kind)}, nil
@@ -97,13 +101,15 @@ func PeerIdentity(cs tls.ConnectionState, trustDomain string) (Identity, error) 
 	return IdentityFromCert(cs.VerifiedChains[0][0], trustDomain)
 }
 
-func spiffeID(trustDomain string, kind Kind, name string) *url.URL {
+// SPIFFEID is the URI SAN of a node or client identity in trustDomain:
+// spiffe://<trustDomain>/<kind>/<name>.
+func SPIFFEID(trustDomain string, kind Kind, name string) *url.URL {
 	return &url.URL{Scheme: "spiffe", Host: trustDomain, Path: "/" + string(kind) + "/" + name}
 }
 
-// validateTrustDomain accepts SPIFFE trust domain names: lowercase letters,
+// ValidateTrustDomain accepts SPIFFE trust domain names: lowercase letters,
 // digits, dots, dashes and underscores.
-func validateTrustDomain(td string) error {
+func ValidateTrustDomain(td string) error {
 	if td == "" || len(td) > 255 {
 		return fmt.Errorf("%w %q: must be 1 to 255 characters", ErrInvalidTrustDomain, td)
 	}
@@ -115,9 +121,9 @@ func validateTrustDomain(td string) error {
 	return nil
 }
 
-// validateName accepts a single SPIFFE path segment: letters, digits, dots,
+// ValidateName accepts a single SPIFFE path segment: letters, digits, dots,
 // dashes and underscores, not "." or "..".
-func validateName(name string) error {
+func ValidateName(name string) error {
 	if name == "" || len(name) > 128 || name == "." || name == ".." {
 		return fmt.Errorf("%w %q: must be 1 to 128 characters and not \".\" or \"..\"", ErrInvalidName, name)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 )
 
+const testTD = "cairn.internal"
+
 func certWith(cn string, uris ...string) *x509.Certificate {
 	c := &x509.Certificate{Subject: pkix.Name{CommonName: cn}}
 	for _, s := range uris {

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // This file runs real cairn processes. It is Linux-only because it gives
@@ -69,7 +70,8 @@ type Procs struct {
 	opts  ProcOptions
 	procs []*Proc
 	net   *faultNet
-	http  *http.Client
+	http  *http.Client       // Do's, for tests of the wire itself
+	cl    []*v2client.Client // Client's, one per node
 
 	// PKI files: the CA and the client certificate of the identity "root".
 	CAFile, ClientCertFile, ClientKeyFile string
@@ -105,22 +107,10 @@ type procRun struct {
 }
 
 // ProcMember is one entry of GET /v2/members.
-type ProcMember struct {
-	ID         string   `json:"id"`
-	Name       string   `json:"name"`
-	PeerURLs   []string `json:"peerURLs"`
-	ClientURLs []string `json:"clientURLs"`
-}
+type ProcMember = v2client.Member
 
 // ProcStats is the part of GET /v2/stats/self that tests use.
-type ProcStats struct {
-	Name       string `json:"name"`
-	ID         string `json:"id"`
-	State      string `json:"state"`
-	LeaderInfo struct {
-		Leader string `json:"leader"`
-	} `json:"leaderInfo"`
-}
+type ProcStats = v2client.SelfStats
 
 // procIPBlock numbers the Procs of this test binary, so that concurrent
 // clusters use distinct loopback IPs.
@@ -185,28 +175,28 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 	p := &Procs{t: t, bin: bin, base: base, opts: opts, net: newFaultNet()}
 	t.Cleanup(p.cleanup) // after TempDir's cleanup is registered: runs before it
 
-	ca, err := tlsauth.NewCA(ProcTrustDomain, 24*time.Hour)
+	ca, err := pki.NewCA(ProcTrustDomain, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pki := filepath.Join(base, "pki")
-	if err := os.MkdirAll(pki, 0o700); err != nil {
+	pkiDir := filepath.Join(base, "pki")
+	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	p.CAFile = filepath.Join(pki, "ca.crt")
-	p.ClientCertFile = filepath.Join(pki, "client.crt")
-	p.ClientKeyFile = filepath.Join(pki, "client.key")
-	if err := ca.WriteFiles(p.CAFile, filepath.Join(pki, "ca.key")); err != nil {
+	p.CAFile = filepath.Join(pkiDir, "ca.crt")
+	p.ClientCertFile = filepath.Join(pkiDir, "client.crt")
+	p.ClientKeyFile = filepath.Join(pkiDir, "client.key")
+	if err := ca.WriteFiles(p.CAFile, filepath.Join(pkiDir, "ca.key")); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := ca.IssueClient(ProcTrustDomain, "root", 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tlsauth.WritePair(cl, p.ClientCertFile, p.ClientKeyFile); err != nil {
+	if err := pki.WritePair(cl, p.ClientCertFile, p.ClientKeyFile); err != nil {
 		t.Fatal(err)
 	}
-	p.ClientTLS, err = tlsauth.ClientConfigFromFiles(tlsauth.Files{CAFile: p.CAFile, CertFile: p.ClientCertFile, KeyFile: p.ClientKeyFile})
+	p.ClientTLS, err = tlsconf.ClientConfigFromFiles(tlsconf.Files{CAFile: p.CAFile, CertFile: p.ClientCertFile, KeyFile: p.ClientKeyFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,9 +218,9 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pr.CertFile = filepath.Join(pki, pr.Name+".crt")
-		pr.KeyFile = filepath.Join(pki, pr.Name+".key")
-		if err := tlsauth.WritePair(iss, pr.CertFile, pr.KeyFile); err != nil {
+		pr.CertFile = filepath.Join(pkiDir, pr.Name+".crt")
+		pr.KeyFile = filepath.Join(pkiDir, pr.Name+".key")
+		if err := pki.WritePair(iss, pr.CertFile, pr.KeyFile); err != nil {
 			t.Fatal(err)
 		}
 		pr.ClientURL = "https://" + net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))
@@ -244,8 +234,27 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 			pr.DNSAddr = net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))
 		}
 		p.procs = append(p.procs, pr)
+		cl, err := v2client.New(v2client.Config{Endpoints: []string{pr.ClientURL}, TLS: p.ClientTLS,
+			Timeout: p.RequestTimeout() + 5*time.Second, CAFile: p.CAFile, CertFile: p.ClientCertFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.cl = append(p.cl, cl)
 	}
 	return p
+}
+
+// Client is a v2 client of node i alone: tests aim each request at one
+// node, so it does not fail over. Each attempt may take RequestTimeout
+// plus 5 s; bound it further with the context.
+func (p *Procs) Client(i int) *v2client.Client { return p.cl[i] }
+
+// closeIdle drops every client's idle connections (after a node died).
+func (p *Procs) closeIdle() {
+	p.http.CloseIdleConnections()
+	for _, c := range p.cl {
+		c.Close()
+	}
 }
 
 // freePortOn returns a TCP port on ip that was free a moment ago.
@@ -392,7 +401,7 @@ func (p *Procs) Kill(i int) {
 		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	<-r.done
-	p.http.CloseIdleConnections()
+	p.closeIdle()
 }
 
 // Stop sends SIGTERM to node i and waits up to 15 s for it to exit, then
@@ -403,7 +412,7 @@ func (p *Procs) Stop(i int) error {
 	if r == nil || r.exited() {
 		return nil
 	}
-	defer p.http.CloseIdleConnections()
+	defer p.closeIdle()
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop %s: %w", pr.Name, err)
 	}
@@ -455,12 +464,8 @@ func (p *Procs) WaitHealthy(i int, timeout time.Duration) error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		resp, body, err := p.DoContext(ctx, i, http.MethodGet, "/health", "", "")
-		if err != nil {
-			return fmt.Errorf("%s: %w", pr.Name, err)
-		}
-		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"health":"true"`)) {
-			return fmt.Errorf("%s: GET /health: %d %s", pr.Name, resp.StatusCode, body)
+		if err := p.Client(i).Health(ctx); err != nil {
+			return fmt.Errorf("%s: GET /health: %w", pr.Name, err)
 		}
 		return nil
 	})
@@ -490,9 +495,11 @@ func (p *Procs) WaitMembers(t testing.TB, want int) {
 	}
 }
 
-// Do sends one request to node i with a deadline of RequestTimeout plus
-// 5 s. path is the URL path, query the raw query and form, when not
-// empty, a urlencoded body. It returns the response with its body read.
+// Do sends one raw request to node i with a deadline of RequestTimeout
+// plus 5 s, for tests of the wire itself (statuses, headers, bodies as
+// sent); other tests speak through Client. path is the URL path, query the
+// raw query and form, when not empty, a urlencoded body. It returns the
+// response with its body read.
 func (p *Procs) Do(i int, method, path, query, form string) (*http.Response, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.RequestTimeout()+5*time.Second)
 	defer cancel()
@@ -545,15 +552,8 @@ func (p *Procs) do(ctx context.Context, i int, method, path, query, contentType,
 func (p *Procs) getJSON(i int, path string, v any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	resp, body, err := p.DoContext(ctx, i, http.MethodGet, path, "", "")
-	if err != nil {
+	if err := p.Client(i).GetJSON(ctx, path, v); err != nil {
 		return fmt.Errorf("%s: GET %s: %w", p.procs[i].Name, path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: GET %s: %d %s", p.procs[i].Name, path, resp.StatusCode, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%s: GET %s: %w in %s", p.procs[i].Name, path, err, body)
 	}
 	return nil
 }
@@ -671,7 +671,7 @@ func (p *Procs) cleanup() {
 	}
 	wg.Wait()
 	p.net.close()
-	p.http.CloseIdleConnections()
+	p.closeIdle()
 	if p.t.Failed() {
 		for _, pr := range p.procs {
 			p.t.Logf("--- %s (%s, peer %s) output, last 16 KiB ---\n%s", pr.Name, pr.ClientURL, pr.PeerAddr, pr.Tail(16<<10))

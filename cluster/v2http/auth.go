@@ -45,7 +45,7 @@ type roleJSON struct {
 
 // permissionsJSON is etcd's auth.Permissions.
 type permissionsJSON struct {
-	KV rwPermission `json:"kv"`
+	KV tlsauth.Permissions `json:"kv"`
 }
 
 func (p *permissionsJSON) isEmpty() bool {
@@ -68,10 +68,10 @@ type userWithRoles struct {
 	Roles []roleJSON `json:"roles,omitempty"`
 }
 
-var rootRoleJSON = roleJSON{Role: tlsauth.RootRole, Permissions: permissionsJSON{KV: rwPermission(tlsauth.AllKeys())}}
+var rootRoleJSON = roleJSON{Role: tlsauth.RootRole, Permissions: permissionsJSON{KV: tlsauth.AllKeys()}}
 
-func newRoleJSON(name string, rw rwPermission) roleJSON {
-	return roleJSON{Role: name, Permissions: permissionsJSON{KV: rwPermission{
+func newRoleJSON(name string, rw tlsauth.Permissions) roleJSON {
+	return roleJSON{Role: name, Permissions: permissionsJSON{KV: tlsauth.Permissions{
 		Read: nonNil(rw.Read), Write: nonNil(rw.Write),
 	}}}
 }
@@ -231,7 +231,7 @@ func (h *Handler) serveAuthEnable(w http.ResponseWriter, r *http.Request) {
 				h.writeAuthError(w, r, err)
 				return
 			}
-			d = &policyDoc{Enabled: true} // unreadable: enforced as enabled
+			d = &policyDoc{Policy: tlsauth.Policy{Enabled: true}} // unreadable: enforced as enabled
 		}
 		writeJSON(w, r, http.StatusOK, enabledJSON{Enabled: d.Enabled})
 	case http.MethodPut:
@@ -243,7 +243,7 @@ func (h *Handler) serveAuthEnable(w http.ResponseWriter, r *http.Request) {
 				return authErr(http.StatusConflict, "No root user available, please create one: a user (certificate identity) with the root role, e.g. PUT /v2/auth/users/client/root {\"user\":\"client/root\",\"roles\":[\"root\"]}")
 			}
 			if _, ok := d.Roles[tlsauth.GuestRole]; !ok {
-				d.Roles[tlsauth.GuestRole] = rwPermission(tlsauth.AllKeys())
+				d.Roles[tlsauth.GuestRole] = tlsauth.AllKeys()
 			}
 			d.Enabled = true
 			return nil
@@ -542,13 +542,13 @@ func (h *Handler) putRole(w http.ResponseWriter, r *http.Request, name string) {
 			if exists {
 				return authErr(http.StatusConflict, "Role %s already exists.", name)
 			}
-			d.Roles[name] = rwPermission{Read: sortedSet(in.Permissions.KV.Read), Write: sortedSet(in.Permissions.KV.Write)}
+			d.Roles[name] = tlsauth.Permissions{Read: sortedSet(in.Permissions.KV.Read), Write: sortedSet(in.Permissions.KV.Write)}
 			return nil
 		}
 		if !exists {
 			return authErr(http.StatusNotFound, "Role %s does not exist.", name)
 		}
-		next := rwPermission{Read: slices.Clone(old.Read), Write: slices.Clone(old.Write)}
+		next := tlsauth.Permissions{Read: slices.Clone(old.Read), Write: slices.Clone(old.Write)}
 		if g := in.Grant; g != nil {
 			for _, p := range g.KV.Read {
 				if slices.Contains(next.Read, p) {

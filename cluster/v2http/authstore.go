@@ -42,44 +42,34 @@ const (
 	policyRetries = 8
 )
 
-// policyDoc is the stored policy. Role lists and pattern lists are sorted
-// and free of duplicates.
+// policyDoc is the stored policy: tlsauth.Policy (whose JSON it is) with
+// the format version first. Role lists and pattern lists are sorted and
+// free of duplicates; lists are never null on the wire.
 type policyDoc struct {
-	Version int                     `json:"version"`
-	Enabled bool                    `json:"enabled"`
-	Users   map[string][]string     `json:"users"`
-	Roles   map[string]rwPermission `json:"roles"`
-}
-
-// rwPermission is etcd's RWPermission: the "kv" of a role's permissions.
-// Lists are never null on the wire.
-type rwPermission struct {
-	Read  []string `json:"read"`
-	Write []string `json:"write"`
+	Version int `json:"version"`
+	tlsauth.Policy
 }
 
 func newPolicyDoc() *policyDoc {
-	return &policyDoc{Version: policyVersion, Users: map[string][]string{}, Roles: map[string]rwPermission{}}
+	return &policyDoc{Version: policyVersion, Policy: tlsauth.Policy{Users: map[string][]string{}, Roles: map[string]tlsauth.Permissions{}}}
 }
 
 func (d *policyDoc) clone() *policyDoc {
-	c := &policyDoc{Version: d.Version, Enabled: d.Enabled, Users: maps.Clone(d.Users), Roles: maps.Clone(d.Roles)}
+	c := &policyDoc{Version: d.Version, Policy: tlsauth.Policy{Enabled: d.Enabled, Users: maps.Clone(d.Users), Roles: maps.Clone(d.Roles)}}
 	if c.Users == nil {
 		c.Users = map[string][]string{}
 	}
 	if c.Roles == nil {
-		c.Roles = map[string]rwPermission{}
+		c.Roles = map[string]tlsauth.Permissions{}
 	}
 	return c
 }
 
-// policy is the document as tlsauth rules.
+// policy is the document as tlsauth rules. It shares the document's maps:
+// a document is cloned before it is changed.
 func (d *policyDoc) policy() *tlsauth.Policy {
-	p := &tlsauth.Policy{Enabled: d.Enabled, Users: d.Users, Roles: make(map[string]tlsauth.Permissions, len(d.Roles))}
-	for name, rw := range d.Roles {
-		p.Roles[name] = tlsauth.Permissions{Read: rw.Read, Write: rw.Write}
-	}
-	return p
+	p := d.Policy
+	return &p
 }
 
 // parsePolicy decodes and checks a stored document.

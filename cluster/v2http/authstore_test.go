@@ -1,6 +1,7 @@
 package v2http
 
 import (
+	"encoding/json"
 	"log/slog"
 	"testing"
 
@@ -61,5 +62,26 @@ func TestPolicyCache(t *testing.T) {
 	fc.put(t, "/b", "1")
 	if s2 := c.getAt(fc.st, fc.st.Index()); s2.pol != s.pol {
 		t.Error("re-parsed an unchanged policy")
+	}
+}
+
+// TestPolicyDocWireFormat: the stored document is tlsauth.Policy's JSON
+// after the version, byte for byte what earlier releases wrote.
+func TestPolicyDocWireFormat(t *testing.T) {
+	for _, doc := range []string{
+		`{"version":1,"enabled":false,"users":{},"roles":{}}`,
+		`{"version":1,"enabled":true,"users":{"client/web":["svc-web"],"legacy":["root"]},"roles":{"guest":{"read":["/*"],"write":["/*"]},"svc-web":{"read":[],"write":["/w/*"]}}}`,
+	} {
+		d, err := parsePolicy(doc)
+		if err != nil {
+			t.Fatalf("parse %s: %v", doc, err)
+		}
+		got, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != doc {
+			t.Errorf("round trip:\n got %s\nwant %s", got, doc)
+		}
 	}
 }

@@ -16,7 +16,9 @@ import (
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/store"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/managed"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // servingConfig is what the client listener's managed certificates need
@@ -28,7 +30,7 @@ type servingConfig struct {
 	// cluster CA when this member has the CA key (tls.managed_certs).
 	Managed bool
 	// Validity of a CA-issued serving certificate (tls.serving_cert_validity;
-	// 0 means tlsauth.DefaultServingValidity).
+	// 0 means managed.DefaultServingValidity).
 	Validity time.Duration
 	// Hosts are the names and addresses the CA issues for (servingHosts).
 	Hosts []string
@@ -56,14 +58,14 @@ func servingHosts(addr string) []string {
 // of ca_file without cert_file (ca.key beside ca_file), the two cases in
 // which serverFiles issues the node certificate itself. With cert_file the
 // operator runs the PKI, and the serving certificate stays theirs.
-func servingCA(cfg Config, dev *tlsauth.DevPKI) (*tlsauth.CA, error) {
+func servingCA(cfg Config, dev *pki.Dev) (*pki.CA, error) {
 	switch {
 	case cfg.CertFile != "":
 		return nil, nil
 	case cfg.CAFile != "":
-		return tlsauth.LoadCA(cfg.CAFile, filepath.Join(filepath.Dir(cfg.CAFile), "ca.key"))
+		return pki.LoadCA(cfg.CAFile, filepath.Join(filepath.Dir(cfg.CAFile), "ca.key"))
 	case dev != nil:
-		return tlsauth.LoadCA(dev.CAFile, dev.CAKeyFile)
+		return pki.LoadCA(dev.CAFile, dev.CAKeyFile)
 	}
 	return nil, nil
 }
@@ -83,7 +85,7 @@ func servingCA(cfg Config, dev *tlsauth.DevPKI) (*tlsauth.CA, error) {
 //
 // Call stop before the node shuts down: it releases the locks this member
 // holds.
-func managedServerTLS(ctx context.Context, sc servingConfig, node *cluster.Node, ca *tlsauth.CA, material *tlsauth.Material, opts tlsauth.Options, logger *slog.Logger) (conf *tls.Config, stop func(), err error) {
+func managedServerTLS(ctx context.Context, sc servingConfig, node *cluster.Node, ca *pki.CA, material *tlsconf.Material, opts tlsconf.Options, logger *slog.Logger) (conf *tls.Config, stop func(), err error) {
 	useCA := ca != nil && sc.Managed
 	if !useCA && len(sc.ACME.Domains) == 0 {
 		if sc.Managed {
@@ -91,14 +93,14 @@ func managedServerTLS(ctx context.Context, sc servingConfig, node *cluster.Node,
 		}
 		return material.ServerConfig(opts), func() {}, nil
 	}
-	storage := tlsauth.NewCertStorage(certKV{node}, tlsauth.CertStorageConfig{Owner: sc.Name, Logger: logger})
-	mc := tlsauth.ManagerConfig{Storage: storage, Logger: logger}
+	storage := managed.NewStorage(certKV{node}, managed.StorageConfig{Owner: sc.Name, Logger: logger})
+	mc := managed.ManagerConfig{Storage: storage, Logger: logger}
 	if useCA {
-		mc.Issuer = &tlsauth.CAIssuer{CA: ca, TrustDomain: sc.TrustDomain, NodeName: sc.Name, Validity: sc.Validity}
+		mc.Issuer = &managed.CAIssuer{CA: ca, TrustDomain: sc.TrustDomain, NodeName: sc.Name, Validity: sc.Validity}
 		mc.Hosts = sc.Hosts
 	}
 	if len(sc.ACME.Domains) > 0 {
-		mc.ACME = tlsauth.ACMEConfig{CA: sc.ACME.CA, Email: sc.ACME.Email, Domains: sc.ACME.Domains, TLSALPNPort: sc.ACME.TLSALPNPort}
+		mc.ACME = managed.ACMEConfig{CA: sc.ACME.CA, Email: sc.ACME.Email, Domains: sc.ACME.Domains, TLSALPNPort: sc.ACME.TLSALPNPort}
 		if sc.ACME.CARootFile != "" {
 			if mc.ACME.TrustedRoots, err = readACMERoots(sc.ACME.CARootFile); err != nil {
 				storage.Close()
@@ -106,7 +108,7 @@ func managedServerTLS(ctx context.Context, sc servingConfig, node *cluster.Node,
 			}
 		}
 	}
-	mgr, err := tlsauth.NewManager(mc)
+	mgr, err := managed.NewManager(mc)
 	if err != nil {
 		storage.Close()
 		return nil, nil, err
@@ -131,11 +133,11 @@ func managedServerTLS(ctx context.Context, sc servingConfig, node *cluster.Node,
 		wg.Wait()
 		mgr.Stop()
 		uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
-		certmagic.CleanUpOwnLocks(uctx, tlsauth.CertmagicLogger(logger))
+		certmagic.CleanUpOwnLocks(uctx, managed.ZapLogger(logger))
 		ucancel()
 		storage.Close()
 	}
-	return material.ManagedServerConfig(opts, mgr.GetCertificate), stop, nil
+	return managed.ServerConfig(material, opts, mgr.GetCertificate), stop, nil
 }
 
 // waitStoreReadable returns once the store answers a linearizable read, or
@@ -167,20 +169,20 @@ func readACMERoots(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// certKV is tlsauth.KV on a cluster member: writes are raft proposals
+// certKV is managed.KV on a cluster member: writes are raft proposals
 // (forwarded to the leader from a follower), reads wait for ReadBarrier
 // and then read the local replica, so they are linearizable.
 type certKV struct{ n *cluster.Node }
 
-var _ tlsauth.KV = certKV{}
+var _ managed.KV = certKV{}
 
-func (k certKV) Get(ctx context.Context, key string, recursive bool) (tlsauth.KVEntry, error) {
+func (k certKV) Get(ctx context.Context, key string, recursive bool) (managed.KVEntry, error) {
 	if err := k.n.ReadBarrier(ctx); err != nil {
-		return tlsauth.KVEntry{}, err
+		return managed.KVEntry{}, err
 	}
 	ev, err := k.n.Store().Get(key, recursive, true, time.Now())
 	if err != nil {
-		return tlsauth.KVEntry{}, certKVError(err)
+		return managed.KVEntry{}, certKVError(err)
 	}
 	return certKVEntry(ev.Node), nil
 }
@@ -245,17 +247,17 @@ func certKVError(err error) error {
 	}
 	switch se.ErrorCode {
 	case store.EcodeKeyNotFound:
-		return fmt.Errorf("%w: %v", tlsauth.ErrKVNotFound, err)
+		return fmt.Errorf("%w: %v", managed.ErrKVNotFound, err)
 	case store.EcodeNodeExist:
-		return fmt.Errorf("%w: %v", tlsauth.ErrKVExists, err)
+		return fmt.Errorf("%w: %v", managed.ErrKVExists, err)
 	case store.EcodeTestFailed:
-		return fmt.Errorf("%w: %v", tlsauth.ErrKVCompareFailed, err)
+		return fmt.Errorf("%w: %v", managed.ErrKVCompareFailed, err)
 	}
 	return err
 }
 
-func certKVEntry(n *store.NodeExtern) tlsauth.KVEntry {
-	e := tlsauth.KVEntry{Key: n.Key, Dir: n.Dir, CreatedIndex: n.CreatedIndex, ModifiedIndex: n.ModifiedIndex}
+func certKVEntry(n *store.NodeExtern) managed.KVEntry {
+	e := managed.KVEntry{Key: n.Key, Dir: n.Dir, CreatedIndex: n.CreatedIndex, ModifiedIndex: n.ModifiedIndex}
 	if n.Value != nil {
 		e.Value = *n.Value
 	}

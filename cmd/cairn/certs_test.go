@@ -24,6 +24,9 @@ import (
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
 	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/managed"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 const certTD = "cairn.internal"
@@ -55,9 +58,9 @@ func newCertCluster(t *testing.T) (*clustertest.Cluster, *certClock) {
 }
 
 // certStorage is a CertStorage on member i, closed when the test ends.
-func certStorage(t *testing.T, c *clustertest.Cluster, i int, cfg tlsauth.CertStorageConfig) *tlsauth.CertStorage {
+func certStorage(t *testing.T, c *clustertest.Cluster, i int, cfg managed.StorageConfig) *managed.Storage {
 	t.Helper()
-	s := tlsauth.NewCertStorage(certKV{c.Node(i)}, cfg)
+	s := managed.NewStorage(certKV{c.Node(i)}, cfg)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -85,10 +88,10 @@ func certCtx(t *testing.T) context.Context {
 func TestCertStorageOnCluster(t *testing.T) {
 	c, _ := newCertCluster(t)
 	ctx := certCtx(t)
-	s := []*tlsauth.CertStorage{
-		certStorage(t, c, 0, tlsauth.CertStorageConfig{}),
-		certStorage(t, c, 1, tlsauth.CertStorageConfig{}),
-		certStorage(t, c, 2, tlsauth.CertStorageConfig{}),
+	s := []*managed.Storage{
+		certStorage(t, c, 0, managed.StorageConfig{}),
+		certStorage(t, c, 1, managed.StorageConfig{}),
+		certStorage(t, c, 2, managed.StorageConfig{}),
 	}
 	files := map[string]string{
 		"certificates/ca/example.com/example.com.crt":  "crt",
@@ -199,7 +202,7 @@ func TestCertStorageOnCluster(t *testing.T) {
 func TestCertLocksOnCluster(t *testing.T) {
 	c, clock := newCertCluster(t)
 	ctx := certCtx(t)
-	cfg := tlsauth.CertStorageConfig{LockTTL: 10 * time.Second, LockRefresh: 20 * time.Millisecond, LockPoll: 5 * time.Millisecond}
+	cfg := managed.StorageConfig{LockTTL: 10 * time.Second, LockRefresh: 20 * time.Millisecond, LockPoll: 5 * time.Millisecond}
 	a := certStorage(t, c, 0, cfg)
 	b := certStorage(t, c, 1, cfg)
 	d := certStorage(t, c, 2, cfg)
@@ -285,13 +288,13 @@ func TestCertLocksOnCluster(t *testing.T) {
 func TestCAIssuerObtainsAndRenewsOnCluster(t *testing.T) {
 	c, _ := newCertCluster(t)
 	ctx := certCtx(t)
-	clusterCA, err := tlsauth.NewCA(certTD, time.Hour)
+	clusterCA, err := pki.NewCA(certTD, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := tlsauth.NewManager(tlsauth.ManagerConfig{
-		Storage:            certStorage(t, c, 1, tlsauth.CertStorageConfig{Owner: "n1"}),
-		Issuer:             &tlsauth.CAIssuer{CA: clusterCA, TrustDomain: certTD, NodeName: "n1", Validity: time.Minute},
+	m, err := managed.NewManager(managed.ManagerConfig{
+		Storage:            certStorage(t, c, 1, managed.StorageConfig{Owner: "n1"}),
+		Issuer:             &managed.CAIssuer{CA: clusterCA, TrustDomain: certTD, NodeName: "n1", Validity: time.Minute},
 		Hosts:              []string{"node1.cairn.test", "127.0.0.1"},
 		RenewCheckInterval: 50 * time.Millisecond,
 	})
@@ -317,7 +320,7 @@ func TestCAIssuerObtainsAndRenewsOnCluster(t *testing.T) {
 	if id, err := tlsauth.IdentityFromCert(first, certTD); err != nil || id != (tlsauth.Identity{Kind: tlsauth.KindNode, Name: "n1"}) {
 		t.Errorf("identity %v, %v", id, err)
 	}
-	stored, err := certStorage(t, c, 2, tlsauth.CertStorageConfig{}).List(ctx, "certificates", true)
+	stored, err := certStorage(t, c, 2, managed.StorageConfig{}).List(ctx, "certificates", true)
 	if err != nil || len(stored) == 0 {
 		t.Fatalf("nothing stored: %v", err)
 	}
@@ -369,12 +372,12 @@ func TestACMEWithPebbleOnCluster(t *testing.T) {
 	dirURL, roots, pebbleCA := startPebble(t)
 	c, _ := newCertCluster(t)
 	ctx := certCtx(t)
-	acme := tlsauth.ACMEConfig{
+	acme := managed.ACMEConfig{
 		CA: dirURL, Email: "ops@cairn.test", Domains: []string{"cairn.example.com"},
 		TrustedRoots: roots, ListenHost: "127.0.0.1", TLSALPNPort: freePort(t),
 	}
-	manager := func(i int) *tlsauth.Manager {
-		m, err := tlsauth.NewManager(tlsauth.ManagerConfig{Storage: certStorage(t, c, i, tlsauth.CertStorageConfig{}), ACME: acme})
+	manager := func(i int) *managed.Manager {
+		m, err := managed.NewManager(managed.ManagerConfig{Storage: certStorage(t, c, i, managed.StorageConfig{}), ACME: acme})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +387,7 @@ func TestACMEWithPebbleOnCluster(t *testing.T) {
 		}
 		return m
 	}
-	leaf := func(m *tlsauth.Manager) (*x509.Certificate, *x509.CertPool) {
+	leaf := func(m *managed.Manager) (*x509.Certificate, *x509.CertPool) {
 		crt, err := m.GetCertificate(certHello(t, "cairn.example.com"))
 		if err != nil {
 			t.Fatal(err)
@@ -403,7 +406,7 @@ func TestACMEWithPebbleOnCluster(t *testing.T) {
 	if _, err := first.Verify(x509.VerifyOptions{Roots: certsPool(pebbleCA.GetRootCert(0).Cert), Intermediates: inter, DNSName: "cairn.example.com"}); err != nil {
 		t.Fatalf("the certificate does not chain to Pebble's root: %v", err)
 	}
-	accounts, err := certStorage(t, c, 2, tlsauth.CertStorageConfig{}).List(ctx, "acme", true)
+	accounts, err := certStorage(t, c, 2, managed.StorageConfig{}).List(ctx, "acme", true)
 	if err != nil || len(accounts) == 0 {
 		t.Fatalf("no ACME account in the replicated storage: %q, %v", accounts, err)
 	}
@@ -420,7 +423,7 @@ func TestACMEWithPebbleOnCluster(t *testing.T) {
 func TestManagedServerTLS(t *testing.T) {
 	c, _ := newCertCluster(t)
 	dir := t.TempDir()
-	clusterCA, err := tlsauth.NewCA(certTD, 24*time.Hour)
+	clusterCA, err := pki.NewCA(certTD, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,26 +431,26 @@ func TestManagedServerTLS(t *testing.T) {
 	if err := clusterCA.WriteFiles(caFile, filepath.Join(dir, "ca.key")); err != nil {
 		t.Fatal(err)
 	}
-	pair := func(name string, issue func() (tlsauth.Issued, error)) tlsauth.Files {
+	pair := func(name string, issue func() (pki.Issued, error)) tlsconf.Files {
 		iss, err := issue()
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := tlsauth.Files{CAFile: caFile, CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
-		if err := tlsauth.WritePair(iss, f.CertFile, f.KeyFile); err != nil {
+		f := tlsconf.Files{CAFile: caFile, CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+		if err := pki.WritePair(iss, f.CertFile, f.KeyFile); err != nil {
 			t.Fatal(err)
 		}
 		return f
 	}
-	nodeFiles := pair("node", func() (tlsauth.Issued, error) {
+	nodeFiles := pair("node", func() (pki.Issued, error) {
 		return clusterCA.IssueNode(certTD, "n0", []string{"localhost", "127.0.0.1"}, 20*time.Hour)
 	})
-	clientFiles := pair("client", func() (tlsauth.Issued, error) { return clusterCA.IssueClient(certTD, "alice", time.Hour) })
-	material, err := tlsauth.LoadMaterial(nodeFiles)
+	clientFiles := pair("client", func() (pki.Issued, error) { return clusterCA.IssueClient(certTD, "alice", time.Hour) })
+	material, err := tlsconf.LoadMaterial(nodeFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := tlsauth.ClientConfigFromFiles(clientFiles)
+	client, err := tlsconf.ClientConfigFromFiles(clientFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +460,7 @@ func TestManagedServerTLS(t *testing.T) {
 	sc := servingConfig{Name: "n0", TrustDomain: certTD, Managed: true, Validity: time.Hour, Hosts: []string{"localhost", "127.0.0.1"}}
 	logger := slog.New(slog.DiscardHandler)
 	t.Run("with the CA key", func(t *testing.T) {
-		conf, stop, err := managedServerTLS(context.Background(), sc, c.Node(0), clusterCA, material, tlsauth.Options{}, logger)
+		conf, stop, err := managedServerTLS(context.Background(), sc, c.Node(0), clusterCA, material, tlsconf.Options{}, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -472,7 +475,7 @@ func TestManagedServerTLS(t *testing.T) {
 		}
 	})
 	t.Run("without the CA key", func(t *testing.T) {
-		conf, stop, err := managedServerTLS(context.Background(), sc, c.Node(1), nil, material, tlsauth.Options{}, logger)
+		conf, stop, err := managedServerTLS(context.Background(), sc, c.Node(1), nil, material, tlsconf.Options{}, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -548,7 +551,7 @@ func TestServingCA(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  Config
-		dev  *tlsauth.DevPKI
+		dev  *pki.Dev
 		want bool
 	}{
 		{"development PKI", Config{}, &dev, true},
@@ -573,17 +576,17 @@ func TestCertKVOutcomes(t *testing.T) {
 	c, clock := newCertCluster(t)
 	ctx := certCtx(t)
 	kv := certKV{c.Node(1)}
-	if _, err := kv.Get(ctx, "/_t/x", false); !errors.Is(err, tlsauth.ErrKVNotFound) {
+	if _, err := kv.Get(ctx, "/_t/x", false); !errors.Is(err, managed.ErrKVNotFound) {
 		t.Errorf("Get missing: %v", err)
 	}
 	idx, err := kv.Create(ctx, "/_t/x", "v", 1500*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Create(ctx, "/_t/x", "w", 0); !errors.Is(err, tlsauth.ErrKVExists) {
+	if _, err := kv.Create(ctx, "/_t/x", "w", 0); !errors.Is(err, managed.ErrKVExists) {
 		t.Errorf("Create existing: %v", err)
 	}
-	if err := kv.Refresh(ctx, "/_t/x", "w", time.Second); !errors.Is(err, tlsauth.ErrKVCompareFailed) {
+	if err := kv.Refresh(ctx, "/_t/x", "w", time.Second); !errors.Is(err, managed.ErrKVCompareFailed) {
 		t.Errorf("Refresh of another value: %v", err)
 	}
 	if err := kv.Refresh(ctx, "/_t/x", "v", time.Second); err != nil {
@@ -593,16 +596,16 @@ func TestCertKVOutcomes(t *testing.T) {
 	if err != nil || *e.Node.Value != "v" || e.Node.CreatedIndex != idx || e.Node.TTL < 1 || e.Node.TTL > 2 {
 		t.Errorf("after refresh: %+v, %v", e, err)
 	}
-	if err := kv.Delete(ctx, "/_t/x", "w"); !errors.Is(err, tlsauth.ErrKVCompareFailed) {
+	if err := kv.Delete(ctx, "/_t/x", "w"); !errors.Is(err, managed.ErrKVCompareFailed) {
 		t.Errorf("Delete of another value: %v", err)
 	}
 	if err := kv.Delete(ctx, "/_t", ""); err != nil {
 		t.Errorf("Delete directory: %v", err)
 	}
-	if err := kv.Delete(ctx, "/_t", ""); !errors.Is(err, tlsauth.ErrKVNotFound) {
+	if err := kv.Delete(ctx, "/_t", ""); !errors.Is(err, managed.ErrKVNotFound) {
 		t.Errorf("Delete missing: %v", err)
 	}
-	if err := kv.Refresh(ctx, "/_t/x", "v", time.Second); !errors.Is(err, tlsauth.ErrKVNotFound) {
+	if err := kv.Refresh(ctx, "/_t/x", "v", time.Second); !errors.Is(err, managed.ErrKVNotFound) {
 		t.Errorf("Refresh missing: %v", err)
 	}
 }

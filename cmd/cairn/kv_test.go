@@ -14,7 +14,7 @@ import (
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/v2http"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
 // kvNow is the clock of the kv test clusters: TTLs and expirations are
@@ -24,7 +24,7 @@ var kvNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 // startKVNode starts a single-member cluster whose clock stands still at
 // kvNow, serves its v2 API over mutual TLS with the development PKI dev,
 // and returns its URL. historySize 0 is the default.
-func startKVNode(t *testing.T, dev tlsauth.DevPKI, historySize int) string {
+func startKVNode(t *testing.T, dev pki.Dev, historySize int) string {
 	t.Helper()
 	now := func() time.Time { return kvNow }
 	node, err := cluster.New(cluster.Config{
@@ -109,7 +109,7 @@ func (r kvRun) run(t *testing.T) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
-func devFlags(url string, dev tlsauth.DevPKI) []string {
+func devFlags(url string, dev pki.Dev) []string {
 	return []string{"--endpoints", url, "--cacert", dev.CAFile, "--cert", dev.ClientCertFile, "--key", dev.ClientKeyFile}
 }
 
@@ -123,7 +123,7 @@ type kvStep struct {
 }
 
 // runKVSteps runs steps in order against url, each as `cairn kv <args>`.
-func runKVSteps(t *testing.T, url string, dev tlsauth.DevPKI, steps []kvStep) {
+func runKVSteps(t *testing.T, url string, dev pki.Dev, steps []kvStep) {
 	t.Helper()
 	for i, st := range steps {
 		args := append(append([]string{"kv"}, devFlags(url, dev)...), strings.Fields(st.args)...)
@@ -309,7 +309,7 @@ func TestKVErrorAnswers(t *testing.T) {
 }
 
 // putKey writes key=value with `cairn kv set` and fails the test otherwise.
-func putKey(t *testing.T, url string, dev tlsauth.DevPKI, args ...string) {
+func putKey(t *testing.T, url string, dev pki.Dev, args ...string) {
 	t.Helper()
 	_, stderr, code := kvRun{args: append(append([]string{"kv"}, args...), devFlags(url, dev)...)}.run(t)
 	if code != 0 {
@@ -584,18 +584,5 @@ func TestCompletion(t *testing.T) {
 		if err != nil || !strings.HasPrefix(stdout, tt.want) {
 			t.Errorf("cairn kv get %s<TAB>: %v, %q; want %q", tt.typed, err, stdout, tt.want)
 		}
-	}
-}
-
-func TestCanonicalKey(t *testing.T) {
-	for in, want := range map[string]string{
-		"": "/", "/": "/", "a": "/a", "/a/": "/a/", "//a//b/": "/a/b/", "/a/../b": "/b", "/..": "/",
-	} {
-		if got := canonicalKey(in); got != want {
-			t.Errorf("canonicalKey(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if got := keysURI("/a b/%/?#", nil); got != "/v2/keys/a%20b/%25/%3F%23" {
-		t.Errorf("keysURI = %q", got)
 	}
 }

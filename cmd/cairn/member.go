@@ -2,16 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cairnkv/cairn/cluster/v2client"
 )
 
 // newMemberCmd is etcdctl v2's `member` over /v2/members: the same
@@ -32,7 +32,7 @@ https://127.0.0.1:4001.`,
   cairn member remove 8e9e05c52164694d`,
 	}
 	cf := addClientFlags(cmd.PersistentFlags())
-	run := func(fn func(ctx context.Context, c *apiClient, args []string) error) func(*cobra.Command, []string) error {
+	run := func(fn func(ctx context.Context, c *v2client.Client, args []string) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client(environ)
 			if err != nil {
@@ -43,14 +43,14 @@ https://127.0.0.1:4001.`,
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			return fn(ctx, c, args)
+			return withHints(fn(ctx, c, args))
 		}
 	}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the members: ID, name, peer and client URLs, and who leads",
 		Args:  exactArgs(0, "no arguments accepted"),
-		RunE: run(func(ctx context.Context, c *apiClient, _ []string) error {
+		RunE: run(func(ctx context.Context, c *v2client.Client, _ []string) error {
 			return memberList(ctx, c, stdout)
 		}),
 	}
@@ -58,7 +58,7 @@ https://127.0.0.1:4001.`,
 		Use:   "add <name> <peerURL>",
 		Short: "Add a member; then start it with that name and peer URL to join",
 		Args:  exactArgs(2, "provide a name and a single member peerURL: cairn member add <name> <peerURL>"),
-		RunE: run(func(ctx context.Context, c *apiClient, args []string) error {
+		RunE: run(func(ctx context.Context, c *v2client.Client, args []string) error {
 			return memberAdd(ctx, c, stdout, args[0], args[1])
 		}),
 	}
@@ -66,7 +66,7 @@ https://127.0.0.1:4001.`,
 		Use:   "remove <memberID>",
 		Short: "Remove a member by its hex ID (see cairn member list)",
 		Args:  exactArgs(1, "provide a single member ID: cairn member remove <memberID>"),
-		RunE: run(func(ctx context.Context, c *apiClient, args []string) error {
+		RunE: run(func(ctx context.Context, c *v2client.Client, args []string) error {
 			return memberRemove(ctx, c, stdout, stderr, args[0])
 		}),
 	}
@@ -84,33 +84,15 @@ func exactArgs(n int, msg string) cobra.PositionalArgs {
 	}
 }
 
-// apiMember is a member as /v2/members shows it.
-type apiMember struct {
-	ID         string   `json:"id"`
-	Name       string   `json:"name"`
-	PeerURLs   []string `json:"peerURLs"`
-	ClientURLs []string `json:"clientURLs"`
-}
-
-func listMembers(ctx context.Context, c *apiClient) ([]apiMember, error) {
-	var list struct {
-		Members []apiMember `json:"members"`
-	}
-	if err := c.getJSON(ctx, "/v2/members", &list); err != nil {
-		return nil, err
-	}
-	return list.Members, nil
-}
-
 // memberList prints etcdctl v2's `member list`: one line per member, a
 // member that has not started yet (no name) as "<id>[unstarted]".
-func memberList(ctx context.Context, c *apiClient, w io.Writer) error {
-	members, err := listMembers(ctx, c)
+func memberList(ctx context.Context, c *v2client.Client, w io.Writer) error {
+	members, err := c.Members(ctx)
 	if err != nil {
 		return err
 	}
-	var leader apiMember
-	if err := c.getJSON(ctx, "/v2/members/leader", &leader); err != nil {
+	leader, err := c.Leader(ctx)
+	if err != nil {
 		return fmt.Errorf("failed to get leader: %w", err)
 	}
 	for _, m := range members {
@@ -127,19 +109,17 @@ func memberList(ctx context.Context, c *apiClient, w io.Writer) error {
 // memberAdd is etcdctl v2's `member add`: it adds the member, then prints
 // the configuration the new member starts with: etcdctl's lines (for
 // scripts that read them), then the same for cairn serve.
-func memberAdd(ctx context.Context, c *apiClient, w io.Writer, name, peerURL string) error {
+func memberAdd(ctx context.Context, c *v2client.Client, w io.Writer, name, peerURL string) error {
 	if name == "" {
 		return errors.New("the member name must not be empty")
 	}
-	body, _ := json.Marshal(map[string][]string{"peerURLs": {peerURL}}) // strings: cannot fail
-	var m apiMember
-	req := apiRequest{Method: http.MethodPost, Path: "/v2/members", Body: body, ContentType: "application/json"}
-	if err := c.call(ctx, req, http.StatusCreated, &m); err != nil {
+	m, err := c.AddMember(ctx, []string{peerURL})
+	if err != nil {
 		return mayHaveApplied(err)
 	}
 	fmt.Fprintf(w, "Added member named %s with ID %s to cluster\n", name, m.ID)
 
-	members, err := listMembers(ctx, c)
+	members, err := c.Members(ctx)
 	if err != nil {
 		return fmt.Errorf("member %s was added, but listing the members failed: %w", m.ID, err)
 	}
@@ -183,8 +163,8 @@ func hostOf(peerURL string) string {
 
 // memberRemove is etcdctl v2's `member remove`: it checks the ID against the
 // member list first (and points at the ID when given a name), then removes.
-func memberRemove(ctx context.Context, c *apiClient, w, stderr io.Writer, arg string) error {
-	members, err := listMembers(ctx, c)
+func memberRemove(ctx context.Context, c *v2client.Client, w, stderr io.Writer, arg string) error {
+	members, err := c.Members(ctx)
 	if err != nil {
 		return fmt.Errorf("error while verifying ID against known members: %w", err)
 	}
@@ -202,8 +182,7 @@ func memberRemove(ctx context.Context, c *apiClient, w, stderr io.Writer, arg st
 	if id == "" {
 		return fmt.Errorf("couldn't find a member in the cluster with an ID of %s (cairn member list shows the IDs)", arg)
 	}
-	req := apiRequest{Method: http.MethodDelete, Path: "/v2/members/" + id}
-	if err := c.call(ctx, req, http.StatusNoContent, nil); err != nil {
+	if err := c.RemoveMember(ctx, id); err != nil {
 		return fmt.Errorf("received an error trying to remove member %s: %w", id, mayHaveApplied(err))
 	}
 	fmt.Fprintf(w, "Removed member %s from cluster\n", id)
@@ -213,8 +192,7 @@ func memberRemove(ctx context.Context, c *apiClient, w, stderr io.Writer, arg st
 // mayHaveApplied adds to a server error of a membership change what etcd
 // leaves unsaid: a change that timed out may still take effect.
 func mayHaveApplied(err error) error {
-	var ae *apiError
-	if errors.As(err, &ae) && ae.StatusCode >= 500 {
+	if v2client.StatusCode(err) >= 500 {
 		return fmt.Errorf("%w; the change may or may not have been made: check with cairn member list", err)
 	}
 	return err

@@ -1,31 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
-// Names, defaults and limits of the PKI commands.
+// Defaults of the PKI commands.
 const (
 	defaultPKIDir    = "pki"
 	defaultCAValid   = "10y"
 	defaultLeafValid = "90d"
-	maxPasswordFile  = 4 << 10
-	caCertName       = "ca.crt"
-	caKeyName        = "ca.key"
+	defaultCRLValid  = "30d"
 )
 
 // newCACmd is `cairn ca`: the cluster CA.
@@ -60,46 +53,123 @@ cluster. --valid takes days (3650d), years (10y) or a Go duration.`,
 }
 
 func runCAInit(stdout io.Writer, dir, td, valid string) error {
-	validity, err := tlsauth.ParseValidity(valid)
+	validity, err := pki.ParseValidity(valid)
 	if err != nil {
 		return fmt.Errorf("--valid: %w", err)
 	}
-	if err := tlsauth.ValidateTrustDomain(td); err != nil {
-		return err
-	}
-	certFile, keyFile := filepath.Join(dir, caCertName), filepath.Join(dir, caKeyName)
-	found, err := existingFiles(certFile, keyFile)
+	r, err := pki.InitCA(dir, td, validity)
 	if err != nil {
 		return err
 	}
-	if len(found) > 0 {
-		return fmt.Errorf("%s: cairn ca init never replaces a CA, since every certificate it issued would stop being trusted; to issue certificates from it, run \"cairn cert issue --ca-dir %s ...\"; to make a new PKI, pass another --dir (or move %s away first)",
-			alreadyExistMsg(found), shellQuote(dir), shellQuote(dir))
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create CA directory: %w", err)
-	}
-	ca, err := tlsauth.NewCA(td, validity)
-	if err != nil {
-		return err
-	}
-	if err := ca.WriteFiles(certFile, keyFile); err != nil {
-		return err
-	}
-	w := labelWidth(certFile, keyFile)
-	fmt.Fprintf(stdout, "Created CA %q for trust domain %s, valid until %s (%s):\n",
-		ca.Cert.Subject.CommonName, td, ca.Cert.NotAfter.UTC().Format(time.DateOnly), tlsauth.FormatValidity(validity))
-	fmt.Fprintf(stdout, "  %-*s  CA certificate: every node and client trusts it (--ca-file, --cacert)\n", w, certFile)
-	fmt.Fprintf(stdout, "  %-*s  CA private key, mode 0600: keep it secret, offline if you can\n", w, keyFile)
-	fmt.Fprintf(stdout, "Next, issue a certificate for each node, naming the addresses clients and peers dial:\n")
-	fmt.Fprintf(stdout, "  cairn cert issue --ca-dir %s --node n1 --ip 10.0.0.1 --dns n1.example.net\n", shellQuote(dir))
-	return nil
+	return r.Write(stdout)
 }
 
 // newCertCmd is `cairn cert`: issuing and inspecting certificates.
 func newCertCmd(stdout, stderr io.Writer) *cobra.Command {
-	cmd := &cobra.Command{Use: "cert", Short: "Issue and inspect node and client certificates"}
-	cmd.AddCommand(newCertIssueCmd(stdout, stderr), newCertInspectCmd(stdout))
+	cmd := &cobra.Command{Use: "cert", Short: "Issue, inspect, renew and revoke node and client certificates"}
+	cmd.AddCommand(newCertIssueCmd(stdout, stderr), newCertInspectCmd(stdout), newCertRenewCmd(stdout), newCertRevokeCmd(stdout))
+	return cmd
+}
+
+func newCertRenewCmd(stdout io.Writer) *cobra.Command {
+	var req pki.RenewRequest
+	var valid string
+	cmd := &cobra.Command{
+		Use:   "renew --cert FILE --key FILE [--ca-dir DIR] [--valid 90d]",
+		Short: "Issue a certificate again: same identity and addresses, new key",
+		Long: `Issue the certificate in --cert again from the CA in --ca-dir (ca.crt, ca.key;
+see "cairn ca init"): the same identity (spiffe://<trust-domain>/node/NAME or
+.../client/NAME), the same IP and DNS names, a new key, a new serial number and
+a new validity period. The new key (mode 0600) and then the new certificate
+replace --key and --cert, each atomically: a server using them loads them by
+itself (it watches its files; SIGHUP also works).
+
+A certificate the CA did not issue is refused, as is one without a SPIFFE node
+or client identity (issue a new one with "cairn cert issue"), and a --key that
+is not the certificate's key. The old certificate stays valid until it expires;
+"cairn cert revoke --serial OLD" refuses it at once. The certificate never
+outlives the CA. --valid takes days (90d), years (1y) or a Go duration (720h).`,
+		Example: `  cairn cert renew --cert pki/n1.crt --key pki/n1.key
+  cairn cert renew --cert /etc/cairn/alice.crt --key /etc/cairn/alice.key --ca-dir /etc/cairn/pki --valid 30d`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			validity, err := pki.ParseValidity(valid)
+			if err != nil {
+				return fmt.Errorf("--valid: %w", err)
+			}
+			req.Validity = validity
+			r, err := pki.Renew(req)
+			if err != nil {
+				return err
+			}
+			return r.Write(stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.CertFile, "cert", "", "certificate to renew (replaced)")
+	f.StringVar(&req.KeyFile, "key", "", "its private key (replaced by a new one)")
+	f.StringVar(&req.CADir, "ca-dir", defaultPKIDir, "directory of the CA's ca.crt and ca.key")
+	f.StringVar(&valid, "valid", defaultLeafValid, "validity of the new certificate: 90d, 1y or a Go duration")
+	cmd.MarkFlagRequired("cert")
+	cmd.MarkFlagRequired("key")
+	return cmd
+}
+
+func newCertRevokeCmd(stdout io.Writer) *cobra.Command {
+	var req pki.RevokeRequest
+	var serial, reason, valid string
+	cmd := &cobra.Command{
+		Use:   "revoke --cert FILE | --serial HEX [--ca-dir DIR] [--crl FILE] [--reason R]",
+		Short: "Add a certificate to the CA's revocation list (CRL)",
+		Long: `Add a certificate, given as --cert FILE or by --serial HEX (as "cairn cert
+inspect" and openssl print it), to the certificate revocation list of the CA in
+--ca-dir, and write the list, signed by the CA, to --crl (default: DIR/ca.crl).
+The first revocation creates the list; each one after keeps every earlier
+entry and increases the CRL number. The file is replaced atomically.
+
+Point crl_file (--crl-file, and --peer-crl-file if it differs) of every member
+at that file, or at a copy of it: servers reload it when it changes (SIGHUP
+also works) and from then on refuse the certificate on the client and the peer
+port. --cert must be a certificate the CA issued.
+
+The list is fresh for --crl-valid (30 days); after that Cairn still applies it
+and warns. Revoking a serial that is listed already signs the list again with a
+fresh next update: that is how to refresh it. --reason is one of unspecified
+(the default), keyCompromise, CACompromise, affiliationChanged, superseded,
+cessationOfOperation, certificateHold, privilegeWithdrawn, AACompromise.`,
+		Example: `  cairn cert revoke --cert pki/alice.crt --reason keyCompromise
+  cairn cert revoke --serial 5A:0F:13 --ca-dir /etc/cairn/pki --crl /etc/cairn/ca.crl`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if (req.CertFile == "") == (serial == "") {
+				return errors.New("pass either --cert FILE or --serial HEX (the certificate to revoke)")
+			}
+			var err error
+			if serial != "" {
+				if req.Serial, err = pki.ParseSerial(serial); err != nil {
+					return fmt.Errorf("--serial: %w", err)
+				}
+			}
+			if req.Reason, err = pki.ParseReason(reason); err != nil {
+				return fmt.Errorf("--reason: %w", err)
+			}
+			if req.Validity, err = pki.ParseValidity(valid); err != nil {
+				return fmt.Errorf("--crl-valid: %w", err)
+			}
+			r, err := pki.Revoke(req)
+			if err != nil {
+				return err
+			}
+			return r.Write(stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.CertFile, "cert", "", "certificate to revoke (PEM or DER)")
+	f.StringVar(&serial, "serial", "", "serial number of the certificate to revoke, in hexadecimal")
+	f.StringVar(&req.CADir, "ca-dir", defaultPKIDir, "directory of the CA's ca.crt and ca.key")
+	f.StringVar(&req.CRLFile, "crl", "", "CRL file to update or create (default: "+pki.CRLName+" in --ca-dir)")
+	f.StringVar(&reason, "reason", "", "revocation reason, e.g. keyCompromise, superseded, cessationOfOperation")
+	f.StringVar(&valid, "crl-valid", defaultCRLValid, "time until the list's next update: 30d, 1y or a Go duration")
 	return cmd
 }
 
@@ -180,179 +250,37 @@ func runCertIssue(stdout, stderr io.Writer, o *issueOptions) error {
 	case o.node == "":
 		return errors.New("pass --node NAME (a cluster member) or --client NAME")
 	}
-	hosts, err := issueHosts(kind, o.ips, o.dns)
+	hosts, err := pki.NodeHosts(kind, o.ips, o.dns)
 	if err != nil {
 		return err
 	}
-	validity, err := tlsauth.ParseValidity(o.valid)
+	validity, err := pki.ParseValidity(o.valid)
 	if err != nil {
 		return fmt.Errorf("--valid: %w", err)
 	}
+	req := pki.IssueRequest{CADir: o.caDir, Kind: kind, Name: name, Hosts: hosts, Validity: validity,
+		OutDir: o.out, P12: o.p12 || o.p12PasswordFile != "", Force: o.force, Warn: warnTo(stderr)}
 	if o.trustDomainGiven {
 		if err := tlsauth.ValidateTrustDomain(o.trustDomain); err != nil {
 			return err
 		}
+		req.TrustDomain = o.trustDomain
 	}
-	p12 := o.p12 || o.p12PasswordFile != ""
-	var password string
 	if o.p12PasswordFile != "" {
-		if password, err = readPasswordFile(o.p12PasswordFile); err != nil {
+		if req.P12Password, err = pki.ReadPasswordFile(o.p12PasswordFile); err != nil {
 			return err
 		}
 	}
-
-	caCert, caKey := filepath.Join(o.caDir, caCertName), filepath.Join(o.caDir, caKeyName)
-	ca, err := tlsauth.LoadCA(caCert, caKey)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w; make a CA first with \"cairn ca init --dir %s\", or point --ca-dir at the directory of ca.crt and ca.key", err, shellQuote(o.caDir))
-	}
+	r, err := pki.Issue(req)
 	if err != nil {
 		return err
 	}
-	td := o.trustDomain
-	caTD, caIsOurs := tlsauth.CATrustDomain(ca.Cert)
-	switch {
-	case !o.trustDomainGiven && caIsOurs:
-		td = caTD
-	case !o.trustDomainGiven:
-		td = tlsauth.DefaultTrustDomain
-	case caIsOurs && td != caTD:
-		fmt.Fprintf(stderr, "warning: the CA was made for trust domain %s, the certificate is for %s: members trust it only with [tls] trust_domain = %q\n", caTD, td, td)
-	}
-
-	out := o.out
-	if out == "" {
-		out = o.caDir
-	}
-	certFile, keyFile, p12File := filepath.Join(out, name+".crt"), filepath.Join(out, name+".key"), filepath.Join(out, name+".p12")
-	targets := []string{certFile, keyFile}
-	if p12 {
-		targets = append(targets, p12File)
-	}
-	for _, t := range targets {
-		if sameFile(t, caCert) || sameFile(t, caKey) {
-			return fmt.Errorf("the name %q would overwrite the CA's own %s: choose another name or another --out", name, t)
-		}
-	}
-	if !o.force {
-		found, err := existingFiles(targets...)
-		if err != nil {
-			return err
-		}
-		if len(found) > 0 {
-			return fmt.Errorf("%s: pass --force to replace the files (a renewal: the old certificate stays valid until it expires), or choose another --out", alreadyExistMsg(found))
-		}
-	}
-
-	var iss tlsauth.Issued
-	if kind == tlsauth.KindNode {
-		iss, err = ca.IssueNode(td, name, hosts, validity)
-	} else {
-		iss, err = ca.IssueClient(td, name, validity)
-	}
-	if err != nil {
-		return err
-	}
-	var p12Data []byte
-	if p12 {
-		if p12Data, err = iss.PKCS12([]*x509.Certificate{ca.Cert}, password); err != nil {
-			return err
-		}
-	}
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		return fmt.Errorf("create output directory: %w", err)
-	}
-	if err := tlsauth.WritePair(iss, certFile, keyFile); err != nil {
-		return err
-	}
-	if p12 {
-		if err := tlsauth.WritePKCS12(p12File, p12Data); err != nil {
-			return err
-		}
-		if password == "" {
-			fmt.Fprintf(stderr, "warning: %s has an empty password: anyone who can read it has the private key; pass --p12-password-file to set one\n", p12File)
-		}
-	} else if o.force {
-		if ok, _ := existingFiles(p12File); len(ok) > 0 {
-			fmt.Fprintf(stderr, "warning: %s still holds the previous certificate; remove it, or pass --p12 to replace it too\n", p12File)
-		}
-	}
-
-	leaf, err := tlsauth.ReadCertificates(certFile, "")
-	if err != nil {
-		return err
-	}
-	c := leaf.Certs[0]
-	if c.NotAfter.Equal(ca.Cert.NotAfter) {
-		fmt.Fprintf(stderr, "warning: the CA expires on %s, and the certificate with it (%s asked for)\n", ca.Cert.NotAfter.UTC().Format(time.RFC3339), tlsauth.FormatValidity(validity))
-	}
-	printIssued(stdout, caCert, kind, name, td, c, certFile, keyFile, p12File, p12)
-	return nil
+	return r.Write(stdout)
 }
 
-// issueHosts checks --ip and --dns for a certificate of kind and returns
-// the SANs of a node certificate.
-func issueHosts(kind tlsauth.Kind, ips, dns []string) ([]string, error) {
-	if kind == tlsauth.KindClient {
-		if len(ips)+len(dns) > 0 {
-			return nil, errors.New("--ip and --dns apply to node certificates only: a client certificate names no address")
-		}
-		return nil, nil
-	}
-	var hosts []string
-	for _, s := range ips {
-		if net.ParseIP(strings.Trim(strings.TrimSpace(s), "[]")) == nil {
-			return nil, fmt.Errorf("--ip %q is not an IP address (use --dns for a name)", s)
-		}
-		hosts = append(hosts, s)
-	}
-	for _, s := range dns {
-		if net.ParseIP(strings.Trim(strings.TrimSpace(s), "[]")) != nil {
-			return nil, fmt.Errorf("--dns %q is an IP address: use --ip", s)
-		}
-		hosts = append(hosts, s)
-	}
-	if len(hosts) == 0 {
-		return nil, errors.New("a node certificate needs the addresses clients and peers dial it at: pass --ip and/or --dns (loopback is not added unless listed: --ip 127.0.0.1 --dns localhost)")
-	}
-	return hosts, nil
-}
-
-func printIssued(w io.Writer, caCert string, kind tlsauth.Kind, name, td string, c *x509.Certificate, certFile, keyFile, p12File string, p12 bool) {
-	id := tlsauth.Identity{Name: name, Kind: kind}
-	fmt.Fprintf(w, "Issued %s certificate %s (spiffe://%s/%s), valid until %s (%s):\n",
-		kind, id, td, id, c.NotAfter.UTC().Format(time.RFC3339), tlsauth.FormatValidity(c.NotAfter.Sub(c.NotBefore)))
-	files := []string{certFile, keyFile}
-	if p12 {
-		files = append(files, p12File)
-	}
-	fw := labelWidth(append(files, "ip addresses:")...)
-	if kind == tlsauth.KindNode {
-		ips := make([]string, len(c.IPAddresses))
-		for i, ip := range c.IPAddresses {
-			ips[i] = ip.String()
-		}
-		fmt.Fprintf(w, "  %-*s  %s\n", fw, "ip addresses:", joinOrNone(ips))
-		fmt.Fprintf(w, "  %-*s  %s\n", fw, "dns names:", joinOrNone(c.DNSNames))
-		fmt.Fprintf(w, "  %-*s  %s\n", fw, "usage:", "serverAuth, clientAuth")
-	} else {
-		fmt.Fprintf(w, "  %-*s  %s\n", fw, "usage:", "clientAuth")
-	}
-	fmt.Fprintf(w, "  %-*s  certificate\n", fw, certFile)
-	fmt.Fprintf(w, "  %-*s  private key, mode 0600\n", fw, keyFile)
-	if p12 {
-		fmt.Fprintf(w, "  %-*s  PKCS#12: key, certificate and CA certificate, mode 0600\n", fw, p12File)
-	}
-	if kind == tlsauth.KindNode {
-		fmt.Fprintf(w, "Copy %s, %s and %s to the member and start it with:\n", caCert, certFile, keyFile)
-		fmt.Fprintf(w, "  cairn serve --name %s --ca-file %s --cert-file %s --key-file %s ...\n",
-			shellQuote(name), shellQuote(filepath.Base(caCert)), shellQuote(filepath.Base(certFile)), shellQuote(filepath.Base(keyFile)))
-		fmt.Fprintf(w, "A node certificate may speak raft: guard %s like the CA key.\n", keyFile)
-		return
-	}
-	fmt.Fprintf(w, "Use it with:\n")
-	fmt.Fprintf(w, "  curl --cacert %s --cert %s --key %s https://HOST:4001/v2/keys/\n", shellQuote(caCert), shellQuote(certFile), shellQuote(keyFile))
-	fmt.Fprintf(w, "  export CAIRN_CACERT=%s CAIRN_CERT=%s CAIRN_KEY=%s\n", shellQuote(caCert), shellQuote(certFile), shellQuote(keyFile))
+// warnTo returns a function printing warnings to w.
+func warnTo(w io.Writer) func(string) {
+	return func(msg string) { fmt.Fprintf(w, "warning: %s\n", msg) }
 }
 
 func newCertInspectCmd(stdout io.Writer) *cobra.Command {
@@ -385,12 +313,12 @@ certificate without addresses, an expiry within 30 days) do not change it.`,
 			var password string
 			if passwordFile != "" {
 				var err error
-				if password, err = readPasswordFile(passwordFile); err != nil {
+				if password, err = pki.ReadPasswordFile(passwordFile); err != nil {
 					return err
 				}
 			}
-			cf, err := tlsauth.ReadCertificates(args[0], password)
-			if errors.Is(err, tlsauth.ErrP12Password) {
+			cf, err := pki.ReadCertificates(args[0], password)
+			if errors.Is(err, pki.ErrP12Password) {
 				if passwordFile == "" {
 					return fmt.Errorf("%w; the file has a password: pass --password-file", err)
 				}
@@ -401,13 +329,13 @@ certificate without addresses, an expiry within 30 days) do not change it.`,
 			}
 			var roots []*x509.Certificate
 			if caFile != "" {
-				ca, err := tlsauth.ReadCertificates(caFile, "")
+				ca, err := pki.ReadCertificates(caFile, "")
 				if err != nil {
 					return err
 				}
 				roots = ca.Certs
 			}
-			r := tlsauth.Inspect(cf, tlsauth.InspectOptions{TrustDomain: td, Roots: roots})
+			r := pki.Inspect(cf, pki.InspectOptions{TrustDomain: td, Roots: roots})
 			if err := r.Write(stdout); err != nil {
 				return err
 			}
@@ -422,85 +350,4 @@ certificate without addresses, an expiry within 30 days) do not change it.`,
 	f.StringVar(&td, "trust-domain", "", "SPIFFE trust domain of identities (default: that of the --ca CA, if cairn ca init made it; else "+tlsauth.DefaultTrustDomain+")")
 	f.StringVar(&passwordFile, "password-file", "", "file whose first line is the password of a .p12 FILE")
 	return cmd
-}
-
-// readPasswordFile returns the first line of path (without its line end).
-func readPasswordFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPasswordFile+1))
-	if err != nil {
-		return "", fmt.Errorf("password file %s: %w", path, err)
-	}
-	if len(data) > maxPasswordFile {
-		return "", fmt.Errorf("password file %s: more than %d bytes", path, maxPasswordFile)
-	}
-	line, _, _ := bytes.Cut(data, []byte("\n"))
-	return string(bytes.TrimSuffix(line, []byte("\r"))), nil
-}
-
-// existingFiles returns those of paths that exist (as anything, a dangling
-// symbolic link included).
-func existingFiles(paths ...string) ([]string, error) {
-	var found []string
-	for _, p := range paths {
-		_, err := os.Lstat(p)
-		switch {
-		case err == nil:
-			found = append(found, p)
-		case !errors.Is(err, fs.ErrNotExist):
-			return nil, err
-		}
-	}
-	return found, nil
-}
-
-// alreadyExistMsg says that the files found exist.
-func alreadyExistMsg(found []string) string {
-	if len(found) == 1 {
-		return found[0] + " already exists"
-	}
-	return strings.Join(found[:len(found)-1], ", ") + " and " + found[len(found)-1] + " already exist"
-}
-
-// sameFile reports whether a and b name the same file: the same absolute
-// path, or the same existing file.
-func sameFile(a, b string) bool {
-	aa, errA := filepath.Abs(a)
-	bb, errB := filepath.Abs(b)
-	if errA == nil && errB == nil && aa == bb {
-		return true
-	}
-	fa, errA := os.Stat(a)
-	fb, errB := os.Stat(b)
-	return errA == nil && errB == nil && os.SameFile(fa, fb)
-}
-
-func labelWidth(s ...string) int {
-	n := 0
-	for _, x := range s {
-		n = max(n, len(x))
-	}
-	return n
-}
-
-func joinOrNone(s []string) string {
-	if len(s) == 0 {
-		return "none"
-	}
-	return strings.Join(s, ", ")
-}
-
-// shellQuote quotes s for a POSIX shell when it needs it, so that printed
-// commands can be pasted.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,+@", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -5,14 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"io"
 	"math/big"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -27,6 +24,9 @@ import (
 
 	"github.com/cairnkv/cairn/cmd/cairn/e2e"
 	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
 const pkiTD = "cairn.internal"
@@ -34,7 +34,7 @@ const pkiTD = "cairn.internal"
 // readCert returns the first certificate of a PEM file.
 func readLeaf(t *testing.T, path string) *x509.Certificate {
 	t.Helper()
-	cf, err := tlsauth.ReadCertificates(path, "")
+	cf, err := pki.ReadCertificates(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,14 +142,14 @@ func TestCAInit(t *testing.T) {
 			if tt.setup == nil {
 				assertMode(t, dir, 0o700)
 			}
-			ca, err := tlsauth.LoadCA(certFile, keyFile)
+			ca, err := pki.LoadCA(certFile, keyFile)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if pub, ok := ca.Cert.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
 				t.Errorf("CA key %T, want ECDSA P-256", ca.Cert.PublicKey)
 			}
-			if td, ok := tlsauth.CATrustDomain(ca.Cert); !ok || td != tt.td {
+			if td, ok := pki.CATrustDomain(ca.Cert); !ok || td != tt.td {
 				t.Errorf("CA trust domain %q %v, want %q", td, ok, tt.td)
 			}
 			if d := time.Until(ca.Cert.NotAfter) - tt.valid; d > time.Minute || d < -time.Minute {
@@ -173,7 +173,7 @@ func TestCAInitDefaultDir(t *testing.T) {
 	// cert issue defaults to the same directory, for --ca-dir and --out.
 	runPKI(t, "cert", "issue", "--client", "ops")
 	assertMode(t, "pki/ops.key", 0o600)
-	if _, err := tlsauth.LoadMaterial(tlsauth.Files{CAFile: "pki/ca.crt", CertFile: "pki/ops.crt", KeyFile: "pki/ops.key"}); err != nil {
+	if _, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: "pki/ca.crt", CertFile: "pki/ops.crt", KeyFile: "pki/ops.key"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -257,7 +257,7 @@ func TestCertIssue(t *testing.T) {
 			if !slices.Equal(c.DNSNames, []string{"n1.example.net"}) {
 				t.Errorf("DNS SANs %v", c.DNSNames)
 			}
-			if _, err := c.Verify(x509.VerifyOptions{Roots: certPool(i.ca), DNSName: "n1.example.net", KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			if _, err := c.Verify(x509.VerifyOptions{Roots: tlstest.Pool(i.ca), DNSName: "n1.example.net", KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 				t.Errorf("verify as server: %v", err)
 			}
 			for _, s := range []string{"Issued node certificate node/n1 (spiffe://cairn.internal/node/n1)", "(90 days)", "ip addresses:", "10.0.0.1", "n1.example.net",
@@ -430,13 +430,13 @@ func checkLeaf(t *testing.T, i issueRun, name string, want tlsauth.Identity, val
 	certFile, keyFile := filepath.Join(i.out, name+".crt"), filepath.Join(i.out, name+".key")
 	assertMode(t, certFile, 0o644)
 	assertMode(t, keyFile, 0o600)
-	m, err := tlsauth.LoadMaterial(tlsauth.Files{CAFile: filepath.Join(i.dir, "ca.crt"), CertFile: certFile, KeyFile: keyFile})
+	m, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: filepath.Join(i.dir, "ca.crt"), CertFile: certFile, KeyFile: keyFile})
 	if err != nil {
 		t.Fatalf("load issued pair: %v", err)
 	}
 	c := m.Certificate().Leaf
 	id, err := tlsauth.IdentityFromCert(c, pkiTD)
-	if td, ok := tlsauth.CATrustDomain(i.ca); ok && td != pkiTD {
+	if td, ok := pki.CATrustDomain(i.ca); ok && td != pkiTD {
 		id, err = tlsauth.IdentityFromCert(c, td)
 	}
 	if err != nil || id != want {
@@ -451,7 +451,7 @@ func checkLeaf(t *testing.T, i issueRun, name string, want tlsauth.Identity, val
 	if d := time.Until(c.NotAfter) - validity; d > time.Minute || d < -time.Minute {
 		t.Errorf("NotAfter %v, want about now+%v", c.NotAfter, validity)
 	}
-	if _, err := c.Verify(x509.VerifyOptions{Roots: certPool(i.ca), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if _, err := c.Verify(x509.VerifyOptions{Roots: tlstest.Pool(i.ca), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Errorf("verify as client: %v", err)
 	}
 	return c
@@ -502,19 +502,11 @@ func ipStrings(c *x509.Certificate) []string {
 	return s
 }
 
-func certPool(certs ...*x509.Certificate) *x509.CertPool {
-	p := x509.NewCertPool()
-	for _, c := range certs {
-		p.AddCert(c)
-	}
-	return p
-}
-
 // signWith issues tmpl from the CA in dir and writes it as <name>.crt and
 // <name>.key there; it returns the certificate file.
 func signWith(t *testing.T, dir, name string, tmpl *x509.Certificate) string {
 	t.Helper()
-	ca, err := tlsauth.LoadCA(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
+	ca, err := pki.LoadCA(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,12 +525,12 @@ func signWith(t *testing.T, dir, name string, tmpl *x509.Certificate) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss := tlsauth.Issued{
+	iss := pki.Issued{
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
 	}
 	certFile := filepath.Join(dir, name+".crt")
-	if err := tlsauth.WritePair(iss, certFile, filepath.Join(dir, name+".key")); err != nil {
+	if err := pki.WritePair(iss, certFile, filepath.Join(dir, name+".key")); err != nil {
 		t.Fatal(err)
 	}
 	return certFile
@@ -737,9 +729,9 @@ func TestOpenSSLRecipe(t *testing.T) {
 		"alice": {Name: "alice", Kind: tlsauth.KindCN},
 		"bob":   {Name: "bob", Kind: tlsauth.KindClient},
 	}
-	mats := map[string]*tlsauth.Material{}
+	mats := map[string]*tlsconf.Material{}
 	for name, want := range wantIDs {
-		m, err := tlsauth.LoadMaterial(tlsauth.Files{CAFile: path("ca.crt"), CertFile: path(name + ".crt"), KeyFile: path(name + ".key")})
+		m, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: path("ca.crt"), CertFile: path(name + ".crt"), KeyFile: path(name + ".key")})
 		if err != nil {
 			t.Fatalf("load %s: %v", name, err)
 		}
@@ -748,29 +740,29 @@ func TestOpenSSLRecipe(t *testing.T) {
 			t.Errorf("%s: identity %v (%v), want %v", name, id, err, want)
 		}
 	}
-	if _, err := tlsauth.LoadCA(path("ca.crt"), path("ca.key")); err != nil {
+	if _, err := pki.LoadCA(path("ca.crt"), path("ca.key")); err != nil {
 		t.Errorf("LoadCA: %v", err)
 	}
 
-	o := tlsauth.Options{}
+	o := tlsconf.Options{}
 	node := mats["n1"]
 	t.Run("client port", func(t *testing.T) {
 		for _, name := range []string{"alice", "bob", "n1"} {
 			cli := mats[name].ClientConfig(o)
 			cli.ServerName = "10.0.0.1" // the node's IP SAN
-			r := tlsHandshake(t, node.ServerConfig(o), cli)
-			if r.clientErr != nil || r.serverErr != nil {
-				t.Fatalf("%s: client %v, server %v", name, r.clientErr, r.serverErr)
+			r := tlstest.Handshake(t, node.ServerConfig(o), cli)
+			if r.ClientErr != nil || r.ServerErr != nil {
+				t.Fatalf("%s: client %v, server %v", name, r.ClientErr, r.ServerErr)
 			}
-			id, err := tlsauth.PeerIdentity(r.server, pkiTD)
+			id, err := tlsauth.PeerIdentity(r.Server, pkiTD)
 			if err != nil || id != wantIDs[name] {
 				t.Errorf("%s: server sees %v (%v)", name, id, err)
 			}
 		}
 		cli := mats["bob"].ClientConfig(o)
 		cli.ServerName = "n1.example.net"
-		if r := tlsHandshake(t, node.ServerConfig(o), cli); r.clientErr != nil {
-			t.Errorf("by DNS name: %v", r.clientErr)
+		if r := tlstest.Handshake(t, node.ServerConfig(o), cli); r.ClientErr != nil {
+			t.Errorf("by DNS name: %v", r.ClientErr)
 		}
 	})
 	t.Run("peer port", func(t *testing.T) {
@@ -788,15 +780,15 @@ func TestOpenSSLRecipe(t *testing.T) {
 			cli := mats[tt.client].PeerClientConfig(o, pkiTD, tt.allowedCNs)
 			if tt.client != "n1" {
 				cli = mats[tt.client].ClientConfig(o)
-				cli.NextProtos = []string{tlsauth.PeerALPN}
+				cli.NextProtos = []string{tlsconf.PeerALPN}
 			}
 			cli.ServerName = "10.0.0.1"
-			r := tlsHandshake(t, node.PeerServerConfig(o, pkiTD, tt.allowedCNs), cli)
-			if tt.ok && (r.clientErr != nil || r.serverErr != nil) {
-				t.Errorf("%s (allowed CNs %v): client %v, server %v", tt.client, tt.allowedCNs, r.clientErr, r.serverErr)
+			r := tlstest.Handshake(t, node.PeerServerConfig(o, pkiTD, tt.allowedCNs), cli)
+			if tt.ok && (r.ClientErr != nil || r.ServerErr != nil) {
+				t.Errorf("%s (allowed CNs %v): client %v, server %v", tt.client, tt.allowedCNs, r.ClientErr, r.ServerErr)
 			}
-			if !tt.ok && !errors.Is(r.serverErr, tlsauth.ErrNotNode) {
-				t.Errorf("%s (allowed CNs %v): server error %v, want ErrNotNode", tt.client, tt.allowedCNs, r.serverErr)
+			if !tt.ok && !errors.Is(r.ServerErr, tlsconf.ErrNotNode) {
+				t.Errorf("%s (allowed CNs %v): server error %v, want ErrNotNode", tt.client, tt.allowedCNs, r.ServerErr)
 			}
 		}
 	})
@@ -851,58 +843,210 @@ func TestOpenSSLReadsCairnPKI(t *testing.T) {
 	if out, err := exec.Command(openssl, "pkcs12", "-in", filepath.Join(dir, "n1.p12"), "-passin", "pass:wrong", "-noout").CombinedOutput(); err == nil {
 		t.Errorf("openssl opened n1.p12 with a wrong password:\n%s", out)
 	}
+
+	// The CRL of cairn cert revoke is one openssl checks against.
+	runPKI(t, "cert", "revoke", "--ca-dir", dir, "--cert", filepath.Join(dir, "anon.crt"), "--reason", "keyCompromise")
+	crl := filepath.Join(dir, "ca.crl")
+	if out, err := exec.Command(openssl, "verify", "-crl_check", "-CAfile", ca, "-CRLfile", crl, filepath.Join(dir, "n1.crt")).CombinedOutput(); err != nil {
+		t.Errorf("openssl verify -crl_check n1.crt: %v\n%s", err, out)
+	}
+	out, err := exec.Command(openssl, "verify", "-crl_check", "-CAfile", ca, "-CRLfile", crl, filepath.Join(dir, "anon.crt")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "certificate revoked") {
+		t.Errorf("openssl verify -crl_check anon.crt: %v, want certificate revoked\n%s", err, out)
+	}
 }
 
-type handshakeResult struct {
-	clientErr, serverErr error
-	server               tls.ConnectionState
+// TestCertRenew runs cairn cert renew against the files cairn cert issue
+// made: the renewal keeps identity and addresses, and refusals change no
+// file.
+func TestCertRenew(t *testing.T) {
+	root := t.TempDir()
+	dir, other := filepath.Join(root, "pki"), filepath.Join(root, "other")
+	runPKI(t, "ca", "init", "--dir", dir)
+	runPKI(t, "ca", "init", "--dir", other)
+	runPKI(t, "cert", "issue", "--ca-dir", dir, "--node", "n1", "--ip", "10.0.0.1", "--dns", "n1.example.net")
+	runPKI(t, "cert", "issue", "--ca-dir", dir, "--client", "alice")
+	runPKI(t, "cert", "issue", "--ca-dir", other, "--client", "mallory")
+	path := func(d, name string) string { return filepath.Join(d, name) }
+	tests := []struct {
+		name  string
+		args  []string // after "cert renew --ca-dir DIR"
+		err   string
+		out   []string
+		valid time.Duration
+	}{
+		{name: "node", args: []string{"--cert", path(dir, "n1.crt"), "--key", path(dir, "n1.key")}, valid: 90 * 24 * time.Hour,
+			out: []string{"Renewed node certificate node/n1 (spiffe://cairn.internal/node/n1)", "(90 days)", "10.0.0.1", "n1.example.net", "new private key, mode 0600", "cairn cert revoke --ca-dir " + dir + " --serial "}},
+		{name: "client, 30 days", args: []string{"--cert", path(dir, "alice.crt"), "--key", path(dir, "alice.key"), "--valid", "30d"}, valid: 30 * 24 * time.Hour,
+			out: []string{"Renewed client certificate client/alice", "(30 days)"}},
+		{name: "another CA's certificate", args: []string{"--cert", path(other, "mallory.crt"), "--key", path(other, "mallory.key")}, err: "certificate is not issued by this CA in " + dir},
+		{name: "the key of another certificate", args: []string{"--cert", path(dir, "n1.crt"), "--key", path(dir, "alice.key")}, err: "private key does not match certificate"},
+		{name: "no --key", args: []string{"--cert", path(dir, "n1.crt")}, err: `required flag(s) "key" not set`},
+		{name: "bad validity", args: []string{"--cert", path(dir, "n1.crt"), "--key", path(dir, "n1.key"), "--valid", "soon"}, err: "--valid: tlsauth: validity must be positive"},
+		{name: "missing certificate", args: []string{"--cert", path(dir, "nope.crt"), "--key", path(dir, "nope.key")}, err: "no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := dirFiles(t, root)
+			var oldSerial *big.Int
+			if tt.err == "" {
+				oldSerial = readLeaf(t, tt.args[1]).SerialNumber
+			}
+			stdout, _, err := runCairn(t, nil, append([]string{"cert", "renew", "--ca-dir", dir}, tt.args...)...)
+			checkPKIErr(t, err, tt.err)
+			if tt.err != "" {
+				if after := dirFiles(t, root); !sameFiles(before, after) {
+					t.Errorf("files changed by a failed renewal")
+				}
+				return
+			}
+			for _, s := range append(tt.out, "(was "+pki.SerialHex(oldSerial)+")") {
+				if !strings.Contains(stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout)
+				}
+			}
+			c := readLeaf(t, tt.args[1])
+			if c.SerialNumber.Cmp(oldSerial) == 0 {
+				t.Error("the certificate was not replaced")
+			}
+			if d := time.Until(c.NotAfter) - tt.valid; d > time.Minute || d < -time.Minute {
+				t.Errorf("expires in %v, want %v", time.Until(c.NotAfter), tt.valid)
+			}
+			assertMode(t, tt.args[3], 0o600)
+			if _, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: path(dir, "ca.crt"), CertFile: tt.args[1], KeyFile: tt.args[3]}); err != nil {
+				t.Errorf("the renewed pair does not load: %v", err)
+			}
+		})
+	}
 }
 
-// tlsHandshake connects cli to srv over loopback TCP; the server then
-// writes two bytes that the client reads, since with TLS 1.3 a client
-// learns that its certificate was refused only when it reads.
-func tlsHandshake(t *testing.T, srv, cli *tls.Config) handshakeResult {
+// TestCertRevoke runs cairn cert revoke step by step on one CA: the CRL
+// grows, keeps its entries, and bad requests change nothing.
+func TestCertRevoke(t *testing.T) {
+	root := t.TempDir()
+	dir, other := filepath.Join(root, "pki"), filepath.Join(root, "other")
+	runPKI(t, "ca", "init", "--dir", dir)
+	runPKI(t, "ca", "init", "--dir", other)
+	for _, c := range []string{"alice", "bob"} {
+		runPKI(t, "cert", "issue", "--ca-dir", dir, "--client", c)
+	}
+	runPKI(t, "cert", "issue", "--ca-dir", other, "--client", "mallory")
+	bob := readLeaf(t, filepath.Join(dir, "bob.crt")).SerialNumber
+	crl := filepath.Join(dir, "ca.crl")
+	tests := []struct {
+		name   string
+		args   []string // after "cert revoke --ca-dir DIR"
+		err    string
+		out    []string
+		listed int // entries of the CRL after the step
+	}{
+		{name: "by certificate, with a reason", args: []string{"--cert", filepath.Join(dir, "alice.crt"), "--reason", "keyCompromise"},
+			out: []string{"Revoked serial ", "(CN=alice)", "(keyCompromise)", crl + "  CRL created: number 1, 1 revoked", "crl_file is " + crl}, listed: 1},
+		{name: "by serial, with colons", args: []string{"--serial", colonHex(bob)},
+			out: []string{"Revoked serial " + pki.SerialHex(bob) + " as of", "(unspecified)", "CRL updated: number 2, 2 revoked"}, listed: 2},
+		{name: "again", args: []string{"--serial", pki.SerialHex(bob)}, out: []string{"Already revoked: serial " + pki.SerialHex(bob), "number 3, 2 revoked"}, listed: 2},
+		{name: "another CA's certificate", args: []string{"--cert", filepath.Join(other, "mallory.crt")}, err: "only the CA that issued a certificate can revoke it", listed: 2},
+		{name: "both", args: []string{"--cert", filepath.Join(dir, "alice.crt"), "--serial", "01"}, err: "pass either --cert FILE or --serial HEX", listed: 2},
+		{name: "neither", args: nil, err: "pass either --cert FILE or --serial HEX", listed: 2},
+		{name: "bad serial", args: []string{"--serial", "xyz"}, err: "--serial: tlsauth: serial number \"xyz\"", listed: 2},
+		{name: "bad reason", args: []string{"--serial", "01", "--reason", "stolen"}, err: "--reason: tlsauth: unknown revocation reason \"stolen\"; use one of unspecified, keyCompromise", listed: 2},
+		{name: "bad CRL validity", args: []string{"--serial", "01", "--crl-valid", "0d"}, err: "--crl-valid: tlsauth: validity must be positive", listed: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := dirFiles(t, root)
+			stdout, _, err := runCairn(t, nil, append([]string{"cert", "revoke", "--ca-dir", dir}, tt.args...)...)
+			checkPKIErr(t, err, tt.err)
+			if tt.err != "" {
+				if after := dirFiles(t, root); !sameFiles(before, after) {
+					t.Errorf("files changed by a failed revocation")
+				}
+			}
+			for _, s := range tt.out {
+				if !strings.Contains(stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout)
+				}
+			}
+			data, err := os.ReadFile(crl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lists, err := pki.ParseCRLs(data)
+			if err != nil || len(lists) != 1 || len(lists[0].RevokedCertificateEntries) != tt.listed {
+				t.Errorf("CRL: %v, want one list of %d entries", err, tt.listed)
+			}
+			assertMode(t, crl, 0o644)
+		})
+	}
+}
+
+// colonHex writes n as cairn cert inspect's serial line does.
+func colonHex(n *big.Int) string {
+	h := pki.SerialHex(n)
+	var parts []string
+	for i := 0; i < len(h); i += 2 {
+		parts = append(parts, h[i:i+2])
+	}
+	return strings.Join(parts, ":")
+}
+
+// docBlocks returns the ```sh blocks of section title of docs/security.md.
+func docBlocks(t *testing.T, title string) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "security.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	deadline := time.Now().Add(30 * time.Second) // a bound on a hang, not a wait
-	type result struct {
-		err   error
-		state tls.ConnectionState
+	_, sec, ok := strings.Cut(string(doc), "\n## "+title+"\n")
+	if !ok {
+		t.Fatalf("docs/security.md has no section %q", title)
 	}
-	done := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			done <- result{err: err}
-			return
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	var blocks []string
+	for _, m := range regexp.MustCompile("(?s)\n```sh\n(.*?)\n```\n").FindAllStringSubmatch(sec, -1) {
+		blocks = append(blocks, m[1])
+	}
+	return blocks
+}
+
+// TestSecurityDocCairnPKI runs the cairn commands of docs/security.md's
+// "A PKI with `cairn`" and "Renewing and revoking with `cairn`", in that
+// order, in an empty directory, and checks what they made.
+func TestSecurityDocCairnPKI(t *testing.T) {
+	var blocks []string
+	for _, title := range []string{"A PKI with `cairn`", "Renewing and revoking with `cairn`"} {
+		b := docBlocks(t, title)
+		if len(b) == 0 {
+			t.Fatalf("no sh block in %q", title)
 		}
-		c.SetDeadline(deadline)
-		tc := tls.Server(c, srv)
-		err = tc.Handshake()
-		if err == nil {
-			_, err = tc.Write([]byte("ok"))
+		blocks = append(blocks, b...)
+	}
+	t.Chdir(t.TempDir())
+	var n int
+	for _, b := range blocks {
+		for _, line := range strings.Split(b, "\n") {
+			line, _, _ = strings.Cut(line, " #")
+			args := strings.Fields(line)
+			if len(args) == 0 {
+				continue
+			}
+			if args[0] != "cairn" || strings.ContainsAny(line, `'"$|;&<>`) {
+				t.Fatalf("%q: a line the test cannot run in-process; keep the cairn blocks to plain cairn commands", line)
+			}
+			runPKI(t, args[1:]...)
+			n++
 		}
-		st := tc.ConnectionState()
-		tc.Close()
-		done <- result{err: err, state: st}
-	}()
-	raw, err := net.Dial("tcp", ln.Addr().String())
+	}
+	data, err := os.ReadFile(filepath.Join("pki", "ca.crl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw.SetDeadline(deadline)
-	tc := tls.Client(raw, cli)
-	var r handshakeResult
-	r.clientErr = tc.Handshake()
-	if r.clientErr == nil {
-		_, r.clientErr = io.ReadFull(tc, make([]byte, 2))
+	lists, err := pki.ParseCRLs(data)
+	if err != nil || len(lists) != 1 || len(lists[0].RevokedCertificateEntries) != 1 ||
+		lists[0].RevokedCertificateEntries[0].SerialNumber.Cmp(readLeaf(t, filepath.Join("pki", "alice.crt")).SerialNumber) != 0 {
+		t.Errorf("pki/ca.crl does not list alice alone (%v)", err)
 	}
-	tc.Close()
-	s := <-done
-	r.serverErr, r.server = s.err, s.state
-	return r
+	if n < 8 {
+		t.Errorf("ran %d commands, want the 8 of the two sections", n)
+	}
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/discovery"
-	"github.com/cairnkv/cairn/tlsauth"
 )
 
 // newRegisterCmd is `cairn register`: a foreground sidecar that keeps one
@@ -66,10 +66,11 @@ https://127.0.0.1:4001.`,
 	to.Usage, to.DefValue = "timeout of each request to one member, connection included (default ttl/4, between 1s and 5s)", "0s"
 	o.addFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := o.registrarConfig(cmd.Flags(), cf, environ, stderr)
+		cfg, client, err := o.registrarConfig(cmd.Flags(), cf, environ, stderr)
 		if err != nil {
 			return err
 		}
+		defer client.Close()
 		r, err := discovery.NewRegistrar(cfg)
 		if err != nil {
 			return err
@@ -119,27 +120,24 @@ func (o *registerOptions) addFlags(fs *pflag.FlagSet) {
 }
 
 // registrarConfig checks the flags and turns them, with the connection
-// settings, into a registrar configuration that logs to stderr.
-func (o *registerOptions) registrarConfig(fs *pflag.FlagSet, cf *clientFlags, environ []string, stderr io.Writer) (discovery.RegistrarConfig, error) {
+// settings, into a registrar configuration that logs to stderr and writes
+// through the returned client (the caller closes it).
+func (o *registerOptions) registrarConfig(fs *pflag.FlagSet, cf *clientFlags, environ []string, stderr io.Writer) (discovery.RegistrarConfig, *v2client.Client, error) {
 	o.checkIntervalSet, o.checkTimeoutSet = fs.Changed("check-interval"), fs.Changed("check-timeout")
 	cfg, err := o.config()
 	if err != nil {
-		return cfg, err
+		return cfg, nil, err
 	}
 	cs, err := cf.resolve(environ)
 	if err != nil {
-		return cfg, err
+		return cfg, nil, err
 	}
-	cfg.Endpoints = cs.Endpoints
-	if fs.Changed("timeout") {
-		cfg.RequestTimeout = cs.Timeout
-	}
-	if cfg.TLS, err = tlsauth.ClientConfigFromFiles(cs.Files); err != nil {
-		return cfg, err
+	if !fs.Changed("timeout") {
+		cs.Timeout = discovery.RequestTimeout(cfg.TTL)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+		return cfg, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
 	}
 	hopts := &slog.HandlerOptions{Level: level}
 	switch o.logFormat {
@@ -148,10 +146,24 @@ func (o *registerOptions) registrarConfig(fs *pflag.FlagSet, cf *clientFlags, en
 	case "json":
 		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, hopts))
 	default:
-		return cfg, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+		return cfg, nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}
-	return cfg, nil
+	ccfg, err := cs.config()
+	if err != nil {
+		return cfg, nil, err
+	}
+	// The client logs its endpoint switches with the registrar's lines.
+	ccfg.Logger = cfg.Logger.With("key", cfg.Key)
+	client, err := v2client.New(ccfg)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.Keys = client
+	return cfg, client, nil
 }
+
+// The registrar writes through Cairn's client.
+var _ discovery.Keys = (*v2client.Client)(nil)
 
 // config checks the registration flags and returns the registrar
 // configuration they make, without the connection.

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/store"
 )
@@ -85,7 +86,7 @@ func TestRegisterFlagErrors(t *testing.T) {
 
 // registerConfig parses args as `cairn register` would and returns the
 // registrar configuration.
-func registerConfig(t *testing.T, environ []string, args ...string) (discovery.RegistrarConfig, error) {
+func registerConfig(t *testing.T, environ []string, args ...string) (discovery.RegistrarConfig, *v2client.Client, error) {
 	t.Helper()
 	o := &registerOptions{}
 	fs := pflag.NewFlagSet("register", pflag.ContinueOnError)
@@ -105,7 +106,7 @@ func TestRegisterConfig(t *testing.T) {
 		key     string
 		record  discovery.Record
 		ttl     time.Duration
-		timeout time.Duration // RequestTimeout; 0: the registrar's default
+		timeout time.Duration // the client's per-request timeout; 0: the registrar's default
 		check   bool
 		err     string
 	}{
@@ -129,7 +130,10 @@ func TestRegisterConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := registerConfig(t, []string{"CAIRN_DATA_DIR=" + dataDir, "CAIRN_ENDPOINTS=https://10.0.0.1:4001,https://10.0.0.2:4001"}, tt.args...)
+			cfg, client, err := registerConfig(t, []string{"CAIRN_DATA_DIR=" + dataDir, "CAIRN_ENDPOINTS=https://10.0.0.1:4001,https://10.0.0.2:4001"}, tt.args...)
+			if client != nil {
+				defer client.Close()
+			}
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("%v; want an error with %q", err, tt.err)
@@ -139,12 +143,15 @@ func TestRegisterConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Key != tt.key || cfg.Record != tt.record || cfg.TTL != tt.ttl || cfg.RequestTimeout != tt.timeout || (cfg.Check != nil) != tt.check {
-				t.Errorf("key %s, record %+v, ttl %v, timeout %v, check %v; want %s, %+v, %v, %v, %v",
-					cfg.Key, cfg.Record, cfg.TTL, cfg.RequestTimeout, cfg.Check != nil, tt.key, tt.record, tt.ttl, tt.timeout, tt.check)
+			if tt.timeout == 0 {
+				tt.timeout = discovery.RequestTimeout(tt.ttl)
 			}
-			if strings.Join(cfg.Endpoints, ",") != "https://10.0.0.1:4001,https://10.0.0.2:4001" || cfg.TLS == nil || cfg.Logger == nil {
-				t.Errorf("endpoints %v, TLS %v, logger %v", cfg.Endpoints, cfg.TLS != nil, cfg.Logger != nil)
+			if cfg.Key != tt.key || cfg.Record != tt.record || cfg.TTL != tt.ttl || client.Timeout() != tt.timeout || (cfg.Check != nil) != tt.check {
+				t.Errorf("key %s, record %+v, ttl %v, timeout %v, check %v; want %s, %+v, %v, %v, %v",
+					cfg.Key, cfg.Record, cfg.TTL, client.Timeout(), cfg.Check != nil, tt.key, tt.record, tt.ttl, tt.timeout, tt.check)
+			}
+			if strings.Join(client.Endpoints(), ",") != "https://10.0.0.1:4001,https://10.0.0.2:4001" || cfg.Keys == nil || cfg.Logger == nil {
+				t.Errorf("endpoints %v, keys %v, logger %v", client.Endpoints(), cfg.Keys != nil, cfg.Logger != nil)
 			}
 			if _, err := discovery.NewRegistrar(cfg); err != nil {
 				t.Errorf("NewRegistrar: %v", err)

@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // reloadTLS makes the TLS material of both ports revocable and reloadable
@@ -27,11 +27,11 @@ import (
 // so no handshake goes unchecked by the CRLs. If the CRLs cannot be set,
 // nothing is started and the returned function returns the error, which
 // cluster.NewTLSNetwork (calling it once) returns: serve then fails with it.
-func reloadTLS(ctx context.Context, cfg Config, logger *slog.Logger, opts tlsauth.Options, material, peerMaterial *tlsauth.Material) func() (*tls.Config, error) {
+func reloadTLS(ctx context.Context, cfg Config, logger *slog.Logger, opts tlsconf.Options, material, peerMaterial *tlsconf.Material) func() (*tls.Config, error) {
 	if err := setCRLs(cfg, material, peerMaterial); err != nil {
 		return func() (*tls.Config, error) { return nil, err }
 	}
-	r := tlsauth.NewReloader(logger)
+	r := tlsconf.NewReloader(logger)
 	r.Add("client port", material)
 	r.Add("peer port", peerMaterial)
 
@@ -50,7 +50,7 @@ func reloadTLS(ctx context.Context, cfg Config, logger *slog.Logger, opts tlsaut
 		}
 	}()
 	go func() {
-		if err := r.Watch(ctx, tlsauth.WatchOptions{}); err != nil {
+		if err := r.Watch(ctx, tlsconf.WatchOptions{}); err != nil {
 			logger.Warn("TLS files are not watched for changes; send SIGHUP to reload them", "err", err)
 		}
 	}()
@@ -59,7 +59,7 @@ func reloadTLS(ctx context.Context, cfg Config, logger *slog.Logger, opts tlsaut
 
 // setCRLs adds the configured CRL files to the materials. A material that
 // serves both ports has one CRL: its CA's.
-func setCRLs(cfg Config, material, peerMaterial *tlsauth.Material) error {
+func setCRLs(cfg Config, material, peerMaterial *tlsconf.Material) error {
 	if cfg.CRLFile != "" {
 		if err := material.SetCRLFile(cfg.CRLFile); err != nil {
 			return fmt.Errorf("crl_file: %w", err)

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
 func TestConfigRevocationAndTimeoutKeys(t *testing.T) {
@@ -50,7 +52,7 @@ func TestConfigRevocationAndTimeoutKeys(t *testing.T) {
 // with the reason.
 func TestReloadTLSSetup(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := tlsauth.NewCA("cairn.internal", time.Hour)
+	ca, err := pki.NewCA("cairn.internal", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +64,8 @@ func TestReloadTLSSetup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := tlsauth.Files{CAFile: caFile, CertFile: filepath.Join(dir, "n1.crt"), KeyFile: filepath.Join(dir, "n1.key")}
-	if err := tlsauth.WritePair(iss, files.CertFile, files.KeyFile); err != nil {
+	files := tlsconf.Files{CAFile: caFile, CertFile: filepath.Join(dir, "n1.crt"), KeyFile: filepath.Join(dir, "n1.key")}
+	if err := pki.WritePair(iss, files.CertFile, files.KeyFile); err != nil {
 		t.Fatal(err)
 	}
 	crl, err := ca.RevocationList(1, nil, time.Hour)
@@ -89,20 +91,20 @@ func TestReloadTLSSetup(t *testing.T) {
 		{"bad peer CRL", "", caFile, true, "peer.crl_file (default: crl_file): tlsauth: load CRL file"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			m, err := tlsauth.LoadMaterial(files)
+			m, err := tlsconf.LoadMaterial(files)
 			if err != nil {
 				t.Fatal(err)
 			}
 			peer := m
 			if tc.ownPeer {
-				if peer, err = tlsauth.LoadMaterial(files); err != nil {
+				if peer, err = tlsconf.LoadMaterial(files); err != nil {
 					t.Fatal(err)
 				}
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			cfg := Config{CRLFile: tc.crl, PeerCRLFile: tc.peerCRL, TLSTrustDomain: "cairn.internal"}
-			dial := reloadTLS(ctx, cfg, newLogger(os.Stderr, "text", "error", "n1"), tlsauth.Options{}, m, peer)
+			dial := reloadTLS(ctx, cfg, newLogger(os.Stderr, "text", "error", "n1"), tlsconf.Options{}, m, peer)
 			c, err := dial()
 			if tc.errSub != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errSub) {
@@ -147,7 +149,7 @@ func TestOpenSSLRevocationRecipe(t *testing.T) {
 		}
 	}
 	path := func(name string) string { return filepath.Join(dir, name) }
-	node, err := tlsauth.LoadMaterial(tlsauth.Files{CAFile: path("ca.crt"), CertFile: path("n1.crt"), KeyFile: path("n1.key"), CRLFile: path("ca.crl")})
+	node, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: path("ca.crt"), CertFile: path("n1.crt"), KeyFile: path("n1.key"), CRLFile: path("ca.crl")})
 	if err != nil {
 		t.Fatalf("load the node's material with the CRL: %v", err)
 	}
@@ -155,15 +157,15 @@ func TestOpenSSLRevocationRecipe(t *testing.T) {
 		client  string
 		revoked bool
 	}{{"alice", true}, {"bob", false}} {
-		m, err := tlsauth.LoadMaterial(tlsauth.Files{CAFile: path("ca.crt"), CertFile: path(tc.client + ".crt"), KeyFile: path(tc.client + ".key")})
+		m, err := tlsconf.LoadMaterial(tlsconf.Files{CAFile: path("ca.crt"), CertFile: path(tc.client + ".crt"), KeyFile: path(tc.client + ".key")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cli := m.ClientConfig(tlsauth.Options{})
+		cli := m.ClientConfig(tlsconf.Options{})
 		cli.ServerName = "10.0.0.1"
-		r := tlsHandshake(t, node.ServerConfig(tlsauth.Options{}), cli)
-		if got := errors.Is(r.serverErr, tlsauth.ErrRevoked); got != tc.revoked {
-			t.Errorf("%s: server error %v, want revoked %v", tc.client, r.serverErr, tc.revoked)
+		r := tlstest.Handshake(t, node.ServerConfig(tlsconf.Options{}), cli)
+		if got := errors.Is(r.ServerErr, tlsconf.ErrRevoked); got != tc.revoked {
+			t.Errorf("%s: server error %v, want revoked %v", tc.client, r.ServerErr, tc.revoked)
 		}
 	}
 }

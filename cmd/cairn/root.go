@@ -28,7 +28,7 @@ mandatory client certificates. Run without a subcommand, it serves (see
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(serve, newConfigCmd(stdout, environ), newMemberCmd(stdout, stderr, environ))
-	root.AddCommand(newRegisterCmd(stderr, environ))
+	root.AddCommand(newRegisterCmd(stderr, environ), newServiceCmd(stdout, stderr, environ))
 	root.AddCommand(newSnapshotCmd(stdout, stderr, environ))
 	root.AddCommand(newCACmd(stdout), newCertCmd(stdout, stderr))
 	root.AddCommand(newKVCmd(stdout, stderr, environ), newStatusCmd(stdout, stderr, environ))

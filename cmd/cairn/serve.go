@@ -20,7 +20,8 @@ import (
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/dnsserver"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 func newServeCmd(stdout, stderr io.Writer, environ []string) *cobra.Command {
@@ -52,18 +53,18 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 	if err != nil {
 		return err
 	}
-	minVersion, err := tlsauth.ParseMinVersion(cfg.TLSMinVersion)
+	minVersion, err := tlsconf.ParseMinVersion(cfg.TLSMinVersion)
 	if err != nil {
 		return err
 	}
-	material, err := tlsauth.LoadMaterial(files)
+	material, err := tlsconf.LoadMaterial(files)
 	if err != nil {
 		return err
 	}
-	opts := tlsauth.Options{MinVersion: minVersion, Logger: logger}
+	opts := tlsconf.Options{MinVersion: minVersion, Logger: logger}
 	peerMaterial := material
 	if pf := peerFiles(cfg, files); pf != files {
-		if peerMaterial, err = tlsauth.LoadMaterial(pf); err != nil {
+		if peerMaterial, err = tlsconf.LoadMaterial(pf); err != nil {
 			return fmt.Errorf("peer TLS: %w", err)
 		}
 	}
@@ -101,7 +102,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 
 	// Serving certificates of the client port: managed by certmagic when
 	// this member can issue them or ACME is on, else the files (certs.go).
-	validity, err := tlsauth.ParseValidity(cfg.TLSServingValidity)
+	validity, err := pki.ParseValidity(cfg.TLSServingValidity)
 	if err != nil {
 		return fmt.Errorf("tls.serving_cert_validity: %w", err)
 	}
@@ -200,33 +201,33 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logge
 // or, with ca_file alone, a node certificate issued from the CA key beside
 // it (nodes sharing another node's development CA); or the development PKI
 // of the data dir, created on first start (then dev is set).
-func serverFiles(cfg Config, logger *slog.Logger) (tlsauth.Files, *tlsauth.DevPKI, error) {
+func serverFiles(cfg Config, logger *slog.Logger) (tlsconf.Files, *pki.Dev, error) {
 	hosts := advertisedHosts(cfg.Addr, cfg.PeerAddr)
 	pkiDir := filepath.Join(cfg.DataDir, "pki")
 	switch {
 	case cfg.CertFile != "":
-		return tlsauth.Files{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile}, nil, nil
+		return tlsconf.Files{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile}, nil, nil
 	case cfg.CAFile != "":
 		caKey := filepath.Join(filepath.Dir(cfg.CAFile), "ca.key")
-		f, err := tlsauth.EnsureNodeCert(pkiDir, cfg.CAFile, caKey, cfg.Name, cfg.TLSTrustDomain, hosts)
+		d, err := pki.EnsureNodeCert(pkiDir, cfg.CAFile, caKey, cfg.Name, cfg.TLSTrustDomain, hosts)
 		if err != nil {
-			return f, nil, fmt.Errorf("ca_file without cert_file and key_file: issuing this node's certificate from %s: %w (pass --cert-file and --key-file, or point --ca-file at a development PKI's ca.crt)", caKey, err)
+			return tlsconf.Files{}, nil, fmt.Errorf("ca_file without cert_file and key_file: issuing this node's certificate from %s: %w (pass --cert-file and --key-file, or point --ca-file at a development PKI's ca.crt)", caKey, err)
 		}
-		return f, nil, nil
+		return tlsconf.DevFiles(d), nil, nil
 	}
-	p, created, err := tlsauth.EnsureDevPKI(pkiDir, cfg.Name, cfg.TLSTrustDomain, hosts)
+	p, created, err := pki.EnsureDev(pkiDir, cfg.Name, cfg.TLSTrustDomain, hosts)
 	if err != nil {
-		return tlsauth.Files{}, nil, fmt.Errorf("development PKI: %w", err)
+		return tlsconf.Files{}, nil, fmt.Errorf("development PKI: %w", err)
 	}
 	if created {
 		logger.Info("created a development PKI", "dir", p.Dir)
 	}
-	return p.Files(), &p, nil
+	return tlsconf.DevFiles(p), &p, nil
 }
 
 // peerFiles are the files of the peer port: each peer.* file, or the
 // client-side one.
-func peerFiles(cfg Config, client tlsauth.Files) tlsauth.Files {
+func peerFiles(cfg Config, client tlsconf.Files) tlsconf.Files {
 	f := client
 	if cfg.PeerCAFile != "" {
 		f.CAFile = cfg.PeerCAFile
@@ -252,13 +253,13 @@ func advertisedHosts(addrs ...string) []string {
 	return hosts
 }
 
-func printWelcome(w io.Writer, url, dnsAddr string, dev *tlsauth.DevPKI) {
+func printWelcome(w io.Writer, url, dnsAddr string, dev *pki.Dev) {
 	fmt.Fprintf(w, "Cairn %s is serving %s\n", version, url)
 	if dev == nil {
 		return
 	}
 	curl := fmt.Sprintf("curl --cacert %s --cert %s --key %s", dev.CAFile, dev.ClientCertFile, dev.ClientKeyFile)
-	fmt.Fprintf(w, "Development PKI in %s (client identity %q). Try:\n", dev.Dir, tlsauth.DevClientName)
+	fmt.Fprintf(w, "Development PKI in %s (client identity %q). Try:\n", dev.Dir, pki.DevClientName)
 	fmt.Fprintf(w, "  %s %s/v2/keys/message -XPUT -d value=\"Hello world\"\n", curl, url)
 	fmt.Fprintf(w, "  %s %s/v2/keys/message\n", curl, url)
 	if host, port, err := net.SplitHostPort(dnsAddr); err == nil {

@@ -8,22 +8,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/cluster/v2http"
 )
 
-// serve's API takes backups: GET /cairn/v1/snapshot.
+// serve's API takes backups: GET /cairn/v1/snapshot (v2client.SnapshotPath).
 var _ v2http.Snapshotter = apiNode{}
-
-// snapshotPath is the API path of a backup download.
-const snapshotPath = "/cairn/v1/snapshot"
 
 // restoreSettings are the settings of cairn serve that `snapshot restore`
 // takes, resolved as serve resolves them (flag, CAIRN_*, --config file,
@@ -167,7 +163,7 @@ func addSettingFlags(fs *pflag.FlagSet, keys []string) {
 
 // snapshotSave downloads a backup into file, through file.part, and prints
 // a summary to stdout. progress, when not nil, gets a progress line.
-func snapshotSave(ctx context.Context, c *apiClient, file string, stdout, progress io.Writer) (err error) {
+func snapshotSave(ctx context.Context, c *v2client.Client, file string, stdout, progress io.Writer) (err error) {
 	start := time.Now()
 	part := file + ".part"
 	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -180,13 +176,12 @@ func snapshotSave(ctx context.Context, c *apiClient, file string, stdout, progre
 			os.Remove(part)
 		}
 	}()
-	body, ep, err := c.download(ctx, snapshotPath)
-	var ae *apiError
-	if errors.As(err, &ae) && ae.StatusCode == http.StatusUnauthorized {
+	body, ep, err := c.Snapshot(ctx)
+	if v2client.StatusCode(err) == http.StatusUnauthorized {
 		return fmt.Errorf("snapshot: %w; with authorization enabled a backup needs root: use the certificate of a user with the root role", err)
 	}
 	if err != nil {
-		return fmt.Errorf("snapshot: %w", err)
+		return fmt.Errorf("snapshot: %w", withHints(err))
 	}
 	defer body.Close()
 	var w io.Writer = f
@@ -250,77 +245,6 @@ func badBackup(err error) error {
 		return fmt.Errorf("%w; take a new backup with cairn snapshot save, or use another copy", err)
 	}
 	return err
-}
-
-// download GETs path from the first endpoint that answers and returns the
-// body of a 200 answer; any other answer is an *apiError. The client's
-// timeout bounds the wait for the answer and then any pause of the body,
-// not the whole transfer. The caller closes the body.
-func (c *apiClient) download(ctx context.Context, path string) (io.ReadCloser, string, error) {
-	var errs []string
-	for _, ep := range c.endpoints {
-		rctx, cancel := context.WithCancel(ctx)
-		stalled := &atomic.Bool{}
-		timer := time.AfterFunc(c.timeout, func() { stalled.Store(true); cancel() })
-		req, err := http.NewRequestWithContext(rctx, http.MethodGet, ep+path, nil)
-		if err != nil {
-			timer.Stop()
-			cancel()
-			return nil, "", err
-		}
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			timer.Stop()
-			cancel()
-			switch {
-			case stalled.Load():
-				errs = append(errs, fmt.Sprintf("%s: no answer within %v (--timeout)", ep, c.timeout))
-			case ctx.Err() != nil:
-				return nil, "", fmt.Errorf("GET %s: %w", ep+path, ctx.Err())
-			default:
-				errs = append(errs, ep+": "+c.explain(ctx, ep, err))
-			}
-			continue
-		}
-		if resp.StatusCode != http.StatusOK {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
-			timer.Stop()
-			cancel()
-			return nil, ep, newAPIError(&apiResponse{StatusCode: resp.StatusCode, Header: resp.Header, Body: b, Endpoint: ep})
-		}
-		return &stallReader{rc: resp.Body, timer: timer, d: c.timeout, stalled: stalled, cancel: cancel}, ep, nil
-	}
-	return nil, "", fmt.Errorf("no endpoint answered (%s); check that a member runs there, or pass --endpoints or set CAIRN_ENDPOINTS", strings.Join(errs, "; "))
-}
-
-// stallReader is a response body whose request is cancelled when no byte
-// arrives for d.
-type stallReader struct {
-	rc      io.ReadCloser
-	timer   *time.Timer
-	d       time.Duration
-	stalled *atomic.Bool
-	cancel  context.CancelFunc
-}
-
-func (s *stallReader) Read(p []byte) (int, error) {
-	n, err := s.rc.Read(p)
-	if n > 0 {
-		s.timer.Reset(s.d)
-	}
-	// Once cancelled, the transport may end the body with io.EOF as well
-	// as with an error: either way the download stalled.
-	if err != nil && s.stalled.Load() {
-		err = fmt.Errorf("no data for %v (--timeout)", s.d)
-	}
-	return n, err
-}
-
-func (s *stallReader) Close() error {
-	s.timer.Stop()
-	s.cancel()
-	return s.rc.Close()
 }
 
 // progressBar prints the bytes received so far and the rate, on one line

@@ -18,12 +18,12 @@ import (
 	"github.com/cairnkv/cairn/cluster/clustertest"
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/store"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
 // snapshotMember is a one-member cluster holding a few keys, served over
 // mutual TLS with dev's certificates, as cairn serve serves it.
-func snapshotMember(t *testing.T, dev tlsauth.DevPKI) (*cluster.Node, string) {
+func snapshotMember(t *testing.T, dev pki.Dev) (*cluster.Node, string) {
 	t.Helper()
 	c := clustertest.New(t, 1)
 	c.Leader()
@@ -40,7 +40,7 @@ func snapshotMember(t *testing.T, dev tlsauth.DevPKI) (*cluster.Node, string) {
 	return n, startMember(t, dev, n)
 }
 
-func connArgs(url string, dev tlsauth.DevPKI) []string {
+func connArgs(url string, dev pki.Dev) []string {
 	return []string{"--endpoints", url, "--cacert", dev.CAFile, "--cert", dev.ClientCertFile, "--key", dev.ClientKeyFile}
 }
 
@@ -175,7 +175,7 @@ func TestSnapshotSaveFailures(t *testing.T) {
 		err  string
 	}{
 		{"cut short", connArgs(cut, dev), "b.snap", "is not a usable backup, so it was not saved"},
-		{"stalled", append(connArgs(stalled, dev), "--timeout", "300ms"), "b.snap", "cut after 8 B: no data for 300ms (--timeout)"},
+		{"stalled", append(connArgs(stalled, dev), "--timeout", "300ms"), "b.snap", "cut after 8 B: no data for 300ms"},
 		{"not supported", connArgs(unsupported, dev), "b.snap", "snapshots are not supported by this server"},
 		{"not root", connArgs(notRoot, dev), "b.snap", "Insufficient credentials; with authorization enabled a backup needs root"},
 		{"nobody there", connArgs(refusedEndpoint(t), dev), "b.snap", "no endpoint answered"},

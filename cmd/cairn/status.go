@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,11 +16,35 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
-// defaultCertWarning: a certificate that expires sooner is warned about.
-const defaultCertWarning = 30 * 24 * time.Hour
+// Certificate expiry warnings. A certificate is warned about once it is
+// past the point where it should have been renewed: managed certificates
+// renew when a third of their lifetime is left (certmagic's
+// DefaultRenewalWindowRatio), so a 7-day one is warned about with 2⅓ days
+// left, not all its life. Certificates that live longer than
+// longLivedCert are warned about 30 days ahead, as operators of a manual
+// PKI expect.
+const (
+	longLivedCert      = 90 * 24 * time.Hour
+	longLivedCertWarn  = 30 * 24 * time.Hour
+	renewalWindowRatio = 1.0 / 3
+)
+
+// certWarnWithin is how close to its expiry ci is warned about; override,
+// when positive (--cert-warning), is used for every certificate.
+func certWarnWithin(ci *certInfo, override time.Duration) time.Duration {
+	if override > 0 {
+		return override
+	}
+	life := ci.NotAfter.Sub(ci.NotBefore)
+	if life > longLivedCert {
+		return longLivedCertWarn
+	}
+	return time.Duration(float64(life) * renewalWindowRatio)
+}
 
 // newStatusCmd is `cairn status`: every member's health, raft position and
 // certificate, in one table.
@@ -40,9 +60,13 @@ its raft term and commit index (X-Raft-Term, X-Raft-Index) and store index
 (X-Etcd-Index); and when the certificate it serves (from the TLS handshake)
 expires. Then the leader, and when the client certificate in use expires.
 
-Certificates that expire within --cert-warning (30 days) are warned about
-on stderr. The exit status is 1 when a member is unreachable or unhealthy,
-when there is no leader, or when the members cannot be listed.
+Certificates past their renewal point are warned about on stderr: with a
+third of their lifetime left (when managed certificates renew), or 30 days
+before expiry for certificates that live longer than 90 days; --cert-warning
+sets one threshold for all. While the cluster elects a leader (a node that
+just started) status waits up to --timeout for one. The exit status is 1
+when a member is unreachable or unhealthy, when there is no leader, or when
+the members cannot be listed.
 
 The connection comes from --endpoints, --cert, --key and --cacert, else from
 CAIRN_ENDPOINTS, CAIRN_CERT, CAIRN_KEY and CAIRN_CACERT, else from the
@@ -54,12 +78,20 @@ https://127.0.0.1:4001. Each member is then asked at its first client URL.`,
 	}
 	cf := addClientFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
-	cmd.Flags().DurationVar(&warn, "cert-warning", defaultCertWarning, "warn about certificates that expire within this time")
+	cmd.Flags().DurationVar(&warn, "cert-warning", 0, "warn about certificates that expire within this time (default: past their renewal point, a third of their lifetime, or 30 days for certificates that live over 90 days)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if output != "table" && output != "json" {
 			return fmt.Errorf("unsupported output format %q: use table or json", output)
 		}
-		c, err := cf.client(environ)
+		s, err := cf.resolve(environ)
+		if err != nil {
+			return err
+		}
+		cfg, err := s.config()
+		if err != nil {
+			return err
+		}
+		c, err := v2client.New(cfg)
 		if err != nil {
 			return err
 		}
@@ -68,9 +100,9 @@ https://127.0.0.1:4001. Each member is then asked at its first client URL.`,
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		r, err := gatherStatus(ctx, c, time.Now(), warn)
+		r, err := waitStatus(ctx, c, s.Files, warn)
 		if err != nil {
-			return err
+			return withHints(err)
 		}
 		if output == "json" {
 			b, err := json.MarshalIndent(r, "", "  ")
@@ -134,9 +166,10 @@ type memberStatus struct {
 
 // certInfo is a certificate's identity and expiry.
 type certInfo struct {
-	File     string    `json:"file,omitempty"`
-	Subject  string    `json:"subject"`
-	NotAfter time.Time `json:"notAfter"`
+	File      string    `json:"file,omitempty"`
+	Subject   string    `json:"subject"`
+	NotBefore time.Time `json:"notBefore"`
+	NotAfter  time.Time `json:"notAfter"`
 	// DaysLeft is whole days until NotAfter, rounded down: negative once
 	// expired.
 	DaysLeft int  `json:"daysLeft"`
@@ -149,7 +182,7 @@ func newCertInfo(cert *x509.Certificate, now time.Time) *certInfo {
 		subject = cert.URIs[0].String()
 	}
 	days := int(math.Floor(cert.NotAfter.Sub(now).Hours() / 24))
-	return &certInfo{Subject: subject, NotAfter: cert.NotAfter.UTC(), DaysLeft: days, Expired: !now.Before(cert.NotAfter)}
+	return &certInfo{Subject: subject, NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC(), DaysLeft: days, Expired: !now.Before(cert.NotAfter)}
 }
 
 // expiry is "2027-11-27 (365 days)" or "2026-01-02 (EXPIRED)".
@@ -164,17 +197,41 @@ func (ci *certInfo) expiry() string {
 	return fmt.Sprintf("%s (%d days)", d, ci.DaysLeft)
 }
 
+// leaderPoll is how often status asks again for a leader while the
+// cluster elects one.
+const leaderPoll = 100 * time.Millisecond
+
+// waitStatus is gatherStatus, asked again while the cluster has no leader,
+// for up to the client's timeout: a node that just started is healthy as
+// soon as it has elected itself, and says so.
+func waitStatus(ctx context.Context, c *v2client.Client, files tlsconf.Files, warn time.Duration) (*statusReport, error) {
+	deadline := time.Now().Add(c.Timeout())
+	for {
+		r, err := gatherStatus(ctx, c, files, time.Now(), warn)
+		if err != nil || r.Leader != "" || !time.Now().Add(leaderPoll).Before(deadline) {
+			return r, err
+		}
+		t := time.NewTimer(leaderPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return r, nil
+		case <-t.C:
+		}
+	}
+}
+
 // gatherStatus lists the members through c and asks each one, in
 // parallel, at its first client URL.
-func gatherStatus(ctx context.Context, c *apiClient, now time.Time, warn time.Duration) (*statusReport, error) {
-	members, err := listMembers(ctx, c)
+func gatherStatus(ctx context.Context, c *v2client.Client, files tlsconf.Files, now time.Time, warn time.Duration) (*statusReport, error) {
+	members, err := c.Members(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list the members: %w", err)
 	}
 	r := &statusReport{Members: make([]memberStatus, len(members)), Problems: []string{}, Warnings: []string{}}
 
-	var leader apiMember
-	if err := c.getJSON(ctx, "/v2/members/leader", &leader); err != nil {
+	leader, err := c.Leader(ctx)
+	if err != nil {
 		r.Problems = append(r.Problems, fmt.Sprintf("no leader: %v", err))
 	} else {
 		r.Leader, r.LeaderName = leader.ID, leader.Name
@@ -208,18 +265,18 @@ func gatherStatus(ctx context.Context, c *apiClient, now time.Time, warn time.Du
 		case m.Error != "":
 			r.Problems = append(r.Problems, fmt.Sprintf("member %s: %s", name, m.Error))
 		}
-		if ci := m.Certificate; ci != nil && ci.NotAfter.Sub(now) < warn {
+		if ci := m.Certificate; ci != nil && ci.NotAfter.Sub(now) < certWarnWithin(ci, warn) {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("the certificate of member %s (%s, %s) expires %s", name, m.Endpoint, ci.Subject, ci.expiry()))
 		}
 	}
 
-	if mat, err := tlsauth.LoadMaterial(c.files); err != nil {
+	if mat, err := tlsconf.LoadMaterial(files); err != nil {
 		r.Problems = append(r.Problems, fmt.Sprintf("read the client certificate: %v", err))
 	} else {
 		ci := newCertInfo(mat.Certificate().Leaf, now)
-		ci.File = c.files.CertFile
+		ci.File = files.CertFile
 		r.ClientCertificate = *ci
-		if ci.NotAfter.Sub(now) < warn {
+		if ci.NotAfter.Sub(now) < certWarnWithin(ci, warn) {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("the client certificate %s (%s) expires %s", ci.File, ci.Subject, ci.expiry()))
 		}
 	}
@@ -229,7 +286,7 @@ func gatherStatus(ctx context.Context, c *apiClient, now time.Time, warn time.Du
 // probeMember fills m from its first client URL: the certificate it
 // serves, /v2/stats/self, the raft headers of a local read of the key root
 // and /health.
-func probeMember(ctx context.Context, c *apiClient, m *memberStatus, now time.Time) {
+func probeMember(ctx context.Context, c *v2client.Client, m *memberStatus, now time.Time) {
 	if len(m.ClientURLs) == 0 {
 		m.Error = "no client URL: the member has not started"
 		return
@@ -240,7 +297,7 @@ func probeMember(ctx context.Context, c *apiClient, m *memberStatus, now time.Ti
 		return
 	}
 	m.Endpoint = eps[0]
-	cert, err := servedCertificate(ctx, c, m.Endpoint)
+	cert, err := c.PeerCertificate(ctx, m.Endpoint)
 	if err != nil {
 		m.Error = err.Error()
 		return
@@ -248,17 +305,19 @@ func probeMember(ctx context.Context, c *apiClient, m *memberStatus, now time.Ti
 	m.Reachable = true
 	m.Certificate = newCertInfo(cert, now)
 
-	one := &apiClient{endpoints: eps, timeout: c.timeout, files: c.files, hc: c.hc, tr: c.tr}
-	var errs []string
-	var self struct {
-		State string `json:"state"`
+	one, err := c.WithEndpoints(m.Endpoint)
+	if err != nil {
+		m.Error = err.Error()
+		return
 	}
-	if err := one.getJSON(ctx, "/v2/stats/self", &self); err != nil {
+	var errs []string
+	self, err := one.SelfStats(ctx)
+	if err != nil {
 		errs = append(errs, "stats: "+err.Error())
 	}
 	m.State = self.State
 	// A local read: the member's own raft position, even without a leader.
-	resp, err := one.do(ctx, apiRequest{Method: http.MethodHead, Path: "/v2/keys/?stale=true"})
+	resp, err := one.Do(ctx, v2client.Request{Method: http.MethodHead, Path: "/v2/keys/?stale=true"})
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
@@ -269,50 +328,13 @@ func probeMember(ctx context.Context, c *apiClient, m *memberStatus, now time.Ti
 		m.RaftIndex, _ = strconv.ParseUint(resp.Header.Get("X-Raft-Index"), 10, 64)
 		m.EtcdIndex, _ = strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64)
 	}
-	m.Healthy, err = memberHealth(ctx, one)
-	if err != nil {
+	if err := one.Health(ctx); err != nil {
 		// Unhealthy first: it is why the member counts as a problem.
-		errs = append([]string{err.Error()}, errs...)
+		errs = append([]string{"health: " + err.Error()}, errs...)
+	} else {
+		m.Healthy = true
 	}
 	m.Error = strings.Join(errs, "; ")
-}
-
-// memberHealth is GET /health: 200 {"health":"true"} or an error that says
-// what the member answered.
-func memberHealth(ctx context.Context, one *apiClient) (bool, error) {
-	resp, err := one.do(ctx, apiRequest{Method: http.MethodGet, Path: "/health"})
-	if err != nil {
-		return false, fmt.Errorf("health: %w", err)
-	}
-	var h struct {
-		Health string `json:"health"`
-	}
-	if resp.StatusCode == http.StatusOK && json.Unmarshal(resp.Body, &h) == nil && h.Health == "true" {
-		return true, nil
-	}
-	return false, fmt.Errorf("health: HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(resp.Body)))
-}
-
-// servedCertificate completes a TLS handshake with the member at ep and
-// returns the certificate it serves.
-func servedCertificate(ctx context.Context, c *apiClient, ep string) (*x509.Certificate, error) {
-	u, err := url.Parse(ep)
-	if err != nil {
-		return nil, err
-	}
-	dctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: c.tr.TLSClientConfig}
-	conn, err := d.DialContext(dctx, "tcp", u.Host)
-	if err != nil {
-		return nil, errors.New(c.explain(ctx, ep, err))
-	}
-	defer conn.Close()
-	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates
-	if len(certs) == 0 {
-		return nil, errors.New("the member served no certificate")
-	}
-	return certs[0], nil
 }
 
 // printStatus writes the report as a table, then the leader and the client

@@ -16,7 +16,8 @@ import (
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/v2http"
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // statusCluster is an in-process cluster whose members serve their v2
@@ -32,9 +33,9 @@ func peerAddr(i int) string { return fmt.Sprintf("10.0.0.%d:7001", i+1) }
 
 // startStatusCluster starts n members with the node certificate of dev
 // and waits until they form one cluster with a leader.
-func startStatusCluster(t *testing.T, dev tlsauth.DevPKI, n int) *statusCluster {
+func startStatusCluster(t *testing.T, dev pki.Dev, n int) *statusCluster {
 	t.Helper()
-	m, err := tlsauth.LoadMaterial(dev.Files())
+	m, err := tlsconf.LoadMaterial(tlsconf.DevFiles(dev))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func startStatusCluster(t *testing.T, dev tlsauth.DevPKI, n int) *statusCluster 
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = srv.Serve(newTLSListener(lns[i], m.ServerConfig(tlsauth.Options{})))
+			_ = srv.Serve(newTLSListener(lns[i], m.ServerConfig(tlsconf.Options{})))
 		}()
 		t.Cleanup(func() {
 			_ = srv.Close()
@@ -132,7 +133,7 @@ func TestStatus(t *testing.T) {
 		}
 		return true
 	})
-	client, err := tlsauth.LoadMaterial(dev.ClientFiles())
+	client, err := tlsconf.LoadMaterial(tlsconf.DevClientFiles(dev))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,4 +274,83 @@ func TestStatus(t *testing.T) {
 			t.Errorf("no unstarted row:\n%s", stdout)
 		}
 	})
+}
+
+// TestStatusFreshNode: on a node that has just started, before its first
+// election, status waits for the leader and reports a healthy cluster.
+func TestStatusFreshNode(t *testing.T) {
+	dataDir, dev := newDevPKI(t)
+	m, err := tlsconf.LoadMaterial(tlsconf.DevFiles(dev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + ln.Addr().String()
+	// A slow election: status starts long before the node leads.
+	node, err := cluster.New(cluster.Config{Name: "fresh", DataDir: t.TempDir(), ClientURLs: []string{url},
+		HeartbeatInterval: 100 * time.Millisecond, ElectionTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = node.Shutdown(ctx)
+	})
+	h, err := v2http.New(v2http.Config{Cluster: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(newTLSListener(ln, m.ServerConfig(tlsconf.Options{})))
+	}()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
+	if node.Status().LeaderID != 0 {
+		t.Fatal("the node leads already: the test needs an election in progress")
+	}
+
+	stdout, stderr, err := runStatus(t, "--data-dir", dataDir, "--endpoints", url, "--timeout", "8s")
+	if err != nil || stderr != "" {
+		t.Fatalf("%v, stderr %q\n%s", err, stderr, stdout)
+	}
+	if !regexp.MustCompile(`(?m)^fresh +\S+ +` + regexp.QuoteMeta(url) + ` +\* +healthy `).MatchString(stdout) {
+		t.Errorf("no healthy leader row:\n%s", stdout)
+	}
+}
+
+func TestCertWarnWithin(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	cert := func(life, left time.Duration) *certInfo {
+		return &certInfo{NotBefore: now.Add(left - life), NotAfter: now.Add(left)}
+	}
+	tests := []struct {
+		name     string
+		ci       *certInfo
+		override time.Duration
+		warn     bool
+	}{
+		{"managed 7-day, fresh", cert(7*day, 7*day), 0, false},
+		{"managed 7-day, 3 days left: before its renewal point", cert(7*day, 3*day), 0, false},
+		{"managed 7-day, 2 days left: past its renewal point", cert(7*day, 2*day), 0, true},
+		{"1-year, 40 days left", cert(365*day, 40*day), 0, false},
+		{"1-year, 29 days left", cert(365*day, 29*day), 0, true},
+		{"60-day, 25 days left", cert(60*day, 25*day), 0, false},
+		{"60-day, 19 days left", cert(60*day, 19*day), 0, true},
+		{"--cert-warning over a fresh 7-day one", cert(7*day, 7*day), 8 * day, true},
+		{"expired", cert(7*day, -time.Hour), 0, true},
+	}
+	for _, tt := range tests {
+		got := tt.ci.NotAfter.Sub(now) < certWarnWithin(tt.ci, tt.override)
+		if got != tt.warn {
+			t.Errorf("%s: warn %v, want %v (threshold %v)", tt.name, got, tt.warn, certWarnWithin(tt.ci, tt.override))
+		}
+	}
 }

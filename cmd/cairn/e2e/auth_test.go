@@ -22,7 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 	client "go.etcd.io/etcd/client/v2"
 )
 
@@ -30,7 +31,7 @@ import (
 type authClient struct {
 	id    string
 	s     *Server
-	files tlsauth.Files
+	files tlsconf.Files
 	http  *http.Client
 }
 
@@ -43,7 +44,7 @@ func newAuthClient(t *testing.T, s *Server, name string) *authClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := tlsauth.Files{CAFile: testPKI.CAFile, CertFile: cert, KeyFile: key}
+	f := tlsconf.Files{CAFile: testPKI.CAFile, CertFile: cert, KeyFile: key}
 	c, err := NewHTTPClient(f)
 	if err != nil {
 		t.Fatal(err)
@@ -99,11 +100,7 @@ func (c *authClient) refused(t *testing.T, root *authClient, method, path, body 
 	t.Helper()
 	before := root.index(t)
 	code, b, _ := c.do(t, method, path, body)
-	var e struct {
-		ErrorCode int    `json:"errorCode"`
-		Message   string `json:"message"`
-		Cause     string `json:"cause"`
-	}
+	var e store.Error
 	if code != http.StatusUnauthorized || json.Unmarshal([]byte(b), &e) != nil || e.ErrorCode != 110 ||
 		e.Message != "The request requires user authentication" || e.Cause != "Insufficient credentials" {
 		t.Errorf("%s %s %s: %d %s; want 401 with etcd error 110", c.id, method, path, code, b)
@@ -333,9 +330,9 @@ func watchStream(t *testing.T, c *authClient, path string) <-chan string {
 }
 
 // transportFor is an HTTP transport with the TLS material of f.
-func transportFor(t *testing.T, f tlsauth.Files) *http.Transport {
+func transportFor(t *testing.T, f tlsconf.Files) *http.Transport {
 	t.Helper()
-	cfg, err := tlsauth.ClientConfigFromFiles(f)
+	cfg, err := tlsconf.ClientConfigFromFiles(f)
 	if err != nil {
 		t.Fatal(err)
 	}

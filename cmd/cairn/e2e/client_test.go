@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 	client "go.etcd.io/etcd/client/v2"
 )
 
 // newGoClient returns a Go v2 client (go.etcd.io/etcd/client/v2) for s.
 func newGoClient(t *testing.T, s *Server) client.Client {
 	t.Helper()
-	cfg, err := tlsauth.ClientConfigFromFiles(s.Files)
+	cfg, err := tlsconf.ClientConfigFromFiles(s.Files)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,10 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,25 +26,27 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/store"
 	client "go.etcd.io/etcd/client/v2"
 )
 
-// clNode is a node of a v2 answer.
-type clNode struct {
-	Key           string   `json:"key"`
-	Value         string   `json:"value"`
-	Dir           bool     `json:"dir"`
-	Nodes         []clNode `json:"nodes"`
-	ModifiedIndex uint64   `json:"modifiedIndex"`
+// These tests speak to each node through its own v2client
+// (clustertest.Procs.Client): the store's types, no JSON of their own.
+// Raw HTTP (Procs.Do) is left where a test reads the wire itself (the
+// X-Raft-Term header).
+
+// clCtx bounds one request of these tests.
+func clCtx(p *clustertest.Procs) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), p.RequestTimeout()+5*time.Second)
 }
 
-// clAnswer is a v2 keys answer: an event or an etcd error.
-type clAnswer struct {
-	Action    string `json:"action"`
-	Node      clNode `json:"node"`
-	ErrorCode int    `json:"errorCode"`
-	Message   string `json:"message"`
-	Cause     string `json:"cause"`
+// clValue is a node's value; "" for a directory.
+func clValue(n *store.NodeExtern) string {
+	if n == nil || n.Value == nil {
+		return ""
+	}
+	return *n.Value
 }
 
 // clWrite is an acknowledged write.
@@ -60,15 +62,18 @@ func startProcs(t *testing.T, n int, opts clustertest.ProcOptions) *clustertest.
 
 // clPut writes key=value through node i and returns the acknowledged write.
 func clPut(p *clustertest.Procs, i int, key, value string) (clWrite, error) {
-	resp, body, err := p.Do(i, http.MethodPut, "/v2/keys"+key, "", "value="+value)
+	ctx, cancel := clCtx(p)
+	defer cancel()
+	return clPutContext(ctx, p, i, key, value)
+}
+
+// clPutContext is clPut within ctx.
+func clPutContext(ctx context.Context, p *clustertest.Procs, i int, key, value string) (clWrite, error) {
+	ev, err := p.Client(i).Set(ctx, key, value, v2client.SetOptions{})
 	if err != nil {
 		return clWrite{}, fmt.Errorf("PUT %s through %s: %w", key, p.Proc(i).Name, err)
 	}
-	var a clAnswer
-	if resp.StatusCode/100 != 2 || json.Unmarshal(body, &a) != nil || a.Node.ModifiedIndex == 0 {
-		return clWrite{}, fmt.Errorf("PUT %s through %s: %d %s", key, p.Proc(i).Name, resp.StatusCode, body)
-	}
-	return clWrite{key, value, a.Node.ModifiedIndex}, nil
+	return clWrite{key, value, ev.Node.ModifiedIndex}, nil
 }
 
 func mustClPut(t *testing.T, p *clustertest.Procs, i int, key, value string) clWrite {
@@ -81,17 +86,21 @@ func mustClPut(t *testing.T, p *clustertest.Procs, i int, key, value string) clW
 }
 
 // clGet reads key through node i with query ("" is linearizable,
-// "stale=true" the local replica) and decodes the answer.
-func clGet(p *clustertest.Procs, i int, key, query string) (int, clAnswer, []byte, error) {
-	resp, body, err := p.Do(i, http.MethodGet, "/v2/keys"+key, query, "")
+// "stale=true" the local replica; recursive=true and quorum=true too).
+// An etcd error is a *store.Error.
+func clGet(p *clustertest.Procs, i int, key, query string) (*store.Event, error) {
+	ctx, cancel := clCtx(p)
+	defer cancel()
+	q, err := url.ParseQuery(query)
 	if err != nil {
-		return 0, clAnswer{}, nil, fmt.Errorf("GET %s?%s through %s: %w", key, query, p.Proc(i).Name, err)
+		return nil, err
 	}
-	var a clAnswer
-	if err := json.Unmarshal(body, &a); err != nil {
-		return resp.StatusCode, a, body, fmt.Errorf("GET %s?%s through %s: %d %q: %w", key, query, p.Proc(i).Name, resp.StatusCode, body, err)
+	o := v2client.GetOptions{Stale: q.Get("stale") == "true", Recursive: q.Get("recursive") == "true", Quorum: q.Get("quorum") == "true"}
+	ev, err := p.Client(i).Get(ctx, key, o)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s?%s through %s: %w", key, query, p.Proc(i).Name, err)
 	}
-	return resp.StatusCode, a, body, nil
+	return ev, nil
 }
 
 // clStatus is the transport error or else the HTTP status, for messages.
@@ -104,12 +113,12 @@ func clStatus(resp *http.Response, err error) any {
 
 // clHas checks that node i reads w (value and modifiedIndex) with query.
 func clHas(p *clustertest.Procs, i int, w clWrite, query string) error {
-	code, a, body, err := clGet(p, i, w.key, query)
+	ev, err := clGet(p, i, w.key, query)
 	if err != nil {
 		return err
 	}
-	if code != http.StatusOK || a.Node.Value != w.value || a.Node.ModifiedIndex != w.index {
-		return fmt.Errorf("GET %s?%s through %s: %d %s; want value %q at index %d", w.key, query, p.Proc(i).Name, code, body, w.value, w.index)
+	if clValue(ev.Node) != w.value || ev.Node.ModifiedIndex != w.index {
+		return fmt.Errorf("GET %s?%s through %s: %q at index %d; want value %q at index %d", w.key, query, p.Proc(i).Name, clValue(ev.Node), ev.Node.ModifiedIndex, w.value, w.index)
 	}
 	return nil
 }
@@ -121,26 +130,27 @@ func clHasAll(p *clustertest.Procs, i int, dir, query string, ws []clWrite) erro
 	if query != "" {
 		q += "&" + query
 	}
-	code, a, body, err := clGet(p, i, dir, q)
+	ev, err := clGet(p, i, dir, q)
 	if err != nil {
 		return err
 	}
-	if code != http.StatusOK {
-		return fmt.Errorf("GET %s?%s through %s: %d %.300s", dir, q, p.Proc(i).Name, code, body)
-	}
-	have := map[string]clNode{}
-	var walk func(n clNode)
-	walk = func(n clNode) {
+	have := map[string]*store.NodeExtern{}
+	var walk func(n *store.NodeExtern)
+	walk = func(n *store.NodeExtern) {
 		have[n.Key] = n
 		for _, c := range n.Nodes {
 			walk(c)
 		}
 	}
-	walk(a.Node)
+	walk(ev.Node)
 	var missing []string
 	for _, w := range ws {
-		if n, ok := have[w.key]; !ok || n.Value != w.value || n.ModifiedIndex != w.index {
-			missing = append(missing, fmt.Sprintf("%s=%s@%d (have %q@%d)", w.key, w.value, w.index, n.Value, n.ModifiedIndex))
+		if n, ok := have[w.key]; !ok || clValue(n) != w.value || n.ModifiedIndex != w.index {
+			var idx uint64
+			if ok {
+				idx = n.ModifiedIndex
+			}
+			missing = append(missing, fmt.Sprintf("%s=%s@%d (have %q@%d)", w.key, w.value, w.index, clValue(n), idx))
 		}
 	}
 	if len(missing) > 0 {
@@ -152,14 +162,15 @@ func clHasAll(p *clustertest.Procs, i int, dir, query string, ws []clWrite) erro
 // unavailable checks that a write or linearizable read on a node cut off
 // from the majority failed as it must: an etcd error 300 or 301 with HTTP
 // 500 within bound, not a success and not a hang.
-func unavailable(what string, resp *http.Response, body []byte, err error, took, bound time.Duration) error {
-	if err != nil {
+func unavailable(what string, err error, took, bound time.Duration) error {
+	var se *store.Error
+	switch {
+	case err == nil:
+		return fmt.Errorf("%s: succeeded after %v; want 500 with errorCode 300 or 301", what, took.Round(time.Millisecond))
+	case !errors.As(err, &se):
 		return fmt.Errorf("%s: no answer after %v: %w", what, took.Round(time.Millisecond), err)
-	}
-	var a clAnswer
-	_ = json.Unmarshal(body, &a)
-	if resp.StatusCode != http.StatusInternalServerError || (a.ErrorCode != 300 && a.ErrorCode != 301) {
-		return fmt.Errorf("%s: %d %s after %v; want 500 with errorCode 300 or 301", what, resp.StatusCode, body, took.Round(time.Millisecond))
+	case se.StatusCode() != http.StatusInternalServerError || (se.ErrorCode != 300 && se.ErrorCode != 301):
+		return fmt.Errorf("%s: %v after %v; want 500 with errorCode 300 or 301", what, err, took.Round(time.Millisecond))
 	}
 	if took > bound {
 		return fmt.Errorf("%s: the error came after %v; want it within %v", what, took.Round(time.Millisecond), bound)
@@ -219,12 +230,7 @@ func firstWrite(p *clustertest.Procs, via []int, prefix string, start time.Time,
 		i := via[k%len(via)]
 		wg.Go(func() {
 			w := clWrite{key: fmt.Sprintf("%s-%d", prefix, k), value: "via-" + p.Proc(i).Name}
-			resp, body, err := p.DoContext(ctx, i, http.MethodPut, "/v2/keys"+w.key, "", "value="+w.value)
-			var a clAnswer
-			if err == nil && (resp.StatusCode/100 != 2 || json.Unmarshal(body, &a) != nil) {
-				err = fmt.Errorf("PUT %s through %s: %d %s", w.key, p.Proc(i).Name, resp.StatusCode, body)
-			}
-			w.index = a.Node.ModifiedIndex
+			w, err := clPutContext(ctx, p, i, w.key, w.value)
 			results <- result{w, time.Since(start), err}
 		})
 	}
@@ -274,14 +280,13 @@ func startWriters(t *testing.T, p *clustertest.Procs, dir string, n int, via fun
 				key := fmt.Sprintf("%s/g%d-%05d", dir, g, seq)
 				value := fmt.Sprintf("v%d-%d", g, seq)
 				rctx, rcancel := context.WithTimeout(ctx, p.RequestTimeout())
-				resp, body, err := p.DoContext(rctx, i, http.MethodPut, "/v2/keys"+key, "", "value="+value)
+				cw, err := clPutContext(rctx, p, i, key, value)
 				rcancel()
-				var a clAnswer
-				if err != nil || resp.StatusCode/100 != 2 || json.Unmarshal(body, &a) != nil {
+				if err != nil {
 					continue // not acknowledged: may or may not be there
 				}
 				w.mu.Lock()
-				w.acked = append(w.acked, clWrite{key, value, a.Node.ModifiedIndex})
+				w.acked = append(w.acked, cw)
 				w.mu.Unlock()
 			}
 		})
@@ -317,11 +322,12 @@ func TestClusterForm(t *testing.T) {
 
 	t.Run("members", func(t *testing.T) {
 		Poll(t, 10*time.Second, "3 named members on every node", func() error { return checkMembers(p, all, all) })
-		var lead clustertest.ProcMember
 		for i := range 3 {
-			resp, body, err := p.Do(i, http.MethodGet, "/v2/members/leader", "", "")
-			if err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(body, &lead) != nil || lead.Name != p.Proc(leader).Name {
-				t.Errorf("GET /v2/members/leader through %s: %v %s; want 200 with %s", p.Proc(i).Name, clStatus(resp, err), body, p.Proc(leader).Name)
+			ctx, cancel := clCtx(p)
+			lead, err := p.Client(i).Leader(ctx)
+			cancel()
+			if err != nil || lead.Name != p.Proc(leader).Name {
+				t.Errorf("GET /v2/members/leader through %s: %+v, %v; want %s", p.Proc(i).Name, lead, err, p.Proc(leader).Name)
 			}
 		}
 	})
@@ -349,26 +355,21 @@ func TestClusterForm(t *testing.T) {
 	t.Run("watch on a follower", func(t *testing.T) {
 		base := mustClPut(t, p, f1, "/form/watch/base", "b")
 		type result struct {
-			a    clAnswer
-			body []byte
-			err  error
+			ev  *store.Event
+			err error
 		}
 		got := make(chan result, 1)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		go func() {
-			q := fmt.Sprintf("wait=true&recursive=true&waitIndex=%d", base.index+1)
-			resp, body, err := p.DoContext(ctx, f1, http.MethodGet, "/v2/keys/form/watch", q, "")
-			var a clAnswer
-			if err == nil && (resp.StatusCode != http.StatusOK || json.Unmarshal(body, &a) != nil) {
-				err = fmt.Errorf("%d %s", resp.StatusCode, body)
-			}
-			got <- result{a, body, err}
+			wa := p.Client(f1).Watch("/form/watch", v2client.WatchOptions{AfterIndex: base.index, Recursive: true})
+			ev, err := wa.Next(ctx)
+			got <- result{ev, err}
 		}()
 		w := mustClPut(t, p, f2, "/form/watch/k", "watched")
 		r := <-got
-		if r.err != nil || r.a.Action != "set" || r.a.Node.Key != w.key || r.a.Node.Value != w.value || r.a.Node.ModifiedIndex != w.index {
-			t.Errorf("watch on %s after a write through %s at index %d: %v %s", p.Proc(f1).Name, p.Proc(f2).Name, w.index, r.err, r.body)
+		if r.err != nil || r.ev.Action != "set" || r.ev.Node.Key != w.key || clValue(r.ev.Node) != w.value || r.ev.Node.ModifiedIndex != w.index {
+			t.Errorf("watch on %s after a write through %s at index %d: %+v, %v", p.Proc(f1).Name, p.Proc(f2).Name, w.index, r.ev, r.err)
 		}
 	})
 
@@ -527,7 +528,7 @@ func TestClusterLeaderKill(t *testing.T) {
 // long polls.
 type watcher struct {
 	mu     sync.Mutex
-	events []clNode
+	events []*store.NodeExtern
 	err    error
 	last   uint64
 	cancel context.CancelFunc
@@ -542,30 +543,30 @@ func watchAll(t *testing.T, p *clustertest.Procs, i int, dir string, from uint64
 	t.Cleanup(func() { cancel(); <-w.done })
 	go func() {
 		defer close(w.done)
-		next := from
 		retry := time.NewTicker(50 * time.Millisecond)
 		defer retry.Stop()
+		wa := p.Client(i).Watch(dir, v2client.WatchOptions{Recursive: true})
+		wa.Resume(from - 1) // the first change reported is from
 		for ctx.Err() == nil {
-			q := fmt.Sprintf("wait=true&recursive=true&waitIndex=%d", next)
-			resp, body, err := p.DoContext(ctx, i, http.MethodGet, "/v2/keys"+dir, q, "")
-			var a clAnswer
+			next := wa.WaitIndex()
+			ev, err := wa.Next(ctx)
+			var se *store.Error
 			switch {
 			case ctx.Err() != nil:
 				return
-			case err != nil: // e.g. a connection cut by a restart: retry
+			case err != nil && !errors.As(err, &se): // e.g. a connection cut by a restart: retry
 				<-retry.C
 				continue
-			case resp.StatusCode != http.StatusOK || json.Unmarshal(body, &a) != nil || a.Node.ModifiedIndex < next:
+			case err != nil || ev.Node.ModifiedIndex < next:
 				w.mu.Lock()
-				w.err = fmt.Errorf("watch %s?%s: %d %s", dir, q, resp.StatusCode, body)
+				w.err = fmt.Errorf("watch %s from %d: %+v, %v", dir, next, ev, err)
 				w.mu.Unlock()
 				return
 			}
 			w.mu.Lock()
-			w.events = append(w.events, a.Node)
-			w.last = a.Node.ModifiedIndex
+			w.events = append(w.events, ev.Node)
+			w.last = ev.Node.ModifiedIndex
 			w.mu.Unlock()
-			next = a.Node.ModifiedIndex + 1
 		}
 	}()
 	return w
@@ -573,7 +574,7 @@ func watchAll(t *testing.T, p *clustertest.Procs, i int, dir string, from uint64
 
 // stop waits up to 20 s for the watch to reach index upTo, then ends it
 // and returns the events.
-func (w *watcher) stop(upTo uint64) ([]clNode, error) {
+func (w *watcher) stop(upTo uint64) ([]*store.NodeExtern, error) {
 	err := PollErr(20*time.Second, func() error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -696,13 +697,18 @@ func TestClusterPartition(t *testing.T) {
 
 			// Cut-off side: a write and a linearizable read, concurrently.
 			errs := make(chan error, 2)
-			for _, r := range []struct{ method, key, form string }{
-				{http.MethodPut, "/part/isolated-" + round.name, "value=x"},
-				{http.MethodGet, last.key, ""},
+			for _, r := range []struct{ method, key string }{
+				{http.MethodPut, "/part/isolated-" + round.name},
+				{http.MethodGet, last.key},
 			} {
 				go func() {
-					resp, body, err := p.Do(x, r.method, "/v2/keys"+r.key, "", r.form)
-					errs <- unavailable(fmt.Sprintf("%s %s through the cut-off %s", r.method, r.key, name), resp, body, err, time.Since(cutAt), bound)
+					var err error
+					if r.method == http.MethodPut {
+						_, err = clPut(p, x, r.key, "x")
+					} else {
+						_, err = clGet(p, x, r.key, "")
+					}
+					errs <- unavailable(fmt.Sprintf("%s %s through the cut-off %s", r.method, r.key, name), err, time.Since(cutAt), bound)
 				}()
 			}
 
@@ -773,9 +779,10 @@ func TestClusterMembership(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, body, err := p.Do(o, http.MethodDelete, "/v2/members/"+st.ID, "", "")
-		if err != nil || resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("DELETE /v2/members/%s (%s) through %s: %v %s; want 204", st.ID, rname, p.Proc(o).Name, clStatus(resp, err), body)
+		ctx, cancel := clCtx(p)
+		defer cancel()
+		if err := p.Client(o).RemoveMember(ctx, st.ID); err != nil {
+			t.Fatalf("DELETE /v2/members/%s (%s) through %s: %v; want 204", st.ID, rname, p.Proc(o).Name, err)
 		}
 		Poll(t, 10*time.Second, "2 members after the removal", func() error { return checkMembers(p, rest, rest) })
 		for _, i := range rest {
@@ -817,6 +824,7 @@ func TestClusterMembership(t *testing.T) {
 		if err := p.Start(r, rest...); err != nil { // its data dir is there: --peers is ignored
 			t.Fatal(err)
 		}
+		// Raw HTTP: the test reads the X-Raft-Term header of each answer.
 		term := func(resp *http.Response) string { return resp.Header.Get("X-Raft-Term") }
 		resp, body, err := p.Do(leader, http.MethodPut, "/v2/keys/mem/calm", "", "value=0")
 		if err != nil || resp.StatusCode/100 != 2 {
@@ -855,12 +863,18 @@ func TestClusterMembership(t *testing.T) {
 	}
 	t.Run("add back with POST /v2/members", func(t *testing.T) {
 		pr := p.Proc(r)
-		resp, body, err := p.DoJSON(o, http.MethodPost, "/v2/members", `{"peerURLs":["https://`+pr.PeerAddr+`"]}`)
-		var m clustertest.ProcMember
-		if err != nil || resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &m) != nil || m.ID == "" || !slices.Equal(m.PeerURLs, []string{"https://" + pr.PeerAddr}) {
-			t.Fatalf("POST /v2/members through %s: %v %s; want 201 with the new member", p.Proc(o).Name, clStatus(resp, err), body)
+		ctx, cancel := clCtx(p)
+		defer cancel()
+		m, err := p.Client(o).AddMember(ctx, []string{"https://" + pr.PeerAddr})
+		if err != nil || m.ID == "" || !slices.Equal(m.PeerURLs, []string{"https://" + pr.PeerAddr}) {
+			t.Fatalf("POST /v2/members through %s: %+v, %v; want 201 with the new member", p.Proc(o).Name, m, err)
 		}
 		rejoin(t)
+		// The ID the add answered (and cairn member add prints) is the
+		// member's ID once it has joined.
+		if st, err := p.Stats(r); err != nil || st.ID != m.ID {
+			t.Errorf("%s joined as %+v, %v; want the added ID %s", pr.Name, st, err, m.ID)
+		}
 	})
 }
 
@@ -880,6 +894,7 @@ func TestClusterSnapshotCatchUp(t *testing.T) {
 	leader := p.Leader(t)
 	f, o := (leader+1)%3, (leader+2)%3
 	fname := p.Proc(f).Name
+	// Raw HTTP: the test reads the X-Raft-Index header.
 	resp, body, err := p.Do(f, http.MethodPut, "/v2/keys/snap/before", "", "value=b")
 	if err != nil || resp.StatusCode/100 != 2 {
 		t.Fatalf("PUT through %s: %v %s", fname, clStatus(resp, err), body)

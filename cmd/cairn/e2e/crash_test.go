@@ -2,14 +2,15 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/store"
 )
 
 // TestCrashRecovery writes keys from concurrent clients, kills cairn with
@@ -26,9 +27,11 @@ func TestCrashRecovery(t *testing.T) {
 	cfg := &CairnConfig{Bin: needCairn(t), PKI: testPKI}
 	s := StartCairn(t, cfg)
 
-	resp, body := s.Put(t, "/v2/keys/crash/ttl", "", "value=t&ttl="+strconv.Itoa(ttl))
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT ttl key: %d %s", resp.StatusCode, body)
+	c := s.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Create(ctx, "/crash/ttl", "t", ttl*time.Second); err != nil {
+		t.Fatalf("PUT ttl key: %v", err)
 	}
 	ttlWritten := time.Now()
 
@@ -47,17 +50,11 @@ func TestCrashRecovery(t *testing.T) {
 					return
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				resp, body, err := s.Do(ctx, http.MethodPut, fmt.Sprintf("/v2/keys/crash/k%03d", i), "", fmt.Sprintf("value=v%03d", i))
+				ev, err := c.Set(ctx, fmt.Sprintf("/crash/k%03d", i), fmt.Sprintf("v%03d", i), v2client.SetOptions{})
 				cancel()
-				if err != nil || resp.StatusCode/100 != 2 {
+				if err != nil {
 					continue // not acknowledged: may or may not survive
 				}
-				var ev struct {
-					Node struct {
-						ModifiedIndex uint64 `json:"modifiedIndex"`
-					} `json:"node"`
-				}
-				_ = json.Unmarshal(body, &ev)
 				mu.Lock()
 				ackedKeys[i] = ev.Node.ModifiedIndex
 				mu.Unlock()
@@ -76,42 +73,43 @@ func TestCrashRecovery(t *testing.T) {
 	t.Logf("%d of %d writes acknowledged before SIGKILL", len(ackedKeys), keys)
 
 	s = StartCairn(t, cfg)
+	c = s.Client(t)
 	restarted := time.Since(ttlWritten)
 	t.Logf("ready again %v after the TTL key was written", restarted.Round(time.Millisecond))
-	resp, body = s.Get(t, "/v2/keys/crash/ttl", "")
+	get := func(key string) (*store.Event, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return c.Get(ctx, key, v2client.GetOptions{})
+	}
+	_, err := get("/crash/ttl")
 	switch {
-	case resp.StatusCode == http.StatusOK:
+	case err == nil:
 	case restarted >= ttl*time.Second-300*time.Millisecond:
 		// The expiry time is absolute: after a slow restart the key may
 		// rightly be gone already. Say so rather than fail on a slow machine.
 		t.Logf("restart took %v, too close to the TTL of %ds to check that the key survived", restarted, ttl)
 	default:
-		t.Errorf("TTL key (ttl=%ds) missing %v after it was written, right after the restart: %d %s", ttl, restarted.Round(time.Millisecond), resp.StatusCode, body)
+		t.Errorf("TTL key (ttl=%ds) missing %v after it was written, right after the restart: %v", ttl, restarted.Round(time.Millisecond), err)
 	}
 
 	var maxIndex uint64
 	for i, idx := range ackedKeys {
 		maxIndex = max(maxIndex, idx)
-		resp, body := s.Get(t, fmt.Sprintf("/v2/keys/crash/k%03d", i), "")
-		var ev struct {
-			Node struct {
-				Value string `json:"value"`
-			} `json:"node"`
-		}
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &ev) != nil || ev.Node.Value != fmt.Sprintf("v%03d", i) {
-			t.Errorf("acknowledged key k%03d (index %d) after restart: %d %s", i, idx, resp.StatusCode, body)
+		ev, err := get(fmt.Sprintf("/crash/k%03d", i))
+		if err != nil || ev.Node.Value == nil || *ev.Node.Value != fmt.Sprintf("v%03d", i) {
+			t.Errorf("acknowledged key k%03d (index %d) after restart: %+v, %v", i, idx, ev, err)
 		}
 	}
-	resp, _ = s.Get(t, "/v2/keys/crash", "")
-	if got, _ := strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64); got < maxIndex {
-		t.Errorf("X-Etcd-Index after restart = %d, below the acknowledged index %d", got, maxIndex)
+	if ev, err := get("/crash"); err != nil || ev.EtcdIndex < maxIndex {
+		t.Errorf("X-Etcd-Index after restart = %+v, %v; want at least the acknowledged index %d", ev, err, maxIndex)
 	}
 
 	Poll(t, 15*time.Second, "the TTL key to expire after the restart", func() error {
-		resp, body := s.Get(t, "/v2/keys/crash/ttl", "")
-		if resp.StatusCode == http.StatusNotFound {
+		ev, err := get("/crash/ttl")
+		var se *store.Error
+		if errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound {
 			return nil
 		}
-		return fmt.Errorf("%d %s", resp.StatusCode, body)
+		return fmt.Errorf("%+v, %v", ev, err)
 	})
 }

@@ -15,8 +15,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/store"
 )
 
+// The differential harness sends raw HTTP on purpose: it compares bytes,
+// statuses and headers with etcd's, which a client would decode away.
+//
 // The differential harness sends the same request scripts to a reference
 // server (etcd) and a server under test and compares what comes back after
 // normalization. Index numbers are made relative to the store index seen
@@ -461,9 +466,7 @@ func checkWant(st step, o outcome) string {
 		return fmt.Sprintf("status %d, want %d; body %s", o.resp.status, st.want, o.resp.body)
 	}
 	if st.code != 0 {
-		var e struct {
-			ErrorCode int `json:"errorCode"`
-		}
+		var e store.Error
 		if err := json.Unmarshal(o.resp.body, &e); err != nil || e.ErrorCode != st.code {
 			return fmt.Sprintf("errorCode: want %d; body %q", st.code, o.resp.body)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/cluster/v2client"
 )
 
 // dig runs dig against the DNS server at addr and returns its output.
@@ -50,13 +51,11 @@ func startDNSCairn(t *testing.T) (*Server, string) {
 
 func register(t *testing.T, s *Server, service, instance, value string, ttl int) {
 	t.Helper()
-	q := ""
-	if ttl > 0 {
-		q = "ttl=" + strconv.Itoa(ttl)
-	}
-	resp, body := s.Put(t, "/v2/keys/skydns/internal/cairn/"+service+"/"+instance, q, "value="+value)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("register %s/%s: %d %s", service, instance, resp.StatusCode, body)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	o := v2client.SetOptions{TTL: time.Duration(ttl) * time.Second}
+	if _, err := s.Client(t).Set(ctx, "/skydns/internal/cairn/"+service+"/"+instance, value, o); err != nil {
+		t.Fatalf("register %s/%s: %v", service, instance, err)
 	}
 }
 
@@ -129,12 +128,12 @@ func TestDNSRecordExpires(t *testing.T) {
 func TestDNSInvalidRecordRefused(t *testing.T) {
 	t.Parallel()
 	s, _ := startDNSCairn(t)
-	resp, body := s.Put(t, "/v2/keys/skydns/internal/cairn/web/bad", "", `value={"host":"10.0.0.5","port":70000}`)
-	if resp.StatusCode != 400 || !strings.Contains(string(body), "port") {
-		t.Fatalf("invalid record: %d %s, want 400 naming the port", resp.StatusCode, body)
+	_, err := s.SetKey(t, "/skydns/internal/cairn/web/bad", `{"host":"10.0.0.5","port":70000}`)
+	if v2client.StatusCode(err) != 400 || !strings.Contains(err.Error(), "port") {
+		t.Fatalf("invalid record: %v, want 400 naming the port", err)
 	}
-	if resp, _ := s.Get(t, "/v2/keys/skydns/internal/cairn/web/bad", ""); resp.StatusCode != 404 {
-		t.Fatalf("invalid record was stored: %d", resp.StatusCode)
+	if _, err := s.GetKey(t, "/skydns/internal/cairn/web/bad"); v2client.StatusCode(err) != 404 {
+		t.Fatalf("invalid record was stored: %v", err)
 	}
 }
 

@@ -13,6 +13,12 @@
 // poll helper, a test PKI, cairn and etcd servers) so that other black-box
 // tests, such as a Jepsen-style checker, can drive real processes too.
 //
+// Tests speak the v2 API through cluster/v2client (Server.Client,
+// clustertest.Procs.Client), in the store's types. Raw HTTP (Server.Do,
+// Procs.Do) is kept for tests of the wire itself: the differential suite,
+// which compares bytes, statuses and headers with etcd; headers such as
+// X-Raft-Term and X-Etcd-Cluster-Id; TLS versions and slow clients.
+//
 // Invariants:
 //
 //   - Every process a test starts is killed and reaped by t.Cleanup, and its

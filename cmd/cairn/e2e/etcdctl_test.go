@@ -140,10 +140,11 @@ func testEtcdctlWatch(t *testing.T, s *Server) {
 	}
 
 	// From history: --after-index N watches from N+1.
-	resp, _ := s.Put(t, "/v2/keys/ctlw/h", "", "value=hist")
-	idx := resp.Header.Get("X-Etcd-Index")
-	var after int
-	fmt.Sscan(idx, &after)
+	ev, err := s.SetKey(t, "/ctlw/h", "hist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := int(ev.EtcdIndex)
 	out, code := etcdctl(t, s, "watch", "--after-index", fmt.Sprint(after-1), "/ctlw/h")
 	if code != 0 || out != "hist\n" {
 		t.Errorf("etcdctl watch --after-index %d: exit %d, %q; want hist", after-1, code, out)
@@ -206,8 +207,8 @@ func writeUntil(t *testing.T, s *Server, key string, stop <-chan struct{}) map[s
 	deadline := time.After(15 * time.Second)
 	for i := 1; ; i++ {
 		v := fmt.Sprintf("v%d", i)
-		if resp, body := s.Put(t, "/v2/keys"+key, "", "value="+v); resp.StatusCode/100 != 2 {
-			t.Fatalf("PUT %s: %d %s", key, resp.StatusCode, body)
+		if _, err := s.SetKey(t, key, v); err != nil {
+			t.Fatalf("PUT %s: %v", key, err)
 		}
 		written[v] = true
 		select {

@@ -170,12 +170,11 @@ func (c kvClient) run(t *testing.T, args []string) kvResult {
 // storeIndex is the server's current X-Etcd-Index.
 func storeIndex(t *testing.T, s *Server) uint64 {
 	t.Helper()
-	resp, _ := s.Get(t, "/v2/keys/", "")
-	n, err := strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64)
+	ev, err := s.GetKey(t, "/")
 	if err != nil {
-		t.Fatalf("%s: X-Etcd-Index %q", s, resp.Header.Get("X-Etcd-Index"))
+		t.Fatalf("%s: GET /: %v", s, err)
 	}
-	return n
+	return ev.EtcdIndex
 }
 
 // runKVCases runs kvCases with c under prefix p, each with the global

@@ -92,8 +92,11 @@ func TestCairnKVWatch(t *testing.T) {
 	if out := p.Output(); !written[strings.TrimSuffix(out, "\n")] || strings.Count(out, "\n") != 1 {
 		t.Errorf("cairn kv watch printed %q; want one line with a value written (%d writes)", out, len(written))
 	}
-	resp, _ := s.Put(t, "/v2/keys/kvw/h", "", "value=hist")
-	after, _ := strconv.Atoi(resp.Header.Get("X-Etcd-Index"))
+	ev, err := s.SetKey(t, "/kvw/h", "hist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := int(ev.EtcdIndex)
 	if out, code := cairnKV(t, s, "watch", "--after-index", strconv.Itoa(after-1), "/kvw/h"); code != 0 || out != "hist\n" {
 		t.Errorf("cairn kv watch --after-index %d: exit %d, %q; want hist", after-1, code, out)
 	}

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,17 +16,16 @@ func TestGracefulShutdown(t *testing.T) {
 	cfg := &CairnConfig{Bin: needCairn(t), PKI: testPKI}
 	s := StartCairn(t, cfg)
 	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		value := fmt.Sprintf("value=%d", i)
-		if resp, body := s.Put(t, "/v2/keys/graceful", "", value); resp.StatusCode/100 != 2 {
-			t.Fatalf("PUT: %d %s", resp.StatusCode, body)
+		value := fmt.Sprint(i)
+		if _, err := s.SetKey(t, "/graceful", value); err != nil {
+			t.Fatalf("PUT: %v", err)
 		}
 		if err := s.Proc.Stop(sig, 15*time.Second); err != nil {
 			t.Fatalf("%v: %v", sig, err)
 		}
 		s = StartCairn(t, cfg)
-		resp, body := s.Get(t, "/v2/keys/graceful", "")
-		if want := fmt.Sprintf(`"value":"%d"`, i); resp.StatusCode != http.StatusOK || !json.Valid(body) || !strings.Contains(string(body), want) {
-			t.Errorf("after %v and restart: %d %s; want %s", sig, resp.StatusCode, body, want)
+		if ev, err := s.GetKey(t, "/graceful"); err != nil || *ev.Node.Value != value {
+			t.Errorf("after %v and restart: %+v, %v; want %s", sig, ev, err, value)
 		}
 	}
 }
@@ -54,8 +50,8 @@ func TestDevPKI(t *testing.T) {
 			t.Errorf("%s has mode %v; keys must not be readable by group or others", f, fi.Mode().Perm())
 		}
 	}
-	if resp, body := s.Put(t, "/v2/keys/dev", "", "value=x"); resp.StatusCode != http.StatusCreated {
-		t.Errorf("PUT with the dev client certificate: %d %s", resp.StatusCode, body)
+	if ev, err := s.SetKey(t, "/dev", "x"); err != nil || !ev.IsCreated() {
+		t.Errorf("PUT with the dev client certificate: %+v, %v", ev, err)
 	}
 	if err := s.Proc.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
 		t.Fatal(err)
@@ -66,7 +62,7 @@ func TestDevPKI(t *testing.T) {
 			t.Errorf("%s changed across a restart", f)
 		}
 	}
-	if resp, body := s.Get(t, "/v2/keys/dev", ""); resp.StatusCode != http.StatusOK {
-		t.Errorf("GET after restart: %d %s", resp.StatusCode, body)
+	if _, err := s.GetKey(t, "/dev"); err != nil {
+		t.Errorf("GET after restart: %v", err)
 	}
 }

@@ -14,7 +14,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // TrustDomain is the trust domain of the test PKI, Cairn's default.
@@ -34,7 +35,7 @@ type PKI struct {
 	NodeCert, NodeKey     string
 	ClientCert, ClientKey string
 
-	ca *tlsauth.CA
+	ca *pki.CA
 }
 
 // NewPKI makes a CA for trustDomain in dir and issues the node and root
@@ -43,7 +44,7 @@ func NewPKI(dir, trustDomain string) (*PKI, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	ca, err := tlsauth.NewCA(trustDomain, pkiValidity)
+	ca, err := pki.NewCA(trustDomain, pkiValidity)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +65,7 @@ func NewPKI(dir, trustDomain string) (*PKI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issue node certificate: %w", err)
 	}
-	if err := tlsauth.WritePair(node, p.NodeCert, p.NodeKey); err != nil {
+	if err := pki.WritePair(node, p.NodeCert, p.NodeKey); err != nil {
 		return nil, err
 	}
 	if _, _, err := p.IssueClient(trustDomain, "root", p.ClientCert, p.ClientKey); err != nil {
@@ -80,7 +81,7 @@ func (p *PKI) IssueClient(trustDomain, name, certFile, keyFile string) (string, 
 	if err != nil {
 		return "", "", fmt.Errorf("issue client certificate %q: %w", name, err)
 	}
-	if err := tlsauth.WritePair(iss, certFile, keyFile); err != nil {
+	if err := pki.WritePair(iss, certFile, keyFile); err != nil {
 		return "", "", err
 	}
 	return certFile, keyFile, nil
@@ -108,11 +109,11 @@ func (p *PKI) IssueTemplate(tmpl *x509.Certificate, certFile, keyFile string) (*
 	if err != nil {
 		return nil, err
 	}
-	iss := tlsauth.Issued{
+	iss := pki.Issued{
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 	}
-	if err := tlsauth.WritePair(iss, certFile, keyFile); err != nil {
+	if err := pki.WritePair(iss, certFile, keyFile); err != nil {
 		return nil, err
 	}
 	return x509.ParseCertificate(der)
@@ -129,15 +130,15 @@ func (p *PKI) WriteCRL(path string, number int64, serials ...*big.Int) error {
 }
 
 // ClientFiles are the root client's files.
-func (p *PKI) ClientFiles() tlsauth.Files {
-	return tlsauth.Files{CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey}
+func (p *PKI) ClientFiles() tlsconf.Files {
+	return tlsconf.Files{CAFile: p.CAFile, CertFile: p.ClientCert, KeyFile: p.ClientKey}
 }
 
 // NewHTTPClient returns an HTTP/1.1 client for the TLS material in f that
 // does not follow redirects (the differential suite compares 301s) and has
 // no overall timeout (watches are long polls; callers use contexts).
-func NewHTTPClient(f tlsauth.Files) (*http.Client, error) {
-	cfg, err := tlsauth.ClientConfigFromFiles(f)
+func NewHTTPClient(f tlsconf.Files) (*http.Client, error) {
+	cfg, err := tlsconf.ClientConfigFromFiles(f)
 	if err != nil {
 		return nil, err
 	}

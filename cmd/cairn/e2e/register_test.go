@@ -11,8 +11,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/store"
 )
 
 // regRecord is the record cairn register writes in these tests.
@@ -50,49 +52,34 @@ func serverConn(s *Server) []string {
 	return []string{"--endpoints", s.URL, "--cacert", s.Files.CAFile, "--cert", s.Files.CertFile, "--key", s.Files.KeyFile}
 }
 
-// regNode is the part of a keys answer these tests read.
-type regNode struct {
-	Value         string `json:"value"`
-	TTL           int64  `json:"ttl"`
-	ModifiedIndex uint64 `json:"modifiedIndex"`
-}
-
-// registered checks that a GET answer holds the test's record with a TTL
-// of at most ttl, and returns its node.
-func registered(code int, body []byte, ttl int64) (regNode, error) {
-	var a struct {
-		Node      regNode `json:"node"`
-		ErrorCode int     `json:"errorCode"`
-	}
-	if err := json.Unmarshal(body, &a); err != nil {
-		return a.Node, fmt.Errorf("%d %q: %w", code, body, err)
-	}
-	if code != http.StatusOK {
-		return a.Node, fmt.Errorf("not registered: %d %s", code, body)
+// registered checks that a read answered the test's record with a TTL of
+// at most ttl, and returns its node.
+func registered(ev *store.Event, err error, ttl int64) (*store.NodeExtern, error) {
+	if err != nil {
+		return nil, fmt.Errorf("not registered: %w", err)
 	}
 	var r regRecord
-	if err := json.Unmarshal([]byte(a.Node.Value), &r); err != nil || r.Host != "10.0.0.5" || r.Port != 8080 || a.Node.TTL < 1 || a.Node.TTL > ttl {
-		return a.Node, fmt.Errorf("registered as %s; want host 10.0.0.5, port 8080 and a ttl within 1-%d", body, ttl)
+	if ev.Node.Value == nil || json.Unmarshal([]byte(*ev.Node.Value), &r) != nil || r.Host != "10.0.0.5" || r.Port != 8080 || ev.Node.TTL < 1 || ev.Node.TTL > ttl {
+		return ev.Node, fmt.Errorf("registered as %+v; want host 10.0.0.5, port 8080 and a ttl within 1-%d", ev.Node, ttl)
 	}
-	return a.Node, nil
+	return ev.Node, nil
 }
 
-// gone checks that a GET answer is etcd's "key not found".
-func gone(code int, body []byte) error {
-	var a struct {
-		ErrorCode int `json:"errorCode"`
-	}
-	if code != http.StatusNotFound || json.Unmarshal(body, &a) != nil || a.ErrorCode != 100 {
-		return fmt.Errorf("%d %s; want 404 with errorCode 100", code, body)
+// gone checks that a read answered etcd's "key not found".
+func gone(ev *store.Event, err error) error {
+	var se *store.Error
+	if !errors.As(err, &se) || se.ErrorCode != store.EcodeKeyNotFound {
+		return fmt.Errorf("%+v, %v; want 404 with errorCode 100", ev, err)
 	}
 	return nil
 }
 
-// getKey reads key from s with query.
-func getKey(t *testing.T, s *Server, key, query string) (int, []byte) {
+// getKey reads key from s.
+func getKey(t *testing.T, s *Server, key string) (*store.Event, error) {
 	t.Helper()
-	resp, body := s.Get(t, "/v2/keys"+key, query)
-	return resp.StatusCode, body
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Client(t).Get(ctx, key, v2client.GetOptions{})
 }
 
 func TestRegisterSignal(t *testing.T) {
@@ -106,15 +93,15 @@ func TestRegisterSignal(t *testing.T) {
 				if done, err := reg.Exited(); done {
 					t.Fatalf("cairn register exited: %v", err)
 				}
-				code, body := getKey(t, s, regKey(inst), "")
-				_, err := registered(code, body, 10)
+				ev, err := getKey(t, s, regKey(inst))
+				_, err = registered(ev, err, 10)
 				return err
 			})
 			if err := reg.Stop(sig, 15*time.Second); err != nil {
 				t.Fatalf("cairn register on %v: %v; want exit status 0", sig, err)
 			}
 			// At once: no poll.
-			if err := gone(getKey(t, s, regKey(inst), "")); err != nil {
+			if err := gone(getKey(t, s, regKey(inst))); err != nil {
 				t.Fatalf("right after cairn register exited: %v", err)
 			}
 			if !strings.Contains(reg.Output(), "msg=deregistered") {
@@ -135,8 +122,8 @@ func TestRegisterCheckExec(t *testing.T) {
 	reg := startRegister(t, inst, append(serverConn(s), "--ttl", "2s",
 		"--check-exec", "test -e "+ready, "--check-interval", "200ms")...)
 	Poll(t, 20*time.Second, "the registration", func() error {
-		code, body := getKey(t, s, regKey(inst), "")
-		_, err := registered(code, body, 2)
+		ev, err := getKey(t, s, regKey(inst))
+		_, err = registered(ev, err, 2)
 		return err
 	})
 
@@ -146,7 +133,7 @@ func TestRegisterCheckExec(t *testing.T) {
 	}
 	failed := time.Now()
 	Poll(t, 10*time.Second, "the record to expire", func() error {
-		return gone(getKey(t, s, regKey(inst), ""))
+		return gone(getKey(t, s, regKey(inst)))
 	})
 	t.Logf("expired %v after the check began to fail (ttl 2s)", time.Since(failed).Round(time.Millisecond))
 	if done, err := reg.Exited(); done {
@@ -162,8 +149,8 @@ func TestRegisterCheckExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	Poll(t, 10*time.Second, "the registration after the check passes again", func() error {
-		code, body := getKey(t, s, regKey(inst), "")
-		_, err := registered(code, body, 2)
+		ev, err := getKey(t, s, regKey(inst))
+		_, err = registered(ev, err, 2)
 		return err
 	})
 	if !strings.Contains(reg.Output(), `msg="check passing"`) {
@@ -172,7 +159,7 @@ func TestRegisterCheckExec(t *testing.T) {
 	if err := reg.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := gone(getKey(t, s, regKey(inst), "")); err != nil {
+	if err := gone(getKey(t, s, regKey(inst))); err != nil {
 		t.Fatalf("after SIGTERM: %v", err)
 	}
 }
@@ -194,20 +181,14 @@ func TestRegisterNodeKill(t *testing.T) {
 		"--cacert", p.CAFile, "--cert", p.ClientCertFile, "--key", p.ClientKeyFile,
 		"--ttl", fmt.Sprintf("%ds", ttl))
 
-	read := func() (regNode, error) {
-		code, _, body, err := clGet(p, reader, key, "stale=true")
-		if err != nil {
-			return regNode{}, err
-		}
-		return registered(code, body, ttl)
+	read := func() (*store.NodeExtern, error) {
+		ev, err := clGet(p, reader, key, "stale=true")
+		return registered(ev, err, ttl)
 	}
 	Poll(t, 20*time.Second, "the registration, read on "+p.Proc(reader).Name, func() error {
 		_, err := read()
 		return err
 	})
-	if !strings.Contains(reg.Output(), "endpoint="+p.Proc(victim).ClientURL) {
-		t.Fatalf("not registered through %s, the first endpoint:\n%s", p.Proc(victim).Name, reg.Output())
-	}
 
 	// From now on the record must be there at every read.
 	var (
@@ -254,6 +235,10 @@ func TestRegisterNodeKill(t *testing.T) {
 		}
 		return nil
 	})
+	// It had registered through the first endpoint, the victim.
+	if !strings.Contains(reg.Output(), "from="+p.Proc(victim).ClientURL) {
+		t.Fatalf("the switch was not away from %s, the first endpoint:\n%s", p.Proc(victim).Name, reg.Output())
+	}
 	t.Logf("switched %v after the kill", time.Since(killed).Round(time.Millisecond))
 
 	// Heartbeats through the survivors for longer than a TTL: five versions
@@ -276,11 +261,7 @@ func TestRegisterNodeKill(t *testing.T) {
 	if err := reg.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	code, _, body, err := clGet(p, reader, key, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gone(code, body); err != nil {
+	if err := gone(clGet(p, reader, key, "")); err != nil {
 		t.Fatalf("after SIGTERM: %v", err)
 	}
 }

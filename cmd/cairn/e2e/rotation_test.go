@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
 // TestRotation replaces the CA bundle and the serving certificate of a
@@ -50,7 +50,7 @@ func TestRotation(t *testing.T) {
 		r.sighup(t)
 		pool := poolOfPEM(t, bundle)
 		r.waitServing(t, r.client(t, pool, r.pki.ClientCert, r.pki.ClientKey), node.SerialNumber)
-		r.waitLog(t, "TLS material reloaded", "trigger=SIGHUP", "serial="+tlsauth.SerialHex(node.SerialNumber))
+		r.waitLog(t, "TLS material reloaded", "trigger=SIGHUP", "serial="+pki.SerialHex(node.SerialNumber))
 
 		// A bad certificate: refused, named, and the new certificate stays.
 		mustWriteFile(t, r.pki.NodeCert, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
@@ -72,14 +72,14 @@ func TestRotation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tlsauth.WritePair(iss, newClientCert, newClientKey); err != nil {
+		if err := pki.WritePair(iss, newClientCert, newClientKey); err != nil {
 			t.Fatal(err)
 		}
 		node := r.issueNode(t, newCA, r.pki.NodeCert, r.pki.NodeKey)
 		writeAtomic(t, r.pki.CAFile, newCA.CertPEM)
 		pool := poolOfPEM(t, newCA.CertPEM)
 		r.waitServing(t, r.client(t, pool, newClientCert, newClientKey), node.SerialNumber)
-		r.waitLog(t, "TLS material reloaded", `trigger="file change"`, "serial="+tlsauth.SerialHex(node.SerialNumber))
+		r.waitLog(t, "TLS material reloaded", `trigger="file change"`, "serial="+pki.SerialHex(node.SerialNumber))
 		// The old CA is no longer trusted for new connections...
 		old := r.client(t, poolOfPEM(t, append(append([]byte{}, r.oldCA.CertPEM...), newCA.CertPEM...)), r.pki.ClientCert, r.pki.ClientKey)
 		if resp, err := old.Get(r.s.URL + "/health"); err == nil {
@@ -111,7 +111,7 @@ func TestRotation(t *testing.T) {
 type rotation struct {
 	dir    string
 	pki    *PKI
-	oldCA  *tlsauth.CA
+	oldCA  *pki.CA
 	s      *Server
 	events <-chan streamEvent
 	n      int // keys written through the watch
@@ -131,22 +131,22 @@ func startRotation(t *testing.T) *rotation {
 	return r
 }
 
-func (r *rotation) newCA(t *testing.T) *tlsauth.CA {
+func (r *rotation) newCA(t *testing.T) *pki.CA {
 	t.Helper()
-	ca, err := tlsauth.NewCA(TrustDomain, time.Hour)
+	ca, err := pki.NewCA(TrustDomain, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ca
 }
 
-func (r *rotation) issueNode(t *testing.T, ca *tlsauth.CA, certFile, keyFile string) *x509.Certificate {
+func (r *rotation) issueNode(t *testing.T, ca *pki.CA, certFile, keyFile string) *x509.Certificate {
 	t.Helper()
 	iss, err := ca.IssueNode(TrustDomain, "node", []string{"127.0.0.1", "localhost"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tlsauth.WritePair(iss, certFile, keyFile); err != nil {
+	if err := pki.WritePair(iss, certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}
 	c, err := tls.X509KeyPair(iss.CertPEM, iss.KeyPEM)
@@ -194,13 +194,13 @@ func (r *rotation) serving(c *http.Client) (*big.Int, error) {
 
 func (r *rotation) waitServing(t *testing.T, c *http.Client, serial *big.Int) {
 	t.Helper()
-	Poll(t, 10*time.Second, "new connections to get certificate "+tlsauth.SerialHex(serial), func() error {
+	Poll(t, 10*time.Second, "new connections to get certificate "+pki.SerialHex(serial), func() error {
 		got, err := r.serving(c)
 		if err != nil {
 			return err
 		}
 		if got.Cmp(serial) != 0 {
-			return fmt.Errorf("serving %s", tlsauth.SerialHex(got))
+			return fmt.Errorf("serving %s", pki.SerialHex(got))
 		}
 		return nil
 	})
@@ -213,7 +213,7 @@ func (r *rotation) expectServing(t *testing.T, c *http.Client, serial *big.Int) 
 		t.Fatal(err)
 	}
 	if got.Cmp(serial) != 0 {
-		t.Fatalf("serving %s, want %s", tlsauth.SerialHex(got), tlsauth.SerialHex(serial))
+		t.Fatalf("serving %s, want %s", pki.SerialHex(got), pki.SerialHex(serial))
 	}
 }
 

@@ -11,10 +11,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // Kinds of Server.
@@ -32,15 +35,58 @@ type Server struct {
 	Name    string
 	URL     string // client URL, https://127.0.0.1:<port>
 	DataDir string
-	Files   tlsauth.Files // the client's TLS material
+	Files   tlsconf.Files // the client's TLS material
 	HTTP    *http.Client
 	Proc    *Proc
+
+	clientOnce sync.Once
+	client     *v2client.Client
+	clientErr  error
+}
+
+// Client is a v2client of the server alone, made on first use and closed
+// when the test that made it ends. Tests that compare bytes with etcd (the
+// differential suite) use Do.
+func (s *Server) Client(t testing.TB) *v2client.Client {
+	t.Helper()
+	s.clientOnce.Do(func() {
+		tc, err := tlsconf.ClientConfigFromFiles(s.Files)
+		if err != nil {
+			s.clientErr = err
+			return
+		}
+		s.client, s.clientErr = v2client.New(v2client.Config{Endpoints: []string{s.URL}, TLS: tc, Timeout: 10 * time.Second})
+		if s.clientErr == nil {
+			t.Cleanup(s.client.Close)
+		}
+	})
+	if s.clientErr != nil {
+		t.Fatal(s.clientErr)
+	}
+	return s.client
+}
+
+// SetKey writes key=value through Client within 10 s.
+func (s *Server) SetKey(t testing.TB, key, value string) (*store.Event, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Client(t).Set(ctx, key, value, v2client.SetOptions{})
+}
+
+// GetKey reads key through Client within 10 s.
+func (s *Server) GetKey(t testing.TB, key string) (*store.Event, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Client(t).Get(ctx, key, v2client.GetOptions{})
 }
 
 // String names the server in messages.
 func (s *Server) String() string { return s.Kind + "(" + s.URL + ")" }
 
-// Do sends one request. path is the URL path (e.g. "/v2/keys/a"), query the
+// Do sends one raw request, for tests of the wire itself (the
+// differential suite compares bytes with etcd). path is the URL path (e.g. "/v2/keys/a"), query the
 // raw query and form, when not empty, a urlencoded body. It returns the
 // response with its body read and closed.
 func (s *Server) Do(ctx context.Context, method, path, query, form string) (*http.Response, []byte, error) {
@@ -162,7 +208,7 @@ func StartCairn(t testing.TB, cfg *CairnConfig) *Server {
 		"--peer-addr", peer, "--peer-bind-addr", peer,
 		"--dns-addr", "", // off unless a test asks: parallel nodes would share the default port
 	}
-	files := tlsauth.Files{
+	files := tlsconf.Files{
 		CAFile:   filepath.Join(cfg.DataDir, "pki", "ca.crt"),
 		CertFile: filepath.Join(cfg.DataDir, "pki", "client.crt"),
 		KeyFile:  filepath.Join(cfg.DataDir, "pki", "client.key"),

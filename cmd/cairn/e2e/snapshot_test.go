@@ -20,19 +20,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/store"
 )
 
-// snapNode is a node of a keys answer, flattened.
-type snapNode struct {
-	Key           string      `json:"key"`
-	Value         *string     `json:"value,omitempty"`
-	Dir           bool        `json:"dir,omitempty"`
-	Expiration    *string     `json:"expiration,omitempty"`
-	TTL           int64       `json:"ttl,omitempty"`
-	CreatedIndex  uint64      `json:"createdIndex"`
-	ModifiedIndex uint64      `json:"modifiedIndex"`
-	Nodes         []*snapNode `json:"nodes,omitempty"`
-}
+// snapNode is a node of a keys answer, flattened (Nodes emptied).
+type snapNode = store.NodeExtern
 
 // snapTree is what a member answers for the whole key space: the nodes of
 // a recursive sorted GET of / in order, each hidden key read on its own,
@@ -47,32 +41,29 @@ var hiddenKeys = []string{"/_hidden", "/dir/_secret/x", "/_hdir"}
 
 func readTree(t *testing.T, s *Server) snapTree {
 	t.Helper()
-	resp, body := s.Get(t, "/v2/keys/", "recursive=true&sorted=true")
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s: GET /: %d %s", s, resp.StatusCode, body)
-	}
-	var a struct{ Node snapNode }
-	if err := json.Unmarshal(body, &a); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ev, err := s.Client(t).Get(ctx, "/", v2client.GetOptions{Recursive: true, Sorted: true})
+	if err != nil {
 		t.Fatalf("%s: GET /: %v", s, err)
 	}
-	tree := snapTree{Index: resp.Header.Get("X-Etcd-Index")}
-	var walk func(ns []*snapNode)
-	walk = func(ns []*snapNode) {
+	tree := snapTree{Index: strconv.FormatUint(ev.EtcdIndex, 10)}
+	var walk func(ns store.NodeExterns)
+	walk = func(ns store.NodeExterns) {
 		for _, n := range ns {
 			tree.Nodes = append(tree.Nodes, n)
 			walk(n.Nodes)
 			n.Nodes = nil
 		}
 	}
-	walk(a.Node.Nodes)
+	walk(ev.Node.Nodes)
 	for _, k := range hiddenKeys {
-		resp, body := s.Get(t, "/v2/keys"+k, "")
-		var h struct{ Node snapNode }
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &h) != nil {
-			t.Fatalf("%s: GET %s: %d %s", s, k, resp.StatusCode, body)
+		h, err := s.GetKey(t, k)
+		if err != nil {
+			t.Fatalf("%s: GET %s: %v", s, k, err)
 		}
 		h.Node.Nodes = nil
-		tree.Nodes = append(tree.Nodes, &h.Node)
+		tree.Nodes = append(tree.Nodes, h.Node)
 	}
 	return tree
 }
@@ -123,32 +114,41 @@ func cairnCmd(t *testing.T, args ...string) string {
 func TestSnapshotSaveRestore(t *testing.T) {
 	t.Parallel()
 	src := startCairn(t)
-	for _, w := range []struct{ method, key, form string }{
-		{http.MethodPut, "/a", "value=1"},
-		{http.MethodPut, "/a", "value=1 again"}, // createdIndex != modifiedIndex
-		{http.MethodPut, "/dir/sub/b", "value=" + strings.Repeat("x", 5000)},
-		{http.MethodPut, "/emptydir", "dir=true"},
-		{http.MethodPut, "/ttl/k1", "value=t1&ttl=3600"},
-		{http.MethodPut, "/ttl/k2", "value=t2&ttl=7200"},
-		{http.MethodPut, "/ttldir", "dir=true&ttl=5000"},
-		{http.MethodPut, "/_hidden", "value=h"},
-		{http.MethodPut, "/dir/_secret/x", "value=s"},
-		{http.MethodPut, "/_hdir", "dir=true"},
-		{http.MethodPost, "/queue", "value=first"},
-		{http.MethodPost, "/queue", "value=second"},
-		{http.MethodPut, "/gone", "value=x"},
-		{http.MethodDelete, "/gone", ""},
-		{http.MethodPut, "/ttl/k1", "ttl=3000&refresh=true&prevExist=true"},
+	c := src.Client(t)
+	h := time.Second
+	for _, w := range []struct {
+		method, key, value string
+		o                  v2client.SetOptions
+	}{
+		{http.MethodPut, "/a", "1", v2client.SetOptions{}},
+		{http.MethodPut, "/a", "1 again", v2client.SetOptions{}}, // createdIndex != modifiedIndex
+		{http.MethodPut, "/dir/sub/b", strings.Repeat("x", 5000), v2client.SetOptions{}},
+		{http.MethodPut, "/emptydir", "", v2client.SetOptions{Dir: true}},
+		{http.MethodPut, "/ttl/k1", "t1", v2client.SetOptions{TTL: 3600 * h}},
+		{http.MethodPut, "/ttl/k2", "t2", v2client.SetOptions{TTL: 7200 * h}},
+		{http.MethodPut, "/ttldir", "", v2client.SetOptions{Dir: true, TTL: 5000 * h}},
+		{http.MethodPut, "/_hidden", "h", v2client.SetOptions{}},
+		{http.MethodPut, "/dir/_secret/x", "s", v2client.SetOptions{}},
+		{http.MethodPut, "/_hdir", "", v2client.SetOptions{Dir: true}},
+		{http.MethodPost, "/queue", "first", v2client.SetOptions{}},
+		{http.MethodPost, "/queue", "second", v2client.SetOptions{}},
+		{http.MethodPut, "/gone", "x", v2client.SetOptions{}},
+		{http.MethodDelete, "/gone", "", v2client.SetOptions{}},
+		{http.MethodPut, "/ttl/k1", "", v2client.SetOptions{Refresh: true, PrevExist: v2client.PrevExists, TTL: 3000 * h}},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		query := ""
-		if w.method == http.MethodDelete {
-			query = "recursive=true"
+		var err error
+		switch w.method {
+		case http.MethodPut:
+			_, err = c.Set(ctx, w.key, w.value, w.o)
+		case http.MethodPost:
+			_, err = c.CreateInOrder(ctx, w.key, w.value, 0)
+		case http.MethodDelete:
+			_, err = c.Delete(ctx, w.key, v2client.DeleteOptions{Recursive: true})
 		}
-		resp, body, err := src.Do(ctx, w.method, "/v2/keys"+w.key, query, w.form)
 		cancel()
-		if err != nil || resp.StatusCode/100 != 2 {
-			t.Fatalf("%s %s %s: %v %s", w.method, w.key, w.form, err, body)
+		if err != nil {
+			t.Fatalf("%s %s %q %+v: %v", w.method, w.key, w.value, w.o, err)
 		}
 	}
 	before := readTree(t, src)
@@ -165,8 +165,8 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	}
 
 	// The source keeps going; the backup has what it had when it was taken.
-	if resp, body := src.Put(t, "/v2/keys/after", "", "value=later"); resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT /after: %d %s", resp.StatusCode, body)
+	if _, err := src.SetKey(t, "/after", "later"); err != nil {
+		t.Fatalf("PUT /after: %v", err)
 	}
 
 	cfg := &CairnConfig{Bin: needCairn(t), PKI: testPKI, Name: "r1", DataDir: filepath.Join(dir, "restored"),
@@ -189,21 +189,24 @@ func TestSnapshotSaveRestore(t *testing.T) {
 			t.Errorf("/ttl/k1 after restore has ttl %d; want the refreshed 3000 minus the seconds since", n.TTL)
 		}
 	}
+	// Raw HTTP: the cluster ID is a header.
 	resp, _ := restored.Get(t, "/v2/keys/", "")
 	if resp.Header.Get("X-Etcd-Cluster-Id") == "" || resp.Header.Get("X-Etcd-Cluster-Id") == srcClusterID(t, src) {
 		t.Errorf("restored cluster ID %q; want a new one", resp.Header.Get("X-Etcd-Cluster-Id"))
 	}
 
 	// The watch history came along: a watch from index 1 sees the first write.
-	resp, body := restored.Get(t, "/v2/keys/a", "wait=true&waitIndex=1")
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"value":"1","modifiedIndex":1,"createdIndex":1`) {
-		t.Errorf("watch from index 1 on the restored member: %d %s", resp.StatusCode, body)
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	wa := restored.Client(t).Watch("/a", v2client.WatchOptions{})
+	wa.Resume(0) // from index 1
+	if ev, err := wa.Next(wctx); err != nil || *ev.Node.Value != "1" || ev.Node.ModifiedIndex != 1 || ev.Node.CreatedIndex != 1 {
+		t.Errorf("watch from index 1 on the restored member: %+v, %v", ev, err)
 	}
 	// Writes go on from the backup's store index.
 	next, _ := strconv.ParseUint(before.Index, 10, 64)
-	resp, body = restored.Put(t, "/v2/keys/new", "", "value=v")
-	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), fmt.Sprintf(`"createdIndex":%d`, next+1)) {
-		t.Errorf("write on the restored member: %d %s; want createdIndex %d", resp.StatusCode, body, next+1)
+	if ev, err := restored.SetKey(t, "/new", "v"); err != nil || !ev.IsCreated() || ev.Node.CreatedIndex != next+1 {
+		t.Errorf("write on the restored member: %+v, %v; want createdIndex %d", ev, err, next+1)
 	}
 
 	// A new member joins the restored cluster the usual way.
@@ -211,12 +214,12 @@ func TestSnapshotSaveRestore(t *testing.T) {
 	Poll(t, 30*time.Second, "the joiner to list two members", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, body, err := joiner.Do(ctx, http.MethodGet, "/v2/members", "", "")
+		ms, err := joiner.Client(t).Members(ctx)
 		if err != nil {
 			return err
 		}
-		if n := strings.Count(string(body), `"id"`); n != 2 {
-			return fmt.Errorf("%d members: %s", n, body)
+		if len(ms) != 2 {
+			return fmt.Errorf("%d members: %+v", len(ms), ms)
 		}
 		return nil
 	})

@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // TestTLSMatrix is the negative matrix of the client API port and the peer
@@ -96,7 +97,7 @@ func TestTLSMatrix(t *testing.T) {
 	}
 	peer := func(certs ...tls.Certificate) *tls.Config {
 		c := client(0, 0, certs...)
-		c.NextProtos = []string{tlsauth.PeerALPN}
+		c.NextProtos = []string{tlsconf.PeerALPN}
 		return c
 	}
 	const (
@@ -119,7 +120,7 @@ func TestTLSMatrix(t *testing.T) {
 		{"client port/certificate not yet valid", clientAddr, httpsAttempt(client(0, 0, notYet)),
 			[]string{httpsLine, "certificate has expired or is not yet valid", "is before"}},
 		{"client port/revoked certificate (CRL)", clientAddr, httpsAttempt(client(0, 0, revoked)),
-			[]string{httpsLine, "certificate revoked", "serial " + tlsauth.SerialHex(revokedLeaf.SerialNumber), crl}},
+			[]string{httpsLine, "certificate revoked", "serial " + pki.SerialHex(revokedLeaf.SerialNumber), crl}},
 		{"client port/certificate without clientAuth usage", clientAddr, httpsAttempt(client(0, 0, serverOnly)),
 			[]string{httpsLine, "incompatible key usage"}},
 		{"client port/TLS 1.1 client", clientAddr, httpsAttempt(client(tls.VersionTLS10, tls.VersionTLS11, rootPair)),
@@ -135,7 +136,7 @@ func TestTLSMatrix(t *testing.T) {
 		{"peer port/node certificate from another CA", peerAddr, peerAttempt(peer(foreignPair)),
 			[]string{peerLine, "certificate signed by unknown authority"}},
 		{"peer port/revoked node certificate (CRL)", peerAddr, peerAttempt(peer(revokedNode)),
-			[]string{peerLine, "certificate revoked", "serial " + tlsauth.SerialHex(revokedNodeLeaf.SerialNumber)}},
+			[]string{peerLine, "certificate revoked", "serial " + pki.SerialHex(revokedNodeLeaf.SerialNumber)}},
 		{"peer port/plain HTTP", peerAddr, plainHTTPAttempt,
 			[]string{peerLine, "does not look like a TLS handshake"}},
 	}

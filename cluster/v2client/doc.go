@@ -1,0 +1,28 @@
+// Package v2client is Cairn's etcd v2 client: the one every command of the
+// cairn binary, the registrar's wiring, the benchmarks and the test
+// harnesses speak the v2 API with.
+//
+// A Client holds a list of members' https endpoints and one mutual-TLS
+// transport. Every member serves every request (followers forward writes),
+// so any member will do: a request goes first to the member that answered
+// last and fails over to the next one on a connection error, a timeout or
+// a 5xx answer. Each attempt has its own timeout, connection included, and
+// every answer is read through a size bound.
+//
+// Answers are the store's own types: a keys answer is a *store.Event (with
+// EtcdIndex from X-Etcd-Index) and an etcd error is a *store.Error, whose
+// JSON shape store owns. Other failed answers (the members, stats and auth
+// endpoints' {"message":...}, or anything that is not JSON) are *Error.
+//
+// Invariants:
+//   - A request that may have reached a member is sent to another one only
+//     when sending it twice leaves the store as sending it once does: reads,
+//     a set without conditions, a refresh, a delete without conditions, or
+//     a request marked Idempotent. Any other request fails with
+//     ErrMayHaveApplied instead of being applied twice.
+//   - When every endpoint failed and at least one answered, the error is
+//     the last answer's (a *store.Error or *Error); when none answered, it
+//     wraps ErrUnavailable and says, per endpoint, why.
+//   - The package imports store and the standard library only: no flags,
+//     no files; the caller builds the *tls.Config.
+package v2client
