@@ -15,8 +15,9 @@ import (
 //
 // The convention the docs follow:
 //
-//   - Every fence has an info string. `sh`, `bash`, `shell` and `console`
-//     blocks are shell and are run; anything else (`text` for output, `toml`,
+//   - Every fence has an info string. `sh`, `bash` and `shell` blocks are
+//     shell and are run; in a `console` block (a transcript), the lines that
+//     start with "$ " are run and the others are output; anything else (`text` for output, `toml`,
 //     `go`, `yaml`, ...) is shown only. An untagged fence is an error, so a
 //     command cannot hide in a block that nobody runs.
 //   - A shell block that cannot run on a test machine says why, in an HTML
@@ -98,6 +99,9 @@ func ParseDocBlocks(src string) ([]DocBlock, error) {
 		if !closed {
 			return nil, fmt.Errorf("line %d: fence is never closed", b.Line)
 		}
+		if b.Info == "console" {
+			body = consoleCommands(body)
+		}
 		b.Text = strings.Join(body, "\n") + "\n"
 		if marker != "" {
 			if !b.IsShell() {
@@ -148,6 +152,27 @@ func (b *DocBlock) applyMarker(m string) error {
 		return fmt.Errorf("docs-test ready= is for background blocks")
 	}
 	return nil
+}
+
+// consoleCommands keeps the commands of a console transcript: a line
+// "$ cmd" becomes "cmd" (with the lines a trailing backslash continues it
+// onto), and every output line becomes an empty line, so that line numbers
+// still point into the document.
+func consoleCommands(lines []string) []string {
+	out := make([]string, len(lines))
+	cont := false
+	for i, l := range lines {
+		switch {
+		case cont:
+			out[i] = l
+		case strings.HasPrefix(l, "$ "):
+			out[i] = strings.TrimPrefix(l, "$ ")
+		default:
+			continue
+		}
+		cont = strings.HasSuffix(l, "\\")
+	}
+	return out
 }
 
 // trimIndent removes up to n leading spaces (a fence indented in a list).

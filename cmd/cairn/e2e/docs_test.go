@@ -62,13 +62,17 @@ func TestDocs(t *testing.T) {
 func TestParseDocBlocks(t *testing.T) {
 	src := "# T\n\n```sh\necho a\n```\n\n<!-- docs-test: skip: needs systemd -->\n```sh\nsystemctl start cairn\n```\n" +
 		"<!-- docs-test: background; ready=4001 -->\n```sh\ngo run ./cmd/cairn serve --data-dir /tmp/d\n```\n" +
-		"```text\noutput\n```\n  ```sh\n  curl https://127.0.0.1:4001/x -d '{\"port\":8080}'\n  ```\n"
+		"```text\noutput\n```\n  ```sh\n  curl https://127.0.0.1:4001/x -d '{\"port\":8080}'\n  ```\n" +
+		"```console\n$ cairn kv get /a \\\n  -o json\nout\n$ ls\n```\n"
 	blocks, err := ParseDocBlocks(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(blocks) != 5 {
-		t.Fatalf("got %d blocks, want 5: %+v", len(blocks), blocks)
+	if len(blocks) != 6 {
+		t.Fatalf("got %d blocks, want 6: %+v", len(blocks), blocks)
+	}
+	if b := blocks[5]; !b.IsShell() || b.Text != "cairn kv get /a \\\n  -o json\n\nls\n" {
+		t.Errorf("console block: %q", b.Text)
 	}
 	if b := blocks[1]; b.Skip != "needs systemd" || b.Line != 8 {
 		t.Errorf("skip block: %+v", b)
