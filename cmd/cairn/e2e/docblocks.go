@@ -16,10 +16,10 @@ import (
 // The convention the docs follow:
 //
 //   - Every fence has an info string. `sh`, `bash` and `shell` blocks are
-//     shell and are run; in a `console` block (a transcript), the lines that
-//     start with "$ " are run and the others are output; anything else (`text` for output, `toml`,
-//     `go`, `yaml`, ...) is shown only. An untagged fence is an error, so a
-//     command cannot hide in a block that nobody runs.
+//     run. In a `console` block (a transcript) the lines that start with
+//     "$ " are run and the rest is output. Anything else (`text` for
+//     output, `toml`, `go`, `yaml`, ...) is only shown. An untagged fence is
+//     an error, so that no command hides in a block that nobody runs.
 //   - A shell block that cannot run on a test machine says why, in an HTML
 //     comment on the last non-blank line before its fence:
 //     <!-- docs-test: skip: needs systemd -->
@@ -27,11 +27,18 @@ import (
 //     which a reader starts in another terminal) is marked
 //     <!-- docs-test: background; ready=4001 -->
 //     and runs in the background until the end of its document; with
-//     ready=PORT[,PORT], later blocks wait until those (documented) ports
-//     accept TCP connections.
+//     ready=PORT[,PORT], the next block waits until those (documented)
+//     ports accept TCP connections.
 //   - <!-- docs-test: stop-background --> before a block stops the
 //     background blocks first, where the text asks the reader to stop them
 //     (Ctrl+C in the other terminal).
+//
+// What the runner changes, and nothing else: documented ports become free
+// ports, /tmp becomes the scratch directory's tmp, `go run ./cmd/cairn` and
+// `go build -o FILE ./cmd/cairn` use the binary TestMain built (see
+// DocRewriter.Rewrite). The blocks of a document run in order in one bash
+// session with set -e and pipefail, in a directory that links the
+// repository's top-level entries (config.example.toml, deploy/, ...).
 
 // DocBlock is one fenced code block of a markdown document.
 type DocBlock struct {
