@@ -9,16 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/cairnkv/cairn/store"
 )
@@ -33,13 +26,14 @@ import (
 //	magic "CAIRNBK1"
 //	uint32 big-endian length, then the backup header (backupHeader, JSON)
 //	the FSM snapshot stream, byte for byte what raft's snapshot store
-//	  holds: "CAIRNFS1", uint32 length, snapHeader JSON, the store's
-//	  stream ("CAIRNST1" ... CRC-32C)
+//	  holds (format and its one encoder and decoder in snapshot.go)
 //	trailer, 48 bytes: "CAIRNEND", uint64 big-endian length of everything
 //	  before the trailer, SHA-256 of everything before the trailer
 //
 // The trailer is written last, so a download cut short at any byte, or a
 // file altered after the fact, is refused before anything is decoded.
+// Backup.WriteTo and encodeBackupHeader write the file; openBackup and
+// decodeBackupHeader read it back.
 const (
 	backupMagic      = "CAIRNBK1"
 	backupEnd        = "CAIRNEND"
@@ -111,31 +105,11 @@ func (n *Node) Backup(ctx context.Context) (*Backup, error) {
 	if err := n.ReadBarrier(ctx); err != nil {
 		return nil, err
 	}
-	f := n.fsm
-	// Every entry up to applied is in the store (the FSM advances after it
-	// applies); a few later ones may be too, which StoreIndex pins down.
-	applied := f.applied.Load()
-	snap := f.store.Snapshot()
-	// Read after the store: lastNow never decreases, so it is at least the
-	// time of every write in snap, and a restored leader never stamps an
-	// earlier one.
-	h := snapHeader{Applied: applied, LastNow: f.lastNow.Load(), ClusterID: f.clusterID.Load()}
-	f.metaMu.RLock()
-	for id, m := range f.members {
-		h.Members = append(h.Members, memberCmd{ID: id, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs})
-	}
-	for id := range f.removed {
-		h.Removed = append(h.Removed, id)
-	}
-	f.metaMu.RUnlock()
-	hb, err := json.Marshal(h)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: backup header: %w", err)
-	}
+	h, snap := n.fsm.capture()
 	return &Backup{
-		info: BackupInfo{StoreIndex: snap.Index(), RaftIndex: applied, ClusterID: n.ClusterID(),
+		info: BackupInfo{StoreIndex: snap.Index(), RaftIndex: h.Applied, ClusterID: n.ClusterID(),
 			MemberID: n.id, MemberName: n.cfg.Name, Time: n.cfg.Now().UTC().Round(0)},
-		fsm: fsmSnapshot{header: hb, snap: snap},
+		fsm: fsmSnapshot{header: h, snap: snap},
 	}, nil
 }
 
@@ -148,18 +122,15 @@ func (b *Backup) Info() BackupInfo { return b.info }
 func (b *Backup) WriteTo(w io.Writer) (int64, error) {
 	sum := sha256.New()
 	cw := &hashWriter{w: w, h: sum}
-	hb, err := json.Marshal(backupHeader{Format: backupFormat, StoreIndex: b.info.StoreIndex,
-		RaftIndex: b.info.RaftIndex, ClusterID: hexID(b.info.ClusterID), MemberID: hexID(b.info.MemberID),
-		MemberName: b.info.MemberName, Time: b.info.Time})
+	pre, err := encodeBackupHeader(b.info)
 	if err != nil {
-		return 0, fmt.Errorf("cluster: backup header: %w", err)
+		return 0, err
 	}
-	pre := binary.BigEndian.AppendUint32([]byte(backupMagic), uint32(len(hb)))
-	if _, err := cw.Write(append(pre, hb...)); err != nil {
+	if _, err := cw.Write(pre); err != nil {
 		return cw.n, fmt.Errorf("cluster: write backup: %w", err)
 	}
-	// The FSM's own Persist: the file holds what raft's snapshots hold.
-	if err := b.fsm.Persist(&writerSink{w: cw}); err != nil {
+	// The FSM's own stream: the file holds what raft's snapshots hold.
+	if _, err := b.fsm.WriteTo(cw); err != nil {
 		return cw.n, fmt.Errorf("cluster: write backup: %w", err)
 	}
 	tr := binary.BigEndian.AppendUint64([]byte(backupEnd), uint64(cw.n))
@@ -184,14 +155,6 @@ func (c *hashWriter) Write(p []byte) (int, error) {
 	c.n += int64(k)
 	return k, err
 }
-
-// writerSink is a raft.SnapshotSink over a plain writer, for Persist.
-type writerSink struct{ w io.Writer }
-
-func (s *writerSink) Write(p []byte) (int, error) { return s.w.Write(p) }
-func (s *writerSink) Close() error                { return nil }
-func (s *writerSink) Cancel() error               { return nil }
-func (s *writerSink) ID() string                  { return "backup" }
 
 // BackupSummary describes a backup file that VerifyBackup read in full.
 type BackupSummary struct {
@@ -268,23 +231,42 @@ func openBackup(path string) (_ *backupFile, err error) {
 	if _, err := f.ReadAt(hb, backupPrefixLen); err != nil {
 		return nil, fmt.Errorf("cluster: read backup %s: %w", path, err)
 	}
+	info, err := decodeBackupHeader(hb)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	return &backupFile{f: f, size: size, info: info, fsmOff: backupPrefixLen + hl, fsmEnd: body}, nil
+}
+
+// encodeBackupHeader renders the start of a backup file: magic, length,
+// header.
+func encodeBackupHeader(info BackupInfo) ([]byte, error) {
+	j, err := json.Marshal(backupHeader{Format: backupFormat, StoreIndex: info.StoreIndex,
+		RaftIndex: info.RaftIndex, ClusterID: hexID(info.ClusterID), MemberID: hexID(info.MemberID),
+		MemberName: info.MemberName, Time: info.Time})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: backup header: %w", err)
+	}
+	return append(binary.BigEndian.AppendUint32([]byte(backupMagic), uint32(len(j))), j...), nil
+}
+
+// decodeBackupHeader parses the header JSON of a backup file and checks its
+// format version.
+func decodeBackupHeader(j []byte) (BackupInfo, error) {
 	var h backupHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return nil, bad("bad header: %v", err)
+	if err := json.Unmarshal(j, &h); err != nil {
+		return BackupInfo{}, fmt.Errorf("bad header: %v", err)
 	}
 	if h.Format != backupFormat {
-		return nil, bad("format %d; this cairn reads format %d (use the cairn version that wrote it, or a newer one)", h.Format, backupFormat)
+		return BackupInfo{}, fmt.Errorf("format %d; this cairn reads format %d (use the cairn version that wrote it, or a newer one)", h.Format, backupFormat)
 	}
 	cid, err1 := strconv.ParseUint(h.ClusterID, 16, 64)
 	mid, err2 := strconv.ParseUint(h.MemberID, 16, 64)
 	if err1 != nil || err2 != nil {
-		return nil, bad("bad header: invalid cluster or member ID")
+		return BackupInfo{}, errors.New("bad header: invalid cluster or member ID")
 	}
-	return &backupFile{
-		f: f, size: size, fsmOff: backupPrefixLen + hl, fsmEnd: body,
-		info: BackupInfo{StoreIndex: h.StoreIndex, RaftIndex: h.RaftIndex, ClusterID: cid, MemberID: mid,
-			MemberName: h.MemberName, Time: h.Time},
-	}, nil
+	return BackupInfo{StoreIndex: h.StoreIndex, RaftIndex: h.RaftIndex, ClusterID: cid, MemberID: mid,
+		MemberName: h.MemberName, Time: h.Time}, nil
 }
 
 func (b *backupFile) fsmStream() *io.SectionReader {
@@ -326,188 +308,4 @@ func (bf *backupFile) verify() (BackupSummary, error) {
 		}
 	}
 	return sum, nil
-}
-
-// RestoreConfig says what to restore where. Zero values take the defaults
-// of Config (name "default", peer address 127.0.0.1:7001).
-type RestoreConfig struct {
-	// Backup is the backup file.
-	Backup string
-	// DataDir is the data dir to create. It must not exist, or be empty.
-	DataDir string
-	// Name, PeerAddr and ClientURLs are the new member's, as it will be
-	// served (a different peer address or client URLs at start are taken
-	// over when the member announces itself).
-	Name       string
-	PeerAddr   string
-	ClientURLs []string
-	// Logger receives raft's logs; nil discards them.
-	Logger *slog.Logger
-}
-
-// RestoreResult describes a restored data dir.
-type RestoreResult struct {
-	// Backup is what the backup held.
-	Backup BackupSummary
-	// MemberID and ClusterID are the new member's and cluster's, both new.
-	MemberID, ClusterID uint64
-	// RaftIndex is the index of the raft snapshot the data dir starts from.
-	RaftIndex uint64
-}
-
-// RestoreBackup creates a data dir holding a new one-member cluster with
-// the state of a backup: a new member ID and cluster ID, and raft state
-// made of one snapshot (a raft configuration of just this member, at peer
-// address cfg.PeerAddr) and an empty log. New(Config{DataDir: ...}) then
-// starts with every key, value, TTL, index and the watch history of the
-// backup; expiration times are absolute, so keys whose time passed expire
-// at the first sweep. Other members join it as usual, with empty data dirs
-// and Peers.
-//
-// It refuses a data dir that exists and is not empty (ErrDataDirNotEmpty)
-// and a backup that VerifyBackup refuses (ErrBadBackup). On failure it
-// leaves the data dir as it found it.
-func RestoreBackup(cfg RestoreConfig) (res RestoreResult, err error) {
-	c := Config{Name: cfg.Name, PeerAddr: cfg.PeerAddr, Logger: cfg.Logger}
-	c.setDefaults()
-	if cfg.DataDir == "" {
-		return res, errors.New("cluster: no data dir to restore into; set --data-dir")
-	}
-	existed, err := checkEmptyDir(cfg.DataDir)
-	if err != nil {
-		return res, err
-	}
-	bf, err := openBackup(cfg.Backup)
-	if err != nil {
-		return res, err
-	}
-	defer bf.f.Close()
-	sum, err := bf.verify()
-	if err != nil {
-		return res, err
-	}
-	res.Backup = sum
-
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return res, fmt.Errorf("cluster: create data dir: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			emptyDir(cfg.DataDir, existed)
-		}
-	}()
-	meta, id, cid, err := loadOrCreateMeta(cfg.DataDir, c.Name, func() uint64 { return 0 })
-	if err != nil {
-		return res, err
-	}
-	res.MemberID, res.ClusterID = id, cid
-	res.RaftIndex = max(sum.RaftIndex, 1)
-
-	// The backup's FSM header, with the new cluster's identity and members.
-	fsmStream := bf.fsmStream()
-	old, hdrLen, err := readSnapHeader(fsmStream)
-	if err != nil {
-		return res, fmt.Errorf("%w: %s: %v", ErrBadBackup, cfg.Backup, err)
-	}
-	h := snapHeader{Applied: res.RaftIndex, LastNow: old.LastNow, ClusterID: cid,
-		Members: []memberCmd{{ID: id, Name: c.Name, PeerURLs: []string{"https://" + c.PeerAddr}, ClientURLs: cfg.ClientURLs}}}
-	hb, err := json.Marshal(h)
-	if err != nil {
-		return res, fmt.Errorf("cluster: restore: %w", err)
-	}
-
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
-	if err != nil {
-		return res, fmt.Errorf("cluster: create raft log: %w", err)
-	}
-	defer func() {
-		if cerr := logs.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("cluster: close raft log: %w", cerr)
-		}
-	}()
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, newRaftLogger(c.Logger))
-	if err != nil {
-		return res, fmt.Errorf("cluster: create snapshot store: %w", err)
-	}
-	// The transport only encodes the peer list of the snapshot's metadata.
-	_, trans := raft.NewInmemTransport(raft.ServerAddress(c.PeerAddr))
-	defer trans.Close()
-	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(meta.ID), Address: raft.ServerAddress(c.PeerAddr)}}}
-	sink, err := snaps.Create(raft.SnapshotVersionMax, res.RaftIndex, 1, conf, res.RaftIndex, trans)
-	if err != nil {
-		return res, fmt.Errorf("cluster: create snapshot: %w", err)
-	}
-	pre := binary.BigEndian.AppendUint32([]byte(snapMagic), uint32(len(hb)))
-	if _, err = sink.Write(append(pre, hb...)); err == nil {
-		// The store's stream, byte for byte: its history capacity and
-		// every event are kept, whatever this process's defaults are.
-		_, err = io.Copy(sink, io.NewSectionReader(bf.f, bf.fsmOff+hdrLen, bf.fsmEnd-bf.fsmOff-hdrLen))
-	}
-	if err != nil {
-		sink.Cancel()
-		return res, fmt.Errorf("cluster: write snapshot: %w", err)
-	}
-	if err := sink.Close(); err != nil {
-		return res, fmt.Errorf("cluster: write snapshot: %w", err)
-	}
-	return res, nil
-}
-
-// readSnapHeader reads the start of an FSM snapshot stream and returns its
-// header and how many bytes it took.
-func readSnapHeader(r io.Reader) (snapHeader, int64, error) {
-	var h snapHeader
-	var pre [len(snapMagic) + 4]byte
-	if _, err := io.ReadFull(r, pre[:]); err != nil || string(pre[:len(snapMagic)]) != snapMagic {
-		return h, 0, errors.New("not a Cairn snapshot (bad header)")
-	}
-	hl := binary.BigEndian.Uint32(pre[len(snapMagic):])
-	if hl > maxFrame {
-		return h, 0, fmt.Errorf("snapshot header of %d bytes is too large", hl)
-	}
-	hb := make([]byte, hl)
-	if _, err := io.ReadFull(r, hb); err != nil {
-		return h, 0, fmt.Errorf("snapshot header: %w", err)
-	}
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return h, 0, fmt.Errorf("snapshot header: %w", err)
-	}
-	return h, int64(len(pre)) + int64(hl), nil
-}
-
-// checkEmptyDir refuses a dir that has anything in it, and reports whether
-// it exists.
-func checkEmptyDir(dir string) (existed bool, err error) {
-	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("cluster: data dir %s: %w", dir, err)
-	case len(entries) > 0:
-		var names []string
-		for i, e := range entries {
-			if i == 3 {
-				names = append(names, "...")
-				break
-			}
-			names = append(names, e.Name())
-		}
-		return true, fmt.Errorf("%w: %s holds %s; a restore creates a new cluster and never overwrites a member's data: restore into a new or empty directory",
-			ErrDataDirNotEmpty, dir, strings.Join(names, ", "))
-	}
-	return true, nil
-}
-
-// emptyDir undoes a failed restore: it removes dir, or only what is in it
-// when it existed before.
-func emptyDir(dir string, existed bool) {
-	if !existed {
-		os.RemoveAll(dir)
-		return
-	}
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		os.RemoveAll(filepath.Join(dir, e.Name()))
-	}
 }

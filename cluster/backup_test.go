@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -141,7 +142,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	// Expirations are absolute: the 5 s key expires once its time passes,
 	// the 1 h one does not.
 	clk.add(6 * time.Second)
-	waitFor(t, "the short TTL key to expire", func() bool {
+	poll.Until(t, waitTimeout, "the short TTL key to expire", func() bool {
 		_, err := r.Store().Get("/ttl/short", false, false, clk.now())
 		return err != nil
 	})
@@ -152,7 +153,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	// Another member joins the restored cluster with empty state and peers.
 	j := startNodeWith(t, Config{Name: "j1", DataDir: t.TempDir(), PeerAddr: "10.0.0.2:7001", Network: hub.Network("10.0.0.2:7001"),
 		Peers: []string{"10.0.0.1:7001"}, Now: clk.now})
-	waitFor(t, "the joiner to catch up", func() bool { return j.Store().Index() == r.Store().Index() })
+	poll.Until(t, waitTimeout, "the joiner to catch up", func() bool { return j.Store().Index() == r.Store().Index() })
 	if got, want := storeState(t, j.Store(), clk.now(), false), storeState(t, r.Store(), clk.now(), false); got != want {
 		t.Errorf("joiner's store:\n%s\nwant\n%s", got, want)
 	}
@@ -172,7 +173,7 @@ func startNodeWith(t *testing.T, cfg Config) *Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	waitFor(t, cfg.Name+" ready", func() bool { return n.ReadBarrier(context.Background()) == nil })
+	poll.Until(t, waitTimeout, cfg.Name+" ready", func() bool { return n.ReadBarrier(context.Background()) == nil })
 	return n
 }
 
@@ -301,7 +302,7 @@ func TestRestoredMemberMoves(t *testing.T) {
 	}
 	r := startNodeWith(t, Config{Name: "r1", DataDir: dir, PeerAddr: "10.0.0.9:7001", Network: NewInmemHub().Network("10.0.0.9:7001"),
 		ClientURLs: []string{"https://10.0.0.9:4001"}, Now: clk.now})
-	waitFor(t, "the member at its new addresses", func() bool {
+	poll.Until(t, waitTimeout, "the member at its new addresses", func() bool {
 		ms := r.Members()
 		return len(ms) == 1 && ms[0].PeerURLs[0] == "https://10.0.0.9:7001" && len(ms[0].ClientURLs) == 1 && ms[0].ClientURLs[0] == "https://10.0.0.9:4001"
 	})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -54,6 +55,6 @@ func startBenchNode(b *testing.B) *Node {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { n.Shutdown(context.Background()) })
-	waitFor(b, "leader ready", func() bool { return n.ReadBarrier(context.Background()) == nil })
+	poll.Until(b, waitTimeout, "leader ready", func() bool { return n.ReadBarrier(context.Background()) == nil })
 	return n
 }

@@ -7,6 +7,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Defaults of Config. They are the one source of these settings: the
+// command line's defaults and every other layer that needs one refer here.
+const (
+	DefaultName              = "default"
+	DefaultPeerAddr          = "127.0.0.1:7001"
+	DefaultSnapshotCount     = 10000
+	DefaultSnapshotInterval  = 5 * time.Second
+	DefaultHeartbeatInterval = 100 * time.Millisecond  // etcd's
+	DefaultElectionTimeout   = 1000 * time.Millisecond // etcd's
+	DefaultExpiryInterval    = 500 * time.Millisecond  // etcd's SYNC
+)
+
+// RequestTimeoutFor is the default RequestTimeout of a node whose election
+// timeout is electionTimeout: etcd's 5 s + 2 × election timeout, time for
+// a new leader to be elected and still commit the request.
+func RequestTimeoutFor(electionTimeout time.Duration) time.Duration {
+	return 5*time.Second + 2*electionTimeout
+}
+
 // Config configures a Node. Zero values take the documented defaults.
 type Config struct {
 	// Name is this member's human name (etcd's --name).
@@ -18,19 +37,21 @@ type Config struct {
 	// ClientURLs are the advertised client URLs (https://host:port).
 	ClientURLs []string
 	// SnapshotCount is the number of applied entries between snapshots
-	// (default 10000).
+	// (default DefaultSnapshotCount).
 	SnapshotCount uint64
 	// SnapshotInterval is how often raft checks whether SnapshotCount
-	// entries have accumulated (default 5 s).
+	// entries have accumulated (default DefaultSnapshotInterval).
 	SnapshotInterval time.Duration
 	// HeartbeatInterval and ElectionTimeout follow etcd's meaning
-	// (defaults 100 ms and 1000 ms).
+	// (defaults DefaultHeartbeatInterval and DefaultElectionTimeout).
 	HeartbeatInterval time.Duration
 	ElectionTimeout   time.Duration
 	// ExpiryInterval is how often the leader proposes an expiry sweep when
-	// something is due (default 500 ms, as etcd's SYNC).
+	// something is due (default DefaultExpiryInterval).
 	ExpiryInterval time.Duration
-	// RequestTimeout bounds Propose and ReadBarrier (default 5 s + 2 × election timeout).
+	// RequestTimeout bounds Propose, ReadBarrier, Backup and membership
+	// changes (default RequestTimeoutFor(ElectionTimeout)). The HTTP API
+	// uses the same bound: see Node.RequestTimeout.
 	RequestTimeout time.Duration
 	// Store configures the key store.
 	HistorySize int
@@ -58,25 +79,25 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Name == "" {
-		c.Name = "default"
+		c.Name = DefaultName
 	}
 	if c.SnapshotCount == 0 {
-		c.SnapshotCount = 10000
+		c.SnapshotCount = DefaultSnapshotCount
 	}
 	if c.SnapshotInterval == 0 {
-		c.SnapshotInterval = 5 * time.Second
+		c.SnapshotInterval = DefaultSnapshotInterval
 	}
 	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = 100 * time.Millisecond
+		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.ElectionTimeout == 0 {
-		c.ElectionTimeout = 1000 * time.Millisecond
+		c.ElectionTimeout = DefaultElectionTimeout
 	}
 	if c.ExpiryInterval == 0 {
-		c.ExpiryInterval = 500 * time.Millisecond
+		c.ExpiryInterval = DefaultExpiryInterval
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 5*time.Second + 2*c.ElectionTimeout
+		c.RequestTimeout = RequestTimeoutFor(c.ElectionTimeout)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -85,6 +106,6 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.PeerAddr == "" {
-		c.PeerAddr = "127.0.0.1:7001"
+		c.PeerAddr = DefaultPeerAddr
 	}
 }

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"bufio"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -113,92 +111,54 @@ func (f *fsm) appliedCh(index uint64) <-chan struct{} {
 // Snapshot captures the store and the member metadata at this point of the
 // log; Persist streams them while new entries keep applying.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	h := snapHeader{Applied: f.applied.Load(), LastNow: f.lastNow.Load(), ClusterID: f.clusterID.Load()}
-	f.metaMu.RLock()
-	for id, m := range f.members {
-		h.Members = append(h.Members, memberCmd{ID: id, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs})
-	}
-	for id := range f.removed {
-		h.Removed = append(h.Removed, id)
-	}
-	f.metaMu.RUnlock()
-	hb, err := json.Marshal(h)
-	if err != nil {
-		return nil, err
-	}
-	return &fsmSnapshot{header: hb, snap: f.store.Snapshot()}, nil
+	h, snap := f.capture()
+	return &fsmSnapshot{header: h, snap: snap}, nil
 }
 
-// snapMagic starts a Cairn FSM snapshot: then a uint32 length and the
-// snapHeader JSON, then the store's own snapshot stream.
-const snapMagic = "CAIRNFS1"
-
-type snapHeader struct {
-	Applied   uint64      `json:"applied"`
-	LastNow   int64       `json:"lastNow"`
-	ClusterID uint64      `json:"clusterID"`
-	Members   []memberCmd `json:"members"`
-	Removed   []uint64    `json:"removed,omitempty"`
-}
-
-// Restore replaces the store and the member metadata with a snapshot.
+// Restore replaces the store and the member metadata with a snapshot
+// (format in snapshot.go).
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	br := bufio.NewReader(rc)
-	var pre [len(snapMagic) + 4]byte
-	if _, err := io.ReadFull(br, pre[:]); err != nil || string(pre[:len(snapMagic)]) != snapMagic {
-		return fmt.Errorf("cluster: restore snapshot: not a Cairn snapshot (bad header)")
-	}
-	hl := binary.BigEndian.Uint32(pre[len(snapMagic):])
-	if hl > maxFrame {
-		return fmt.Errorf("cluster: restore snapshot: header of %d bytes is too large", hl)
-	}
-	hb := make([]byte, hl)
-	if _, err := io.ReadFull(br, hb); err != nil {
+	h, _, err := decodeSnapHeader(br)
+	if err != nil {
 		return fmt.Errorf("cluster: restore snapshot: %w", err)
-	}
-	var h snapHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return fmt.Errorf("cluster: restore snapshot header: %w", err)
 	}
 	if err := f.store.Restore(br); err != nil {
 		return fmt.Errorf("cluster: restore snapshot: %w", err)
 	}
-	f.metaMu.Lock()
-	f.members = make(map[uint64]memberInfo, len(h.Members))
-	for _, m := range h.Members {
-		f.members[m.ID] = memberInfo{Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
-	}
-	f.removed = make(map[uint64]bool, len(h.Removed))
-	for _, id := range h.Removed {
-		f.removed[id] = true
-	}
-	f.metaMu.Unlock()
-	f.lastNow.Store(h.LastNow)
-	f.clusterID.Store(h.ClusterID)
-	f.advance(h.Applied)
+	f.restoreHeader(h)
 	return nil
 }
 
+// fsmSnapshot is a captured FSM state, written out by Persist (raft) or
+// Backup.WriteTo, any number of times.
 type fsmSnapshot struct {
-	header []byte
+	header snapHeader
 	snap   *store.Snapshot
 }
 
+// Persist writes the FSM snapshot stream to sink.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	pre := make([]byte, 0, len(snapMagic)+4+len(s.header))
-	pre = append(pre, snapMagic...)
-	pre = binary.BigEndian.AppendUint32(pre, uint32(len(s.header)))
-	pre = append(pre, s.header...)
-	if _, err := sink.Write(pre); err != nil {
-		sink.Cancel()
-		return err
-	}
-	if _, err := s.snap.WriteTo(sink); err != nil {
+	if _, err := s.WriteTo(sink); err != nil {
 		sink.Cancel()
 		return err
 	}
 	return sink.Close()
+}
+
+// WriteTo writes the FSM snapshot stream: the header, then the store's.
+func (s *fsmSnapshot) WriteTo(w io.Writer) (int64, error) {
+	pre, err := encodeSnapHeader(s.header)
+	if err != nil {
+		return 0, err
+	}
+	k, err := w.Write(pre)
+	if err != nil {
+		return int64(k), err
+	}
+	n, err := s.snap.WriteTo(w)
+	return int64(k) + n, err
 }
 
 func (s *fsmSnapshot) Release() {}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 )
 
 // TestAddedMemberKeepsItsID: the ID that AddMember answers (and `cairn
@@ -24,7 +26,7 @@ func TestAddedMemberKeepsItsID(t *testing.T) {
 		return n
 	}
 	a := start("a", "10.0.0.1:7001")
-	waitFor(t, "a leader", func() bool { return a.Status().LeaderID != 0 })
+	poll.Until(t, waitTimeout, "a leader", func() bool { return a.Status().LeaderID != 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	added, err := a.AddMember(ctx, []string{"https://10.0.0.2:7001"})
@@ -39,7 +41,7 @@ func TestAddedMemberKeepsItsID(t *testing.T) {
 	if b.ID() != added.ID {
 		t.Fatalf("the new member took ID %x; want the added %x", b.ID(), added.ID)
 	}
-	waitFor(t, "b to join under its added ID", func() bool {
+	poll.Until(t, waitTimeout, "b to join under its added ID", func() bool {
 		for _, m := range a.Members() {
 			if m.ID == added.ID && m.Name == "b" {
 				return len(a.Members()) == 2

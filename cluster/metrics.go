@@ -3,12 +3,18 @@ package cluster
 import (
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics are the node's Prometheus collectors.
 type metrics struct {
 	apply prometheus.Histogram
+	// leaderChanges counts the leaders this node has seen take over, as
+	// etcd's etcd_server_leader_changes_seen_total: the first leader it
+	// knows of counts, and so does a leader that follows a time without
+	// one, even when it is the same member again.
+	leaderChanges prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -18,11 +24,15 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 			Help:    "Time from proposing a write to its application on this node.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "cairn", Name: "leader_changes_seen_total",
+			Help: "Leader changes this member has seen (as etcd_server_leader_changes_seen_total).",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.apply,
+	reg.MustRegister(m.apply, m.leaderChanges,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "cairn", Subsystem: "raft", Name: "term",
 			Help: "Current raft term."}, func() float64 { return float64(n.raft.CurrentTerm()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "cairn", Subsystem: "raft", Name: "commit_index",
@@ -30,14 +40,54 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "cairn", Subsystem: "raft", Name: "applied_index",
 			Help: "Raft index last applied to the store."}, func() float64 { return float64(n.fsm.applied.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "cairn", Subsystem: "raft", Name: "is_leader",
-			Help: "1 if this node is the raft leader."}, func() float64 {
-			if n.Status().State == "StateLeader" {
-				return 1
-			}
-			return 0
+			Help: "1 if this node is the raft leader (as etcd_server_is_leader)."}, func() float64 { return bool01(n.isLeader()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "cairn", Name: "has_leader",
+			Help: "1 if this member knows of a leader, 0 if not (as etcd_server_has_leader)."}, func() float64 {
+			_, id := n.raft.LeaderWithID()
+			return bool01(id != "")
 		}),
 	)
 	return m
 }
 
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (m *metrics) observeApply(d time.Duration) { m.apply.Observe(d.Seconds()) }
+
+// watchLeader counts leader changes until the node stops. Raft reports each
+// change of the leader it knows (to none as well) to an observer; a leader
+// known before the observer was registered is read once at the start.
+// Observations are not blocking (raft must never wait on a metric), so a
+// burst of more changes than the buffer holds may be under-counted.
+func (n *Node) watchLeader() {
+	defer n.wg.Done()
+	ch := make(chan raft.Observation, 64)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
+	var last raft.ServerID
+	seen := func(id raft.ServerID) {
+		if id != "" && id != last {
+			n.metrics.leaderChanges.Inc()
+		}
+		last = id
+	}
+	_, id := n.raft.LeaderWithID()
+	seen(id)
+	for {
+		select {
+		case <-n.stop:
+			return
+		case o := <-ch:
+			seen(o.Data.(raft.LeaderObservation).LeaderID)
+		}
+	}
+}

@@ -157,8 +157,9 @@ func New(cfg Config) (*Node, error) {
 	netw.Serve(n.handle)
 	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
 	n.metrics = newMetrics(cfg.Registry, n)
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.run()
+	go n.watchLeader()
 	go n.probeFollowers()
 	if !has && len(peers) > 0 {
 		go n.joinLoop(peers)
@@ -170,6 +171,11 @@ func New(cfg Config) (*Node, error) {
 
 // Store is the local replica's key store (for local reads and watches).
 func (n *Node) Store() *store.Store { return n.store }
+
+// RequestTimeout is how long Propose, ReadBarrier and Backup wait at most
+// (Config.RequestTimeout with its default filled in). v2http bounds the
+// requests it serves from this node by it.
+func (n *Node) RequestTimeout() time.Duration { return n.cfg.RequestTimeout }
 
 // ID is this member's ID.
 func (n *Node) ID() uint64 { return n.id }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -32,21 +33,8 @@ func startNode(t *testing.T, dir string, clk *fakeClock) *Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	waitFor(t, "leader ready", func() bool { return n.ReadBarrier(context.Background()) == nil })
+	poll.Until(t, waitTimeout, "leader ready", func() bool { return n.ReadBarrier(context.Background()) == nil })
 	return n
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
 }
 
 func TestProposeReadRestart(t *testing.T) {
@@ -79,7 +67,7 @@ func TestProposeReadRestart(t *testing.T) {
 	idx := n.Store().Index()
 	// 200+ entries with a snapshot every 64: raft must have compacted into a
 	// snapshot, so the restart below restores from it and replays the rest.
-	waitFor(t, "a snapshot", func() bool {
+	poll.Until(t, waitTimeout, "a snapshot", func() bool {
 		snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "state.bin"))
 		return len(snaps) > 0
 	})
@@ -106,7 +94,7 @@ func TestProposeReadRestart(t *testing.T) {
 		t.Fatalf("ttl key expired early: %v", err)
 	}
 	clk.add(2 * time.Second)
-	waitFor(t, "expiry", func() bool {
+	poll.Until(t, waitTimeout, "expiry", func() bool {
 		_, err := n2.Store().Get("/ttl", false, false, clk.now())
 		return err != nil
 	})
@@ -142,3 +130,7 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + d[i%10:i%10+1]
 }
+
+// waitTimeout bounds every poll of these tests: generous, as a loaded CI
+// machine running -race is slow, and never reached when all is well.
+const waitTimeout = 10 * time.Second

@@ -26,7 +26,8 @@ const (
 
 const (
 	peerHandshakeTimeout = 10 * time.Second
-	maxFrame             = 64 << 20 // a forwarded answer holds at most two values
+	peerRPCTimeout       = 10 * time.Second // raft's I/O deadline of one RPC on the peer port
+	maxFrame             = 64 << 20         // a forwarded answer holds at most two values
 	maxIdlePerPeer       = 32
 	idleConnTTL          = time.Minute // an idle forwarding connection older than this is not reused
 )
@@ -111,7 +112,7 @@ func NewTLSNetwork(cfg TLSNetworkConfig) (*TLSNetwork, error) {
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &streamLayer{n: n},
 		MaxPool: 3,
-		Timeout: 10 * time.Second,
+		Timeout: peerRPCTimeout,
 		Logger:  newRaftLogger(cfg.Logger),
 	})
 	n.wg.Add(1)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
@@ -83,7 +84,14 @@ func TestTLSNetworkCall(t *testing.T) {
 	b.Close()
 	b2 := newTestTLSNetwork(t, mB, addrB)
 	b2.Serve(echo)
-	time.Sleep(10 * time.Millisecond) // let the FIN arrive
+	// Wait for the FIN to reach a's pooled connection (the probe leaves it
+	// in the pool, as dead as before).
+	poll.Until(t, waitTimeout, "a's pooled connection to see b close it", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		ics := a.idle[addrB]
+		return len(ics) == 1 && !alive(ics[0].c)
+	})
 	if ans, err := a.Call(ctx, addrB, []byte("x")); err != nil || string(ans) != "echo:x" {
 		t.Fatalf("call after the peer restarted: %q, %v", ans, err)
 	}

@@ -9,7 +9,7 @@ import (
 
 // metrics are the server's Prometheus collectors.
 type metrics struct {
-	queries   *prometheus.CounterVec   // type, rcode, proto
+	responses *prometheus.CounterVec   // type, rcode, proto
 	duration  *prometheus.HistogramVec // proto
 	truncated *prometheus.CounterVec   // proto
 	malformed prometheus.Counter
@@ -17,9 +17,13 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cairn_dns_queries_total",
-			Help: "DNS queries answered, by query type, response code and transport.",
+		// Every response sent, also those miekg/dns sends for messages
+		// rejected before the responder (type "unparsed"): the rate of
+		// NXDOMAIN, REFUSED, SERVFAIL or FORMERR alone tells what clients
+		// get, as coredns_dns_responses_total does.
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_dns_responses_total",
+			Help: "DNS responses sent, by query type (\"unparsed\" for messages rejected before they were parsed), response code and transport.",
 		}, []string{"type", "rcode", "proto"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cairn_dns_request_duration_seconds",
@@ -38,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.queries, m.duration, m.truncated, m.malformed} {
+	for _, c := range []prometheus.Collector{m.responses, m.duration, m.truncated, m.malformed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
 		}
@@ -53,6 +57,10 @@ var typeLabels = map[uint16]string{
 	dns.TypeANY: "ANY", dns.TypeMX: "MX", dns.TypeHTTPS: "HTTPS", dns.TypeSVCB: "SVCB",
 	dns.TypeAXFR: "AXFR", dns.TypeIXFR: "IXFR",
 }
+
+// typeUnparsed is the type label of a response to a message that was
+// rejected before its question was parsed.
+const typeUnparsed = "unparsed"
 
 func typeLabel(req *dns.Msg) string {
 	if len(req.Question) != 1 {

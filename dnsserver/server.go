@@ -84,8 +84,8 @@ func (s *Server) Start(addr string) error {
 		UDPSize:           readBufSize,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.ReadTimeout,
-		MsgAcceptFunc:     s.accept,
-		MsgInvalidFunc:    s.invalid,
+		MsgAcceptFunc:     s.acceptFunc(UDP),
+		MsgInvalidFunc:    s.invalidFunc(UDP),
 		NotifyStartedFunc: notify,
 	}
 	s.tcp = &dns.Server{
@@ -94,8 +94,8 @@ func (s *Server) Start(addr string) error {
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.ReadTimeout,
 		IdleTimeout:       func() time.Duration { return idle },
-		MsgAcceptFunc:     s.accept,
-		MsgInvalidFunc:    s.invalid,
+		MsgAcceptFunc:     s.acceptFunc(TCP),
+		MsgInvalidFunc:    s.invalidFunc(TCP),
 		NotifyStartedFunc: notify,
 	}
 	bound := pc.LocalAddr().String()
@@ -212,7 +212,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if err := w.WriteMsg(resp); err != nil {
 		s.log.Debug("dns: write response", "proto", proto, "remote", w.RemoteAddr().String(), "err", err)
 	}
-	s.metrics.queries.WithLabelValues(typeLabel(req), rcodeLabel(resp.Rcode), proto).Inc()
+	s.metrics.responses.WithLabelValues(typeLabel(req), rcodeLabel(resp.Rcode), proto).Inc()
 	if resp.Truncated {
 		s.metrics.truncated.WithLabelValues(proto).Inc()
 	}
@@ -235,29 +235,44 @@ func (s *Server) answer(req *dns.Msg, now time.Time, proto string) (resp *dns.Ms
 	return s.resp.Answer(req, now, proto)
 }
 
-// accept screens a message by its header before it is parsed: responses
-// are dropped (answering them invites loops), other opcodes are NOTIMP
-// without parsing, and sections no query needs are FORMERR. Everything
-// else, including a wrong question count, reaches the Responder.
-func (s *Server) accept(dh dns.Header) dns.MsgAcceptAction {
-	const qr = 1 << 15
-	switch {
-	case dh.Bits&qr != 0:
-		s.metrics.malformed.Inc()
-		return dns.MsgIgnore
-	case int(dh.Bits>>11)&0xF != dns.OpcodeQuery:
-		s.metrics.malformed.Inc()
-		return dns.MsgRejectNotImplemented
-	case dh.Ancount > 0 || dh.Nscount > 0 || dh.Arcount > 2:
-		s.metrics.malformed.Inc()
-		return dns.MsgReject
+// acceptFunc screens a message by its header before it is parsed:
+// responses are dropped (answering them invites loops), other opcodes are
+// NOTIMP without parsing, and sections no query needs are FORMERR. Everything
+// else, including a wrong question count, reaches the Responder. miekg/dns
+// sends the NOTIMP and FORMERR answers; they are counted here.
+func (s *Server) acceptFunc(proto string) dns.MsgAcceptFunc {
+	return func(dh dns.Header) dns.MsgAcceptAction {
+		const qr = 1 << 15
+		switch {
+		case dh.Bits&qr != 0:
+			s.metrics.malformed.Inc()
+			return dns.MsgIgnore
+		case int(dh.Bits>>11)&0xF != dns.OpcodeQuery:
+			s.metrics.malformed.Inc()
+			s.metrics.responses.WithLabelValues(typeUnparsed, rcodeLabel(dns.RcodeNotImplemented), proto).Inc()
+			return dns.MsgRejectNotImplemented
+		case dh.Ancount > 0 || dh.Nscount > 0 || dh.Arcount > 2:
+			s.metrics.malformed.Inc()
+			s.metrics.responses.WithLabelValues(typeUnparsed, rcodeLabel(dns.RcodeFormatError), proto).Inc()
+			return dns.MsgReject
+		}
+		return dns.MsgAccept
 	}
-	return dns.MsgAccept
 }
 
-// invalid counts messages miekg/dns could not parse (it answers FORMERR
-// when the header parsed, nothing otherwise).
-func (s *Server) invalid([]byte, error) { s.metrics.malformed.Inc() }
+// dnsHeaderLen is the size of a DNS message header.
+const dnsHeaderLen = 12
+
+// invalidFunc counts messages miekg/dns could not parse. It answers FORMERR
+// when the header parsed, and nothing when it did not.
+func (s *Server) invalidFunc(proto string) dns.MsgInvalidFunc {
+	return func(m []byte, _ error) {
+		s.metrics.malformed.Inc()
+		if len(m) >= dnsHeaderLen {
+			s.metrics.responses.WithLabelValues(typeUnparsed, rcodeLabel(dns.RcodeFormatError), proto).Inc()
+		}
+	}
+}
 
 // limitListener holds at most n connections open; Accept waits for a slot.
 type limitListener struct {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +17,9 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/discovery"
 )
 
@@ -50,7 +51,7 @@ type testServer struct {
 // that Shutdown leaves no goroutine behind.
 func startServer(t *testing.T, src Source) *testServer {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	before := goleak.IgnoreCurrent()
 	ts := &testServer{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
 	s, err := New(Config{}, src, ts.reg, slog.New(slog.NewTextHandler(ts.log, nil)))
 	if err != nil {
@@ -69,25 +70,14 @@ func startServer(t *testing.T, src Source) *testServer {
 		if err := s.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		poll(t, "server goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+		goleak.VerifyNone(t, before) // the server's goroutines end with Shutdown
 	})
 	return ts
 }
 
-// poll waits until cond holds, failing the test after a generous deadline.
-func poll(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
+// waitTimeout bounds every poll of these tests: generous, as a loaded CI
+// machine running -race is slow, and never reached when all is well.
+const waitTimeout = 10 * time.Second
 
 func exchange(t *testing.T, addr, proto string, req *dns.Msg) *dns.Msg {
 	t.Helper()
@@ -155,16 +145,16 @@ func TestServer(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"cairn_dns_queries_total", []string{"type", "A", "rcode", "NOERROR", "proto", "udp"}, 2},
-		{"cairn_dns_queries_total", []string{"type", "A", "rcode", "REFUSED", "proto", "tcp"}, 1},
-		{"cairn_dns_queries_total", []string{"type", "SRV", "rcode", "NOERROR", "proto", "tcp"}, 1},
+		{"cairn_dns_responses_total", []string{"type", "A", "rcode", "NOERROR", "proto", "udp"}, 2},
+		{"cairn_dns_responses_total", []string{"type", "A", "rcode", "REFUSED", "proto", "tcp"}, 1},
+		{"cairn_dns_responses_total", []string{"type", "SRV", "rcode", "NOERROR", "proto", "tcp"}, 1},
 		{"cairn_dns_truncated_responses_total", []string{"proto", "udp"}, 1},
 		{"cairn_dns_request_duration_seconds", []string{"proto", "udp"}, 4},
 		{"cairn_dns_request_duration_seconds", []string{"proto", "tcp"}, 3},
 		{"cairn_dns_malformed_requests_total", nil, 0},
 	} {
 		// The server counts a query after writing its response.
-		poll(t, fmt.Sprintf("%s%v = %v", m.name, m.labels, m.want), func() bool {
+		poll.Until(t, waitTimeout, fmt.Sprintf("%s%v = %v", m.name, m.labels, m.want), func() bool {
 			return metric(t, s.reg, m.name, m.labels...) == m.want
 		})
 	}
@@ -214,8 +204,8 @@ func TestServerPanicIsServfail(t *testing.T) {
 			t.Errorf("%s after a panic: %v", proto, resp)
 		}
 	}
-	poll(t, "queries{A,SERVFAIL,udp} = 1", func() bool {
-		return metric(t, s.reg, "cairn_dns_queries_total", "type", "A", "rcode", "SERVFAIL", "proto", "udp") == 1
+	poll.Until(t, waitTimeout, "responses{A,SERVFAIL,udp} = 1", func() bool {
+		return metric(t, s.reg, "cairn_dns_responses_total", "type", "A", "rcode", "SERVFAIL", "proto", "udp") == 1
 	})
 	if l := s.log.String(); !strings.Contains(l, "panic") || !strings.Contains(l, "fake source: boom") {
 		t.Errorf("log lacks the panic:\n%s", l)
@@ -310,7 +300,84 @@ func TestServerHostileInput(t *testing.T) {
 			t.Errorf("%s after hostile input: %v", proto, r)
 		}
 	}
-	poll(t, "malformed messages counted", func() bool { return metric(t, s.reg, "cairn_dns_malformed_requests_total") > 100 })
+	poll.Until(t, waitTimeout, "malformed messages counted", func() bool { return metric(t, s.reg, "cairn_dns_malformed_requests_total") > 100 })
+}
+
+// Messages rejected before the responder still get an answer from
+// miekg/dns, and cairn_dns_responses_total counts it by its rcode.
+func TestServerCountsRejectedResponses(t *testing.T) {
+	s := startServer(t, live(serverFixture()))
+	valid, _ := query("web-1.web.cairn.internal.", dns.TypeA).Pack()
+	notify := bytes.Clone(valid)
+	notify[2] = dns.OpcodeNotify << 3 // a NOTIFY: NOTIMP, not parsed
+	withAnswer := bytes.Clone(valid)
+	withAnswer[7] = 1 // ANCOUNT 1 in a query: FORMERR, not parsed
+	cutBody := valid[:len(valid)-3]
+	tests := []struct {
+		name, proto string
+		msg         []byte
+		rcode       int
+	}{
+		{"NOTIFY over UDP", "udp", notify, dns.RcodeNotImplemented},
+		{"an answer section in a query over UDP", "udp", withAnswer, dns.RcodeFormatError},
+		{"a question cut short over TCP", "tcp", cutBody, dns.RcodeFormatError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial(tt.proto, s.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			out := tt.msg
+			if tt.proto == "tcp" {
+				out = frame(out)
+			}
+			if _, err := c.Write(out); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 512)
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.proto == "tcp" {
+				buf, n = buf[2:], n-2
+			}
+			var m dns.Msg
+			if err := m.Unpack(buf[:n]); err != nil || m.Rcode != tt.rcode {
+				t.Fatalf("reply %v (%v); want rcode %s", &m, err, dns.RcodeToString[tt.rcode])
+			}
+			labels := []string{"type", "unparsed", "rcode", dns.RcodeToString[tt.rcode], "proto", tt.proto}
+			poll.Until(t, waitTimeout, fmt.Sprintf("cairn_dns_responses_total%v = 1", labels), func() bool {
+				return metric(t, s.reg, "cairn_dns_responses_total", labels...) == 1
+			})
+		})
+	}
+	// A message too short for a header gets no answer, and no count: the
+	// first reply on a socket that sends one and then a query is the
+	// query's.
+	c, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(valid[:5])
+	c.Write(valid)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	var first dns.Msg
+	if err != nil || first.Unpack(buf[:n]) != nil || first.Rcode != dns.RcodeSuccess {
+		t.Fatalf("first reply %v (%v), want the answer to the query", &first, err)
+	}
+	poll.Until(t, waitTimeout, "4 malformed requests", func() bool { return metric(t, s.reg, "cairn_dns_malformed_requests_total") == 4 })
+	for _, proto := range []string{"udp", "tcp"} {
+		if got := metric(t, s.reg, "cairn_dns_responses_total", "type", "unparsed", "rcode", "FORMERR", "proto", proto); got != 1 {
+			t.Errorf("FORMERR over %s: %v, want 1", proto, got)
+		}
+	}
 }
 
 func frame(b []byte) []byte {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 )
 
 // Options tune New. Zero values give fast timings for tests.
@@ -208,20 +209,14 @@ func (c *Cluster) stopAll() {
 
 func (c *Cluster) waitFor(what string, cond func() bool) {
 	c.t.Helper()
-	WaitFor(c.t, 20*time.Second, what, cond)
+	poll.Until(c.t, 20*time.Second, what, cond)
 }
 
-// WaitFor polls cond every 5 ms until it holds, failing the test after
-// timeout.
+// WaitFor is poll.Until, kept so that tests written against it meanwhile
+// still build.
+//
+// Deprecated: use poll.Until (package cluster/clustertest/poll).
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("clustertest: timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	poll.Until(t, timeout, what, cond)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -132,7 +133,7 @@ func waitValue(t *testing.T, n *cluster.Node, key string) (string, error) {
 	t.Helper()
 	var v string
 	var err error
-	clustertest.WaitFor(t, 10*time.Second, "a linearizable read of "+key, func() bool {
+	poll.Until(t, 10*time.Second, "a linearizable read of "+key, func() bool {
 		v, err = linearGet(n, key)
 		return err == nil
 	})
@@ -149,7 +150,7 @@ func TestLaggingMemberCatchesUpBySnapshot(t *testing.T) {
 	}
 	c.Restart(lag)
 	want := c.Node(leader).Store().Index()
-	clustertest.WaitFor(t, 20*time.Second, "the lagging member to catch up", func() bool {
+	poll.Until(t, 20*time.Second, "the lagging member to catch up", func() bool {
 		return c.Node(lag).Store().Index() >= want
 	})
 	ev, err := c.Node(lag).Store().Get("/bulk", true, true, time.Now())
@@ -210,7 +211,7 @@ func TestExpiryAcrossLeaderChange(t *testing.T) {
 		t.Fatalf("key expired early after the leader changed: %v", err)
 	}
 	advance(6 * time.Second)
-	clustertest.WaitFor(t, 10*time.Second, "the key to expire under the new leader", func() bool {
+	poll.Until(t, 10*time.Second, "the key to expire under the new leader", func() bool {
 		_, err := linearGet(c.Node(next), "/ttl")
 		var se *store.Error
 		return errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound
@@ -223,7 +224,7 @@ func TestLeaderStats(t *testing.T) {
 	if _, ok := c.Node((leader + 1) % 3).LeaderStats(); ok {
 		t.Fatal("a follower reports leader stats")
 	}
-	clustertest.WaitFor(t, 10*time.Second, "both followers probed", func() bool {
+	poll.Until(t, 10*time.Second, "both followers probed", func() bool {
 		fs, ok := c.Node(leader).LeaderStats()
 		if !ok || len(fs) != 2 {
 			t.Fatalf("leader stats %+v (ok %v), want 2 followers", fs, ok)
@@ -270,7 +271,7 @@ func TestRecoverFromOneSurvivor(t *testing.T) {
 	}
 	survivor := (leader + 1) % 3
 	want := c.Node(leader).Store().Index()
-	clustertest.WaitFor(t, 10*time.Second, "the survivor to apply every write", func() bool {
+	poll.Until(t, 10*time.Second, "the survivor to apply every write", func() bool {
 		return c.Node(survivor).Store().Index() >= want
 	})
 	// Two members are lost for good: the survivor alone has no quorum

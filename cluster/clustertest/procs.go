@@ -3,7 +3,6 @@
 package clustertest
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -22,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/tlsauth"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
@@ -32,13 +34,13 @@ import (
 // what lets one proxy per node tell the nodes apart and cut links.
 
 // ProcTrustDomain is the trust domain of the PKI that StartProcs makes.
-const ProcTrustDomain = "cairn.internal"
+const ProcTrustDomain = tlsauth.DefaultTrustDomain
 
 // ProcOptions tune StartProcs. The zero value runs nodes that each list all
 // the others in --peers, with a 100 ms heartbeat and a 1 s election timeout.
 type ProcOptions struct {
-	HeartbeatInterval time.Duration // --peer-heartbeat-interval; default 100 ms
-	ElectionTimeout   time.Duration // --peer-election-timeout; default 1 s
+	HeartbeatInterval time.Duration // --peer-heartbeat-interval; default cluster.DefaultHeartbeatInterval
+	ElectionTimeout   time.Duration // --peer-election-timeout; default cluster.DefaultElectionTimeout
 	SnapshotCount     uint64        // --snapshot-count when not 0
 	Args              []string      // more flags for every node
 	Env               []string      // more environment for every node (CAIRN_* of the test's own environment is dropped)
@@ -163,10 +165,10 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 		t.Fatalf("clustertest: %d nodes; want 1 to 240", n)
 	}
 	if opts.HeartbeatInterval == 0 {
-		opts.HeartbeatInterval = 100 * time.Millisecond
+		opts.HeartbeatInterval = cluster.DefaultHeartbeatInterval
 	}
 	if opts.ElectionTimeout == 0 {
-		opts.ElectionTimeout = time.Second
+		opts.ElectionTimeout = cluster.DefaultElectionTimeout
 	}
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 60 * time.Second
@@ -290,83 +292,10 @@ func (p *Procs) Proc(i int) *Proc { return p.procs[i] }
 func (p *Procs) ElectionTimeout() time.Duration { return p.opts.ElectionTimeout }
 
 // RequestTimeout is the bound within which a node answers a write or a
-// linearizable read, even when cut off from the majority: 5 s plus twice
-// the election timeout, as etcd.
-func (p *Procs) RequestTimeout() time.Duration { return 5*time.Second + 2*p.opts.ElectionTimeout }
-
-// Args are the command-line arguments that start node i with --peers
-// naming the advertised peer addresses of the nodes peers. With
-// ProcOptions.PeersFile it writes them to a file for --peers-file.
-func (p *Procs) Args(i int, peers ...int) ([]string, error) {
-	pr := p.procs[i]
-	addr := strings.TrimPrefix(pr.ClientURL, "https://")
-	args := []string{"serve",
-		"--name", pr.Name, "--data-dir", pr.DataDir,
-		"--addr", addr, "--bind-addr", addr,
-		"--peer-addr", pr.PeerAddr, "--peer-bind-addr", pr.PeerBindAddr,
-		"--ca-file", p.CAFile, "--cert-file", pr.CertFile, "--key-file", pr.KeyFile,
-		"--peer-heartbeat-interval", p.opts.HeartbeatInterval.String(),
-		"--peer-election-timeout", p.opts.ElectionTimeout.String(),
-	}
-	// Without ProcOptions.DNS, DNS is off: nodes would share the default port.
-	args = append(args, "--dns-addr", pr.DNSAddr)
-	if p.opts.SnapshotCount != 0 {
-		args = append(args, "--snapshot-count", strconv.FormatUint(p.opts.SnapshotCount, 10))
-	}
-	if len(peers) > 0 {
-		addrs := make([]string, len(peers))
-		for k, j := range peers {
-			addrs[k] = p.procs[j].PeerAddr
-		}
-		if p.opts.PeersFile {
-			f := filepath.Join(p.base, pr.Name+".peers")
-			if err := os.WriteFile(f, []byte(strings.Join(addrs, "\n")+"\n"), 0o600); err != nil {
-				return nil, err
-			}
-			args = append(args, "--peers-file", f)
-		} else {
-			args = append(args, "--peers", strings.Join(addrs, ","))
-		}
-	}
-	return append(args, p.opts.Args...), nil
-}
-
-// Start starts node i, which must not be running, with --peers naming the
-// nodes peers, and returns without waiting for it.
-func (p *Procs) Start(i int, peers ...int) error {
-	pr := p.procs[i]
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pr.run != nil && !pr.run.exited() {
-		return fmt.Errorf("start %s: already running", pr.Name)
-	}
-	args, err := p.Args(i, peers...)
-	if err != nil {
-		return fmt.Errorf("start %s: %w", pr.Name, err)
-	}
-	cmd := exec.Command(p.bin, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CAIRN_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, p.opts.Env...)
-	cmd.Stdout, cmd.Stderr = pr.out, pr.out
-	// Own process group, so that a kill reaches what it spawned; killed by
-	// the kernel if the test binary dies without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	fmt.Fprintf(pr.out, "=== clustertest: %s %s\n", time.Now().Format("15:04:05.000"), strings.Join(cmd.Args, " "))
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s (%s): %w", pr.Name, p.bin, err)
-	}
-	r := &procRun{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		r.err = cmd.Wait()
-		fmt.Fprintf(pr.out, "=== clustertest: %s exited: %v\n", time.Now().Format("15:04:05.000"), r.err)
-		close(r.done)
-	}()
-	pr.run, pr.peers = r, peers
-	return nil
+// linearizable read, even when cut off from the majority: the nodes'
+// default, cluster.RequestTimeoutFor their election timeout.
+func (p *Procs) RequestTimeout() time.Duration {
+	return cluster.RequestTimeoutFor(p.opts.ElectionTimeout)
 }
 
 func (r *procRun) exited() bool {
@@ -458,9 +387,9 @@ func (p *Procs) Wipe(i int) error {
 // {"health":"true"}, failing early if the process exits.
 func (p *Procs) WaitHealthy(i int, timeout time.Duration) error {
 	pr := p.procs[i]
-	return procPoll(timeout, func() error {
+	return poll.Check(timeout, func() error {
 		if !p.Running(i) {
-			return procStop{fmt.Errorf("%s exited before it was healthy; output tail:\n%s", pr.Name, pr.Tail(4<<10))}
+			return poll.Stop(fmt.Errorf("%s exited before it was healthy; output tail:\n%s", pr.Name, pr.Tail(4<<10)))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -475,7 +404,7 @@ func (p *Procs) WaitHealthy(i int, timeout time.Duration) error {
 // want members in GET /v2/members.
 func (p *Procs) WaitMembers(t testing.TB, want int) {
 	t.Helper()
-	err := procPoll(p.opts.StartTimeout, func() error {
+	err := poll.Check(p.opts.StartTimeout, func() error {
 		for i, pr := range p.procs {
 			if !p.Running(i) || p.net.isolated(i) {
 				continue
@@ -619,7 +548,7 @@ var errNotAsked = errors.New("not running or partitioned")
 func (p *Procs) Leader(t testing.TB) int {
 	t.Helper()
 	leader := -1
-	err := procPoll(max(20*p.opts.ElectionTimeout, 10*time.Second), func() error {
+	err := poll.Check(max(20*p.opts.ElectionTimeout, 10*time.Second), func() error {
 		var err error
 		leader, err = p.FindLeader()
 		return err
@@ -629,28 +558,6 @@ func (p *Procs) Leader(t testing.TB) int {
 	}
 	return leader
 }
-
-// Partition cuts the nodes listed off from the others: links between the
-// two sides are refused and existing connections between them closed,
-// while each side keeps talking within itself. It replaces any earlier
-// partition.
-func (p *Procs) Partition(nodes ...int) { p.net.partition(nodes, false) }
-
-// Blackhole is Partition, except that the links between the sides swallow
-// traffic instead of failing: connections are accepted and bytes read and
-// dropped, as when packets are lost. Heal closes those connections.
-func (p *Procs) Blackhole(nodes ...int) { p.net.partition(nodes, true) }
-
-// Heal removes the partition.
-func (p *Procs) Heal() { p.net.heal() }
-
-// Isolated reports whether node i is on the cut-off side of a partition.
-func (p *Procs) Isolated(i int) bool { return p.net.isolated(i) }
-
-// StrayPeerConns lists the peer connections (source address -> proxy) that
-// did not come from any node's IP: cairn dialed a peer without binding the
-// host of --peer-bind-addr, which a partition cannot attribute.
-func (p *Procs) StrayPeerConns() []string { return p.net.strayConns() }
 
 // Output is everything node i wrote, over all its starts.
 func (pr *Proc) Output() string { return pr.out.String() }
@@ -681,45 +588,4 @@ func (p *Procs) cleanup() {
 		}
 		p.t.Logf("--- peer proxy events (the last %d) ---\n%s", pxEvents, strings.Join(p.net.eventLog(), "\n"))
 	}
-}
-
-// procStop is a poll condition's error that ends the poll at once.
-type procStop struct{ error }
-
-// procPoll calls cond every 20 ms until it returns nil or a procStop, or
-// timeout passes, and returns cond's last error.
-func procPoll(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		var stop procStop
-		if err == nil || errors.As(err, &stop) {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		<-tick.C
-	}
-}
-
-// procOutput is a process's combined output, safe for exec's writers and
-// the test's readers.
-type procOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *procOutput) Write(b []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(b)
-}
-
-func (o *procOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
 }

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 )
 
 // echoNode is a plain TCP echo server standing in for a node's peer port,
@@ -219,7 +221,7 @@ func TestProxyBlackhole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err = procPoll(5*time.Second, func() error {
+	err = poll.Check(5*time.Second, func() error {
 		if n := fn.discarded.Load(); n < 10 {
 			return fmt.Errorf("blackhole swallowed %d bytes; want 10", n)
 		}

@@ -11,6 +11,28 @@ import (
 	"time"
 )
 
+// Partition cuts the nodes listed off from the others: links between the
+// two sides are refused and existing connections between them closed,
+// while each side keeps talking within itself. It replaces any earlier
+// partition.
+func (p *Procs) Partition(nodes ...int) { p.net.partition(nodes, false) }
+
+// Blackhole is Partition, except that the links between the sides swallow
+// traffic instead of failing: connections are accepted and bytes read and
+// dropped, as when packets are lost. Heal closes those connections.
+func (p *Procs) Blackhole(nodes ...int) { p.net.partition(nodes, true) }
+
+// Heal removes the partition.
+func (p *Procs) Heal() { p.net.heal() }
+
+// Isolated reports whether node i is on the cut-off side of a partition.
+func (p *Procs) Isolated(i int) bool { return p.net.isolated(i) }
+
+// StrayPeerConns lists the peer connections (source address -> proxy) that
+// did not come from any node's IP: cairn dialed a peer without binding the
+// host of --peer-bind-addr, which a partition cannot attribute.
+func (p *Procs) StrayPeerConns() []string { return p.net.strayConns() }
+
 // faultNet is the fault injector of a Procs: one TCP proxy in front of each
 // node's peer port, the rule that says which links are up, and the open
 // connections, so that a partition can cut them.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -51,7 +52,7 @@ func TestAuthThreeNodes(t *testing.T) {
 	// returns when the writing node applied it; the others may lag by a
 	// heartbeat).
 	for i, h := range hs {
-		poll(t, "node "+itoa(i)+" to enforce", func() bool {
+		poll.Until(t, waitTimeout, "node "+itoa(i)+" to enforce", func() bool {
 			return doAs(h, "client/web", "GET", "/v2/auth/users", "").Code == http.StatusUnauthorized
 		})
 		checkResponse(t, doAs(h, "client/web", "PUT", "/v2/keys/r1/x", "value=1"), 401, keyNoAuth)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -164,7 +165,7 @@ func TestAuthWatchFilter(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("watch: %d", resp.StatusCode)
 	}
-	poll(t, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
+	poll.Until(t, waitTimeout, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
 	fc.put(t, "/other/x", "1")
 	fc.put(t, "/skydns/internal/cairn/db/i-1", "db")
 	c1 := fc.put(t, "/config/b", "2")
@@ -191,7 +192,7 @@ func TestAuthWatchFilter(t *testing.T) {
 	// A one-shot watch returns the first event it may see, live or from
 	// history.
 	_, br1 := openWatchAs(t, srv, "client/reader", "/v2/keys/?wait=true&recursive=true")
-	poll(t, "the one-shot watcher", func() bool { return fc.st.WatcherCount() == 2 })
+	poll.Until(t, waitTimeout, "the one-shot watcher", func() bool { return fc.st.WatcherCount() == 2 })
 	fc.put(t, "/other/z", "1")
 	live := fc.put(t, "/config/d", "4")
 	body, err := io.ReadAll(br1)
@@ -227,7 +228,7 @@ func TestAuthWatchRoot(t *testing.T) {
 	setupPolicy(t, h)
 	srv := identityServer(t, h)
 	_, br := openWatchAs(t, srv, rootID, "/v2/keys/?wait=true&recursive=true&stream=true")
-	poll(t, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
+	poll.Until(t, waitTimeout, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
 	a := fc.put(t, "/other/x", "1")
 	b := fc.put(t, "/secret", "2")
 	for _, want := range []*store.Event{a, b} {

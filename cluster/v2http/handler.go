@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/tlsauth"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,18 +21,25 @@ import (
 // Defaults of Config.
 const (
 	DefaultVersion              = "2.3.8"
-	DefaultMaxValueBytes        = 1 << 20         // 1 MiB
-	DefaultMaxRequestBytes      = 3 << 19         // 1.5 MiB
-	DefaultMaxKeyBytes          = 4096            // bytes of the cleaned key path
-	DefaultMaxKeyDepth          = 64              // path segments
-	DefaultMaxWatchersPerClient = 1000            // open watch requests
-	DefaultRequestTimeout       = 7 * time.Second // etcd: 5 s + 2 × election timeout (1 s)
-	DefaultTrustDomain          = "cairn.internal"
+	DefaultMaxValueBytes        = 1 << 20 // 1 MiB
+	DefaultMaxRequestBytes      = 3 << 19 // 1.5 MiB
+	DefaultMaxKeyBytes          = 4096    // bytes of the cleaned key path
+	DefaultMaxKeyDepth          = 64      // path segments
+	DefaultMaxWatchersPerClient = 1000    // open watch requests
+	DefaultTrustDomain          = tlsauth.DefaultTrustDomain
 )
 
 // healthTimeout bounds the read barrier of /health: a node that cannot
 // confirm a read within it is not healthy, whatever RequestTimeout is.
 const healthTimeout = time.Second
+
+// defaultRequestTimeout is Config.RequestTimeout's default for c.
+func defaultRequestTimeout(c Cluster) time.Duration {
+	if t, ok := c.(interface{ RequestTimeout() time.Duration }); ok && t.RequestTimeout() > 0 {
+		return t.RequestTimeout()
+	}
+	return cluster.RequestTimeoutFor(cluster.DefaultElectionTimeout)
+}
 
 // Config configures a Handler. Only Cluster is required; every zero value
 // means the default.
@@ -65,8 +73,11 @@ type Config struct {
 	// ClientID names the client of a request for per-client limits; default
 	// DefaultClientID.
 	ClientID func(r *http.Request) string
-	// RequestTimeout bounds Propose and ReadBarrier; default
-	// DefaultRequestTimeout. Watches have no timeout.
+	// RequestTimeout bounds Propose and ReadBarrier. The default is the
+	// Cluster's own bound when it has one (a RequestTimeout() method, as
+	// cluster.Node has), else cluster.RequestTimeoutFor of the default
+	// election timeout: one default, owned by package cluster. Watches have
+	// no timeout.
 	RequestTimeout time.Duration
 	// Now is the clock for the ttl of read nodes; default time.Now. Writes
 	// take the leader's clock, never this one.
@@ -145,7 +156,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.ClientID = DefaultClientID
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
+		cfg.RequestTimeout = defaultRequestTimeout(cfg.Cluster)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -7,6 +7,11 @@ import (
 	"math/big"
 	"net/http/httptest"
 	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/store"
 )
 
 // count is the number of open watches of client.
@@ -70,5 +75,46 @@ func TestWatchLimiter(t *testing.T) {
 	}
 	if len(l.counts) != 1 {
 		t.Errorf("idle clients kept: %v", l.counts)
+	}
+}
+
+// timedCluster is a Cluster with a request timeout of its own.
+type timedCluster struct {
+	*fakeCluster
+	timeout time.Duration
+}
+
+func (c timedCluster) RequestTimeout() time.Duration { return c.timeout }
+
+// The request timeout has one default, the cluster's: a Cluster that has a
+// bound lends it to the handler, and one that does not gets cluster's
+// default for the default election timeout.
+func TestRequestTimeoutDefault(t *testing.T) {
+	node := clustertest.New(t, 1).Node(0)
+	tests := []struct {
+		name string
+		cfg  Config
+		want time.Duration
+	}{
+		{"a Cluster without a bound", Config{Cluster: newFakeCluster(store.Config{})}, cluster.RequestTimeoutFor(cluster.DefaultElectionTimeout)},
+		{"a Cluster with a bound", Config{Cluster: timedCluster{newFakeCluster(store.Config{}), 3 * time.Second}}, 3 * time.Second},
+		{"a Cluster whose bound is unset", Config{Cluster: timedCluster{newFakeCluster(store.Config{}), 0}}, cluster.RequestTimeoutFor(cluster.DefaultElectionTimeout)},
+		{"a cluster.Node", Config{Cluster: node}, node.RequestTimeout()},
+		{"set in Config", Config{Cluster: node, RequestTimeout: 2 * time.Second}, 2 * time.Second},
+	}
+	if got := cluster.RequestTimeoutFor(cluster.DefaultElectionTimeout); got != 7*time.Second {
+		t.Errorf("the default request timeout is %v; etcd's is 7 s (5 s + 2 × 1 s)", got)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := New(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			if h.cfg.RequestTimeout != tt.want {
+				t.Errorf("RequestTimeout = %v, want %v", h.cfg.RequestTimeout, tt.want)
+			}
+		})
 	}
 }

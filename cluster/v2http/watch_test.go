@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -114,7 +115,7 @@ func TestWatchOneShotLive(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Etcd-Index") != "1" || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("headers: %d %v", resp.StatusCode, resp.Header)
 	}
-	poll(t, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
+	poll.Until(t, waitTimeout, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
 	fc.put(t, "/elsewhere", "x")
 	ev := fc.put(t, "/dir/sub/key", "v")
 	body, err := io.ReadAll(br)
@@ -124,7 +125,7 @@ func TestWatchOneShotLive(t *testing.T) {
 	if string(body) != eventLine(t, ev) {
 		t.Errorf("body %q, want %q", body, eventLine(t, ev))
 	}
-	poll(t, "no watchers", func() bool { return fc.st.WatcherCount() == 0 })
+	poll.Until(t, waitTimeout, "no watchers", func() bool { return fc.st.WatcherCount() == 0 })
 }
 
 // TestWatchStreamFromHistory: a stream started at an old waitIndex gets
@@ -152,7 +153,7 @@ func TestWatchStreamFromHistory(t *testing.T) {
 		}
 	}
 	cancel()
-	poll(t, "the watcher to go with its client", func() bool { return fc.st.WatcherCount() == 0 })
+	poll.Until(t, waitTimeout, "the watcher to go with its client", func() bool { return fc.st.WatcherCount() == 0 })
 }
 
 // TestWatchStreamOverflowFromHistory: more history than the watcher's
@@ -169,13 +170,13 @@ func TestWatchStreamOverflowFromHistory(t *testing.T) {
 			t.Fatalf("event %d, want %d", got.Node.ModifiedIndex, i)
 		}
 	}
-	poll(t, "the resumed watcher", func() bool { return fc.st.WatcherCount() == 1 })
+	poll.Until(t, waitTimeout, "the resumed watcher", func() bool { return fc.st.WatcherCount() == 1 })
 	ev := fc.put(t, "/o", "live")
 	if got := readEvent(t, br); got.Node.ModifiedIndex != ev.Index() {
 		t.Fatalf("live event %d, want %d", got.Node.ModifiedIndex, ev.Index())
 	}
 	cancel()
-	poll(t, "no watchers", func() bool { return fc.st.WatcherCount() == 0 })
+	poll.Until(t, waitTimeout, "no watchers", func() bool { return fc.st.WatcherCount() == 0 })
 }
 
 // gateWriter is a ResponseWriter whose first body write blocks until
@@ -242,9 +243,9 @@ func TestWatchStreamSurvivesOverflow(t *testing.T) {
 		t.Fatalf("the store kept the stalled watcher (%d); the test needs an overflow", n)
 	}
 	close(gw.release)
-	poll(t, "8 events", func() bool { return len(gw.lines()) == 8 })
+	poll.Until(t, waitTimeout, "8 events", func() bool { return len(gw.lines()) == 8 })
 	want = append(want, eventLine(t, fc.put(t, "/ov", "live")))
-	poll(t, "9 events", func() bool { return len(gw.lines()) == 9 })
+	poll.Until(t, waitTimeout, "9 events", func() bool { return len(gw.lines()) == 9 })
 	if got := gw.lines(); strings.Join(got, "") != strings.Join(want, "") {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, ""), strings.Join(want, ""))
 	}
@@ -262,7 +263,7 @@ func TestWatchSurvivesRestore(t *testing.T) {
 	srv := startServer(t, h)
 	fc.put(t, "/r", "0")
 	_, br, _ := openWatch(t, srv, "/v2/keys/r?wait=true&stream=true")
-	poll(t, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
+	poll.Until(t, waitTimeout, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
 	var snap bytes.Buffer
 	if _, err := fc.st.Snapshot().WriteTo(&snap); err != nil {
 		t.Fatal(err)
@@ -284,11 +285,11 @@ func TestWatchDisconnectRemovesWatcher(t *testing.T) {
 	srv := startServer(t, h)
 	for _, target := range []string{"/v2/keys/x?wait=true", "/v2/keys/x?wait=true&stream=true", "/v2/keys/?wait=true&recursive=true"} {
 		_, _, cancel := openWatch(t, srv, target)
-		poll(t, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
+		poll.Until(t, waitTimeout, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
 		cancel()
-		poll(t, "the watcher to go", func() bool { return fc.st.WatcherCount() == 0 })
+		poll.Until(t, waitTimeout, "the watcher to go", func() bool { return fc.st.WatcherCount() == 0 })
 	}
-	poll(t, "the watch gauge", func() bool { return gaugeValue(t, h, "cairn_http_watches") == "0" })
+	poll.Until(t, waitTimeout, "the watch gauge", func() bool { return gaugeValue(t, h, "cairn_http_watches") == "0" })
 }
 
 func TestWatchLimitPerClient(t *testing.T) {
@@ -297,7 +298,7 @@ func TestWatchLimitPerClient(t *testing.T) {
 	fc.put(t, "/c", "x") // lets an accepted one-shot from index 1 return at once
 	_, _, cancel1 := openWatch(t, srv, "/v2/keys/a?wait=true")
 	openWatch(t, srv, "/v2/keys/b?wait=true&stream=true")
-	poll(t, "two watchers", func() bool { return fc.st.WatcherCount() == 2 })
+	poll.Until(t, waitTimeout, "two watchers", func() bool { return fc.st.WatcherCount() == 2 })
 
 	watchFrom := func(remote string) *result {
 		r := httptest.NewRequest("GET", "/v2/keys/c?wait=true&waitIndex=1", nil)
@@ -316,7 +317,7 @@ func TestWatchLimitPerClient(t *testing.T) {
 	}
 	// A slot frees when a watch ends.
 	cancel1()
-	poll(t, "a free slot", func() bool { return h.watchers.count("addr:127.0.0.1") == 1 })
+	poll.Until(t, waitTimeout, "a free slot", func() bool { return h.watchers.count("addr:127.0.0.1") == 1 })
 	if w := watchFrom("127.0.0.1:2"); w.Code != 200 {
 		t.Errorf("after a watch ended: %d %s", w.Code, w.Body)
 	}
@@ -326,12 +327,12 @@ func TestCloseEndsWatches(t *testing.T) {
 	h, fc := newTestHandler(t, store.Config{}, nil)
 	srv := startServer(t, h)
 	_, br, _ := openWatch(t, srv, "/v2/keys/z?wait=true&stream=true")
-	poll(t, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
+	poll.Until(t, waitTimeout, "the watcher", func() bool { return fc.st.WatcherCount() == 1 })
 	h.Close()
 	if b, err := io.ReadAll(br); err != nil || len(b) != 0 {
 		t.Fatalf("after Close: %q %v", b, err)
 	}
-	poll(t, "no watchers", func() bool { return fc.st.WatcherCount() == 0 })
+	poll.Until(t, waitTimeout, "no watchers", func() bool { return fc.st.WatcherCount() == 0 })
 }
 
 // TestWatchEndsWhenResumeIsCleared: when the events a stalled stream missed
