@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 )
 
 // TestDocs runs every shell block of README.md and docs/*.md, one subtest
@@ -428,9 +430,9 @@ func (sh *docShell) background(t *testing.T, doc string, b DocBlock, i int, file
 	start := time.Now()
 	for _, p := range b.Ready {
 		addr := fmt.Sprintf("127.0.0.1:%d", rw.Ports[p])
-		err := PollErr(docReadyTimeout, func() error {
+		err := poll.Check(docReadyTimeout, func() error {
 			if syscall.Kill(pid, 0) != nil {
-				return errBgEnded
+				return poll.Stop(errBgEnded)
 			}
 			c, err := net.DialTimeout("tcp", addr, time.Second)
 			if err != nil {
@@ -475,7 +477,7 @@ func stopGroups(pgids []int) error {
 		_ = syscall.Kill(-g, syscall.SIGTERM)
 	}
 	var left []int
-	err := PollErr(10*time.Second, func() error {
+	err := poll.Check(10*time.Second, func() error {
 		left = left[:0]
 		for _, g := range pgids {
 			if syscall.Kill(-g, 0) == nil {
