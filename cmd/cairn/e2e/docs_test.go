@@ -509,8 +509,11 @@ func (sh *docShell) stop(t *testing.T) {
 	}
 	<-sh.done
 	t.Logf("docs: stopped every process in %v", time.Since(start).Round(time.Millisecond))
-	if t.Failed() || os.Getenv("CAIRN_DOCS_OUTPUT") == "1" {
-		t.Logf("--- whole output of the document's shell, last 12 KiB ---\n%s%s", tailFrom(sh.out, 0, 12<<10), sh.bgLogs())
+	switch {
+	case os.Getenv("CAIRN_DOCS_OUTPUT") == "1":
+		t.Logf("--- output of the document's shell ---\n%s%s", tailFrom(sh.out, 0, 1<<30), sh.bgLogs())
+	case t.Failed():
+		t.Logf("--- output of the document's shell, last 12 KiB ---\n%s%s", tailFrom(sh.out, 0, 12<<10), sh.bgLogs())
 	}
 }
 
