@@ -10,7 +10,9 @@ import (
 
 // FollowerStats are the leader's measurements of one follower, as etcd's
 // /v2/stats/leader shows them: round-trip latencies of the peer channel in
-// milliseconds, and counts of answered and failed probes.
+// milliseconds (StdDev is the standard deviation), and counts of answered
+// and failed probes. It is the one type of these numbers: v2http renders it
+// as etcd's JSON (a value that is not finite as 0).
 type FollowerStats struct {
 	Current, Average, StdDev, Min, Max float64
 	Success, Fail                      uint64
@@ -39,8 +41,9 @@ type leaderStats struct {
 	followers map[uint64]*FollowerStats
 }
 
-// LeaderStats returns this leader's view of its followers; ok is false on a
-// node that is not the leader.
+// LeaderStats returns this leader's view of its followers, one entry per
+// other member; ok is false on a node that is not the leader. It
+// implements v2http.LeaderStatser.
 func (n *Node) LeaderStats() (map[uint64]FollowerStats, bool) {
 	if !n.isLeader() {
 		return nil, false

@@ -37,6 +37,11 @@ type TLSNetworkConfig struct {
 	// BindAddr is where the peer port listens; AdvertiseAddr is the address
 	// other members dial (the raft server address of this node).
 	BindAddr, AdvertiseAddr string
+	// Listener, if set, is the peer port, already listening (BindAddr is
+	// then only used for the source address of dials): a caller that binds
+	// port 0 learns the port before it advertises it. Once NewTLSNetwork
+	// returns without error, the network owns it and closes it.
+	Listener net.Listener
 	// ServerTLS and ClientTLS must both demand a node certificate from the
 	// other side (tlsconf's PeerServerConfig and PeerClientConfig).
 	ServerTLS, ClientTLS *tls.Config
@@ -78,7 +83,8 @@ type idleConn struct {
 	since time.Time
 }
 
-// NewTLSNetwork listens on cfg.BindAddr and returns the network.
+// NewTLSNetwork listens on cfg.BindAddr (or takes cfg.Listener) and returns
+// the network.
 func NewTLSNetwork(cfg TLSNetworkConfig) (*TLSNetwork, error) {
 	if cfg.ServerTLS == nil || (cfg.ClientTLS == nil && cfg.DialTLS == nil) {
 		return nil, errors.New("cluster: the peer port needs TLS configurations for both directions")
@@ -91,9 +97,12 @@ func NewTLSNetwork(cfg TLSNetworkConfig) (*TLSNetwork, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", cfg.BindAddr)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: listen on peer address %s: %w (is another process using it? set --peer-bind-addr)", cfg.BindAddr, err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.BindAddr); err != nil {
+			return nil, fmt.Errorf("cluster: listen on peer address %s: %w (is another process using it? set --peer-bind-addr)", cfg.BindAddr, err)
+		}
 	}
 	n := &TLSNetwork{
 		cfg: cfg, ln: ln, log: cfg.Logger,

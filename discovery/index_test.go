@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -84,17 +85,10 @@ func synced(t testing.TB, st *store.Store, x *Index) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
 	// Equality, not >=: after a restore the store's index may go back.
-	for x.stats.applied.Load() != e.Index() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("index stuck at %d, store at %d", x.stats.applied.Load(), e.Index())
-		}
-	}
+	poll.Until(t, 10*time.Second, fmt.Sprintf("the index to apply the store's index %d", e.Index()), func() bool {
+		return x.stats.applied.Load() == e.Index()
+	})
 }
 
 // show summarises instances as sorted "name host:port +expires" strings,

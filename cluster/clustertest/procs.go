@@ -24,17 +24,17 @@ import (
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cluster/v2client"
-	"github.com/cairnkv/cairn/tlsauth"
-	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
 // This file runs real cairn processes. It is Linux-only because it gives
 // every node its own loopback IP (Linux routes all of 127/8 to lo), which is
 // what lets one proxy per node tell the nodes apart and cut links.
 
-// ProcTrustDomain is the trust domain of the PKI that StartProcs makes.
-const ProcTrustDomain = tlsauth.DefaultTrustDomain
+// ProcTrustDomain is the trust domain of the PKI that StartProcs makes:
+// tlstest's, which is tlsauth's default.
+const ProcTrustDomain = tlstest.TrustDomain
 
 // ProcOptions tune StartProcs. The zero value runs nodes that each list all
 // the others in --peers, with a 100 ms heartbeat and a 1 s election timeout.
@@ -177,28 +177,20 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 	p := &Procs{t: t, bin: bin, base: base, opts: opts, net: newFaultNet()}
 	t.Cleanup(p.cleanup) // after TempDir's cleanup is registered: runs before it
 
-	ca, err := pki.NewCA(ProcTrustDomain, 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Real processes read the test PKI from files: tlstest writes them.
+	ca := tlstest.NewCA(t)
 	pkiDir := filepath.Join(base, "pki")
 	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	p.CAFile = filepath.Join(pkiDir, "ca.crt")
-	p.ClientCertFile = filepath.Join(pkiDir, "client.crt")
-	p.ClientKeyFile = filepath.Join(pkiDir, "client.key")
 	if err := ca.WriteFiles(p.CAFile, filepath.Join(pkiDir, "ca.key")); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := ca.IssueClient(ProcTrustDomain, "root", 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.WritePair(cl, p.ClientCertFile, p.ClientKeyFile); err != nil {
-		t.Fatal(err)
-	}
-	p.ClientTLS, err = tlsconf.ClientConfigFromFiles(tlsconf.Files{CAFile: p.CAFile, CertFile: p.ClientCertFile, KeyFile: p.ClientKeyFile})
+	client := tlstest.WritePair(t, pkiDir, "client", p.CAFile, tlstest.IssueClient(t, ca, "root"))
+	p.ClientCertFile, p.ClientKeyFile = client.CertFile, client.KeyFile
+	var err error
+	p.ClientTLS, err = tlsconf.ClientConfigFromFiles(client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,15 +208,8 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 		if err := os.MkdirAll(pr.DataDir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		iss, err := ca.IssueNode(ProcTrustDomain, pr.Name, []string{pr.IP, "127.0.0.1", "localhost"}, 24*time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pr.CertFile = filepath.Join(pkiDir, pr.Name+".crt")
-		pr.KeyFile = filepath.Join(pkiDir, pr.Name+".key")
-		if err := pki.WritePair(iss, pr.CertFile, pr.KeyFile); err != nil {
-			t.Fatal(err)
-		}
+		node := tlstest.WritePair(t, pkiDir, pr.Name, p.CAFile, tlstest.IssueNode(t, ca, ProcTrustDomain, pr.Name, pr.IP))
+		pr.CertFile, pr.KeyFile = node.CertFile, node.KeyFile
 		pr.ClientURL = "https://" + net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))
 		pr.PeerBindAddr = net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))
 		px, err := p.net.listen(i, pr.IP, net.JoinHostPort(pr.IP, "0"), pr.PeerBindAddr)

@@ -48,33 +48,15 @@ type MemberAdmin interface {
 	RemoveMember(ctx context.Context, id uint64) error
 }
 
-// LeaderStatser is implemented by a Cluster that measures its followers.
-// Without it, /v2/stats/leader on the leader lists no followers.
+// LeaderStatser is implemented by a Cluster that measures its followers
+// (*cluster.Node does). Without it, /v2/stats/leader on the leader lists no
+// followers.
 //
 // LeaderStats reports ok=false when this node is not the leader (also when
 // there is no leader); /v2/stats/leader then answers 403 "not current
-// leader", as etcd 2.x. Otherwise leader is this node's ID and followers
-// holds one entry per other member, keyed by member ID. The map is only
-// read, and not kept, by the handler.
-//
-// The shapes are declared here rather than in package cluster because
-// v2http depends on cluster, not the reverse: whatever measures the
-// followers converts to them.
+// leader", as etcd 2.x. Otherwise followers holds one entry per other
+// member, keyed by member ID, and the leader is this node (Status().ID).
+// The map is only read, and not kept, by the handler.
 type LeaderStatser interface {
-	LeaderStats() (leader uint64, followers map[uint64]FollowerStats, ok bool)
-}
-
-// FollowerStats is the leader's view of one follower: etcd's FollowerStats.
-type FollowerStats struct {
-	// Latency is of the leader's append RPCs to the follower, in float
-	// milliseconds.
-	Latency LatencyStats
-	// Success and Fail count those RPCs.
-	Success, Fail uint64
-}
-
-// LatencyStats are in milliseconds. StdDev is the standard deviation. A
-// value that is not finite is rendered as 0 (JSON cannot express it).
-type LatencyStats struct {
-	Current, Average, StdDev, Minimum, Maximum float64
+	LeaderStats() (followers map[uint64]cluster.FollowerStats, ok bool)
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"net/http"
 	"time"
+
+	"github.com/cairnkv/cairn/cluster"
 )
 
 // selfStats is etcd 2.x's ServerStats, in its field order. The rates are
@@ -52,13 +54,13 @@ type followerStatsJSON struct {
 	} `json:"counts"`
 }
 
-func newFollowerStatsJSON(f FollowerStats) followerStatsJSON {
+func newFollowerStatsJSON(f cluster.FollowerStats) followerStatsJSON {
 	var j followerStatsJSON
-	j.Latency.Current = finite(f.Latency.Current)
-	j.Latency.Average = finite(f.Latency.Average)
-	j.Latency.StandardDeviation = finite(f.Latency.StdDev)
-	j.Latency.Minimum = finite(f.Latency.Minimum)
-	j.Latency.Maximum = finite(f.Latency.Maximum)
+	j.Latency.Current = finite(f.Current)
+	j.Latency.Average = finite(f.Average)
+	j.Latency.StandardDeviation = finite(f.StdDev)
+	j.Latency.Minimum = finite(f.Min)
+	j.Latency.Maximum = finite(f.Max)
 	j.Counts.Fail = f.Fail
 	j.Counts.Success = f.Success
 	return j
@@ -109,20 +111,21 @@ func (h *Handler) serveStatsStore(w http.ResponseWriter, r *http.Request) {
 
 // serveStatsLeader answers 403 {"message":"not current leader"} on any node
 // that is not the leader, with or without a known leader, as etcd 2.x. On
-// the leader it renders the followers of a LeaderStatser; who is leader is
-// then the LeaderStatser's word, so that the answer is consistent.
+// the leader it renders the followers of a LeaderStatser; whether this node
+// is the leader is then the LeaderStatser's word, so that the answer is
+// consistent.
 func (h *Handler) serveStatsLeader(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, http.MethodGet) {
 		return
 	}
 	ls := leaderStats{Followers: map[string]followerStatsJSON{}}
 	if lser, ok := h.cluster.(LeaderStatser); ok {
-		leader, followers, ok := lser.LeaderStats()
+		followers, ok := lser.LeaderStats()
 		if !ok {
 			writeHTTPError(w, r, http.StatusForbidden, "not current leader")
 			return
 		}
-		ls.Leader = hexID(leader)
+		ls.Leader = hexID(h.cluster.Status().ID)
 		for id, f := range followers {
 			ls.Followers[hexID(id)] = newFollowerStatsJSON(f)
 		}

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	cairnserver "github.com/cairnkv/cairn/cmd/cairn/server"
 )
 
 // The types below model the fields the manifests use, decoded strictly: a
@@ -56,6 +58,11 @@ type k8sProbe struct {
 	TCPSocket *struct {
 		Port string `yaml:"port"`
 	} `yaml:"tcpSocket"`
+	HTTPGet *struct {
+		Path   string `yaml:"path"`
+		Port   string `yaml:"port"`
+		Scheme string `yaml:"scheme"`
+	} `yaml:"httpGet"`
 	InitialDelaySeconds int `yaml:"initialDelaySeconds"`
 	PeriodSeconds       int `yaml:"periodSeconds"`
 	TimeoutSeconds      int `yaml:"timeoutSeconds"`
@@ -293,7 +300,7 @@ func TestDeployKubernetes(t *testing.T) {
 			t.Errorf("volumeClaimTemplate %s requests no storage", vct.Metadata.Name)
 		}
 	}
-	var server, prober *k8sContainer
+	var server *k8sContainer
 	for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
 		sc := c.SecurityContext
 		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
@@ -313,17 +320,14 @@ func TestDeployKubernetes(t *testing.T) {
 				t.Errorf("container %s mounts unknown volume %s", c.Name, vm.Name)
 			}
 		}
-		if c.ReadinessProbe != nil && c.ReadinessProbe.Exec != nil {
-			prober = &c
-		}
 	}
 	for i := range pod.Containers {
 		if pod.Containers[i].Image == "cairn:dev" {
 			server = &pod.Containers[i]
 		}
 	}
-	if server == nil || prober == nil {
-		t.Fatalf("want a container of image cairn:dev and one with an exec readiness probe")
+	if server == nil {
+		t.Fatalf("want a container of image cairn:dev")
 	}
 	ports := map[string]string{} // name → port/protocol
 	for _, p := range server.Ports {
@@ -346,16 +350,26 @@ func TestDeployKubernetes(t *testing.T) {
 	if slices.Sort(dnsPorts); !slices.Equal(dnsPorts, []string{"TCP", "UDP"}) {
 		t.Errorf("service cairn-client: DNS on port 53 over %v, want TCP and UDP", dnsPorts)
 	}
-	for _, p := range []*k8sProbe{server.StartupProbe, server.LivenessProbe} {
-		if p == nil || p.TCPSocket == nil || p.TCPSocket.Port != "client" {
-			t.Errorf("server: want TCP startup and liveness probes on the client port")
+	// Probes: alive is "the client port accepts", started is "/metrics
+	// answers" (after the replay), ready is "/health answers 200" (a leader
+	// and a linearizable read), both on the plain-HTTP metrics port, which
+	// needs no client certificate.
+	if p := server.LivenessProbe; p == nil || p.TCPSocket == nil || p.TCPSocket.Port != "client" {
+		t.Errorf("server: want a TCP liveness probe on the client port")
+	}
+	for _, pr := range []struct {
+		p    *k8sProbe
+		path string
+	}{{server.StartupProbe, "/metrics"}, {server.ReadinessProbe, "/health"}} {
+		if pr.p == nil || pr.p.HTTPGet == nil || pr.p.HTTPGet.Path != pr.path || pr.p.HTTPGet.Port != "metrics" || pr.p.HTTPGet.Scheme != "" {
+			t.Errorf("server: want an HTTP probe of %s on the metrics port", pr.path)
 		}
 	}
 
 	// The server's command line, as each pod runs it.
 	env := map[string]string{}
 	var peerAddrs []string
-	cfgs := make([]Config, sts.Replicas)
+	cfgs := make([]cairnserver.Config, sts.Replicas)
 	for i := range sts.Replicas {
 		env["POD_NAME"] = fmt.Sprintf("%s-%d", m.stsName, i)
 		env["POD_NAMESPACE"] = "default"
@@ -386,7 +400,11 @@ func TestDeployKubernetes(t *testing.T) {
 	if dnsHost != "" || dns == "53" {
 		t.Errorf("--dns-addr %s: want every interface and a port a non-root process may bind", cfg.DNSAddr)
 	}
-	want := map[string]string{"client": client + "/TCP", "peer": peer + "/TCP", "dns-udp": dns + "/UDP", "dns-tcp": dns + "/TCP"}
+	metricsHost, metrics := depHost(t, cfg.MetricsAddr)
+	if metricsHost != "" {
+		t.Errorf("--metrics-addr %s: want every interface, for the kubelet", cfg.MetricsAddr)
+	}
+	want := map[string]string{"client": client + "/TCP", "peer": peer + "/TCP", "dns-udp": dns + "/UDP", "dns-tcp": dns + "/TCP", "metrics": metrics + "/TCP"}
 	if fmt.Sprint(ports) != fmt.Sprint(want) {
 		t.Errorf("server ports %v, want %v (its flags)", ports, want)
 	}
@@ -433,34 +451,13 @@ func TestDeployKubernetes(t *testing.T) {
 		t.Errorf("no init container installs %s with mode 0600", cfg.KeyFile)
 	}
 
-	// The readiness probe: GET /health over mutual TLS on the client port,
-	// with a client certificate from a Secret.
-	probe := prober.ReadinessProbe.Exec.Command
-	if probe[0] != "curl" || !slices.Contains(probe, "--fail") || probe[len(probe)-1] != "https://localhost:"+client+"/health" {
-		t.Errorf("readiness probe %v: want curl --fail ... https://localhost:%s/health", probe, client)
-	}
-	for _, flag := range []string{"--cacert", "--cert", "--key"} {
-		i := slices.Index(probe, flag)
-		if i < 0 {
-			t.Errorf("readiness probe lacks %s", flag)
-			continue
-		}
-		v, _ := prober.volumeAt(probe[i+1])
-		vi, ok := volumes[v]
-		if !ok || vi < 0 || pod.Volumes[vi].Secret == nil {
-			t.Errorf("readiness probe %s %s is not in a Secret volume", flag, probe[i+1])
-			continue
-		}
-		s := pod.Volumes[vi].Secret.SecretName
-		secretKeys[s] = append(secretKeys[s], filepath.Base(probe[i+1]))
-	}
 	checkK8sDocs(t, secretKeys, cfgs)
 }
 
 // checkK8sDocs runs the Kubernetes section of docs/deployment.md: its PKI
 // commands make certificates valid for the names the pods are dialed at,
 // and its kubectl lines create the Secrets with the keys the pods read.
-func checkK8sDocs(t *testing.T, secretKeys map[string][]string, cfgs []Config) {
+func checkK8sDocs(t *testing.T, secretKeys map[string][]string, cfgs []cairnserver.Config) {
 	t.Helper()
 	sec := depDocSection(t, "## Kubernetes")
 	t.Chdir(t.TempDir())

@@ -24,6 +24,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cairnkv/cairn/cmd/cairn/server"
 )
 
 const deployRoot = "../.."
@@ -39,10 +41,10 @@ func depRead(t *testing.T, rel string) []byte {
 
 // depRun passes args (a command line without "cairn") through the real
 // command tree, with the found command's RunE replaced: flags, argument
-// counts and, for serve, the whole configuration (loadConfig) are checked,
+// counts and, for serve, the whole configuration (server.Load) are checked,
 // nothing is served. A serve without --config reads an empty file, not this
 // machine's /etc/cairn/cairn.toml.
-func depRun(t *testing.T, where string, args, environ []string) Config {
+func depRun(t *testing.T, where string, args, environ []string) server.Config {
 	t.Helper()
 	root := newRootCmd(io.Discard, io.Discard, environ)
 	cmd, _, err := root.Find(args)
@@ -52,7 +54,7 @@ func depRun(t *testing.T, where string, args, environ []string) Config {
 	if cmd == root && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		t.Fatalf("%s: cairn has no command %q", where, args[0])
 	}
-	var cfg Config
+	var cfg server.Config
 	ran := false
 	cmd.Run = nil
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
@@ -68,7 +70,7 @@ func depRun(t *testing.T, where string, args, environ []string) Config {
 			}
 		}
 		var err error
-		cfg, _, err = loadConfig(c.Flags(), file, environ)
+		cfg, _, err = server.Load(c.Flags(), file, environ)
 		return err
 	}
 	root.SetArgs(args)
@@ -565,7 +567,7 @@ func TestDeployCompose(t *testing.T) {
 	}
 
 	var members, peerAddrs []string
-	cfgs := map[string]Config{}
+	cfgs := map[string]server.Config{}
 	dataVolumes := map[string]string{}
 	for name, s := range cf.Services {
 		if name == "pki" {

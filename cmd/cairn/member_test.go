@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/cmd/cairn/server"
 )
 
 // readOnlyCluster hides MemberAdmin: the server then answers 501 to changes.
@@ -107,8 +108,8 @@ func TestMemberCommands(t *testing.T) {
 // them must not make serve refuse an unknown variable.
 func TestMemberAddLinesAreSettings(t *testing.T) {
 	known := map[string]bool{}
-	for _, s := range settings {
-		known[envName(s.key)] = true
+	for _, k := range server.Keys() {
+		known[server.EnvName(k)] = true
 	}
 	for _, v := range []string{"CAIRN_NAME", "CAIRN_PEER_ADDR", "CAIRN_PEERS"} {
 		if !known[v] {

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -20,7 +20,6 @@ mandatory client certificates. Run without a subcommand, it serves (see
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args:          cobra.NoArgs,
 		RunE:          serve.RunE,
 	}
 	// Plain `cairn` serves: it takes serve's flags too.
@@ -32,40 +31,46 @@ mandatory client certificates. Run without a subcommand, it serves (see
 	root.AddCommand(newSnapshotCmd(stdout, stderr, environ))
 	root.AddCommand(newCACmd(stdout), newCertCmd(stdout, stderr))
 	root.AddCommand(newKVCmd(stdout, stderr, environ), newStatusCmd(stdout, stderr, environ))
+	refuseUnknownCommands(root)
 	return root
 }
 
-func newConfigCmd(stdout io.Writer, environ []string) *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Inspect the configuration"}
-	show := &cobra.Command{
-		Use:   "show",
-		Short: "Print the effective configuration and where each value came from",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfgFile, _ := cmd.Flags().GetString("config")
-			_, source, err := loadConfig(cmd.Flags(), cfgFile, environ)
-			if err != nil {
-				return err
-			}
-			for _, r := range source {
-				fmt.Fprintf(stdout, "%-26s = %-28q # %s\n", r.key, r.value, r.source)
-			}
-			return nil
-		},
+// refuseUnknownCommands makes every command that has subcommands fail on
+// an argument that names none of them, with cobra's suggestions, instead
+// of printing its help and succeeding (cobra's default for a group
+// without RunE): `cairn member lst` exits 1, as etcdctl does. A group
+// given no argument still prints its help and succeeds. The root serves,
+// and takes no argument either.
+func refuseUnknownCommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownCommands(sub)
 	}
-	addFlags(show.Flags())
-	show.Flags().String("config", "", "TOML configuration file")
-	cmd.AddCommand(show)
-	return cmd
+	if !c.HasSubCommands() {
+		return
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		return unknownCommandError(cmd, args[0])
+	}
+	if c.RunE == nil && c.Run == nil {
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 }
 
-func newLogger(w io.Writer, format, level, name string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler = slog.NewTextHandler(w, opts)
-	if format == "json" {
-		h = slog.NewJSONHandler(w, opts)
+func unknownCommandError(cmd *cobra.Command, name string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "unknown command %q for %q", name, cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
 	}
-	return slog.New(h).With("node", name)
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		b.WriteString("\n\nDid you mean this?\n")
+		for _, x := range s {
+			fmt.Fprintf(&b, "\t%s\n", x)
+		}
+	}
+	fmt.Fprintf(&b, "\nRun '%s --help' for usage.", cmd.CommandPath())
+	return fmt.Errorf("%s", b.String())
 }

@@ -11,15 +11,15 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/cmd/cairn/server"
 )
 
 // serve's API takes backups: GET /cairn/v1/snapshot (v2client.SnapshotPath).
-var _ v2http.Snapshotter = apiNode{}
+var _ v2http.Snapshotter = (*cluster.Node)(nil)
 
 // restoreSettings are the settings of cairn serve that `snapshot restore`
 // takes, resolved as serve resolves them (flag, CAIRN_*, --config file,
@@ -110,14 +110,14 @@ file, default), so pass the same ones.`,
 		Args: exactArgs(1, "provide the backup file: cairn snapshot restore FILE --data-dir DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfgFile, _ := cmd.Flags().GetString("config")
-			cfg, _, err := loadConfig(cmd.Flags(), cfgFile, environ)
+			cfg, _, err := server.Load(cmd.Flags(), cfgFile, environ)
 			if err != nil {
 				return err
 			}
 			return snapshotRestore(args[0], cfg, stdout)
 		},
 	}
-	addSettingFlags(cmd.Flags(), restoreSettings)
+	server.AddFlags(cmd.Flags(), restoreSettings...)
 	cmd.Flags().String("config", "", "TOML configuration file of the member to be (default /etc/cairn/cairn.toml when present)")
 	return cmd
 }
@@ -146,18 +146,6 @@ file that a restore would refuse.`,
 				sum.Time.UTC().Format(time.RFC3339), sum.MemberName, sum.MemberID, sum.ClusterID)
 			return nil
 		},
-	}
-}
-
-// addSettingFlags defines the flags of the named settings of cairn serve
-// (all strings) on fs, with serve's names, defaults and help.
-func addSettingFlags(fs *pflag.FlagSet, keys []string) {
-	for _, k := range keys {
-		for _, s := range settings {
-			if s.key == k {
-				fs.String(s.flag, fmt.Sprint(s.def), s.usage+" (env "+envName(s.key)+")")
-			}
-		}
 	}
 }
 
@@ -221,7 +209,7 @@ func snapshotSave(ctx context.Context, c *v2client.Client, file string, stdout, 
 
 // snapshotRestore creates cfg's data dir from the backup file and says how
 // to start it.
-func snapshotRestore(file string, cfg Config, stdout io.Writer) error {
+func snapshotRestore(file string, cfg server.Config, stdout io.Writer) error {
 	res, err := cluster.RestoreBackup(cluster.RestoreConfig{Backup: file, DataDir: cfg.DataDir,
 		Name: cfg.Name, PeerAddr: cfg.PeerAddr, ClientURLs: []string{"https://" + cfg.Addr}})
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 )
 
 // memKV is an in-memory KV with the store's semantics where Storage
@@ -342,7 +344,7 @@ func TestCertStorageRefreshKeepsLock(t *testing.T) {
 			t.Fatalf("lock key gone: %v", err)
 		}
 		kv.advance(2 * time.Second)
-		cmPoll(t, "a refresh", func() bool {
+		poll.Until(t, 10*time.Second, "a refresh", func() bool {
 			n, err := kv.Get(ctx, s.lockKey("x"), false)
 			return err == nil && n.ModifiedIndex > e.ModifiedIndex
 		})
@@ -352,17 +354,5 @@ func TestCertStorageRefreshKeepsLock(t *testing.T) {
 	}
 	if _, err := kv.Get(ctx, s.lockKey("x"), false); !errors.Is(err, ErrKVNotFound) {
 		t.Errorf("lock key after Unlock: %v", err)
-	}
-}
-
-// cmPoll waits for cond, checking every millisecond, for at most 10 s.
-func cmPoll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

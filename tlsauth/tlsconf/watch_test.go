@@ -8,24 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
-
-// waitFor polls cond every 10 ms until it holds, failing after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
 
 // startWatch runs r.Watch until the test ends.
 func startWatch(t *testing.T, r *tlsconf.Reloader) {
@@ -108,7 +95,7 @@ func TestWatch(t *testing.T) {
 			put(t, p.Node.KeyFile, node.KeyPEM, 0o600)
 			put(t, p.Node.CertFile, node.CertPEM, 0o644)
 			put(t, p.CAFile, ca.CertPEM, 0o644)
-			waitFor(t, 5*time.Second, "the new certificate", func() bool {
+			poll.Until(t, 5*time.Second, "the new certificate", func() bool {
 				return p.NodeMaterial.Certificate().Leaf.CheckSignatureFrom(ca.Cert) == nil
 			})
 			if n := strings.Count(logs.String(), "TLS material reloaded"); n != 1 {
@@ -118,7 +105,7 @@ func TestWatch(t *testing.T) {
 			// A bad certificate: refused once, the new material stays.
 			before := p.NodeMaterial.Certificate()
 			put(t, p.Node.CertFile, []byte("garbage"), 0o644)
-			waitFor(t, 5*time.Second, "the refusal", func() bool { return strings.Contains(logs.String(), "TLS reload refused") })
+			poll.Until(t, 5*time.Second, "the refusal", func() bool { return strings.Contains(logs.String(), "TLS reload refused") })
 			put(t, p.Node.KeyFile, node.KeyPEM, 0o600) // an event, but the same bad set
 			if p.NodeMaterial.Certificate() != before {
 				t.Error("a refused file replaced the material")
@@ -127,7 +114,7 @@ func TestWatch(t *testing.T) {
 			node2 := tlstest.IssueNode(t, ca, tlstest.TrustDomain, "n1")
 			put(t, p.Node.KeyFile, node2.KeyPEM, 0o600)
 			put(t, p.Node.CertFile, node2.CertPEM, 0o644)
-			waitFor(t, 5*time.Second, "the fixed certificate", func() bool {
+			poll.Until(t, 5*time.Second, "the fixed certificate", func() bool {
 				return p.NodeMaterial.Certificate() != before
 			})
 			if n := strings.Count(logs.String(), "TLS reload refused"); n != 1 {
@@ -155,7 +142,7 @@ func TestWatch(t *testing.T) {
 			ca := tlstest.NewCA(t)
 			node := tlstest.IssueNode(t, ca, tlstest.TrustDomain, "n1")
 			v.update(t, map[string][]byte{"ca.crt": ca.CertPEM, "tls.crt": node.CertPEM, "tls.key": node.KeyPEM})
-			waitFor(t, 5*time.Second, "the swapped secret", func() bool {
+			poll.Until(t, 5*time.Second, "the swapped secret", func() bool {
 				return m.Certificate().Leaf.CheckSignatureFrom(ca.Cert) == nil
 			})
 		}

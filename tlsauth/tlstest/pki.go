@@ -17,12 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/tlsauth"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
-// TrustDomain is the trust domain of every identity the helpers make.
-const TrustDomain = "cairn.internal"
+// TrustDomain is the trust domain of every identity the helpers make:
+// Cairn's default.
+const TrustDomain = tlsauth.DefaultTrustDomain
 
 // NewCA returns a new CA for TrustDomain, valid for a day.
 func NewCA(t testing.TB) *pki.CA {
@@ -70,10 +72,11 @@ func NewPKI(t testing.TB) *PKI {
 }
 
 // IssueNode issues a node certificate for name in td from ca, for
-// localhost and 127.0.0.1, valid for an hour.
-func IssueNode(t testing.TB, ca *pki.CA, td, name string) pki.Issued {
+// localhost, 127.0.0.1 and more hosts (IPs or DNS names; a node of a
+// multi-process cluster has its own loopback IP), valid for an hour.
+func IssueNode(t testing.TB, ca *pki.CA, td, name string, more ...string) pki.Issued {
 	t.Helper()
-	iss, err := ca.IssueNode(td, name, []string{"localhost", "127.0.0.1"}, time.Hour)
+	iss, err := ca.IssueNode(td, name, append([]string{"localhost", "127.0.0.1"}, more...), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -249,7 +250,7 @@ func doOnce(s *Server, method, path, query, form string) response {
 
 func pollStatus(s *Server, until int, method, path, query, form string) response {
 	var last response
-	err := PollErr(pollTimeout, func() error {
+	err := poll.Check(pollTimeout, func() error {
 		last = doOnce(s, method, path, query, form)
 		if last.err == nil && last.status == until {
 			return nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 )
 
 // etcdctlCase is one etcdctl v2 command and its expected output, in which
@@ -131,7 +133,7 @@ func testEtcdctlWatch(t *testing.T, s *Server) {
 	cmd := exec.Command(NeedBinary(t, "etcdctl"), etcdctlArgs(s, "watch", "/ctlw/k")...)
 	cmd.Env = etcdctlEnv()
 	p := StartProc(t, "etcdctl watch", cmd)
-	written := writeUntil(t, s, "/ctlw/k", p.Done())
+	written := writeUntil(t, s, "/ctlw/k", func() bool { done, _ := p.Exited(); return done })
 	if _, err := p.Exited(); err != nil {
 		t.Fatalf("etcdctl watch: %v\n%s", err, p.Output())
 	}
@@ -167,20 +169,11 @@ func testEtcdctlExecWatch(t *testing.T, s *Server) {
 	cmd := exec.Command(NeedBinary(t, "etcdctl"), etcdctlArgs(s, "exec-watch", hook, "/ctlx/k")...)
 	cmd.Env = etcdctlEnv()
 	p := StartProc(t, "etcdctl exec-watch", cmd)
-	ran := make(chan struct{})
-	go func() {
-		defer close(ran)
-		_ = PollErr(15*time.Second, func() error {
-			if b, _ := os.ReadFile(outFile); len(b) > 0 {
-				return nil
-			}
-			if done, _ := p.Exited(); done {
-				return nil
-			}
-			return errNotYet
-		})
-	}()
-	written := writeUntil(t, s, "/ctlx/k", ran)
+	written := writeUntil(t, s, "/ctlx/k", func() bool {
+		b, _ := os.ReadFile(outFile)
+		done, _ := p.Exited()
+		return len(b) > 0 || done
+	})
 	if done, err := p.Exited(); done {
 		t.Fatalf("etcdctl exec-watch exited (%v):\n%s", err, p.Output())
 	}
@@ -197,26 +190,23 @@ func testEtcdctlExecWatch(t *testing.T, s *Server) {
 	}
 }
 
-// writeUntil PUTs key with values v1, v2, ... every 50 ms until stop is
-// closed (at most 15 s) and returns the set of values written.
-func writeUntil(t *testing.T, s *Server, key string, stop <-chan struct{}) map[string]bool {
+// writeUntil PUTs key with values v1, v2, ... until done holds (at most
+// 15 s), and returns the set of values written. Nothing says when an
+// etcdctl watch is in place: each poll writes a new value before the
+// watch's reaction is checked again.
+func writeUntil(t *testing.T, s *Server, key string, done func() bool) map[string]bool {
 	t.Helper()
 	written := map[string]bool{}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(15 * time.Second)
-	for i := 1; ; i++ {
-		v := fmt.Sprintf("v%d", i)
+	poll.Until(t, 15*time.Second, "the watcher to fire on writes to "+key, func() bool {
+		if done() {
+			return true
+		}
+		v := fmt.Sprintf("v%d", len(written)+1)
 		if _, err := s.SetKey(t, key, v); err != nil {
 			t.Fatalf("PUT %s: %v", key, err)
 		}
 		written[v] = true
-		select {
-		case <-stop:
-			return written
-		case <-deadline:
-			t.Fatalf("the watcher did not fire within 15 s of writes to %s", key)
-		case <-tick.C:
-		}
-	}
+		return false
+	})
+	return written
 }

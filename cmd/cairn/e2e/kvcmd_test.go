@@ -85,7 +85,7 @@ func TestCairnKVWatch(t *testing.T) {
 		"--cert", s.Files.CertFile, "--key", s.Files.KeyFile, "watch", "/kvw/k")
 	cmd.Env = cleanEnv("CAIRN_")
 	p := StartProc(t, "cairn kv watch", cmd)
-	written := writeUntil(t, s, "/kvw/k", p.Done())
+	written := writeUntil(t, s, "/kvw/k", func() bool { done, _ := p.Exited(); return done })
 	if _, err := p.Exited(); err != nil {
 		t.Fatalf("cairn kv watch: %v\n%s", err, p.Output())
 	}

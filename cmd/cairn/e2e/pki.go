@@ -1,25 +1,24 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
-// TrustDomain is the trust domain of the test PKI, Cairn's default.
-const TrustDomain = "cairn.internal"
+// TrustDomain is the trust domain of the test PKI: tlstest's, Cairn's
+// default.
+const TrustDomain = tlstest.TrustDomain
 
 // pkiValidity is long enough for any test run and short enough to be
 // obviously a test certificate.
@@ -87,36 +86,17 @@ func (p *PKI) IssueClient(trustDomain, name, certFile, keyFile string) (string, 
 	return certFile, keyFile, nil
 }
 
-// IssueTemplate signs tmpl with the test CA for a new P-256 key (a fresh
-// serial number if tmpl has none) and writes the pair to certFile and
-// keyFile, for certificates the CA's own methods refuse to make (expired,
-// not yet valid, without clientAuth). It returns the certificate.
-func (p *PKI) IssueTemplate(tmpl *x509.Certificate, certFile, keyFile string) (*x509.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
+// IssueTemplate signs tmpl with the test CA (tlstest.Sign: a new P-256
+// key, a fresh serial number if tmpl has none) and writes the pair to
+// certFile and keyFile, for certificates the CA's own methods refuse to
+// make (expired, not yet valid, without clientAuth).
+func (p *PKI) IssueTemplate(t testing.TB, tmpl *x509.Certificate, certFile, keyFile string) tls.Certificate {
+	t.Helper()
+	c := tlstest.Sign(t, p.ca, tmpl)
+	if err := pki.WritePair(tlstest.Issued(t, c), certFile, keyFile); err != nil {
+		t.Fatal(err)
 	}
-	if tmpl.SerialNumber == nil {
-		if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
-			return nil, err
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca.Cert, key.Public(), p.ca.Key)
-	if err != nil {
-		return nil, fmt.Errorf("sign %q: %w", tmpl.Subject.CommonName, err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	iss := pki.Issued{
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-	}
-	if err := pki.WritePair(iss, certFile, keyFile); err != nil {
-		return nil, err
-	}
-	return x509.ParseCertificate(der)
+	return c
 }
 
 // WriteCRL writes to path a PEM CRL of the test CA, numbered number,

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 )
 
 // RequireExternalEnv names the environment variable that turns a missing
@@ -49,30 +51,13 @@ func FreePort(t testing.TB) int {
 // errNotYet is what a Poll condition returns while it waits.
 var errNotYet = errors.New("not yet")
 
-// Poll calls cond every 20 ms until it returns nil, and fails the test with
-// cond's last error if that has not happened within timeout. It must be
-// called from the test goroutine.
+// Poll is poll.Check for the test goroutine: it fails the test with
+// cond's last error if cond has not returned nil within timeout. (Other
+// goroutines call poll.Check and report its error.)
 func Poll(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	if err := PollErr(timeout, cond); err != nil {
+	if err := poll.Check(timeout, cond); err != nil {
 		t.Fatalf("waiting %v for %s: %v", timeout, what, err)
-	}
-}
-
-// PollErr is Poll for any goroutine: it returns cond's last error on timeout.
-func PollErr(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		<-tick.C
 	}
 }
 

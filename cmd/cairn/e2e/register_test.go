@@ -190,7 +190,9 @@ func TestRegisterNodeKill(t *testing.T) {
 		return err
 	})
 
-	// From now on the record must be there at every read.
+	// From now on the record must be there at every read. The reader is
+	// a workload, not a wait: it samples every 100 ms until the test has
+	// seen what it waits for (with Poll) and counts the lapses.
 	var (
 		mu     sync.Mutex
 		lapses []string

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
 // TestRotation replaces the CA bundle and the serving certificate of a
@@ -27,7 +28,7 @@ func TestRotation(t *testing.T) {
 	t.Run("SIGHUP, new CA appended to the bundle", func(t *testing.T) {
 		t.Parallel()
 		r := startRotation(t)
-		newCA := r.newCA(t)
+		newCA := tlstest.NewCA(t)
 		// The whole directory is replaced (renamed away, a new one renamed
 		// into place). The file watch does not follow that: only SIGHUP
 		// reloads it, so this subtest shows that SIGHUP works.
@@ -65,7 +66,7 @@ func TestRotation(t *testing.T) {
 	t.Run("file change, CA replaced", func(t *testing.T) {
 		t.Parallel()
 		r := startRotation(t)
-		newCA := r.newCA(t)
+		newCA := tlstest.NewCA(t)
 		// Written in place, one atomic rename per file, no signal.
 		newClientCert, newClientKey := filepath.Join(r.dir, "new-client.crt"), filepath.Join(r.dir, "new-client.key")
 		iss, err := newCA.IssueClient(TrustDomain, "root", time.Hour)
@@ -131,21 +132,11 @@ func startRotation(t *testing.T) *rotation {
 	return r
 }
 
-func (r *rotation) newCA(t *testing.T) *pki.CA {
-	t.Helper()
-	ca, err := pki.NewCA(TrustDomain, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
-
+// issueNode issues the node certificate (node, for 127.0.0.1 and
+// localhost) from ca to certFile and keyFile.
 func (r *rotation) issueNode(t *testing.T, ca *pki.CA, certFile, keyFile string) *x509.Certificate {
 	t.Helper()
-	iss, err := ca.IssueNode(TrustDomain, "node", []string{"127.0.0.1", "localhost"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	iss := tlstest.IssueNode(t, ca, TrustDomain, "node")
 	if err := pki.WritePair(iss, certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}

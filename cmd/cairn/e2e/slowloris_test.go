@@ -3,14 +3,14 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // TestSlowloris: a client trickling a request's headers is cut off once
@@ -41,16 +41,13 @@ func TestSlowloris(t *testing.T) {
 	}()
 
 	// The slow client: a valid certificate, then one header line every
-	// 100 ms, never the blank line that ends the headers.
-	pair, err := tls.LoadX509KeyPair(testPKI.ClientCert, testPKI.ClientKey)
+	// 100 ms, never the blank line that ends the headers. The ticker paces
+	// the attack (a workload); what the test waits for is the cut.
+	cfg, err := tlsconf.ClientConfigFromFiles(testPKI.ClientFiles())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	if caPEM, err := os.ReadFile(testPKI.CAFile); err != nil || !pool.AppendCertsFromPEM(caPEM) {
-		t.Fatalf("read CA: %v", err)
-	}
-	conn, err := tls.Dial("tcp", strings.TrimPrefix(s.URL, "https://"), &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}})
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(s.URL, "https://"), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

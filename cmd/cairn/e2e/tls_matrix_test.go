@@ -45,15 +45,8 @@ func TestTLSMatrix(t *testing.T) {
 			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 		}
 		certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-		leaf, err := testPKI.IssueTemplate(tmpl, certFile, keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pair, leaf
+		pair := testPKI.IssueTemplate(t, tmpl, certFile, keyFile)
+		return pair, pair.Leaf
 	}
 	expired, _ := issue("expired", &x509.Certificate{URIs: clientURI("expired"), NotBefore: now.Add(-2 * time.Hour), NotAfter: now.Add(-time.Hour)})
 	notYet, _ := issue("not-yet", &x509.Certificate{URIs: clientURI("not-yet"), NotBefore: now.Add(time.Hour), NotAfter: now.Add(2 * time.Hour)})

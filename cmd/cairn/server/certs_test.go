@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -547,7 +547,10 @@ func certServed(t *testing.T, addr string, conf *tls.Config) time.Duration {
 }
 
 func TestServingCA(t *testing.T) {
-	_, dev := newDevPKI(t)
+	dev, _, err := pki.EnsureDev(filepath.Join(t.TempDir(), "pki"), "node1", "cairn.internal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		cfg  Config

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/tls"
@@ -15,7 +15,10 @@ type tlsListener struct {
 	conf *tls.Config
 }
 
-func newTLSListener(ln net.Listener, conf *tls.Config) net.Listener {
+// NewTLSListener is the client port's listener: ln's connections in TLS
+// with conf, refusing a client whose first byte is not a TLS handshake
+// record before anything is written (no plain-HTTP error page).
+func NewTLSListener(ln net.Listener, conf *tls.Config) net.Listener {
 	return &tlsListener{Listener: ln, conf: conf}
 }
 

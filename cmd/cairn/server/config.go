@@ -1,0 +1,308 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairnkv/cairn/tlsauth/pki"
+)
+
+// Config is every setting of a Cairn member. Each field is one key of the
+// TOML file (settings: its spelling, flag and help), one flag and one
+// environment variable CAIRN_<KEY> (dots as underscores); its default is
+// in Default, its check in Config.complete. Load resolves them (flags >
+// CAIRN_* > file > defaults).
+//
+// A Config built in Go starts from Default. New fills in what derives from
+// other settings (DataDir, the bind addresses, PeerCRLFile, Peers from
+// PeersFile) and checks everything, as Load does.
+type Config struct {
+	Name          string
+	DataDir       string // default "<Name>.cairn"
+	Addr          string // advertised client host:port; port 0 advertises the bound port
+	BindAddr      string // default: all interfaces at the port of Addr
+	MetricsAddr   string // plain-HTTP /metrics and /health; empty: off
+	CAFile        string
+	CertFile      string
+	KeyFile       string
+	CRLFile       string
+	SnapshotCount uint64
+	HistorySize   int
+
+	Peers           []string
+	PeersFile       string
+	ForceNewCluster bool
+
+	PeerAddr          string // advertised raft host:port; port 0 advertises the bound port
+	PeerBindAddr      string // default: all interfaces at the port of PeerAddr
+	PeerCAFile        string
+	PeerCertFile      string
+	PeerKeyFile       string
+	PeerCRLFile       string // default CRLFile
+	PeerAllowedCNs    []string
+	HeartbeatInterval time.Duration
+	ElectionTimeout   time.Duration
+
+	TLSMinVersion      string
+	TLSTrustDomain     string
+	TLSManagedCerts    bool
+	TLSServingValidity string // Go duration, or a number of days (7d) or years (1y)
+	ACMECA             string
+	ACMEEmail          string
+	ACMEDomains        []string
+	ACMECARoot         string
+	ACMETLSALPNPort    int
+
+	MaxValueBytes     int64
+	MaxRequestBytes   int64
+	RateLimit         uint64
+	RateBurst         uint64
+	ReadHeaderTimeout time.Duration
+
+	DNSAddr         string // empty: DNS off
+	DNSDomain       string
+	DNSMaxTTL       uint64
+	DNSNS           []string
+	DiscoveryPrefix string
+
+	LogFormat   string
+	LogLevel    string
+	LogRequests bool
+}
+
+// Default is the configuration of a member given no setting at all.
+func Default() Config {
+	return Config{
+		Name:          "default",
+		Addr:          "127.0.0.1:4001",
+		SnapshotCount: 10000,
+		HistorySize:   100000,
+
+		PeerAddr:          "127.0.0.1:7001",
+		HeartbeatInterval: 100 * time.Millisecond,
+		ElectionTimeout:   1000 * time.Millisecond,
+
+		TLSMinVersion:      "1.3",
+		TLSTrustDomain:     "cairn.internal",
+		TLSManagedCerts:    true,
+		TLSServingValidity: "7d",
+		ACMETLSALPNPort:    443,
+
+		MaxValueBytes:     1 << 20,
+		MaxRequestBytes:   3 << 19,
+		ReadHeaderTimeout: 10 * time.Second,
+
+		DNSAddr:         "127.0.0.1:8053",
+		DNSDomain:       "cairn.internal.",
+		DNSMaxTTL:       30,
+		DiscoveryPrefix: "/skydns",
+
+		LogFormat: "text",
+		LogLevel:  "info",
+	}
+}
+
+// setting is one configuration key.
+type setting struct {
+	key   string // TOML key; the variable is CAIRN_ + upper(key, . → _)
+	flag  string
+	usage string
+	field func(*Config) any // a pointer to the field
+}
+
+// settings is the one list of keys: flags, CAIRN_* variables, the TOML
+// file, `cairn config show` and config.example.toml's test derive from it.
+// Within a table, keys come in the order config show prints them.
+var settings = []setting{
+	{"name", "name", "human-readable name of this member", func(c *Config) any { return &c.Name }},
+	{"data_dir", "data-dir", "directory for the raft log, snapshots and the development PKI (default <name>.cairn)", func(c *Config) any { return &c.DataDir }},
+	{"addr", "addr", "advertised client host:port (HTTPS); port 0 picks a free port", func(c *Config) any { return &c.Addr }},
+	{"bind_addr", "bind-addr", "client listen host:port (default: the port of --addr on all interfaces)", func(c *Config) any { return &c.BindAddr }},
+	{"metrics_addr", "metrics-addr", "plain-HTTP host:port serving only /metrics and /health, without client certificates (for Prometheus and probes); empty turns it off", func(c *Config) any { return &c.MetricsAddr }},
+	{"ca_file", "ca-file", "CA bundle that client certificates must chain to", func(c *Config) any { return &c.CAFile }},
+	{"cert_file", "cert-file", "serving certificate of the client port", func(c *Config) any { return &c.CertFile }},
+	{"key_file", "key-file", "private key of --cert-file (mode 0600)", func(c *Config) any { return &c.KeyFile }},
+	{"crl_file", "crl-file", "X.509 CRL (PEM or DER, signed by a CA of ca_file): certificates it lists are refused at every handshake; reloaded like the certificates", func(c *Config) any { return &c.CRLFile }},
+	{"force_new_cluster", "force-new-cluster", "start this data dir as a new one-member cluster with all its data: recovery after losing a majority for good (docs/operations.md)", func(c *Config) any { return &c.ForceNewCluster }},
+	{"snapshot_count", "snapshot-count", "applied raft entries between snapshots", func(c *Config) any { return &c.SnapshotCount }},
+	{"history_size", "history-size", "events kept for watches from a past index", func(c *Config) any { return &c.HistorySize }},
+	{"peers", "peers", "peer addresses (host:port, comma-separated) of members to join through when the data dir is empty", func(c *Config) any { return &c.Peers }},
+	{"peers_file", "peers-file", "file listing peer addresses (comma- or newline-separated), read like --peers", func(c *Config) any { return &c.PeersFile }},
+	{"peer.addr", "peer-addr", "advertised peer host:port (raft); port 0 picks a free port", func(c *Config) any { return &c.PeerAddr }},
+	{"peer.bind_addr", "peer-bind-addr", "peer listen host:port (default: the port of --peer-addr on all interfaces)", func(c *Config) any { return &c.PeerBindAddr }},
+	{"peer.ca_file", "peer-ca-file", "CA bundle peer certificates must chain to (default: ca_file)", func(c *Config) any { return &c.PeerCAFile }},
+	{"peer.cert_file", "peer-cert-file", "node certificate of the peer port, served and presented (default: cert_file)", func(c *Config) any { return &c.PeerCertFile }},
+	{"peer.key_file", "peer-key-file", "private key of --peer-cert-file (default: key_file)", func(c *Config) any { return &c.PeerKeyFile }},
+	{"peer.crl_file", "peer-crl-file", "X.509 CRL checked on the peer port (default: crl_file)", func(c *Config) any { return &c.PeerCRLFile }},
+	{"peer.cert_allowed_cn", "peer-cert-allowed-cn", "comma-separated CNs accepted as nodes on the peer port, for certificates without a SPIFFE URI SAN", func(c *Config) any { return &c.PeerAllowedCNs }},
+	{"peer.heartbeat_interval", "peer-heartbeat-interval", "raft heartbeat interval", func(c *Config) any { return &c.HeartbeatInterval }},
+	{"peer.election_timeout", "peer-election-timeout", "raft election timeout", func(c *Config) any { return &c.ElectionTimeout }},
+	{"tls.min_version", "tls-min-version", "lowest TLS version accepted: 1.3 or 1.2", func(c *Config) any { return &c.TLSMinVersion }},
+	{"tls.managed_certs", "tls-managed-certs", "issue short-lived serving certificates for the client port from the cluster CA when this member holds its key (development PKI, or ca_file with ca.key beside it)", func(c *Config) any { return &c.TLSManagedCerts }},
+	{"tls.serving_cert_validity", "tls-serving-cert-validity", "lifetime of a serving certificate issued from the cluster CA; renewed when a third is left", func(c *Config) any { return &c.TLSServingValidity }},
+	{"tls.trust_domain", "tls-trust-domain", "SPIFFE trust domain of certificate identities", func(c *Config) any { return &c.TLSTrustDomain }},
+	{"tls.acme.ca", "tls-acme-ca", "ACME directory URL (default Let's Encrypt's)", func(c *Config) any { return &c.ACMECA }},
+	{"tls.acme.email", "tls-acme-email", "contact e-mail of the ACME account", func(c *Config) any { return &c.ACMEEmail }},
+	{"tls.acme.domains", "tls-acme-domains", "comma-separated DNS names to get ACME certificates for; empty turns ACME off", func(c *Config) any { return &c.ACMEDomains }},
+	{"tls.acme.ca_root", "tls-acme-ca-root", "PEM roots that verify a private ACME server", func(c *Config) any { return &c.ACMECARoot }},
+	{"tls.acme.tlsalpn_port", "tls-acme-tlsalpn-port", "port the TLS-ALPN-01 challenge listener binds (forward 443 to it)", func(c *Config) any { return &c.ACMETLSALPNPort }},
+	{"limits.max_value_bytes", "max-value-bytes", "largest value accepted", func(c *Config) any { return &c.MaxValueBytes }},
+	{"limits.max_request_bytes", "max-request-bytes", "largest request body accepted", func(c *Config) any { return &c.MaxRequestBytes }},
+	{"limits.rate", "rate-limit", "requests per second per client identity; 0 turns rate limiting off", func(c *Config) any { return &c.RateLimit }},
+	{"limits.rate_burst", "rate-burst", "requests an idle identity may make at once (default: the rate)", func(c *Config) any { return &c.RateBurst }},
+	{"limits.read_header_timeout", "read-header-timeout", "time a client has to finish the TLS handshake and send a request's headers (slowloris guard; watches are not affected)", func(c *Config) any { return &c.ReadHeaderTimeout }},
+	{"dns.addr", "dns-addr", "DNS listen host:port, UDP and TCP (port 53 in deployments); empty turns DNS off", func(c *Config) any { return &c.DNSAddr }},
+	{"dns.domain", "dns-domain", "DNS zone the registrations are answered in", func(c *Config) any { return &c.DNSDomain }},
+	{"dns.max_ttl", "dns-max-ttl", "largest TTL of a DNS answer, in seconds", func(c *Config) any { return &c.DNSMaxTTL }},
+	{"dns.ns", "dns-ns", "comma-separated name servers of the zone (host names or IPs) for its NS and SOA records", func(c *Config) any { return &c.DNSNS }},
+	{"discovery.prefix", "discovery-prefix", "key directory of the SkyDNS-style registrations", func(c *Config) any { return &c.DiscoveryPrefix }},
+	{"log.format", "log-format", "log format: text or json", func(c *Config) any { return &c.LogFormat }},
+	{"log.level", "log-level", "log level: debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
+	{"log.requests", "log-requests", "log one line per API request (method, path without the query, status, duration, identity)", func(c *Config) any { return &c.LogRequests }},
+}
+
+// EnvName is the environment variable of a key: CAIRN_PEER_ADDR for peer.addr.
+func EnvName(key string) string {
+	return "CAIRN_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// Keys lists every configuration key, in the order of config show.
+func Keys() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.key
+	}
+	return out
+}
+
+func lookup(key string) (setting, bool) {
+	for _, s := range settings {
+		if s.key == key {
+			return s, true
+		}
+	}
+	return setting{}, false
+}
+
+// complete derives the settings whose default depends on others, then
+// checks every setting; each error names its key.
+func (c *Config) complete() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.DataDir == "" {
+		c.DataDir = c.Name + ".cairn"
+	}
+	if c.PeerCRLFile == "" {
+		c.PeerCRLFile = c.CRLFile
+	}
+	for _, a := range []struct{ key, val string }{{"addr", c.Addr}, {"peer.addr", c.PeerAddr}} {
+		if _, _, err := net.SplitHostPort(a.val); err != nil {
+			bad("%s: %q is not host:port", a.key, a.val)
+		}
+	}
+	c.BindAddr = bindFor(c.BindAddr, c.Addr)
+	c.PeerBindAddr = bindFor(c.PeerBindAddr, c.PeerAddr)
+	for _, a := range []struct{ key, val, off string }{{"metrics_addr", c.MetricsAddr, "metrics"}, {"dns.addr", c.DNSAddr, "DNS"}} {
+		if _, _, err := net.SplitHostPort(a.val); err != nil && a.val != "" {
+			bad("%s: %q is not host:port (or empty to turn %s off)", a.key, a.val, a.off)
+		}
+	}
+	if c.SnapshotCount == 0 {
+		bad("snapshot_count: must be at least 1")
+	}
+	if c.HistorySize < 0 {
+		bad("history_size: %d is negative", c.HistorySize)
+	}
+	if c.TLSMinVersion != "1.3" && c.TLSMinVersion != "1.2" {
+		bad("tls.min_version: %q is not one of 1.3, 1.2", c.TLSMinVersion)
+	}
+	if _, err := pki.ParseValidity(c.TLSServingValidity); err != nil {
+		bad("tls.serving_cert_validity: %v", err)
+	}
+	if c.ACMETLSALPNPort < 0 || c.ACMETLSALPNPort > 65535 {
+		bad("tls.acme.tlsalpn_port: %d is not a port", c.ACMETLSALPNPort)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log.format: %q is not one of text, json", c.LogFormat)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("log.level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.HeartbeatInterval <= 0 || c.ElectionTimeout < 2*c.HeartbeatInterval {
+		bad("peer.election_timeout (%v) must be at least twice peer.heartbeat_interval (%v)", c.ElectionTimeout, c.HeartbeatInterval)
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		bad("limits.read_header_timeout: %v is not positive; it bounds how long a client may take to send a request's headers", c.ReadHeaderTimeout)
+	}
+	if c.MaxValueBytes < 0 || c.MaxRequestBytes < 0 {
+		bad("limits.max_value_bytes and limits.max_request_bytes: must not be negative")
+	}
+	if c.DNSMaxTTL == 0 || c.DNSMaxTTL > 1<<31-1 {
+		bad("dns.max_ttl: %d is not between 1 and 2147483647 seconds", c.DNSMaxTTL)
+	}
+	if !strings.HasPrefix(c.DiscoveryPrefix, "/") || strings.Trim(c.DiscoveryPrefix, "/") == "" {
+		bad("discovery.prefix: %q is not a key directory like /skydns", c.DiscoveryPrefix)
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		if count(c.CAFile != "", c.CertFile != "", c.KeyFile != "") != 3 {
+			bad("ca_file, cert_file and key_file go together: set all three; or ca_file alone with its ca.key beside it (the node certificate is then issued from it); or none for the development PKI")
+		}
+	}
+	if count(c.PeerCertFile != "", c.PeerKeyFile != "") == 1 {
+		bad("peer.cert_file and peer.key_file go together")
+	}
+	if c.PeersFile != "" {
+		b, err := os.ReadFile(c.PeersFile)
+		if err != nil {
+			bad("peers_file: %w", err)
+		}
+		// Deduplicated, so that a completed configuration completes to itself.
+		for _, p := range splitList(string(b)) {
+			if !slices.Contains(c.Peers, p) {
+				c.Peers = append(c.Peers, p)
+			}
+		}
+	}
+	for _, p := range c.Peers {
+		if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(p, "https://"), "http://")); err != nil {
+			bad("peers: %q is not host:port", p)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// bindFor applies etcd 0.4's rule: an unset bind address listens on all
+// interfaces at the advertised port; a host without a port takes that port.
+func bindFor(bind, advertised string) string {
+	_, port, err := net.SplitHostPort(advertised)
+	if err != nil {
+		return bind
+	}
+	if bind == "" {
+		return net.JoinHostPort("", port)
+	}
+	if _, _, err := net.SplitHostPort(bind); err != nil {
+		return net.JoinHostPort(bind, port)
+	}
+	return bind
+}
+
+func count(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// splitList splits a comma-, space- or newline-separated list.
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == ' ' || r == '\t' || r == '\r' })
+}

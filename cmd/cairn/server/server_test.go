@@ -1,0 +1,295 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
+	"github.com/cairnkv/cairn/cmd/cairn/server"
+	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+)
+
+// A member on port 0 everywhere advertises the ports it got and serves
+// the API there.
+func TestPortZero(t *testing.T) {
+	s := servertest.Start(t, nil)
+	for _, a := range []struct{ what, addr string }{
+		{"client", s.ClientAddr()}, {"peer", s.PeerAddr()}, {"DNS", s.DNSAddr()}, {"metrics", s.MetricsAddr()},
+	} {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil || port == "0" {
+			t.Errorf("%s address %q, want a port", a.what, a.addr)
+		}
+	}
+	if want := "https://" + s.ClientAddr(); s.URL != want {
+		t.Errorf("client URL %s, want %s", s.URL, want)
+	}
+	ms := s.Node().Members()
+	if len(ms) != 1 || ms[0].ClientURLs[0] != s.URL || ms[0].PeerURLs[0] != "https://"+s.PeerAddr() {
+		t.Errorf("members %+v, want the advertised URLs %s and https://%s", ms, s.URL, s.PeerAddr())
+	}
+	req, _ := http.NewRequest(http.MethodPut, s.URL+"/v2/keys/x", strings.NewReader("value=1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT: %s", resp.Status)
+	}
+}
+
+// A second member joins the first through its advertised peer address.
+func TestTwoMembers(t *testing.T) {
+	a := servertest.Start(t, func(c *server.Config) { c.Name = "a" })
+	b := servertest.Start(t, func(c *server.Config) {
+		c.Name, c.Peers, c.CAFile = "b", []string{a.PeerAddr()}, a.DevPKI().CAFile
+	})
+	poll.Until(t, 20*time.Second, "two members", func() bool {
+		return len(b.Node().Members()) == 2 && b.Node().Status().LeaderID != 0
+	})
+}
+
+// The metrics port serves /metrics and /health without a client
+// certificate, and nothing else.
+func TestMetricsPort(t *testing.T) {
+	s := servertest.Start(t, nil)
+	base := "http://" + s.MetricsAddr()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := plain.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	poll.Until(t, 20*time.Second, "healthy on the metrics port", func() bool {
+		code, _ := get("/health")
+		return code == http.StatusOK
+	})
+	for _, path := range []string{"/v2/keys", "/v2/keys/x", "/v2/members", "/version", "/v2/stats/self", "/cairn/v1/snapshot", "/"} {
+		if code, _ := get(path); code != http.StatusNotFound {
+			t.Errorf("GET %s on the metrics port: %d, want 404", path, code)
+		}
+	}
+	code, body := get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	expiry := certExpiry(t, body)
+	for _, use := range []string{"serving", "peer", "client-ca", "peer-ca"} {
+		if _, ok := expiry[use]; !ok {
+			t.Errorf("no cairn_tls_certificate_expiry_seconds{use=%q} in /metrics", use)
+		}
+	}
+	// The client port serves the managed certificate (7 days by default),
+	// shorter-lived than the development node certificate; the metric
+	// follows it once it is issued.
+	poll.Until(t, 20*time.Second, "the managed serving certificate in the metric", func() bool {
+		_, body := get("/metrics")
+		e := certExpiry(t, body)
+		return e["serving"] <= (7*24*time.Hour).Seconds() && e["serving"] > 0
+	})
+	served := servedCert(t, s)
+	e := certExpiry(t, mustGet(t, base+"/metrics"))
+	if d := time.Until(served.NotAfter).Seconds() - e["serving"]; d < -5 || d > 5 {
+		t.Errorf("serving expiry %v s, but the certificate served expires in %v s", e["serving"], time.Until(served.NotAfter).Seconds())
+	}
+}
+
+func mustGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := plain.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// servedCert is the certificate the client port presents.
+func servedCert(t *testing.T, s *servertest.Server) *x509.Certificate {
+	t.Helper()
+	resp, err := s.Client.Get(s.URL + "/version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.TLS.PeerCertificates[0]
+}
+
+// certExpiry reads cairn_tls_certificate_expiry_seconds by use.
+func certExpiry(t *testing.T, metrics string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(metrics))
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), `cairn_tls_certificate_expiry_seconds{use="`)
+		if !ok {
+			continue
+		}
+		use, val, _ := strings.Cut(rest, `"} `)
+		f, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", sc.Text(), err)
+		}
+		out[use] = f
+	}
+	return out
+}
+
+// Close stops a member Run never served, and again does nothing; Run
+// after Close fails.
+func TestCloseWithoutRun(t *testing.T) {
+	cfg := servertest.Config(t)
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := s.ClientAddr()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run(context.Background()); err == nil {
+		t.Error("Run after Close succeeded")
+	}
+	// The port is free again.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("client port still taken after Close: %v", err)
+	}
+	ln.Close()
+}
+
+// New fails on a bad configuration, naming the key, and on a taken port.
+func TestNewErrors(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct {
+		name string
+		edit func(*server.Config)
+		want string
+	}{
+		{"bad key", func(c *server.Config) { c.LogLevel = "loud" }, "log.level"},
+		{"client port taken", func(c *server.Config) { c.BindAddr = taken.Addr().String() }, "listen on client address"},
+		{"metrics port taken", func(c *server.Config) { c.MetricsAddr = taken.Addr().String() }, "listen on metrics address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := servertest.Config(t)
+			tc.edit(&cfg)
+			s, err := server.New(cfg)
+			if err == nil {
+				s.Close()
+				t.Fatalf("New succeeded, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Run returns nil when its context ends, and Close during Run ends it.
+func TestRunAndClose(t *testing.T) {
+	s, err := server.New(servertest.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	poll.Until(t, 20*time.Second, "a leader", func() bool { return s.Node().Status().LeaderID != 0 })
+	s.Close()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// The expiry metric follows a reload of the certificate files.
+func TestCertExpiryFollowsReload(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := pki.NewCA("cairn.internal", 48*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := tlsconf.Files{CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, "n.crt"), KeyFile: filepath.Join(dir, "n.key")}
+	if err := ca.WriteFiles(files.CAFile, filepath.Join(dir, "ca.key")); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(validity time.Duration) {
+		t.Helper()
+		iss, err := ca.IssueNode("cairn.internal", "test", []string{"127.0.0.1"}, validity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pki.WritePair(iss, files.CertFile, files.KeyFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue(2 * time.Hour)
+	s := servertest.Start(t, func(c *server.Config) {
+		c.CAFile, c.CertFile, c.KeyFile = files.CAFile, files.CertFile, files.KeyFile
+	})
+	url := "http://" + s.MetricsAddr() + "/metrics"
+	e := certExpiry(t, mustGet(t, url))
+	for _, use := range []string{"serving", "peer"} {
+		if e[use] > (2*time.Hour).Seconds() || e[use] < (2*time.Hour-time.Minute).Seconds() {
+			t.Errorf("%s expires in %v s, want the 2 h certificate", use, e[use])
+		}
+	}
+	if e["client-ca"] < (47*time.Hour).Seconds() || math.Abs(e["peer-ca"]-e["client-ca"]) > 1 {
+		t.Errorf("CA expiry %v and %v, want the 48 h CA", e["client-ca"], e["peer-ca"])
+	}
+	issue(10 * time.Hour)
+	if err := s.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	e = certExpiry(t, mustGet(t, url))
+	for _, use := range []string{"serving", "peer"} {
+		if e[use] < (9 * time.Hour).Seconds() {
+			t.Errorf("after the reload, %s expires in %v s, want the 10 h certificate", use, e[use])
+		}
+	}
+}
+
+// WithClock's time stamps writes: a TTL becomes an exact expiration.
+func TestWithClock(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := servertest.Start(t, nil, server.WithClock(func() time.Time { return now }))
+	req, _ := http.NewRequest(http.MethodPut, s.URL+"/v2/keys/x", strings.NewReader("value=1&ttl=60"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `"expiration":"2030-01-02T03:05:05Z","ttl":60`; !strings.Contains(string(b), want) {
+		t.Errorf("PUT with ttl=60 answered %s, want %s", b, want)
+	}
+}
+
+// plain is the client of the metrics port; it keeps no connection open
+// after a test.
+var plain = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

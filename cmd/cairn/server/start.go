@@ -1,0 +1,232 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/discovery"
+	"github.com/cairnkv/cairn/dnsserver"
+	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+)
+
+// The steps of New, in order. Each registers with onClose what undoes it,
+// so that stop undoes a start that failed half way as well as a whole one.
+
+func (s *Server) onClose(f func()) { s.closers = append(s.closers, f) }
+
+func (s *Server) start() error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	t, err := s.loadTLS()
+	if err != nil {
+		return err
+	}
+	if err := s.startNode(t, reg); err != nil {
+		return err
+	}
+	if err := s.startCerts(t, reg); err != nil {
+		return err
+	}
+	dcfg := discovery.Config{Prefix: s.cfg.DiscoveryPrefix, Domain: s.cfg.DNSDomain}
+	if err := s.startDNS(dcfg, reg); err != nil {
+		return err
+	}
+	return s.newAPI(dcfg, reg)
+}
+
+// tlsSetup is the TLS material of both ports.
+type tlsSetup struct {
+	material, peer *tlsconf.Material // the same when the peer port has no files of its own
+	opts           tlsconf.Options
+}
+
+// loadTLS loads the certificate files (making the development PKI on a
+// first start without any), adds the CRLs and watches the files.
+func (s *Server) loadTLS() (tlsSetup, error) {
+	cfg := s.cfg
+	files, dev, err := serverFiles(cfg, s.log)
+	if err != nil {
+		return tlsSetup{}, err
+	}
+	s.dev = dev
+	minVersion, err := tlsconf.ParseMinVersion(cfg.TLSMinVersion)
+	if err != nil {
+		return tlsSetup{}, fmt.Errorf("tls.min_version: %w", err)
+	}
+	t := tlsSetup{opts: tlsconf.Options{MinVersion: minVersion, Logger: s.log}}
+	if t.material, err = tlsconf.LoadMaterial(files); err != nil {
+		return tlsSetup{}, err
+	}
+	t.peer = t.material
+	if pf := peerFiles(cfg, files); pf != files {
+		if t.peer, err = tlsconf.LoadMaterial(pf); err != nil {
+			return tlsSetup{}, fmt.Errorf("peer TLS: %w", err)
+		}
+	}
+	if s.reloader, err = newReloader(cfg, s.log, t.material, t.peer); err != nil {
+		return tlsSetup{}, err
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); watchTLS(s.ctx, s.reloader, s.log) }()
+	return t, nil
+}
+
+// startNode binds the client and peer ports, first, so that a port 0 is
+// advertised as the port it got, and starts the raft node.
+func (s *Server) startNode(t tlsSetup, reg *prometheus.Registry) error {
+	cfg, logger := s.cfg, s.log
+	var err error
+	if s.clientLn, err = net.Listen("tcp", cfg.BindAddr); err != nil {
+		return fmt.Errorf("listen on client address %s: %w (is another process using it? set --bind-addr)", cfg.BindAddr, err)
+	}
+	ln := s.clientLn
+	s.onClose(func() { ln.Close() })
+	s.clientURL = "https://" + advertise(cfg.Addr, s.clientLn.Addr())
+	peerLn, err := net.Listen("tcp", cfg.PeerBindAddr)
+	if err != nil {
+		return fmt.Errorf("listen on peer address %s: %w (is another process using it? set --peer-bind-addr)", cfg.PeerBindAddr, err)
+	}
+	s.peerAddr = advertise(cfg.PeerAddr, peerLn.Addr())
+	netw, err := cluster.NewTLSNetwork(cluster.TLSNetworkConfig{
+		BindAddr: cfg.PeerBindAddr, AdvertiseAddr: s.peerAddr, Listener: peerLn,
+		ServerTLS: t.peer.PeerServerConfig(t.opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),
+		ClientTLS: t.peer.PeerClientConfig(t.opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),
+		DialTLS:   t.peer.PeerDialConfig(t.opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),
+		Logger:    logger,
+	})
+	if err != nil {
+		peerLn.Close()
+		return err
+	}
+	node, err := cluster.New(cluster.Config{
+		Name: cfg.Name, DataDir: cfg.DataDir, PeerAddr: s.peerAddr, ClientURLs: []string{s.clientURL},
+		SnapshotCount: cfg.SnapshotCount, HeartbeatInterval: cfg.HeartbeatInterval,
+		ElectionTimeout: cfg.ElectionTimeout, HistorySize: cfg.HistorySize,
+		Network: netw, Peers: cfg.Peers, ForceNewCluster: cfg.ForceNewCluster,
+		Now: s.opts.now, Logger: logger, Registry: reg,
+	})
+	if err != nil {
+		netw.Close()
+		return err
+	}
+	s.node = node
+	s.onClose(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		if err := node.Shutdown(ctx); err != nil {
+			logger.Error("raft shutdown", "err", err)
+		}
+	})
+	return nil
+}
+
+// startCerts sets the serving certificates of the client port: managed by
+// certmagic when this member can issue them or ACME is on, else the files
+// (certs.go); and their expiry metric.
+func (s *Server) startCerts(t tlsSetup, reg *prometheus.Registry) error {
+	cfg := s.cfg
+	validity, err := pki.ParseValidity(cfg.TLSServingValidity)
+	if err != nil {
+		return fmt.Errorf("tls.serving_cert_validity: %w", err)
+	}
+	servingCAKey, err := servingCA(cfg, s.dev)
+	if err != nil {
+		return fmt.Errorf("serving certificates: %w", err)
+	}
+	tlsConf, stopCerts, err := managedServerTLS(s.ctx, servingConfig{
+		Name: cfg.Name, TrustDomain: cfg.TLSTrustDomain, Managed: cfg.TLSManagedCerts,
+		Validity: validity, Hosts: servingHosts(cfg.Addr),
+		ACME: acmeSettings{CA: cfg.ACMECA, Email: cfg.ACMEEmail, Domains: cfg.ACMEDomains,
+			CARootFile: cfg.ACMECARoot, TLSALPNPort: cfg.ACMETLSALPNPort},
+	}, s.node, servingCAKey, t.material, t.opts, s.log)
+	if err != nil {
+		return err
+	}
+	s.tlsConf = tlsConf
+	s.onClose(stopCerts) // before the node's shutdown: releases locks while raft is up
+	return reg.Register(newCertExpiry(s.clientLn.Addr(), cfg.Addr, tlsConf, t.material, t.peer))
+}
+
+// startDNS runs the discovery index of the registrations, fed by the local
+// replica, and the DNS responder that answers from it.
+func (s *Server) startDNS(dcfg discovery.Config, reg *prometheus.Registry) error {
+	cfg, logger := s.cfg, s.log
+	index := discovery.NewIndex(s.node.Store(), dcfg, s.opts.now)
+	indexCtx, stopIndex := context.WithCancel(context.Background())
+	indexDone := make(chan struct{})
+	go func() {
+		defer close(indexDone)
+		if err := index.Run(indexCtx); err != nil && indexCtx.Err() == nil {
+			logger.Error("discovery index stopped; DNS answers go stale", "err", err)
+		}
+	}()
+	s.onClose(func() { stopIndex(); <-indexDone })
+	if cfg.DNSAddr == "" {
+		return nil
+	}
+	dns, err := dnsserver.New(dnsserver.Config{Domain: cfg.DNSDomain, MaxTTL: uint32(cfg.DNSMaxTTL), NS: cfg.DNSNS}, index, reg, logger)
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	if err := dns.Start(cfg.DNSAddr); err != nil {
+		return fmt.Errorf("dns: listen on %s: %w (is another process using it? set --dns-addr, or empty to turn DNS off)", cfg.DNSAddr, err)
+	}
+	s.dns = dns
+	s.onClose(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		dns.Shutdown(ctx)
+	})
+	logger.Info("serving DNS", "addr", dns.Addr(), "domain", cfg.DNSDomain)
+	return nil
+}
+
+// newAPI makes the HTTP servers Run starts: the etcd v2 API of the client
+// port and, with metrics_addr, the metrics port, which it binds.
+func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry) error {
+	cfg, logger := s.cfg, s.log
+	handler, err := v2http.New(v2http.Config{
+		Cluster: s.node, Logger: logger, Registry: reg, Gatherer: reg, Now: s.opts.now,
+		CairnVersion:  s.opts.version,
+		MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes,
+		ValidateWrite: dcfg.Validate,
+		TrustDomain:   cfg.TLSTrustDomain, AllowedNodeCNs: cfg.PeerAllowedCNs,
+		RateLimit:   v2http.RateLimit{PerSecond: float64(cfg.RateLimit), Burst: int(cfg.RateBurst)},
+		LogRequests: cfg.LogRequests,
+	})
+	if err != nil {
+		return err
+	}
+	baseCtx, cancelAPI := context.WithCancel(context.Background())
+	s.cancelAPI = cancelAPI
+	s.onClose(cancelAPI)
+	s.api = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+	}
+	s.api.RegisterOnShutdown(func() { _ = handler.Close() }) // ends open watches so Shutdown need not wait
+	if cfg.MetricsAddr == "" {
+		return nil
+	}
+	if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+		return fmt.Errorf("listen on metrics address %s: %w (is another process using it? set --metrics-addr, or empty to turn it off)", cfg.MetricsAddr, err)
+	}
+	mln := s.metricsLn
+	s.onClose(func() { mln.Close() })
+	s.metrics = newMetricsServer(handler, logger)
+	s.metrics.BaseContext = func(net.Listener) context.Context { return baseCtx }
+	return nil
+}
