@@ -17,6 +17,10 @@ type Status struct {
 	StartTime       time.Time // when this node started
 	LeaderStartTime time.Time // when the current leader became leader, as far as this node knows
 
+	// Fault is why this node stopped serving (a corrupt log entry, see
+	// Node.Err); empty while it is sound.
+	Fault string
+
 	RecvAppendRequestCnt uint64
 	SendAppendRequestCnt uint64
 }

@@ -289,7 +289,7 @@ func VerifyBackup(path string) (BackupSummary, error) {
 // verify decodes the snapshot of an opened backup.
 func (bf *backupFile) verify() (BackupSummary, error) {
 	st := store.New(store.Config{})
-	if err := newFSM(st).Restore(io.NopCloser(bf.fsmStream())); err != nil {
+	if err := newFSM(st, nil).Restore(io.NopCloser(bf.fsmStream())); err != nil {
 		return BackupSummary{}, fmt.Errorf("%w: %s: %v", ErrBadBackup, bf.f.Name(), err)
 	}
 	if got := st.Index(); got != bf.info.StoreIndex {

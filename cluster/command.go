@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/store"
 )
 
-// Command types carried in raft log entries. The first byte of an entry's data
+// An entry's data is framed with a checksum (disk.Frame, disk.Unframe);
+// entries written before the frame existed still decode.
+
+// Command types carried in raft log entries. The first byte of a command
 // is its type; new types may be added, existing encodings never change.
 const (
 	cmdRequest byte = 1 // a store.Request stamped with the proposer's time
@@ -36,13 +40,22 @@ const (
 	flagRecursive
 )
 
-// encode renders c compactly without reflection: this is the write hot path.
+// encode renders c, framed with its checksum.
 func (c *command) encode() []byte {
-	size := 1 + binary.MaxVarintLen64
+	return disk.Frame(c.encodeBody(make([]byte, disk.FrameHeader, c.sizeHint())))
+}
+
+func (c *command) sizeHint() int {
+	size := disk.FrameHeader + 1 + binary.MaxVarintLen64
 	if r := c.req; r != nil {
 		size += len(r.Method) + len(r.Path) + len(r.Value) + len(r.PrevValue) + 6*binary.MaxVarintLen64 + 2
 	}
-	b := make([]byte, 0, size)
+	return size
+}
+
+// encodeBody appends the unframed command to b, compactly and without
+// reflection: this is the write hot path.
+func (c *command) encodeBody(b []byte) []byte {
 	b = append(b, c.typ)
 	b = binary.AppendVarint(b, c.now.UnixNano())
 	if c.typ == cmdMember {
@@ -84,8 +97,19 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// decodeCommand parses an entry written by encode.
+// decodeCommand parses an entry written by encode (or by an older binary,
+// unframed). A framed entry whose checksum fails gives an error that wraps
+// disk.ErrChecksum.
 func decodeCommand(data []byte) (*command, error) {
+	data, _, err := disk.Unframe(data)
+	if err != nil {
+		return nil, err
+	}
+	return decodeBody(data)
+}
+
+// decodeBody parses a command without its frame.
+func decodeBody(data []byte) (*command, error) {
 	if len(data) < 2 {
 		return nil, errShortCommand
 	}

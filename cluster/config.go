@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairnkv/cairn/cluster/disk"
+	"github.com/cairnkv/cairn/store"
 )
 
 // Defaults of Config. They are the one source of these settings: the
@@ -53,9 +56,13 @@ type Config struct {
 	// changes (default RequestTimeoutFor(ElectionTimeout)). The HTTP API
 	// uses the same bound: see Node.RequestTimeout.
 	RequestTimeout time.Duration
-	// Store configures the key store.
-	HistorySize int
-	WatchBuffer int
+	// HistorySize, HistoryBytes and WatchBuffer configure the key store
+	// (store.Config; zero values take store's defaults). Every member must
+	// use the same HistorySize and HistoryBytes for watches from a past
+	// index to get the same answer on each.
+	HistorySize  int
+	HistoryBytes int64
+	WatchBuffer  int
 
 	// Network connects the node to its peers (NewTLSNetwork, or an
 	// InmemHub's in tests); nil gives a network of its own, enough for a
@@ -65,6 +72,10 @@ type Config struct {
 	// the data dir has no raft state; see join.go for how clusters form.
 	// Ignored once the node has state.
 	Peers []string
+	// DataDirLock is the data dir's lock when the caller took it already
+	// (disk.Acquire) and keeps it until after Shutdown; nil: New takes it
+	// and Shutdown releases it.
+	DataDirLock *disk.Lock
 	// ForceNewCluster turns an existing data dir into a new one-member
 	// cluster with all its data (etcd's --force-new-cluster): recovery when
 	// a majority of members is lost for good. Ignored without raft state.
@@ -108,4 +119,9 @@ func (c *Config) setDefaults() {
 	if c.PeerAddr == "" {
 		c.PeerAddr = DefaultPeerAddr
 	}
+}
+
+// storeConfig is the configuration of the node's key store.
+func (c *Config) storeConfig() store.Config {
+	return store.Config{HistorySize: c.HistorySize, HistoryBytes: c.HistoryBytes, WatchBuffer: c.WatchBuffer}
 }

@@ -13,6 +13,10 @@
 //     applied an entry of its own term, and the local store has applied at
 //     least the commit index observed when the read began.
 //   - The FSM's Apply never touches the clock, the network or the disk beyond
-//     the store; a command that cannot be decoded panics (the log is corrupt),
-//     a business failure is the Apply result.
+//     the store; an entry that fails its checksum (package disk) is never
+//     applied and stops the node (Node.Err); a well-checksummed command that
+//     cannot be decoded panics (a newer binary's), a business failure is the
+//     Apply result.
+//   - The data dir is locked, owner-only and checked (package disk) before
+//     raft or bbolt read anything in it.
 package cluster

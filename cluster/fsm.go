@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -39,21 +40,42 @@ type fsm struct {
 	metaMu  sync.RWMutex
 	members map[uint64]memberInfo
 	removed map[uint64]bool
+
+	// fault stops the FSM: once raised, nothing more is applied.
+	fault *disk.Fault
+	// sawFramed is set by the first checksummed entry applied: an
+	// unframed one after it is corrupt (see disk.CheckEntry).
+	sawFramed bool
 }
 
 var _ raft.FSM = (*fsm)(nil)
 var _ raft.ConfigurationStore = (*fsm)(nil)
 
-func newFSM(s *store.Store) *fsm {
+func newFSM(s *store.Store, flt *disk.Fault) *fsm {
+	if flt == nil {
+		flt = disk.NewFault()
+	}
 	return &fsm{store: s, waiters: make(map[uint64][]chan struct{}),
-		members: make(map[uint64]memberInfo), removed: make(map[uint64]bool)}
+		members: make(map[uint64]memberInfo), removed: make(map[uint64]bool), fault: flt}
 }
 
-// Apply runs one committed command. A command that does not decode means a
-// corrupt log or an incompatible binary: it panics rather than diverge.
+// Apply runs one committed command. An entry that fails its checksum is
+// corrupt: it is not applied, the fault is raised (the node stops, see
+// Node.Err), and neither it nor any later entry moves the applied index. A
+// command that passes its checksum but does not decode is one this binary
+// does not understand: it panics rather than diverge.
 func (f *fsm) Apply(l *raft.Log) any {
+	if err := f.fault.Err(); err != nil {
+		return applyResult{err: err}
+	}
+	body, framed, err := disk.CheckEntry(l, f.sawFramed)
+	if err != nil {
+		f.fault.Raise(err)
+		return applyResult{err: err}
+	}
+	f.sawFramed = framed
 	defer f.advance(l.Index)
-	c, err := decodeCommand(l.Data)
+	c, err := decodeBody(body)
 	if err != nil {
 		panic(fmt.Sprintf("cluster: undecodable raft entry %d: %v", l.Index, err))
 	}
@@ -111,6 +133,9 @@ func (f *fsm) appliedCh(index uint64) <-chan struct{} {
 // Snapshot captures the store and the member metadata at this point of the
 // log; Persist streams them while new entries keep applying.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.fault.Err(); err != nil {
+		return nil, err
+	}
 	h, snap := f.capture()
 	return &fsmSnapshot{header: h, snap: snap}, nil
 }

@@ -33,6 +33,9 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		return m
 	}
 	reg.MustRegister(m.apply, m.leaderChanges,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "cairn", Name: "log_corruption_total",
+			Help: "Raft log entries found corrupt (checksum mismatch) when applied or read back; any is a reason to repair this member."},
+			func() float64 { return float64(n.fault.Count()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "cairn", Subsystem: "raft", Name: "term",
 			Help: "Current raft term."}, func() float64 { return float64(n.raft.CurrentTerm()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "cairn", Subsystem: "raft", Name: "commit_index",

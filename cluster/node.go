@@ -6,15 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -32,7 +31,9 @@ type Node struct {
 	raft      *raft.Raft
 	fsm       *fsm
 	store     *store.Store
-	logs      *raftboltdb.BoltStore
+	logs      *disk.LogStore
+	lock      *disk.Lock // nil when the caller holds it (Config.DataDirLock)
+	fault     *disk.Fault
 	net       Network
 	id        uint64
 	clusterID uint64
@@ -52,6 +53,9 @@ type Node struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+
+	raftStopOnce sync.Once
+	raftStopped  raft.Future
 }
 
 // New opens (or creates) the data dir and starts the raft node. A data dir
@@ -61,13 +65,25 @@ func New(cfg Config) (*Node, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("cluster: no data dir configured; set --data-dir")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("cluster: create data dir: %w", err)
-	}
 	netw := cfg.Network
 	if netw == nil {
 		netw = NewInmemHub().Network(cfg.PeerAddr)
 	}
+	// The lock (which makes the dir) before anything in the data dir is read.
+	var lock *disk.Lock
+	if cfg.DataDirLock == nil {
+		var err error
+		if lock, err = disk.Acquire(cfg.DataDir, cfg.Logger); err != nil {
+			netw.Close()
+			return nil, err
+		}
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Unlock()
+		}
+	}()
 	peers := normalizePeers(cfg.Peers, cfg.PeerAddr)
 	// A member added through the API starts with the ID it was added with.
 	meta, id, clusterID, err := loadOrCreateMeta(cfg.DataDir, cfg.Name, func() uint64 {
@@ -79,17 +95,25 @@ func New(cfg Config) (*Node, error) {
 	}
 	hlog := newRaftLogger(cfg.Logger)
 
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	flt := disk.NewFault()
+	snapIndex, err := disk.CheckSnapshots(cfg.DataDir)
+	if err == nil {
+		err = disk.SecureFiles(cfg.DataDir, metaFile)
+	}
 	if err != nil {
 		netw.Close()
-		return nil, fmt.Errorf("cluster: open raft log %s: %w (is another cairn using this data dir?)",
-			filepath.Join(cfg.DataDir, "raft.db"), err)
+		return nil, err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
+	logs, err := disk.OpenLog(filepath.Join(cfg.DataDir, disk.LogFile), snapIndex, flt.Raise)
+	if err != nil {
+		netw.Close()
+		return nil, err
+	}
+	snaps, err := disk.NewSnapshotStore(cfg.DataDir, hlog)
 	if err != nil {
 		netw.Close()
 		logs.Close()
-		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
+		return nil, err
 	}
 	trans := netw.Transport()
 
@@ -116,48 +140,49 @@ func New(cfg Config) (*Node, error) {
 		logs.Close()
 		return nil, err
 	}
-	has, err := raft.HasExistingState(logs, logs, snaps)
+	has, err := raft.HasExistingState(logs, logs.BoltStore, snaps)
 	if err != nil {
 		return fail(fmt.Errorf("cluster: inspect raft state: %w", err))
 	}
-	st := store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
-	f := newFSM(st)
+	st := store.New(cfg.storeConfig())
+	f := newFSM(st, flt)
 	switch {
 	case has && cfg.ForceNewCluster:
 		// Disaster recovery: this member's log and snapshot become a new
 		// one-member cluster, whatever the old configuration said.
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
-		if err := raft.RecoverCluster(rc, f, logs, logs, snaps, trans, conf); err != nil {
+		if err := raft.RecoverCluster(rc, f, logs, logs.BoltStore, snaps, trans, conf); err != nil {
 			return fail(fmt.Errorf("cluster: force a new cluster from %s: %w", cfg.DataDir, err))
 		}
 		cfg.Logger.Warn("forced a new one-member cluster from this data dir; add the other members again with --peers and empty data dirs", "member", meta.ID)
-		st = store.New(store.Config{HistorySize: cfg.HistorySize, WatchBuffer: cfg.WatchBuffer})
-		f = newFSM(st)
+		st = store.New(cfg.storeConfig())
+		f = newFSM(st, flt)
 	case has && len(peers) > 0:
 		cfg.Logger.Info("restarting from the data dir; --peers is ignored", "data_dir", cfg.DataDir)
 	case !has && len(peers) == 0:
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: trans.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, logs, logs, snaps, trans, conf); err != nil {
+		if err := raft.BootstrapCluster(rc, logs, logs.BoltStore, snaps, trans, conf); err != nil {
 			return fail(fmt.Errorf("cluster: bootstrap: %w", err))
 		}
 		cfg.Logger.Info("bootstrapped a new cluster", "member", meta.ID, "cluster", meta.ClusterID)
 	}
 
 	n := &Node{
-		cfg: cfg, fsm: f, store: st, logs: logs, net: netw,
+		cfg: cfg, fsm: f, store: st, logs: logs, lock: lock, fault: flt, net: netw,
 		id: id, clusterID: clusterID, startTime: time.Now(),
 		readyCh: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
-	r, err := raft.NewRaft(rc, f, logs, logs, snaps, trans)
+	r, err := disk.StartRaft(rc, f, logs, snaps, trans, cfg.DataDir)
 	if err != nil {
-		return fail(fmt.Errorf("cluster: start raft: %w", err))
+		return fail(err)
 	}
 	n.raft = r
 	netw.Serve(n.handle)
 	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
 	n.metrics = newMetrics(cfg.Registry, n)
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.watchFault()
 	go n.run()
 	go n.watchLeader()
 	go n.probeFollowers()
@@ -166,6 +191,7 @@ func New(cfg Config) (*Node, error) {
 	} else {
 		go func() { defer n.wg.Done(); n.announceLoop() }()
 	}
+	started = true
 	return n, nil
 }
 
@@ -197,7 +223,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		close(n.stop)
 		n.wg.Wait()
 		done := make(chan error, 1)
-		go func() { done <- n.raft.Shutdown().Error() }()
+		go func() { done <- n.stopRaft().Error() }()
 		select {
 		case err = <-done:
 		case <-ctx.Done():
@@ -207,8 +233,15 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if cerr := n.logs.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)
 		}
+		n.lock.Unlock()
 	})
 	return err
+}
+
+// stopRaft shuts raft down once; every caller waits on the same future.
+func (n *Node) stopRaft() raft.Future {
+	n.raftStopOnce.Do(func() { n.raftStopped = n.raft.Shutdown() })
+	return n.raftStopped
 }
 
 // run watches leadership and, as leader, proposes expiry sweeps.
@@ -278,6 +311,9 @@ func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, err
 	case <-n.stop:
 		return nil, ErrStopped
 	default:
+	}
+	if err := n.fault.Err(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()

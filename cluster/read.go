@@ -14,6 +14,9 @@ import (
 // hashicorp/raft has no ReadIndex; readIndex builds one. A follower asks the
 // leader for the index over the peer channel, then waits to apply it.
 func (n *Node) ReadBarrier(ctx context.Context) error {
+	if err := n.fault.Err(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
 	var idx uint64

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/cairnkv/cairn/cluster/disk"
 )
 
 // RestoreConfig says what to restore where. Zero values take the defaults
@@ -109,9 +111,9 @@ func RestoreBackup(cfg RestoreConfig) (res RestoreResult, err error) {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)
 		}
 	}()
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, newRaftLogger(c.Logger))
+	snaps, err := disk.NewSnapshotStore(cfg.DataDir, newRaftLogger(c.Logger))
 	if err != nil {
-		return res, fmt.Errorf("cluster: create snapshot store: %w", err)
+		return res, err
 	}
 	// The transport only encodes the peer list of the snapshot's metadata.
 	_, trans := raft.NewInmemTransport(raft.ServerAddress(c.PeerAddr))

@@ -35,7 +35,7 @@ var fixtureBackupTime = time.Unix(1_700_000_000, 0)
 // and an expiry sweep.
 func fixtureFSM(t *testing.T) *fsm {
 	t.Helper()
-	f := newFSM(store.New(store.Config{}))
+	f := newFSM(store.New(store.Config{}), nil)
 	idx := uint64(0)
 	apply := func(c command) {
 		idx++
@@ -96,7 +96,7 @@ func TestSnapshotFormatV1Compatible(t *testing.T) {
 
 	// The old snapshot restores: store, members, removed, IDs, indexes.
 	// An FSM that applied the same entries has the same store.
-	f := newFSM(store.New(store.Config{}))
+	f := newFSM(store.New(store.Config{}), nil)
 	if err := f.Restore(ioNopCloser(old)); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func FuzzDecodeSnapHeader(f *testing.F) {
 				t.Fatalf("round trip changed the header: %+v -> %+v", h, h2)
 			}
 		}
-		_ = newFSM(store.New(store.Config{})).Restore(ioNopCloser(data))
+		_ = newFSM(store.New(store.Config{}), nil).Restore(ioNopCloser(data))
 	})
 }
 

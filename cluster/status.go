@@ -18,6 +18,9 @@ func (n *Node) Status() Status {
 		AppliedIndex: n.fsm.applied.Load(),
 		StartTime:    n.startTime,
 	}
+	if err := n.fault.Err(); err != nil {
+		st.Fault = err.Error()
+	}
 	switch n.raft.State() {
 	case raft.Leader:
 		st.State = "StateLeader"

@@ -208,7 +208,7 @@ func (x *Index) upsert(n *store.NodeExtern, refresh bool) {
 		return
 	default:
 		var err error
-		if rec, err = ParseRecord(*n.Value); err != nil {
+		if rec, err = parseStored(*n.Value); err != nil {
 			x.remove(n.Key)
 			return
 		}

@@ -434,3 +434,30 @@ func TestIndexConcurrent(t *testing.T) {
 		t.Errorf("%d instances, want 20", n)
 	}
 }
+
+// TestIndexKeepsOversizedStoredRecords: a record stored before Validate
+// bounded text and group (the store takes any value outside the API) stays
+// answered, its text and group cut to their bounds, rather than vanishing
+// from DNS after an upgrade.
+func TestIndexKeepsOversizedStoredRecords(t *testing.T) {
+	st := store.New(store.Config{})
+	long := strings.Repeat("x", MaxTextBytes+100)
+	apply(t, st, t0,
+		set("/old/o1", fmt.Sprintf(`{"host":"10.9.0.1","port":80,"text":%q,"group":%q}`, long, long)),
+		set("/bad/b1", `{"host":"10.9.0.2","port":70000}`)) // out of range: still refused
+	x := running(t, st)
+	synced(t, st, x)
+	got := x.Lookup("o1.old.cairn.internal.")
+	if len(got) != 1 {
+		t.Fatalf("Lookup(o1.old) = %d instances, want 1", len(got))
+	}
+	if r := got[0].Record; r.Host != "10.9.0.1" || len(r.Text) != MaxTextBytes || len(r.Group) != maxGroup {
+		t.Errorf("record host %q, text %d bytes, group %d bytes; want 10.9.0.1, %d, %d", r.Host, len(r.Text), len(r.Group), MaxTextBytes, maxGroup)
+	}
+	if _, err := ParseRecord(fmt.Sprintf(`{"host":"10.9.0.1","text":%q}`, long)); err == nil {
+		t.Error("ParseRecord accepted an oversized text; the API must refuse it")
+	}
+	if x.Exists("b1.bad.cairn.internal.") {
+		t.Error("a record with an out-of-range port is indexed")
+	}
+}

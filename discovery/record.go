@@ -37,11 +37,24 @@ const (
 	maxUint16      = math.MaxUint16
 	maxTargetStrip = 127
 	maxHostname    = 253
+	// maxGroup bounds Group, which is never answered but is held in
+	// memory by every member's index: a DNS name's length is plenty.
+	maxGroup = 255
 )
+
+// MaxTextBytes bounds Text. Text is answered as one TXT record, split into
+// 255-byte character-strings (RFC 1035 §3.3.14), so its RDATA is at most
+// 4096 + 17 bytes and the whole record, owner name included, at most about
+// 4.4 KB: far under the 65,535 bytes an RR and a TCP message can hold, with
+// room for the TXT records of a dozen instances in one TCP answer. Longer
+// data belongs in the key space, not in DNS.
+const MaxTextBytes = 4096
 
 // Validate checks the record: Host empty (only with Text), an IP address
 // without zone, or a hostname; Port, Priority and Weight within 0-65535;
-// TargetStrip within 0-127. The error names the field.
+// TargetStrip within 0-127; Text at most MaxTextBytes and Group at most 255
+// bytes. These bounds keep every answer made from the record a valid DNS
+// message. The error names the field.
 func (r Record) Validate() error {
 	for _, f := range []struct {
 		name string
@@ -64,6 +77,12 @@ func (r Record) Validate() error {
 		}
 	case !validHost(r.Host):
 		return fieldError("host", "%q is neither an IP address nor a hostname", r.Host)
+	}
+	if n := len(r.Text); n > MaxTextBytes {
+		return fieldError("text", "is %d bytes, over the limit of %d (it must fit in a DNS TXT answer; keep larger data in a key of its own)", n, MaxTextBytes)
+	}
+	if n := len(r.Group); n > maxGroup {
+		return fieldError("group", "is %d bytes, over the limit of %d", n, maxGroup)
 	}
 	return nil
 }
@@ -121,6 +140,36 @@ func validHost(h string) bool {
 // error naming the field. null counts as absent. The value must be one JSON
 // object and nothing else.
 func ParseRecord(value string) (Record, error) {
+	r, err := decodeRecord(value)
+	if err != nil {
+		return Record{}, err
+	}
+	if err := r.Validate(); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// parseStored is ParseRecord for a value already in the store, which may
+// predate the size bounds of Validate: a Text or Group over its bound is
+// cut to it rather than making the instance vanish from DNS after an
+// upgrade (the API refuses such values on every new write).
+func parseStored(value string) (Record, error) {
+	r, err := decodeRecord(value)
+	if err != nil {
+		return Record{}, err
+	}
+	r.Text = r.Text[:min(len(r.Text), MaxTextBytes)]
+	r.Group = r.Group[:min(len(r.Group), maxGroup)]
+	if err := r.Validate(); err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// decodeRecord decodes a record's JSON, checking each field's type and
+// range as ParseRecord documents, but not the record as a whole.
+func decodeRecord(value string) (Record, error) {
 	var r Record
 	v := bytes.TrimLeft([]byte(value), " \t\r\n")
 	if len(v) == 0 || v[0] != '{' {
@@ -180,9 +229,6 @@ func ParseRecord(value string) (Record, error) {
 	num("targetstrip", raw.TargetStrip, maxTargetStrip, func(n int64) { r.TargetStrip = int(n) })
 	str("group", raw.Group, &r.Group)
 	if err != nil {
-		return Record{}, err
-	}
-	if err := r.Validate(); err != nil {
 		return Record{}, err
 	}
 	return r, nil

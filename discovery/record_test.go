@@ -90,6 +90,14 @@ func TestParseRecord(t *testing.T) {
 			err: `discovery: record is not valid JSON: invalid character '{' after top-level value`},
 		{name: "truncated", value: `{"host":"h"`,
 			err: `discovery: record is not valid JSON: unexpected end of JSON input`},
+		{name: "longest text", value: `{"text":"` + strings.Repeat("t", MaxTextBytes) + `"}`,
+			want: Record{Text: strings.Repeat("t", MaxTextBytes)}},
+		{name: "text over the limit", value: `{"host":"h","text":"` + strings.Repeat("t", MaxTextBytes+1) + `"}`,
+			err: `discovery: record field "text": is 4097 bytes, over the limit of 4096 (it must fit in a DNS TXT answer; keep larger data in a key of its own)`},
+		{name: "text counted in bytes, unescaped", value: `{"text":"` + strings.Repeat(`\u00e9`, MaxTextBytes/2) + `x"}`,
+			err: `discovery: record field "text": is 4097 bytes, over the limit of 4096 (it must fit in a DNS TXT answer; keep larger data in a key of its own)`},
+		{name: "group over the limit", value: `{"host":"h","group":"` + strings.Repeat("g", 256) + `"}`,
+			err: `discovery: record field "group": is 256 bytes, over the limit of 255`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,6 +152,16 @@ func TestRecordValidate(t *testing.T) {
 		{Record{Host: "h", TargetStrip: -1}, `discovery: record field "targetstrip": -1 is out of range 0-127`},
 		{Record{Host: "bad host"}, `discovery: record field "host": "bad host" is neither an IP address nor a hostname`},
 		{Record{}, `discovery: record field "host": is required unless "text" is set`},
+		{Record{Text: strings.Repeat("t", MaxTextBytes)}, ""},
+		{Record{Host: "h", Text: strings.Repeat("t", MaxTextBytes+1)},
+			`discovery: record field "text": is 4097 bytes, over the limit of 4096 (it must fit in a DNS TXT answer; keep larger data in a key of its own)`},
+		{Record{Text: strings.Repeat("t", 900_000)},
+			`discovery: record field "text": is 900000 bytes, over the limit of 4096 (it must fit in a DNS TXT answer; keep larger data in a key of its own)`},
+		{Record{Host: "h", Group: strings.Repeat("g", 255)}, ""},
+		{Record{Host: "h", Group: strings.Repeat("g", 256)}, `discovery: record field "group": is 256 bytes, over the limit of 255`},
+		{Record{Host: strings.Repeat("a.", 125) + "bcd."}, ""}, // 253 bytes and the final dot
+		{Record{Host: strings.Repeat("a.", 125) + "bcde"},
+			`discovery: record field "host": "` + strings.Repeat("a.", 125) + `bcde" is neither an IP address nor a hostname`},
 	}
 	for _, tt := range tests {
 		err := tt.r.Validate()

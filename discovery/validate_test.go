@@ -30,6 +30,10 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Prefix: "/sd", Domain: "example.org"}, "/sd/org/example/web/w1", `{}`, false,
 			`discovery: record field "host": is required unless "text" is set`},
 		{Config{Prefix: "/sd", Domain: "example.org"}, "/skydns/internal/cairn/web/w1", `{}`, false, ""},
+		// The 900 KB text that once made an empty TCP answer.
+		{Config{}, "/skydns/internal/cairn/web/w1", `{"host":"10.0.0.5","text":"` + strings.Repeat("t", 900_000) + `"}`, false,
+			`discovery: record field "text": is 900000 bytes, over the limit of 4096 (it must fit in a DNS TXT answer; keep larger data in a key of its own)`},
+		{Config{}, "/skydns/internal/cairn/web/w1", `{"host":"10.0.0.5","text":"` + strings.Repeat("t", 4096) + `"}`, false, ""},
 	}
 	for _, tt := range tests {
 		if got := errText(tt.cfg.Validate(tt.key, tt.value, tt.dir)); got != tt.err {

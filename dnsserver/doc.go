@@ -17,9 +17,13 @@
 //   - A UDP response never exceeds what the client advertised (512 without
 //     EDNS0) nor Config.UDPSize; records are dropped whole, never cut, and
 //     TC is set whenever an answer or authority record was dropped. TCP
-//     responses are complete up to the 65535-byte DNS limit.
-//   - A panic while answering becomes SERVFAIL for that query; the server
-//     keeps running.
+//     responses are complete up to the 65535-byte DNS limit, past which
+//     records are dropped the same way.
+//   - Every record fits in a message: a TXT text is cut at
+//     discovery.MaxTextBytes (which the API enforces on writes), whatever
+//     the Source holds.
+//   - A panic while answering, or an answer that cannot be packed, becomes
+//     SERVFAIL for that query; the server keeps running.
 //
 // The package imports only discovery from this module (for Instance and
 // Record); the Source interface is defined here, by its consumer.

@@ -103,8 +103,13 @@ func (r *Responder) cname(ans []dns.RR, owner, target string, qtype uint16, ttl 
 }
 
 // splitTXT splits text into the 255-byte character-strings of one TXT
-// record, escaped for miekg/dns, which reads \ as an escape when packing.
+// record (RFC 1035 §3.3.14), escaped for miekg/dns, which reads \ as an
+// escape when packing. Text past discovery.MaxTextBytes is cut: records
+// written before that limit, or by a Source that does not validate, still
+// make a record that fits in any TCP answer (a 900 KB text once made an RR
+// too large to pack, and an empty answer).
 func splitTXT(text string) []string {
+	text = text[:min(len(text), discovery.MaxTextBytes)]
 	parts := make([]string, 0, len(text)/255+1)
 	for len(text) > 0 {
 		n := min(len(text), 255)

@@ -209,7 +209,18 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		s.metrics.malformed.Inc()
 		return
 	}
-	if err := w.WriteMsg(resp); err != nil {
+	b, err := resp.Pack()
+	if err != nil {
+		// Unsent, it would reach the client as silence (UDP) or a closed
+		// connection (TCP); a SERVFAIL at least says the server failed.
+		s.log.Error("dns: answer cannot be packed, sent SERVFAIL", "question", question(req), "proto", proto, "err", err)
+		resp = servfail(req)
+		b, err = resp.Pack()
+	}
+	if err == nil {
+		_, err = w.Write(b)
+	}
+	if err != nil {
 		s.log.Debug("dns: write response", "proto", proto, "remote", w.RemoteAddr().String(), "err", err)
 	}
 	s.metrics.responses.WithLabelValues(typeLabel(req), rcodeLabel(resp.Rcode), proto).Inc()
@@ -223,16 +234,26 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 func (s *Server) answer(req *dns.Msg, now time.Time, proto string) (resp *dns.Msg) {
 	defer func() {
 		if v := recover(); v != nil {
-			q := ""
-			if len(req.Question) > 0 {
-				q = req.Question[0].String()
-			}
-			s.log.Error("dns: panic while answering, sent SERVFAIL", "panic", fmt.Sprint(v), "question", q, "proto", proto, "stack", string(debug.Stack()))
-			resp = new(dns.Msg)
-			resp.SetRcode(req, dns.RcodeServerFailure)
+			s.log.Error("dns: panic while answering, sent SERVFAIL", "panic", fmt.Sprint(v), "question", question(req), "proto", proto, "stack", string(debug.Stack()))
+			resp = servfail(req)
 		}
 	}()
 	return s.resp.Answer(req, now, proto)
+}
+
+// servfail is the SERVFAIL answer to req.
+func servfail(req *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeServerFailure)
+	return m
+}
+
+// question is req's question for a log line.
+func question(req *dns.Msg) string {
+	if len(req.Question) == 0 {
+		return ""
+	}
+	return req.Question[0].String()
 }
 
 // acceptFunc screens a message by its header before it is parsed:

@@ -13,6 +13,10 @@
 //     exactly one event to the history, so the event for index i is found by
 //     offset.
 //   - Events are immutable once created; watchers and history share them.
+//   - The history keeps the longest run of newest events within both of its
+//     bounds (Config.HistorySize events, Config.HistoryBytes bytes), and
+//     always the newest: a function of the events applied, so replicas and
+//     restored snapshots with the same bounds answer the same watches.
 //   - Delivering an event never blocks: a watcher whose buffer is full is
 //     closed with ErrWatcherOverflow and resumes from history, losing nothing
 //     while its next index is still in the history window.

@@ -7,44 +7,94 @@ import (
 // eventHistory is a ring of the most recent events, one per store index:
 // every index-consuming operation (writes, refreshes and each expiry) adds
 // exactly one event, so the event for index i sits at offset i-start.
+//
+// It is bounded twice: at most capacity events and at most maxBytes bytes
+// (eventSize). Adding an event drops the oldest ones until both bounds hold
+// again, but never the newest. What it keeps is therefore the longest run
+// of latest events that fits both bounds, a function of the events alone:
+// replicas that apply the same events with the same bounds keep the same
+// window, and so does a store restored from a snapshot of it.
 type eventHistory struct {
-	events   []*Event
+	events   []histSlot
 	capacity int
-	front    int // position of the oldest event
+	maxBytes int64
+	bytes    int64 // sum of eventSize over the kept events
+	front    int   // position of the oldest event
 	size     int
 	start    uint64 // index of the oldest event (0 while empty)
 	last     uint64 // index of the newest event
 }
 
-func newEventHistory(capacity int) *eventHistory {
-	if capacity < 1 {
-		capacity = 1
+// histSlot is an event and its eventSize, computed once when it is added:
+// dropping an old event then reads no cold memory.
+type histSlot struct {
+	e    *Event
+	size int64
+}
+
+func newEventHistory(capacity int, maxBytes int64) *eventHistory {
+	return &eventHistory{capacity: max(capacity, 1), maxBytes: max(maxBytes, 1)}
+}
+
+// eventOverhead is what an event costs beyond its strings: the Event (48
+// bytes), its Node and PrevNode (88 each, 96 allocated), their two value
+// string headers (16 each) and expiration times (24, 32 allocated) and its
+// slot in the ring (16); TestEventOverhead keeps it honest.
+const eventOverhead = 48 + 2*96 + 2*16 + 2*32 + 16
+
+// eventSize is the bytes an event holds for the byte bound: its key, its
+// value, the previous value and eventOverhead. The key is counted once
+// (PrevNode is always the node at the same key) and so is the value of a
+// refresh (it keeps the previous one). It reads only the event's content,
+// so it is the same on every replica and after a snapshot restore, and
+// costs a few loads.
+func eventSize(e *Event) int64 {
+	n := int64(eventOverhead)
+	if e.Node != nil {
+		n += int64(len(e.Node.Key))
+		if e.Node.Value != nil {
+			n += int64(len(*e.Node.Value))
+		}
 	}
-	return &eventHistory{capacity: capacity}
+	if p := e.PrevNode; p != nil && p.Value != nil && !e.Refresh {
+		n += int64(len(*p.Value))
+	}
+	return n
 }
 
 func (h *eventHistory) add(e *Event) {
 	if h.events == nil {
 		// Grow lazily: a large configured window costs nothing until used.
-		h.events = make([]*Event, 0, min(h.capacity, 1024))
+		h.events = make([]histSlot, 0, min(h.capacity, 1024))
 	}
-	if h.size < h.capacity {
-		pos := (h.front + h.size) % h.capacity
-		if pos == len(h.events) {
-			h.events = append(h.events, e)
-		} else {
-			h.events[pos] = e
-		}
-		h.size++
+	if h.size == h.capacity {
+		h.dropOldest()
+	}
+	slot := histSlot{e: e, size: eventSize(e)}
+	pos := (h.front + h.size) % h.capacity
+	if pos == len(h.events) {
+		h.events = append(h.events, slot)
 	} else {
-		h.events[h.front] = e
-		h.front = (h.front + 1) % h.capacity
+		h.events[pos] = slot
+	}
+	h.size++
+	h.bytes += slot.size
+	for h.bytes > h.maxBytes && h.size > 1 {
+		h.dropOldest()
 	}
 	h.last = e.Index()
-	h.start = h.at(0).Index()
+	h.start = h.last - uint64(h.size) + 1 // indexes are consecutive
 }
 
-func (h *eventHistory) at(i int) *Event { return h.events[(h.front+i)%h.capacity] }
+// dropOldest forgets the oldest event, releasing it to the collector.
+func (h *eventHistory) dropOldest() {
+	h.bytes -= h.events[h.front].size
+	h.events[h.front] = histSlot{}
+	h.front = (h.front + 1) % h.capacity
+	h.size--
+}
+
+func (h *eventHistory) at(i int) *Event { return h.events[(h.front+i)%h.capacity].e }
 
 // errCleared is the 401 for a waitIndex that left the window.
 func (h *eventHistory) errCleared(index, storeIndex uint64) *Error {

@@ -157,11 +157,14 @@ func (s *Store) Restore(r io.Reader) error {
 		DeleteSuccess: c[4], DeleteFail: c[5], UpdateSuccess: c[6], UpdateFail: c[7],
 		CreateSuccess: c[8], CreateFail: c[9], CompareAndSwapSuccess: c[10], CompareAndSwapFail: c[11],
 		CompareAndDeleteSuccess: c[12], CompareAndDeleteFail: c[13], ExpireCount: c[14]}
-	_ = d.uvarint() // history capacity of the writer; the local configuration wins
+	// The writer's history capacity: the local bounds win. Events are
+	// re-added in order, so a window within both bounds comes back whole
+	// and a larger one loses its oldest events, as live adds would.
+	_ = d.uvarint()
 
 	root := newDir("/", 0, nil, time.Time{})
 	var heap ttlHeap
-	hist := newEventHistory(s.cfg.HistorySize)
+	hist := newEventHistory(s.cfg.HistorySize, s.cfg.HistoryBytes)
 	stack := []*node{root}
 	for d.err == nil {
 		tag := d.byte()

@@ -6,24 +6,6 @@ import (
 	"time"
 )
 
-// DefaultHistorySize is the number of events kept for watches from a past
-// index: far above etcd's hard-coded 1000, so a quiet watcher is not evicted
-// by unrelated traffic. Memory, not count, is the real bound.
-const DefaultHistorySize = 100_000
-
-// DefaultWatchBuffer is how many events a stream watcher may have queued
-// before it is closed with ErrWatcherOverflow (and resumed from history).
-const DefaultWatchBuffer = 1024
-
-// Config configures a Store. The zero value is usable.
-type Config struct {
-	// HistorySize is the number of events kept for watches; 0 means
-	// DefaultHistorySize.
-	HistorySize int
-	// WatchBuffer is the per-stream-watcher buffer; 0 means DefaultWatchBuffer.
-	WatchBuffer int
-}
-
 // TTLOptions are the expiration and refresh options of a write.
 type TTLOptions struct {
 	// ExpireTime is the absolute expiration; zero means permanent.
@@ -47,15 +29,10 @@ type Store struct {
 
 // New returns an empty store.
 func New(cfg Config) *Store {
-	if cfg.HistorySize <= 0 {
-		cfg.HistorySize = DefaultHistorySize
-	}
-	if cfg.WatchBuffer <= 0 {
-		cfg.WatchBuffer = DefaultWatchBuffer
-	}
+	cfg = cfg.withDefaults()
 	return &Store{
 		root: newDir("/", 0, nil, time.Time{}),
-		hub:  newWatcherHub(cfg.HistorySize, cfg.WatchBuffer),
+		hub:  newWatcherHub(newEventHistory(cfg.HistorySize, cfg.HistoryBytes), cfg.WatchBuffer),
 		cfg:  cfg,
 	}
 }
@@ -80,6 +57,14 @@ func (s *Store) HistoryRange() (start, last uint64) {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	return s.hub.history.start, s.hub.history.last
+}
+
+// HistoryUsage is the number of events kept for watches and their size as
+// Config.HistoryBytes counts it.
+func (s *Store) HistoryUsage() (events int, bytes int64) {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return s.hub.history.size, s.hub.history.bytes
 }
 
 // cleanPath is etcd's path.Clean(path.Join("/", p)).

@@ -17,10 +17,10 @@ type watcherHub struct {
 	buffer   int
 }
 
-func newWatcherHub(historySize, buffer int) *watcherHub {
+func newWatcherHub(history *eventHistory, buffer int) *watcherHub {
 	return &watcherHub{
 		watchers: make(map[string]map[*Watcher]struct{}),
-		history:  newEventHistory(historySize),
+		history:  history,
 		buffer:   buffer,
 	}
 }

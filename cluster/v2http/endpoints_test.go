@@ -39,6 +39,8 @@ func TestHealth(t *testing.T) {
 		{"healthy", func(f *fakeCluster) {}, 200, `{"health":"true"}`},
 		{"no leader", func(f *fakeCluster) { f.status.LeaderID = 0 }, 503, `{"health":"false"}`},
 		{"no quorum", func(f *fakeCluster) { f.barrierErr = context.DeadlineExceeded }, 503, `{"health":"false"}`},
+		{"corrupt log", func(f *fakeCluster) { f.status.Fault = "cluster: raft log entry 7 is corrupt" }, 503,
+			`{"health":"false","reason":"cluster: raft log entry 7 is corrupt"}`},
 	}
 	for _, tt := range tests {
 		h, fc := newTestHandler(t, store.Config{}, nil)

@@ -53,7 +53,18 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, http.MethodGet) {
 		return
 	}
-	healthy := h.cluster.Status().LeaderID != 0
+	st := h.cluster.Status()
+	if st.Fault != "" {
+		// A member that found its log corrupt says why (etcd 3.5's
+		// "reason" field), whatever raft still reports.
+		b, _ := json.Marshal(struct {
+			Health string `json:"health"`
+			Reason string `json:"reason"`
+		}{"false", st.Fault})
+		writeBody(w, r, http.StatusServiceUnavailable, "application/json", b)
+		return
+	}
+	healthy := st.LeaderID != 0
 	if healthy {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		err := h.cluster.ReadBarrier(ctx)

@@ -9,6 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/discovery"
+	"github.com/cairnkv/cairn/dnsserver"
+	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/tlsauth"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
@@ -33,6 +39,7 @@ type Config struct {
 	CRLFile       string
 	SnapshotCount uint64
 	HistorySize   int
+	HistoryBytes  int64
 
 	Peers           []string
 	PeersFile       string
@@ -78,29 +85,30 @@ type Config struct {
 // Default is the configuration of a member given no setting at all.
 func Default() Config {
 	return Config{
-		Name:          "default",
+		Name:          cluster.DefaultName,
 		Addr:          "127.0.0.1:4001",
-		SnapshotCount: 10000,
-		HistorySize:   100000,
+		SnapshotCount: cluster.DefaultSnapshotCount,
+		HistorySize:   store.DefaultHistorySize,
+		HistoryBytes:  store.DefaultHistoryBytes,
 
-		PeerAddr:          "127.0.0.1:7001",
-		HeartbeatInterval: 100 * time.Millisecond,
-		ElectionTimeout:   1000 * time.Millisecond,
+		PeerAddr:          cluster.DefaultPeerAddr,
+		HeartbeatInterval: cluster.DefaultHeartbeatInterval,
+		ElectionTimeout:   cluster.DefaultElectionTimeout,
 
 		TLSMinVersion:      "1.3",
-		TLSTrustDomain:     "cairn.internal",
+		TLSTrustDomain:     tlsauth.DefaultTrustDomain,
 		TLSManagedCerts:    true,
 		TLSServingValidity: "7d",
 		ACMETLSALPNPort:    443,
 
-		MaxValueBytes:     1 << 20,
-		MaxRequestBytes:   3 << 19,
+		MaxValueBytes:     v2http.DefaultMaxValueBytes,
+		MaxRequestBytes:   v2http.DefaultMaxRequestBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 
 		DNSAddr:         "127.0.0.1:8053",
-		DNSDomain:       "cairn.internal.",
-		DNSMaxTTL:       30,
-		DiscoveryPrefix: "/skydns",
+		DNSDomain:       discovery.DefaultDomain,
+		DNSMaxTTL:       dnsserver.DefaultMaxTTL,
+		DiscoveryPrefix: discovery.DefaultPrefix,
 
 		LogFormat: "text",
 		LogLevel:  "info",
@@ -131,6 +139,7 @@ var settings = []setting{
 	{"force_new_cluster", "force-new-cluster", "start this data dir as a new one-member cluster with all its data: recovery after losing a majority for good (docs/operations.md)", func(c *Config) any { return &c.ForceNewCluster }},
 	{"snapshot_count", "snapshot-count", "applied raft entries between snapshots", func(c *Config) any { return &c.SnapshotCount }},
 	{"history_size", "history-size", "events kept for watches from a past index", func(c *Config) any { return &c.HistorySize }},
+	{"history_bytes", "history-bytes", "bytes of the events kept for watches from a past index (keys, values, previous values): past it or history_size the oldest are dropped; every member must use the same", func(c *Config) any { return &c.HistoryBytes }},
 	{"peers", "peers", "peer addresses (host:port, comma-separated) of members to join through when the data dir is empty", func(c *Config) any { return &c.Peers }},
 	{"peers_file", "peers-file", "file listing peer addresses (comma- or newline-separated), read like --peers", func(c *Config) any { return &c.PeersFile }},
 	{"peer.addr", "peer-addr", "advertised peer host:port (raft); port 0 picks a free port", func(c *Config) any { return &c.PeerAddr }},
@@ -217,6 +226,9 @@ func (c *Config) complete() error {
 	}
 	if c.HistorySize < 0 {
 		bad("history_size: %d is negative", c.HistorySize)
+	}
+	if c.HistoryBytes < 0 {
+		bad("history_bytes: %d is negative", c.HistoryBytes)
 	}
 	if c.TLSMinVersion != "1.3" && c.TLSMinVersion != "1.2" {
 		bad("tls.min_version: %q is not one of 1.3, 1.2", c.TLSMinVersion)

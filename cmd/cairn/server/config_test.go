@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/cairnkv/cairn/store"
 )
 
 func newFlags(t *testing.T, args ...string) *pflag.FlagSet {
@@ -195,6 +197,7 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown env", nil, [2]string{"CAIRN_NAEM", "x"}, "", "unknown environment variable CAIRN_NAEM"},
 		{"bad duration", nil, [2]string{"CAIRN_PEER_ELECTION_TIMEOUT", "soon"}, "", `peer.election_timeout: "soon" is not a duration`},
 		{"bad number", nil, [2]string{"CAIRN_HISTORY_SIZE", "many"}, "", `history_size: "many" is not a non-negative integer`},
+		{"bad history bytes", nil, [2]string{"CAIRN_HISTORY_BYTES", "-1"}, "", `history_bytes: "-1" is not a non-negative integer`},
 		{"bad addr", []string{"--addr", "nohost"}, [2]string{}, "", `addr: "nohost" is not host:port`},
 		{"bad metrics addr", []string{"--metrics-addr", "9090"}, [2]string{}, "", `metrics_addr: "9090" is not host:port`},
 		{"bad tls", []string{"--tls-min-version", "1.1"}, [2]string{}, "", "tls.min_version"},
@@ -284,5 +287,24 @@ requests = true
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config show's output loads as\n%+v\nwant\n%+v\n%s", got, want, out.String())
+	}
+}
+
+// history_bytes defaults to the store's bound and reaches Config from a
+// flag or the environment.
+func TestConfigHistoryBytes(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		environ []string
+		want    int64
+	}{
+		{nil, nil, store.DefaultHistoryBytes},
+		{[]string{"--history-bytes", "1048576"}, nil, 1 << 20},
+		{nil, []string{"CAIRN_HISTORY_BYTES=2097152"}, 2 << 20},
+	} {
+		c, _, err := load(t, "", tc.environ, tc.args...)
+		if err != nil || c.HistoryBytes != tc.want {
+			t.Errorf("load(%q, %q): history_bytes %d, %v; want %d", tc.args, tc.environ, c.HistoryBytes, err, tc.want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/dnsserver"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
@@ -82,6 +83,8 @@ type Server struct {
 	metrics   *http.Server
 	closers   []func() // in the order of creation; Close runs them backwards
 	closeOnce sync.Once
+
+	dataDirLock *disk.Lock // held from the start of New to the end of Close
 
 	mu      sync.Mutex
 	running bool
@@ -175,6 +178,12 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errs: // nil when Close stopped it
 		n--
+	case <-s.node.Failed():
+		// A corrupt raft log entry: the node stopped applying; DNS and
+		// stale reads would go on serving a replica frozen in time
+		// (docs/reliability.md), so the member stops with the error.
+		err = s.node.Err()
+		s.log.Error("stopping: this member's raft log is corrupt", "err", err)
 	}
 	s.Close()
 	for ; n > 0; n-- {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/dnsserver"
@@ -25,6 +26,15 @@ import (
 func (s *Server) onClose(f func()) { s.closers = append(s.closers, f) }
 
 func (s *Server) start() error {
+	// The data dir's lock before anything in it is touched (the development
+	// PKI of loadTLS): a second member on it fails at once with the PID of
+	// the first. Released last, after the node's shutdown.
+	lock, err := disk.Acquire(s.cfg.DataDir, s.log)
+	if err != nil {
+		return err
+	}
+	s.dataDirLock = lock
+	s.onClose(lock.Unlock)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	t, err := s.loadTLS()
@@ -111,8 +121,8 @@ func (s *Server) startNode(t tlsSetup, reg *prometheus.Registry) error {
 	node, err := cluster.New(cluster.Config{
 		Name: cfg.Name, DataDir: cfg.DataDir, PeerAddr: s.peerAddr, ClientURLs: []string{s.clientURL},
 		SnapshotCount: cfg.SnapshotCount, HeartbeatInterval: cfg.HeartbeatInterval,
-		ElectionTimeout: cfg.ElectionTimeout, HistorySize: cfg.HistorySize,
-		Network: netw, Peers: cfg.Peers, ForceNewCluster: cfg.ForceNewCluster,
+		ElectionTimeout: cfg.ElectionTimeout, HistorySize: cfg.HistorySize, HistoryBytes: cfg.HistoryBytes,
+		Network: netw, Peers: cfg.Peers, ForceNewCluster: cfg.ForceNewCluster, DataDirLock: s.dataDirLock,
 		Now: s.opts.now, Logger: logger, Registry: reg,
 	})
 	if err != nil {

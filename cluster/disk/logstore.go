@@ -1,0 +1,104 @@
+package disk
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// boltOpenTimeout bounds the wait for bbolt's own file lock. The data-dir
+// lock is taken first, so only a process that is not Cairn (a bbolt tool)
+// can hold it.
+const boltOpenTimeout = 5 * time.Second
+
+// LogStore is raft's log and stable store (raft-boltdb) that verifies
+// every command entry raft reads back (replay after a restart, apply on a
+// follower, replication to followers), so that a damaged entry is neither
+// applied nor shipped to others. A failure is passed to OnCorrupt and
+// returned to raft as a *CorruptEntryError. The embedded BoltStore is the
+// unchecked store: raft's StableStore, and tests.
+type LogStore struct {
+	*raftboltdb.BoltStore
+	Path      string
+	OnCorrupt func(error)
+}
+
+func (s *LogStore) GetLog(index uint64, l *raft.Log) error {
+	if err := s.BoltStore.GetLog(index, l); err != nil {
+		return err
+	}
+	if _, _, err := CheckEntry(l, false); err != nil {
+		err.(*CorruptEntryError).Path = s.Path
+		if s.OnCorrupt != nil {
+			s.OnCorrupt(err)
+		}
+		return err
+	}
+	return nil
+}
+
+// OpenLog checks raft.db at path (CheckBolt), opens it with a bound on
+// bbolt's lock, and verifies its log (ScanLog) for a data dir whose newest
+// snapshot is at snapIndex (0: none).
+func OpenLog(path string, snapIndex uint64, onCorrupt func(error)) (*LogStore, error) {
+	if err := CheckBolt(path, snapIndex > 0); err != nil {
+		return nil, err
+	}
+	opts := *bbolt.DefaultOptions
+	opts.Timeout = boltOpenTimeout
+	bs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &opts})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("disk: open %s: another process holds its lock (waited %v); stop it", path, boltOpenTimeout)
+	}
+	if err != nil {
+		return nil, Damaged(path, "cannot be opened (%v)", err)
+	}
+	if err := ScanLog(bs, path, snapIndex); err != nil {
+		bs.Close()
+		return nil, err
+	}
+	return &LogStore{BoltStore: bs, Path: path, OnCorrupt: onCorrupt}, nil
+}
+
+// ScanLog verifies every entry of the log before raft sees it: each
+// command's checksum, and that every entry after the newest snapshot (at
+// snapIndex; raft replays from there, and panics on a missing one) is
+// there. Entries at or below snapIndex may have gaps: raft leaves them
+// when it installs a snapshot from the leader.
+func ScanLog(logs raft.LogStore, path string, snapIndex uint64) error {
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return Damaged(path, "cannot be read (%v)", err)
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return Damaged(path, "cannot be read (%v)", err)
+	}
+	if last == 0 {
+		return nil
+	}
+	if last > snapIndex && first > snapIndex+1 {
+		first = snapIndex + 1 // the entries in between must be there
+	}
+	saw := false
+	for i := first; i <= last; i++ {
+		var l raft.Log
+		err := logs.GetLog(i, &l)
+		if errors.Is(err, raft.ErrLogNotFound) && i <= snapIndex {
+			continue
+		}
+		if err != nil {
+			return Damaged(path, "lacks raft log entry %d (%v): the log holds %d..%d and the newest snapshot ends at %d",
+				i, err, first, last, snapIndex)
+		}
+		if _, saw, err = CheckEntry(&l, saw); err != nil {
+			err.(*CorruptEntryError).Path = path
+			return err
+		}
+	}
+	return nil
+}
