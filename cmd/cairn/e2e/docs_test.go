@@ -136,7 +136,7 @@ func repoRoot(t *testing.T) string {
 
 const (
 	// docBlockTimeout bounds one foreground block.
-	docBlockTimeout = 2 * time.Minute
+	docBlockTimeout = 3 * time.Minute
 	// docReadyTimeout bounds the wait for a background block's ports.
 	docReadyTimeout = time.Minute
 )
