@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/cairnkv/cairn/store"
@@ -119,4 +121,62 @@ func (c Config) ServiceNames(service string) (name, srv string, ok bool) {
 		srv += zone
 	}
 	return name, srv, true
+}
+
+// ServiceDir is the key directory holding the registrations of service (a
+// name relative to the zone, e.g. web or api.prod; "" for every service):
+// what to read recursively for ServiceCatalog.
+func (c Config) ServiceDir(service string) (string, error) {
+	if service == "" {
+		return c.Dir(), nil
+	}
+	key, ok := c.Key(strings.TrimSuffix(service, "."))
+	if !ok {
+		return "", fmt.Errorf("service %q: want a name relative to %s, such as web or api.prod", service, c.Zone())
+	}
+	return key, nil
+}
+
+// ServiceCatalog is the Catalog of n, a recursive read of
+// ServiceDir(service): with a service, only its own instances (not those of
+// services below it) and the entries DNS ignores.
+func (c Config) ServiceCatalog(n *store.NodeExtern, service string) []Entry {
+	entries := c.Catalog(n)
+	if service == "" {
+		return entries
+	}
+	want := strings.ToLower(strings.TrimSuffix(service, "."))
+	kept := entries[:0]
+	for _, e := range entries {
+		if e.Service == want || e.Err != nil {
+			kept = append(kept, e)
+		}
+	}
+	return kept
+}
+
+// ServiceSummary is one service of a catalog and the names DNS answers all
+// its instances under (ServiceNames).
+type ServiceSummary struct {
+	Service   string `json:"service"`
+	Instances int    `json:"instances"`
+	Name      string `json:"name"`    // A/AAAA and SRV of every instance
+	SRVName   string `json:"srvName"` // RFC 2782 SRV
+}
+
+// Services are the services of entries that DNS answers, by name.
+func (c Config) Services(entries []Entry) []ServiceSummary {
+	count := map[string]int{}
+	for _, e := range entries {
+		if e.Err == nil {
+			count[e.Service]++
+		}
+	}
+	out := make([]ServiceSummary, 0, len(count))
+	for s, n := range count {
+		name, srv, _ := c.ServiceNames(s)
+		out = append(out, ServiceSummary{Service: s, Instances: n, Name: name, SRVName: srv})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
+	return out
 }

@@ -3,10 +3,12 @@
 // names (Config), the validation of writes under the discovery prefix
 // (Config.Validate), a live in-memory index of registrations that the DNS
 // responder answers from (Index), the catalog of registrations as an
-// operator lists them (Config.Catalog, Config.ServiceNames), and the
-// registrar that keeps one registration alive (Registrar) through the small
-// client interface it declares (Keys), which cmd satisfies with
-// cluster/v2client.
+// operator lists them (Config.Catalog, ServiceCatalog, Services,
+// ServiceNames), and the registrar that keeps one registration alive
+// (Registrar, at the key of Config.InstanceKey) through the small client
+// interface it declares (Keys), which cmd satisfies with cluster/v2client,
+// while a Consul-style health check passes (HTTPCheck, TCPCheck,
+// ExecCheck).
 //
 // Layout, as SkyDNS's: the record of web-1.web.cairn.internal. is the key
 // /skydns/internal/cairn/web/web-1, a JSON object such as

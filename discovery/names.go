@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"fmt"
 	"path"
 	"strings"
 )
@@ -303,3 +304,38 @@ func lower(c byte) byte {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// InstanceKey is the key that instance (one DNS label) of service (one or
+// more dot-separated labels) registers at, e.g.
+// /skydns/internal/cairn/web/web-1 for web-1 of web: Key of
+// instance.service. Unlike Key, which maps any name, it takes only RFC 1123
+// labels (letters, digits and '-', not at either end, at most 63 bytes):
+// names that every DNS client and tool can ask for.
+func (c Config) InstanceKey(service, instance string) (string, error) {
+	for lab := range strings.SplitSeq(service, ".") {
+		if !isHostLabel(lab) {
+			return "", fmt.Errorf("discovery: service %q: want DNS labels (letters, digits and '-', at most 63 each, separated by dots)", service)
+		}
+	}
+	if !isHostLabel(instance) {
+		return "", fmt.Errorf("discovery: instance %q: want a DNS label (letters, digits and '-', at most 63)", instance)
+	}
+	key, ok := c.Key(instance + "." + service)
+	if !ok {
+		return "", fmt.Errorf("discovery: domain %q: want a DNS domain such as %s", c.Domain, DefaultDomain)
+	}
+	return key, nil
+}
+
+// isHostLabel reports whether s is an RFC 1123 label.
+func isHostLabel(s string) bool {
+	if s == "" || len(s) > maxLabel || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := lower(s[i]); !('a' <= c && c <= 'z' || isDigit(c) || c == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -85,6 +86,18 @@ func (r Record) Validate() error {
 		return fieldError("group", "is %d bytes, over the limit of %d", n, maxGroup)
 	}
 	return nil
+}
+
+// HostPort is where the record sends clients: host:port ([host]:port for
+// IPv6), the host alone without a port, "-" without a host (TXT only).
+func (r Record) HostPort() string {
+	switch {
+	case r.Host == "":
+		return "-"
+	case r.Port == 0:
+		return r.Host
+	}
+	return net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
 }
 
 // addr is the host's address when the host is an IP (IPv4-mapped IPv6

@@ -200,3 +200,19 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+func TestRecordHostPort(t *testing.T) {
+	for _, tt := range []struct {
+		r    Record
+		want string
+	}{
+		{Record{Host: "10.0.0.5", Port: 8080}, "10.0.0.5:8080"},
+		{Record{Host: "2001:db8::6", Port: 8080}, "[2001:db8::6]:8080"},
+		{Record{Host: "api-1.example.com"}, "api-1.example.com"},
+		{Record{Text: "v=1"}, "-"},
+	} {
+		if got := tt.r.HostPort(); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.r, got, tt.want)
+		}
+	}
+}

@@ -115,24 +115,12 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 	if cfg.Keys == nil {
 		return nil, errors.New("discovery: RegistrarConfig.Keys is required: the client that writes to the cluster")
 	}
-	if cfg.Key == "" || !strings.HasPrefix(cfg.Key, "/") || strings.HasSuffix(cfg.Key, "/") {
-		return nil, fmt.Errorf("discovery: registration key %q: want an absolute key such as /skydns/internal/cairn/web/web-1", cfg.Key)
-	}
-	switch {
-	case cfg.TTL < time.Second:
-		return nil, fmt.Errorf("discovery: TTL %v: want at least 1s", cfg.TTL)
-	case cfg.TTL%time.Second != 0:
-		return nil, fmt.Errorf("discovery: TTL %v: want whole seconds (etcd TTLs are seconds)", cfg.TTL)
-	}
-	if err := cfg.Record.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	value, err := json.Marshal(cfg.Record)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: registration %s: %w", cfg.Key, err)
-	}
-	if cfg.CheckInterval < 0 || cfg.CheckTimeout < 0 || cfg.DeregisterTimeout < 0 {
-		return nil, errors.New("discovery: negative CheckInterval, CheckTimeout or DeregisterTimeout")
 	}
 
 	interval := cfg.TTL / 3
@@ -157,6 +145,28 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 		interval: interval,
 		log:      cfg.Logger.With("key", cfg.Key),
 	}, nil
+}
+
+// Validate checks the registration that cfg describes (Key, Record, TTL,
+// and the check's timing), without Keys: what NewRegistrar checks before it
+// needs a client.
+func (cfg RegistrarConfig) Validate() error {
+	if cfg.Key == "" || !strings.HasPrefix(cfg.Key, "/") || strings.HasSuffix(cfg.Key, "/") {
+		return fmt.Errorf("discovery: registration key %q: want an absolute key such as /skydns/internal/cairn/web/web-1", cfg.Key)
+	}
+	switch {
+	case cfg.TTL < time.Second:
+		return fmt.Errorf("discovery: TTL %v: want at least 1s", cfg.TTL)
+	case cfg.TTL%time.Second != 0:
+		return fmt.Errorf("discovery: TTL %v: want whole seconds (etcd TTLs are seconds)", cfg.TTL)
+	}
+	if err := cfg.Record.Validate(); err != nil {
+		return err
+	}
+	if cfg.CheckInterval < 0 || cfg.CheckTimeout < 0 || cfg.DeregisterTimeout < 0 {
+		return errors.New("discovery: negative CheckInterval, CheckTimeout or DeregisterTimeout")
+	}
+	return nil
 }
 
 // RequestTimeout is the timeout a registrar's client should give one

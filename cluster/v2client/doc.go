@@ -9,6 +9,11 @@
 // a 5xx answer. Each attempt has its own timeout, connection included, and
 // every answer is read through a size bound.
 //
+// Status is the cluster as `cairn status` reports it: each member asked at
+// its own client URL for its health, raft position and served certificate.
+// SaveSnapshot writes a downloaded backup to a file durably and never
+// partly, as etcd's snapshot save does.
+//
 // Answers are the store's own types: a keys answer is a *store.Event (with
 // EtcdIndex from X-Etcd-Index) and an etcd error is a *store.Error, whose
 // JSON shape store owns. Other failed answers (the members, stats and auth
@@ -24,5 +29,6 @@
 //     the last answer's (a *store.Error or *Error); when none answered, it
 //     wraps ErrUnavailable and says, per endpoint, why.
 //   - The package imports store and the standard library only: no flags,
-//     no files; the caller builds the *tls.Config.
+//     and no files but the backup SaveSnapshot writes; the caller builds the
+//     *tls.Config.
 package v2client

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
@@ -88,7 +89,7 @@ func (f *clientFlags) resolve(environ []string) (clientSettings, error) {
 		}
 		dataDir, dirFrom = name+".cairn", "default --data-dir"
 	}
-	pki := filepath.Join(dataDir, "pki")
+	dev := pki.DevPaths(filepath.Join(dataDir, "pki"))
 
 	switch {
 	case f.cert != "" || f.key != "":
@@ -102,7 +103,7 @@ func (f *clientFlags) resolve(environ []string) (clientSettings, error) {
 		}
 		s.Files.CertFile, s.Files.KeyFile = env["CAIRN_CERT"], env["CAIRN_KEY"]
 	default:
-		cert, key := filepath.Join(pki, "client.crt"), filepath.Join(pki, "client.key")
+		cert, key := dev.ClientCertFile, dev.ClientKeyFile
 		if !fileExists(cert) || !fileExists(key) {
 			return s, fmt.Errorf("no client certificate: pass --cert/--key, set CAIRN_CERT/CAIRN_KEY, or run on a node with a development PKI in --data-dir (%s %s has no %s)", dirFrom, dataDir, filepath.Join("pki", "client.crt"))
 		}
@@ -115,7 +116,7 @@ func (f *clientFlags) resolve(environ []string) (clientSettings, error) {
 	case env["CAIRN_CACERT"] != "":
 		s.Files.CAFile = env["CAIRN_CACERT"]
 	default:
-		ca := filepath.Join(pki, "ca.crt")
+		ca := dev.CAFile
 		if !fileExists(ca) {
 			return s, fmt.Errorf("no CA certificate to verify the members with: pass --cacert, set CAIRN_CACERT, or run on a node with a development PKI in --data-dir (%s %s has no %s)", dirFrom, dataDir, filepath.Join("pki", "ca.crt"))
 		}

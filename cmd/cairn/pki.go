@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -310,14 +309,7 @@ certificate without addresses, an expiry within 30 days) do not change it.`,
 					return err
 				}
 			}
-			var password string
-			if passwordFile != "" {
-				var err error
-				if password, err = pki.ReadPasswordFile(passwordFile); err != nil {
-					return err
-				}
-			}
-			cf, err := pki.ReadCertificates(args[0], password)
+			r, err := pki.InspectFile(args[0], passwordFile, caFile, pki.InspectOptions{TrustDomain: td})
 			if errors.Is(err, pki.ErrP12Password) {
 				if passwordFile == "" {
 					return fmt.Errorf("%w; the file has a password: pass --password-file", err)
@@ -327,15 +319,6 @@ certificate without addresses, an expiry within 30 days) do not change it.`,
 			if err != nil {
 				return err
 			}
-			var roots []*x509.Certificate
-			if caFile != "" {
-				ca, err := pki.ReadCertificates(caFile, "")
-				if err != nil {
-					return err
-				}
-				roots = ca.Certs
-			}
-			r := pki.Inspect(cf, pki.InspectOptions{TrustDomain: td, Roots: roots})
 			if err := r.Write(stdout); err != nil {
 				return err
 			}

@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/url"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -165,57 +161,29 @@ func (o *registerOptions) registrarConfig(fs *pflag.FlagSet, cf *clientFlags, en
 // The registrar writes through Cairn's client.
 var _ discovery.Keys = (*v2client.Client)(nil)
 
-// config checks the registration flags and returns the registrar
-// configuration they make, without the connection.
+// config maps the registration flags to the registrar configuration,
+// without the connection. discovery validates the names, the record and
+// the checks; what is checked here is only what the flags themselves mean.
 func (o *registerOptions) config() (discovery.RegistrarConfig, error) {
 	var cfg discovery.RegistrarConfig
-	if o.service == "" {
-		return cfg, errors.New("--service is required, e.g. --service web")
-	}
-	if o.instance == "" {
-		return cfg, errors.New("--instance is required, e.g. --instance web-1 (unique within the service)")
-	}
-	for _, lab := range strings.Split(o.service, ".") {
-		if !isDNSLabel(lab) {
-			return cfg, fmt.Errorf("--service %q: want DNS labels (letters, digits and '-', at most 63 each, separated by dots)", o.service)
-		}
-	}
-	if !isDNSLabel(o.instance) {
-		return cfg, fmt.Errorf("--instance %q: want a DNS label (letters, digits and '-', at most 63)", o.instance)
-	}
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"port", o.port}, {"priority", o.priority}, {"weight", o.weight}} {
-		if f.v < 0 || f.v > 65535 {
-			return cfg, fmt.Errorf("--%s %d: want 0 to 65535", f.name, f.v)
-		}
-	}
-	if o.host == "" && o.text == "" {
-		return cfg, errors.New("--host is required (an IP address or a hostname), unless --text is set")
-	}
 	switch {
-	case o.ttl < time.Second:
-		return cfg, fmt.Errorf("--ttl %v: want at least 1s", o.ttl)
-	case o.ttl%time.Second != 0:
-		return cfg, fmt.Errorf("--ttl %v: want whole seconds, e.g. 10s", o.ttl)
-	}
-	cfg.Record = discovery.Record{Host: o.host, Port: o.port, Priority: o.priority, Weight: o.weight, Text: o.text}
-	if err := cfg.Record.Validate(); err != nil {
-		return cfg, err
-	}
-	cfg.TTL = o.ttl
-	if o.prefix == "" {
+	case o.service == "":
+		return cfg, errors.New("--service is required, e.g. --service web")
+	case o.instance == "":
+		return cfg, errors.New("--instance is required, e.g. --instance web-1 (unique within the service)")
+	case o.host == "" && o.text == "":
+		return cfg, errors.New("--host is required (an IP address or a hostname), unless --text is set")
+	case o.prefix == "":
 		return cfg, fmt.Errorf("--prefix is empty: want a key directory such as %s", discovery.DefaultPrefix)
-	}
-	if o.domain == "" {
+	case o.domain == "":
 		return cfg, fmt.Errorf("--domain is empty: want a DNS domain such as %s", discovery.DefaultDomain)
 	}
-	key, ok := discovery.Config{Prefix: o.prefix, Domain: o.domain}.Key(o.instance + "." + o.service)
-	if !ok {
-		return cfg, fmt.Errorf("--domain %q: want a DNS domain such as %s", o.domain, discovery.DefaultDomain)
+	key, err := discovery.Config{Prefix: o.prefix, Domain: o.domain}.InstanceKey(o.service, o.instance)
+	if err != nil {
+		return cfg, err
 	}
-	cfg.Key = key
+	cfg.Key, cfg.TTL = key, o.ttl
+	cfg.Record = discovery.Record{Host: o.host, Port: o.port, Priority: o.priority, Weight: o.weight, Text: o.text}
 
 	var checks []string
 	for _, c := range []struct{ flag, v string }{{"--check-http", o.checkHTTP}, {"--check-tcp", o.checkTCP}, {"--check-exec", o.checkExec}} {
@@ -229,18 +197,14 @@ func (o *registerOptions) config() (discovery.RegistrarConfig, error) {
 	case len(checks) == 0 && (o.checkIntervalSet || o.checkTimeoutSet):
 		return cfg, errors.New("--check-interval and --check-timeout need a check: --check-http, --check-tcp or --check-exec")
 	case o.checkHTTP != "":
-		u, err := url.Parse(o.checkHTTP)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return cfg, fmt.Errorf("--check-http %q: want an http:// or https:// URL", o.checkHTTP)
-		}
-		cfg.Check = httpCheck(o.checkHTTP)
+		cfg.Check, err = discovery.HTTPCheck(o.checkHTTP)
 	case o.checkTCP != "":
-		if _, port, err := net.SplitHostPort(o.checkTCP); err != nil || port == "" {
-			return cfg, fmt.Errorf("--check-tcp %q: want HOST:PORT", o.checkTCP)
-		}
-		cfg.Check = tcpCheck(o.checkTCP)
+		cfg.Check, err = discovery.TCPCheck(o.checkTCP)
 	case o.checkExec != "":
-		cfg.Check = execCheck(o.checkExec)
+		cfg.Check = discovery.ExecCheck(o.checkExec)
+	}
+	if err != nil {
+		return cfg, err
 	}
 	interval := o.ttl / 3
 	switch {
@@ -252,99 +216,5 @@ func (o *registerOptions) config() (discovery.RegistrarConfig, error) {
 		return cfg, fmt.Errorf("--check-timeout %v: want a positive duration", o.checkTimeout)
 	}
 	cfg.CheckInterval, cfg.CheckTimeout = o.checkInterval, o.checkTimeout
-	return cfg, nil
+	return cfg, cfg.Validate()
 }
-
-// isDNSLabel reports whether s is an RFC 1123 label: letters, digits and
-// hyphens, not at either end, 1 to 63 bytes.
-func isDNSLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// maxCheckOutput bounds what a check's answer or output contributes to the
-// log.
-const maxCheckOutput = 512
-
-// httpCheck passes when GET url answers 2xx within the check's deadline.
-// It goes to the service directly (no proxy) on a new connection each
-// time, and verifies https against the system's roots.
-func httpCheck(u string) func(context.Context) error {
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("User-Agent", "cairn-register")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxCheckOutput))
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("GET %s: HTTP %d: %s", u, resp.StatusCode, strings.TrimSpace(string(body)))
-		}
-		return nil
-	}
-}
-
-// tcpCheck passes when a TCP connection to addr opens.
-func tcpCheck(addr string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}
-}
-
-// execCheck passes when `sh -c command` exits 0. At the check's deadline
-// the shell is killed (what it started may outlive it; use exec in the
-// command to avoid that).
-func execCheck(command string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-		out := &tailBuffer{max: maxCheckOutput}
-		cmd.Stdout, cmd.Stderr = out, out
-		cmd.WaitDelay = time.Second // bound the wait for pipes a child holds open
-		err := cmd.Run()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
-		}
-		if s := strings.TrimSpace(out.String()); s != "" {
-			return fmt.Errorf("%s: %w: %s", command, err, s)
-		}
-		return fmt.Errorf("%s: %w", command, err)
-	}
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string { return string(t.b) }

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +11,9 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/cairnkv/cairn/cluster/clustertest"
+	polling "github.com/cairnkv/cairn/cluster/clustertest/poll" // kv_test.go has a func poll
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/store"
 )
@@ -52,21 +50,21 @@ func TestRegisterFlagErrors(t *testing.T) {
 		{"missing service", with("--service", ""), "--service is required"},
 		{"missing instance", with("--instance", ""), "--instance is required"},
 		{"missing host", with("--host", ""), "--host is required"},
-		{"port too big", with("--port", "70000"), "--port 70000: want 0 to 65535"},
-		{"negative port", with("--port", "-1"), "--port -1: want 0 to 65535"},
+		{"port too big", with("--port", "70000"), `record field "port": 70000 is out of range 0-65535`},
+		{"negative port", with("--port", "-1"), `record field "port": -1 is out of range 0-65535`},
 		{"port not a number", with("--port", "http"), `invalid argument "http" for "--port"`},
-		{"weight too big", with("--weight", "65536"), "--weight 65536: want 0 to 65535"},
-		{"service not a label", with("--service", "web_1"), `--service "web_1": want DNS labels`},
-		{"service with an empty label", with("--service", "web..prod"), `--service "web..prod": want DNS labels`},
-		{"instance with a dot", with("--instance", "web.1"), `--instance "web.1": want a DNS label`},
+		{"weight too big", with("--weight", "65536"), `record field "weight": 65536 is out of range 0-65535`},
+		{"service not a label", with("--service", "web_1"), `service "web_1": want DNS labels`},
+		{"service with an empty label", with("--service", "web..prod"), `service "web..prod": want DNS labels`},
+		{"instance with a dot", with("--instance", "web.1"), `instance "web.1": want a DNS label`},
 		{"instance too long", with("--instance", strings.Repeat("a", 64)), "want a DNS label"},
 		{"host neither IP nor name", with("--host", "10.0.0.300"), `record field "host": "10.0.0.300" is neither an IP address nor a hostname`},
-		{"TTL too short", with("--ttl", "500ms"), "--ttl 500ms: want at least 1s"},
-		{"TTL not whole seconds", with("--ttl", "1500ms"), "--ttl 1.5s: want whole seconds"},
+		{"TTL too short", with("--ttl", "500ms"), "TTL 500ms: want at least 1s"},
+		{"TTL not whole seconds", with("--ttl", "1500ms"), "TTL 1.5s: want whole seconds"},
 		{"two checks", with("--check-http", "http://127.0.0.1:8080/health", "--check-tcp", "127.0.0.1:8080"), "--check-http and --check-tcp: give at most one check"},
 		{"three checks", with("--check-http", "http://a/", "--check-tcp", "a:1", "--check-exec", "true"), "--check-http and --check-tcp and --check-exec: give at most one check"},
-		{"check-http not a URL", with("--check-http", "127.0.0.1:8080/health"), `--check-http "127.0.0.1:8080/health": want an http:// or https:// URL`},
-		{"check-tcp without port", with("--check-tcp", "127.0.0.1"), `--check-tcp "127.0.0.1": want HOST:PORT`},
+		{"check-http not a URL", with("--check-http", "127.0.0.1:8080/health"), `HTTP check "127.0.0.1:8080/health": want an http:// or https:// URL`},
+		{"check-tcp without port", with("--check-tcp", "127.0.0.1"), `TCP check "127.0.0.1": want HOST:PORT`},
 		{"check-interval without check", with("--check-interval", "1s"), "--check-interval and --check-timeout need a check"},
 		{"check-interval over ttl/3", with("--ttl", "9s", "--check-exec", "true", "--check-interval", "4s"), "--check-interval 4s: want at most the heartbeat interval, ttl/3 = 3s"},
 		{"check-interval zero", with("--check-exec", "true", "--check-interval", "0s"), "--check-interval 0s: want a positive duration"},
@@ -160,64 +158,6 @@ func TestRegisterConfig(t *testing.T) {
 	}
 }
 
-func TestRegisterChecks(t *testing.T) {
-	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer healthy.Close()
-	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "database down", http.StatusServiceUnavailable)
-	}))
-	defer sick.Close()
-	hang := make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-hang:
-		case <-r.Context().Done():
-		}
-	}))
-	defer slow.Close()
-	defer close(hang)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	closed := refusedEndpoint(t)
-
-	tests := []struct {
-		name  string
-		check func(context.Context) error
-		err   string // "" for healthy
-	}{
-		{"http 200", httpCheck(healthy.URL), ""},
-		{"http 503", httpCheck(sick.URL + "/health"), "HTTP 503: database down"},
-		{"http no answer in time", httpCheck(slow.URL), "context deadline exceeded"},
-		{"http refused", httpCheck(strings.Replace(closed, "https", "http", 1)), "connection refused"},
-		{"tcp open", tcpCheck(ln.Addr().String()), ""},
-		{"tcp refused", tcpCheck(strings.TrimPrefix(closed, "https://")), "connection refused"},
-		{"exec exit 0", execCheck("true"), ""},
-		{"exec exit 3", execCheck("echo not ready >&2; exit 3"), "exit status 3: not ready"},
-		{"exec no such command", execCheck("/nonexistent/check"), "exit status 127"},
-		{"exec too slow", execCheck("sleep 10"), "context deadline exceeded"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			start := time.Now()
-			err := tt.check(ctx)
-			if took := time.Since(start); took > 2*time.Second {
-				t.Errorf("the check took %v with a 300ms deadline", took)
-			}
-			switch {
-			case tt.err == "" && err != nil:
-				t.Fatalf("check: %v", err)
-			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
-				t.Fatalf("check: %v; want an error with %q", err, tt.err)
-			}
-		})
-	}
-}
-
 // syncBuffer is a bytes.Buffer for a writer and a reader in different
 // goroutines.
 type syncBuffer struct {
@@ -241,15 +181,12 @@ func (s *syncBuffer) String() string {
 // single-node cluster: it registers, and deregisters when its context ends
 // (what SIGTERM and SIGINT do in main).
 func TestRegisterCommand(t *testing.T) {
-	dataDir, dev := newDevPKI(t)
-	c := clustertest.New(t, 1)
-	c.Leader()
-	url := startMember(t, dev, c.Node(0))
+	srv := servertest.Start(t, nil)
 	const key = "/skydns/internal/cairn/web/web-1"
 
 	var stdout, stderr syncBuffer
-	root := newRootCmd(&stdout, &stderr, []string{"CAIRN_DATA_DIR=" + dataDir})
-	root.SetArgs([]string{"register", "--endpoints", url, "--service", "web", "--instance", "web-1",
+	root := newRootCmd(&stdout, &stderr, []string{"CAIRN_DATA_DIR=" + srv.Config().DataDir})
+	root.SetArgs([]string{"register", "--endpoints", srv.URL, "--service", "web", "--instance", "web-1",
 		"--host", "10.0.0.5", "--port", "8080", "--ttl", "5s"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -257,7 +194,7 @@ func TestRegisterCommand(t *testing.T) {
 	go func() { done <- root.ExecuteContext(ctx) }()
 
 	get := func() (string, bool) {
-		ev, err := c.Node(0).Store().Get(key, false, false, time.Now())
+		ev, err := srv.Node().Store().Get(key, false, false, time.Now())
 		var se *store.Error
 		if errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound {
 			return "", false
@@ -267,21 +204,14 @@ func TestRegisterCommand(t *testing.T) {
 		}
 		return *ev.Node.Value, true
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for range tick.C {
-		// The key can be applied before the sidecar has read the answer:
-		// wait for both, or cancelling may interrupt the registration.
-		if v, ok := get(); ok && strings.Contains(stderr.String(), "msg=registered") {
-			if v != `{"host":"10.0.0.5","port":8080}` {
-				t.Fatalf("%s = %s", key, v)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not registered within 10 s; log:\n%s", stderr.String())
-		}
+	// The key can be applied before the sidecar has read the answer: wait
+	// for both, or cancelling may interrupt the registration.
+	polling.Until(t, 10*time.Second, "the registration and its log line", func() bool {
+		_, ok := get()
+		return ok && strings.Contains(stderr.String(), "msg=registered")
+	})
+	if v, _ := get(); v != `{"host":"10.0.0.5","port":8080}` {
+		t.Fatalf("%s = %s", key, v)
 	}
 
 	cancel()

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -96,68 +94,29 @@ https://127.0.0.1:4001.`,
 // serviceCatalog reads the registrations of service ("" for all) from
 // the cluster.
 func serviceCatalog(ctx context.Context, c *v2client.Client, dc discovery.Config, service string) ([]discovery.Entry, error) {
-	dir := dc.Dir()
-	if service != "" {
-		key, ok := dc.Key(strings.TrimSuffix(service, "."))
-		if !ok {
-			return nil, fmt.Errorf("service %q: want a name relative to %s, such as web or api.prod", service, dc.Zone())
-		}
-		dir = key
-	}
-	ev, err := c.Get(ctx, dir, v2client.GetOptions{Recursive: true, Sorted: true})
-	var se *store.Error
-	if errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound {
-		if service != "" {
-			return nil, fmt.Errorf("service %s has no registration (no key %s)", service, dir)
-		}
-		return nil, nil
-	}
+	dir, err := dc.ServiceDir(service)
 	if err != nil {
 		return nil, err
 	}
-	entries := dc.Catalog(ev.Node)
-	if service != "" {
-		// Instances of the service itself, not of services below it.
-		want := strings.ToLower(strings.TrimSuffix(service, "."))
-		kept := entries[:0]
-		for _, e := range entries {
-			if e.Service == want || e.Err != nil {
-				kept = append(kept, e)
-			}
-		}
-		entries = kept
-		if len(entries) == 0 {
-			return nil, fmt.Errorf("service %s has no registration under %s", service, dir)
-		}
+	ev, err := c.Get(ctx, dir, v2client.GetOptions{Recursive: true, Sorted: true})
+	var se *store.Error
+	switch {
+	case errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound && service != "":
+		return nil, fmt.Errorf("service %s has no registration (no key %s)", service, dir)
+	case errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound:
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	entries := dc.ServiceCatalog(ev.Node, service)
+	if service != "" && len(entries) == 0 {
+		return nil, fmt.Errorf("service %s has no registration under %s", service, dir)
 	}
 	return entries, nil
 }
 
-// serviceSummary is a service as `service list` shows it.
-type serviceSummary struct {
-	Service   string `json:"service"`
-	Instances int    `json:"instances"`
-	Name      string `json:"name"`    // A/AAAA and SRV of every instance
-	SRVName   string `json:"srvName"` // RFC 2782 SRV
-}
-
 func printServices(w io.Writer, dc discovery.Config, entries []discovery.Entry, output string) error {
-	byService := map[string]int{}
-	for _, e := range entries {
-		if e.Err == nil {
-			byService[e.Service]++
-		}
-	}
-	names := make([]string, 0, len(byService))
-	for s := range byService {
-		names = append(names, s)
-	}
-	sort.Strings(names)
-	out := make([]serviceSummary, 0, len(names))
-	for _, s := range names {
-		name, srv, _ := dc.ServiceNames(s)
-		out = append(out, serviceSummary{Service: s, Instances: byService[s], Name: name, SRVName: srv})
-	}
+	out := dc.Services(entries)
 	if output == "json" {
 		return writeJSON(w, out)
 	}
@@ -186,15 +145,15 @@ type instanceInfo struct {
 
 // serviceDetail is `service list SERVICE -o json`.
 type serviceDetail struct {
-	serviceSummary
+	discovery.ServiceSummary
 	InstanceList []instanceInfo `json:"instanceList"`
 }
 
 func printInstances(w io.Writer, dc discovery.Config, service string, entries []discovery.Entry, output string) error {
 	name, srv, _ := dc.ServiceNames(service)
-	d := serviceDetail{serviceSummary: serviceSummary{Service: strings.ToLower(strings.TrimSuffix(service, ".")), Name: name, SRVName: srv}}
+	d := serviceDetail{ServiceSummary: discovery.ServiceSummary{Service: strings.ToLower(strings.TrimSuffix(service, ".")), Name: name, SRVName: srv}}
 	for _, e := range entries {
-		in := instanceInfo{Instance: e.Instance, Key: e.Key, Address: address(e.Record), TTL: e.TTL, Name: e.Name, Record: e.Record}
+		in := instanceInfo{Instance: e.Instance, Key: e.Key, Address: e.Record.HostPort(), TTL: e.TTL, Name: e.Name, Record: e.Record}
 		if e.Err != nil {
 			in.Error = e.Err.Error()
 		} else {
@@ -226,18 +185,6 @@ func printInstances(w io.Writer, dc discovery.Config, service string, entries []
 	}
 	_, err := fmt.Fprintf(w, "\n%d %s of %s, answered as %s (A/AAAA, SRV) and %s (SRV)\n", d.Instances, noun, d.Service, name, srv)
 	return err
-}
-
-// address is host:port, or the host alone without a port, "-" without a
-// host (a TXT-only record).
-func address(r discovery.Record) string {
-	switch {
-	case r.Host == "":
-		return "-"
-	case r.Port == 0:
-		return r.Host
-	}
-	return net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
 }
 
 func writeJSON(w io.Writer, v any) error {

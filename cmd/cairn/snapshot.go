@@ -149,21 +149,11 @@ file that a restore would refuse.`,
 	}
 }
 
-// snapshotSave downloads a backup into file, through file.part, and prints
-// a summary to stdout. progress, when not nil, gets a progress line.
-func snapshotSave(ctx context.Context, c *v2client.Client, file string, stdout, progress io.Writer) (err error) {
+// snapshotSave downloads a backup into file (v2client.SaveSnapshot,
+// checked by cluster.VerifyBackup) and prints a summary to stdout.
+// progress, when not nil, gets a progress line.
+func snapshotSave(ctx context.Context, c *v2client.Client, file string, stdout, progress io.Writer) error {
 	start := time.Now()
-	part := file + ".part"
-	f, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", part, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(part)
-		}
-	}()
 	body, ep, err := c.Snapshot(ctx)
 	if v2client.StatusCode(err) == http.StatusUnauthorized {
 		return fmt.Errorf("snapshot: %w; with authorization enabled a backup needs root: use the certificate of a user with the root role", err)
@@ -172,34 +162,25 @@ func snapshotSave(ctx context.Context, c *v2client.Client, file string, stdout, 
 		return fmt.Errorf("snapshot: %w", withHints(err))
 	}
 	defer body.Close()
-	var w io.Writer = f
+	var sum cluster.BackupSummary
+	o := v2client.SaveOptions{Verify: func(path string) (err error) { sum, err = cluster.VerifyBackup(path); return err }}
 	var bar *progressBar
 	if progress != nil {
 		bar = &progressBar{out: progress, start: start, now: time.Now}
-		w = io.MultiWriter(f, bar)
+		o.Progress = bar
 	}
-	n, err := io.Copy(w, body)
+	_, err = v2client.SaveSnapshot(body, file, o)
 	if bar != nil {
 		bar.done()
 	}
-	if err != nil {
-		return fmt.Errorf("snapshot: download from %s cut after %s: %w; nothing was saved, run the command again", ep, humanBytes(n), err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", part, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", part, err)
-	}
-	sum, err := cluster.VerifyBackup(part)
-	if err != nil {
-		return fmt.Errorf("snapshot: the download from %s is not a usable backup, so it was not saved (%w); run the command again", ep, err)
-	}
-	if err := os.Rename(part, file); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", part, file, err)
-	}
-	if err := syncDir(filepath.Dir(file)); err != nil {
-		return fmt.Errorf("sync the directory of %s: %w", file, err)
+	var serr *v2client.SaveError
+	switch {
+	case errors.As(err, &serr) && serr.Unusable:
+		return fmt.Errorf("snapshot: the download from %s is not a usable backup, so it was not saved (%w); run the command again", ep, serr.Err)
+	case errors.As(err, &serr):
+		return fmt.Errorf("snapshot: download from %s cut after %s: %w; nothing was saved, run the command again", ep, humanBytes(serr.Bytes), serr.Err)
+	case err != nil:
+		return err
 	}
 	fmt.Fprintf(stdout, "Snapshot saved to %s: store index %d, raft index %d, %d keys, %d directories, %s in %s (from member %s at %s)\n",
 		file, sum.StoreIndex, sum.RaftIndex, sum.Keys, sum.Dirs, humanBytes(sum.Bytes),
@@ -290,14 +271,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -17,10 +17,10 @@ import (
 
 // DefaultServingValidity is the lifetime of a serving certificate issued by
 // CAIssuer: a week. certmagic renews a certificate once a third of its
-// lifetime remains (certmagic.DefaultRenewalWindowRatio), so after about
-// 4⅔ days, which leaves the cluster more than two days to renew before a
-// certificate expires (renewal needs a quorum: it takes a store lock and
-// writes the new certificate).
+// lifetime remains (pki.RenewalWindowRatio, which the Manager gives it),
+// so after about 4⅔ days, which leaves the cluster more than two days to
+// renew before a certificate expires (renewal needs a quorum: it takes a
+// store lock and writes the new certificate).
 const DefaultServingValidity = 7 * pki.Day
 
 // ErrBadCSR is returned by CAIssuer.Issue for a request it will not sign.

@@ -106,10 +106,11 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if len(hosts) > 0 {
 		m.caCfg = certmagic.New(m.cache, certmagic.Config{
 			Storage: cfg.Storage, Issuers: []certmagic.Issuer{cfg.Issuer}, Logger: logger,
+			RenewalWindowRatio: pki.RenewalWindowRatio,
 		})
 	}
 	if len(domains) > 0 {
-		m.acmeCfg = certmagic.New(m.cache, certmagic.Config{Storage: cfg.Storage, Logger: logger})
+		m.acmeCfg = certmagic.New(m.cache, certmagic.Config{Storage: cfg.Storage, Logger: logger, RenewalWindowRatio: pki.RenewalWindowRatio})
 		a := cfg.ACME
 		ca := a.CA
 		if ca == "" {

@@ -18,8 +18,9 @@ import (
 const (
 	devCAValidity   = 10 * 365 * 24 * time.Hour
 	devLeafValidity = 365 * 24 * time.Hour
-	// devRenewBefore: a leaf this close to expiry is reissued on start.
-	devRenewBefore = 30 * 24 * time.Hour
+	// devRenewBefore: a leaf this close to expiry is reissued on start
+	// (the renewal point of a 1-year leaf, whatever the leaf's lifetime).
+	devRenewBefore = LongLivedWarning
 	// DevClientName is the client identity of the development PKI's
 	// client certificate (client/root), the administrator.
 	DevClientName = "root"
@@ -37,7 +38,9 @@ type Dev struct {
 	ClientCertFile, ClientKeyFile string // client identity "root"
 }
 
-func devPaths(dir string) Dev {
+// DevPaths names the files of a development PKI in dir (a member keeps
+// its own in <data-dir>/pki).
+func DevPaths(dir string) Dev {
 	return Dev{
 		Dir:            dir,
 		CAFile:         filepath.Join(dir, "ca.crt"),
@@ -61,7 +64,7 @@ func devPaths(dir string) Dev {
 // caller then prints how to connect). A CA certificate without its key, or
 // the reverse, is ErrIncompleteDevPKI: it is never silently replaced.
 func EnsureDev(dir, nodeName, trustDomain string, hosts []string) (p Dev, created bool, err error) {
-	p = devPaths(dir)
+	p = DevPaths(dir)
 	nodeHosts, err := devNodeHosts(nodeName, trustDomain, hosts)
 	if err != nil {
 		return p, false, err
@@ -136,7 +139,7 @@ func EnsureNodeCert(dir, caCertFile, caKeyFile, nodeName, trustDomain string, ho
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Dev{}, fmt.Errorf("tlsauth: create node certificate directory %s: %w", dir, err)
 	}
-	p := devPaths(dir)
+	p := DevPaths(dir)
 	if err := ensureLeaf(ca, p.CertFile, p.KeyFile, trustDomain, tlsauth.Identity{Name: nodeName, Kind: tlsauth.KindNode}, nodeHosts, false, time.Now()); err != nil {
 		return Dev{}, err
 	}

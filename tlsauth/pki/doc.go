@@ -3,7 +3,8 @@
 // their renewal (Renew) and revocation lists (Revoke, RevocationList),
 // the development PKI made on a first start (EnsureDev, EnsureNodeCert),
 // PEM, DER and PKCS#12 files, what `cairn cert inspect` reports about a
-// certificate, and certificate lifetimes ("90d", "1y").
+// certificate, certificate lifetimes ("90d", "1y") and when a certificate
+// is due for renewal (RenewalWarning, the rule of managed certificates too).
 //
 // Invariants:
 //

@@ -20,9 +20,6 @@ import (
 // NewCA names its certificate caCNPrefix + trust domain + caCNSuffix.
 const caCNPrefix, caCNSuffix = "Cairn CA (", ")"
 
-// renewWarning: Inspect warns about a certificate this close to expiry.
-const renewWarning = 30 * Day
-
 // Roles reported by Inspect.
 const (
 	RoleNode    = "node"
@@ -126,7 +123,9 @@ type Report struct {
 	ChainErr     error
 	// Warnings are things that do not make Cairn refuse the certificate
 	// outright but will bite: a missing extended key usage for its role,
-	// a node certificate without addresses, an expiry within 30 days.
+	// a node certificate without addresses, an expiry within
+	// LongLivedWarning (30 days, whatever the lifetime: see RenewalWarning
+	// for the rule of `cairn status`).
 	Warnings []string
 }
 
@@ -173,6 +172,32 @@ func Inspect(f CertFile, o InspectOptions) *Report {
 	return r
 }
 
+// InspectFile is Inspect of the certificate file path (ReadCertificates;
+// a PKCS#12 bundle is opened with the first line of passwordFile, or an
+// empty password without one), with the roots in the PEM bundle caFile
+// when it is not empty.
+func InspectFile(path, passwordFile, caFile string, o InspectOptions) (*Report, error) {
+	var password string
+	if passwordFile != "" {
+		var err error
+		if password, err = ReadPasswordFile(passwordFile); err != nil {
+			return nil, err
+		}
+	}
+	cf, err := ReadCertificates(path, password)
+	if err != nil {
+		return nil, err
+	}
+	if caFile != "" {
+		ca, err := ReadCertificates(caFile, "")
+		if err != nil {
+			return nil, err
+		}
+		o.Roots = ca.Certs
+	}
+	return Inspect(cf, o), nil
+}
+
 // defaultTrustDomain is the trust domain of the Cairn CA that chain (a
 // verified chain, or nil) ends in, else of the first Cairn CA among roots,
 // else DefaultTrustDomain.
@@ -212,7 +237,7 @@ func warnings(r *Report) []string {
 			w = append(w, "no clientAuth extended key usage: Cairn refuses it as a client certificate")
 		}
 	}
-	if left := leaf.NotAfter.Sub(r.Now); left > 0 && left < renewWarning && !r.Now.Before(leaf.NotBefore) {
+	if left := leaf.NotAfter.Sub(r.Now); left > 0 && left < LongLivedWarning && !r.Now.Before(leaf.NotBefore) {
 		w = append(w, "expires in "+FormatValidity(left)+": issue a new one (cairn cert issue --force)")
 	}
 	return w

@@ -183,3 +183,29 @@ func TestColonHex(t *testing.T) {
 		}
 	}
 }
+
+func TestInspectFile(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t)
+	iss, err := ca.IssueClient(tlstest.TrustDomain, "alice", 90*pki.Day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, caFile := filepath.Join(dir, "alice.crt"), filepath.Join(dir, "alice.key"), filepath.Join(dir, "ca.crt")
+	if err := pki.WritePair(iss, certFile, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(caFile, pki.EncodeCertPEM(ca.Cert.Raw), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pki.InspectFile(certFile, "", caFile, pki.InspectOptions{})
+	if err != nil || len(r.Problems()) != 0 || len(r.Chain) == 0 {
+		t.Fatalf("report %+v, %v", r, err)
+	}
+	if _, err := pki.InspectFile(certFile, filepath.Join(dir, "missing.pass"), "", pki.InspectOptions{}); err == nil || !strings.Contains(err.Error(), "password file") {
+		t.Errorf("missing password file: %v", err)
+	}
+	if _, err := pki.InspectFile(certFile, "", filepath.Join(dir, "missing.crt"), pki.InspectOptions{}); err == nil {
+		t.Error("missing CA file: no error")
+	}
+}

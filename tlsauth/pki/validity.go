@@ -57,3 +57,26 @@ func FormatValidity(d time.Duration) string {
 	}
 	return d.Round(time.Minute).String()
 }
+
+// When a certificate needs renewing. Managed certificates renew when
+// RenewalWindowRatio of their lifetime is left (tlsauth/managed gives it
+// to certmagic), so a 7-day one renews with 2⅓ days left; a certificate
+// that lives longer than LongLived is due LongLivedWarning before it
+// expires, as operators of a manual PKI expect.
+const (
+	RenewalWindowRatio = 1.0 / 3
+	LongLived          = 90 * Day
+	LongLivedWarning   = 30 * Day
+)
+
+// RenewalWarning is how close to its expiry a certificate valid from
+// notBefore to notAfter is past its renewal point, and so worth a warning:
+// RenewalWindowRatio of its lifetime, or LongLivedWarning for one that
+// lives longer than LongLived.
+func RenewalWarning(notBefore, notAfter time.Time) time.Duration {
+	life := notAfter.Sub(notBefore)
+	if life > LongLived {
+		return LongLivedWarning
+	}
+	return time.Duration(float64(life) * RenewalWindowRatio)
+}

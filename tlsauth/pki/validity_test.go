@@ -64,3 +64,29 @@ func TestFormatValidity(t *testing.T) {
 		}
 	}
 }
+
+func TestRenewalWarning(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	tests := []struct {
+		name       string
+		life, left time.Duration
+		warn       bool
+	}{
+		{"managed 7-day, fresh", 7 * day, 7 * day, false},
+		{"managed 7-day, 3 days left: before its renewal point", 7 * day, 3 * day, false},
+		{"managed 7-day, 2 days left: past its renewal point", 7 * day, 2 * day, true},
+		{"1-year, 40 days left", 365 * day, 40 * day, false},
+		{"1-year, 29 days left", 365 * day, 29 * day, true},
+		{"60-day, 25 days left", 60 * day, 25 * day, false},
+		{"60-day, 19 days left", 60 * day, 19 * day, true},
+		{"expired", 7 * day, -time.Hour, true},
+	}
+	for _, tt := range tests {
+		notBefore, notAfter := now.Add(tt.left-tt.life), now.Add(tt.left)
+		w := pki.RenewalWarning(notBefore, notAfter)
+		if got := notAfter.Sub(now) < w; got != tt.warn {
+			t.Errorf("%s: warn %v, want %v (threshold %v)", tt.name, got, tt.warn, w)
+		}
+	}
+}
