@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
 // TestTLSNetworkDialTLS: with DialTLS, a network's new connections use the
@@ -21,10 +21,7 @@ func TestTLSNetworkDialTLS(t *testing.T) {
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.crt")
 	newCA := func() *pki.CA {
-		ca, err := pki.NewCA(testTD, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ca := tlstest.NewCA(t)
 		if err := ca.WriteFiles(caFile, filepath.Join(dir, "ca.key")); err != nil {
 			t.Fatal(err)
 		}
@@ -65,13 +62,7 @@ func TestTLSNetworkDialTLS(t *testing.T) {
 // reloads m.
 func reissue(t *testing.T, m *tlsconf.Material, ca *pki.CA, dir, name string) *tlsconf.Material {
 	t.Helper()
-	iss, err := ca.IssueNode(testTD, name, []string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.WritePair(iss, filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")); err != nil {
-		t.Fatal(err)
-	}
+	tlstest.WritePair(t, dir, name, m.Files().CAFile, tlstest.IssueNode(t, ca, testTD, name))
 	if err := m.Reload(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,32 +3,26 @@ package cluster
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
-const testTD = "cairn.internal"
+const testTD = tlstest.TrustDomain
 
 // peerMaterial issues a node ("node") or client certificate from ca into dir.
 func peerMaterial(t *testing.T, ca *pki.CA, caFile, dir, name string, node bool) *tlsconf.Material {
 	t.Helper()
-	iss, err := ca.IssueClient(testTD, name, time.Hour)
+	var iss pki.Issued
 	if node {
-		iss, err = ca.IssueNode(testTD, name, []string{"127.0.0.1"}, time.Hour)
+		iss = tlstest.IssueNode(t, ca, testTD, name)
+	} else {
+		iss = tlstest.IssueClient(t, ca, name)
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := tlsconf.Files{CAFile: caFile, CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
-	if err := pki.WritePair(iss, f.CertFile, f.KeyFile); err != nil {
-		t.Fatal(err)
-	}
-	m, err := tlsconf.LoadMaterial(f)
+	m, err := tlsconf.LoadMaterial(tlstest.WritePair(t, dir, name, caFile, iss))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,15 +49,8 @@ func echo(_ context.Context, req []byte) []byte { return append([]byte("echo:"),
 // nodes; a pooled connection whose peer went away is noticed before a
 // request is sent on it; a client certificate cannot call.
 func TestTLSNetworkCall(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := pki.NewCA(testTD, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(dir, "ca.crt")
-	if err := ca.WriteFiles(caFile, filepath.Join(dir, "ca.key")); err != nil {
-		t.Fatal(err)
-	}
+	p := tlstest.NewPKI(t)
+	dir, ca, caFile := p.Dir, p.CA, p.CAFile
 	mA := peerMaterial(t, ca, caFile, dir, "a", true)
 	mB := peerMaterial(t, ca, caFile, dir, "b", true)
 

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // ReadBarrier returns once a read of the local store is linearizable: this
@@ -53,7 +56,11 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	commit := n.raft.CommitIndex()
-	if err := n.verify.do(ctx); err != nil {
+	scope := verifyScope{stop: n.stop, wg: &n.wg, raftDown: func() bool { return n.raft.State() == raft.Shutdown }}
+	if err := n.verify.do(ctx, scope); err != nil {
+		if errors.Is(err, ErrTimeout) || errors.Is(err, ErrStopped) {
+			return 0, err
+		}
 		return 0, raftError(err)
 	}
 	return commit, nil
@@ -95,6 +102,16 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 // verifier coalesces leadership confirmations: a caller joins the next round
 // that has not started yet, so every confirmation it gets began after it
 // arrived, and one quorum round-trip serves many concurrent reads.
+//
+// hashicorp/raft answers a VerifyLeader future only from its main loop, and
+// one still queued when raft shuts down is never answered (raft sets no
+// ShutdownCh on it). So the loop that runs rounds is counted in the node's
+// WaitGroup and starts no round once the node's stop is closed:
+// Node.Shutdown closes stop and waits for the WaitGroup before it stops
+// raft, and raft, still running, answers the round in flight. Raft can also
+// stop on its own (a member removed from the configuration shuts it down);
+// a round queued then is never answered, and the loop, once stop is closed,
+// gives up on it rather than hold Shutdown for good.
 type verifier struct {
 	check   func() error
 	mu      sync.Mutex
@@ -107,39 +124,103 @@ type verifyRound struct {
 	err  error
 }
 
+// verifyScope is what a verifier needs of the node that owns it.
+type verifyScope struct {
+	stop     <-chan struct{} // closed when the node stops
+	wg       *sync.WaitGroup // the node's: Shutdown waits for it before raft stops
+	raftDown func() bool     // raft has shut down (it answers nothing more)
+}
+
+// raftDownPoll is how often a loop told to stop looks whether raft has
+// shut down under a round in flight: raft has no channel that says so.
+const raftDownPoll = 5 * time.Millisecond
+
 func newVerifier(check func() error) *verifier { return &verifier{check: check} }
 
-func (v *verifier) do(ctx context.Context) error {
+// do returns the result of a round of check that starts after it is
+// called, ErrTimeout when ctx ends first, or ErrStopped once the node
+// stops.
+func (v *verifier) do(ctx context.Context, sc verifyScope) error {
 	v.mu.Lock()
+	if !v.running {
+		if stopped(sc.stop) {
+			v.mu.Unlock()
+			return ErrStopped
+		}
+		v.running = true
+		sc.wg.Add(1)
+		go v.loop(sc)
+	}
 	if v.next == nil {
 		v.next = &verifyRound{done: make(chan struct{})}
 	}
 	rd := v.next
-	if !v.running {
-		v.running = true
-		go v.loop()
-	}
 	v.mu.Unlock()
 	select {
 	case <-rd.done:
 		return rd.err
 	case <-ctx.Done():
 		return ErrTimeout
+	case <-sc.stop:
+		return ErrStopped
 	}
 }
 
-func (v *verifier) loop() {
+// loop runs rounds while callers wait for one and the node runs. It looks
+// at stop after wg.Add, before each round: when Shutdown's wait missed
+// that Add, stop was closed before it, and no round starts.
+func (v *verifier) loop(sc verifyScope) {
+	defer sc.wg.Done()
 	for {
 		v.mu.Lock()
 		rd := v.next
 		v.next = nil
-		if rd == nil {
+		if rd == nil || stopped(sc.stop) {
 			v.running = false
 			v.mu.Unlock()
+			if rd != nil {
+				rd.err = ErrStopped
+				close(rd.done)
+			}
 			return
 		}
 		v.mu.Unlock()
-		rd.err = v.check()
+		rd.err = v.round(sc)
 		close(rd.done)
+	}
+}
+
+// round runs check. Until stop is closed it waits for the answer; then
+// only while raft runs, since one that has shut down will not answer (the
+// goroutine waiting on it stays: raft leaves it no way out).
+func (v *verifier) round(sc verifyScope) error {
+	res := make(chan error, 1)
+	go func() { res <- v.check() }()
+	select {
+	case err := <-res:
+		return err
+	case <-sc.stop:
+	}
+	tick := time.NewTicker(raftDownPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-res:
+			return err
+		case <-tick.C:
+			if sc.raftDown() {
+				return ErrStopped
+			}
+		}
+	}
+}
+
+// stopped reports whether ch is closed.
+func stopped(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }

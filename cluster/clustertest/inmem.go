@@ -211,12 +211,3 @@ func (c *Cluster) waitFor(what string, cond func() bool) {
 	c.t.Helper()
 	poll.Until(c.t, 20*time.Second, what, cond)
 }
-
-// WaitFor is poll.Until, kept so that tests written against it meanwhile
-// still build.
-//
-// Deprecated: use poll.Until (package cluster/clustertest/poll).
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	poll.Until(t, timeout, what, cond)
-}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/cmd/cairn/server"
+	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
@@ -147,7 +149,9 @@ func newDevPKI(t *testing.T) (string, pki.Dev) {
 }
 
 // startServer serves h over mutual TLS with the node certificate of p on
-// 127.0.0.1, as cairn serve does, and returns its URL.
+// 127.0.0.1, on the client port's listener, and returns its URL: a fake
+// member, for answers no real member gives on cue (failures, scripted
+// protocols). Tests of a real member start one with servertest.
 func startServer(t *testing.T, p pki.Dev, h http.Handler) string {
 	t.Helper()
 	m, err := tlsconf.LoadMaterial(tlsconf.DevFiles(p))
@@ -158,20 +162,39 @@ func startServer(t *testing.T, p pki.Dev, h http.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
+	// Requests' contexts end when the test does, so that handlers that
+	// wait for it (hung members) return; conns counts the connections'
+	// goroutines, which Serve starts and the cleanup waits for.
+	ctx, cancel := context.WithCancel(context.Background())
+	var conns sync.WaitGroup
+	srv := &http.Server{
+		Handler: h, ErrorLog: log.New(io.Discard, "", 0),
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				conns.Done()
+			}
+		},
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(newTLSListener(ln, m.ServerConfig(tlsconf.Options{})))
+		_ = srv.Serve(server.NewTLSListener(ln, m.ServerConfig(tlsconf.Options{})))
 	}()
 	t.Cleanup(func() {
+		cancel()
 		_ = srv.Close()
 		<-done
+		conns.Wait()
 	})
 	return "https://" + ln.Addr().String()
 }
 
-// startMember serves the v2 API of c.
+// startMember serves the v2 API of c, a fake cluster (fakeMembers, or a
+// real node's with a capability hidden), with startServer.
 func startMember(t *testing.T, p pki.Dev, c v2http.Cluster) string {
 	t.Helper()
 	h, err := v2http.New(v2http.Config{Cluster: c})
@@ -339,9 +362,9 @@ func TestClientSettingsPrecedence(t *testing.T) {
 // TestClientPrecedenceEndToEnd: a broken environment does not matter when
 // flags are given, and the development PKI is used for what neither gives.
 func TestClientPrecedenceEndToEnd(t *testing.T) {
-	dataDir, dev := newDevPKI(t)
+	s := servertest.Start(t, nil)
+	url, dataDir, dev := s.URL, s.Config().DataDir, *s.DevPKI()
 	_, other := newDevPKI(t)
-	url := startMember(t, dev, newFakeMembers())
 	badEnv := []string{"CAIRN_ENDPOINTS=" + refusedEndpoint(t), "CAIRN_CACERT=" + other.CAFile,
 		"CAIRN_CERT=" + other.ClientCertFile, "CAIRN_KEY=" + other.ClientKeyFile}
 
@@ -368,6 +391,10 @@ func TestClientPrecedenceEndToEnd(t *testing.T) {
 	}
 }
 
+// TestClientFailover: reads and writes go to the next endpoint when one
+// refuses, hangs in the handshake or takes the request and never answers.
+// The member that answers is a fake that counts the adds it gets, so
+// that the test can tell a write sent twice.
 func TestClientFailover(t *testing.T) {
 	_, dev := newDevPKI(t)
 	refused, silent := refusedEndpoint(t), silentEndpoint(t)
@@ -414,9 +441,9 @@ func TestClientFailover(t *testing.T) {
 }
 
 func TestClientRejectedCertificate(t *testing.T) {
-	_, dev := newDevPKI(t)
+	s := servertest.Start(t, nil)
+	url, dev := s.URL, *s.DevPKI()
 	_, other := newDevPKI(t)
-	url := startMember(t, dev, newFakeMembers())
 	_, _, err := runCairn(t, nil, "member", "list", "--endpoints", url,
 		"--cacert", dev.CAFile, "--cert", other.ClientCertFile, "--key", other.ClientKeyFile)
 	// The refusal reaches the client as the member's TLS alert or, when the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -162,7 +161,7 @@ type kvCmd struct {
 type kvFunc func(ctx context.Context, c *v2client.Client, cmd *cobra.Command, args []string) error
 
 // command makes a subcommand that runs fn with a client, reports its error
-// as etcdctl does and exits with etcdctl's status (see fail).
+// as etcdctl does and returns it with etcdctl's status (see fail).
 func (k *kvCmd) command(use, short string, flags func(*cobra.Command), fn kvFunc) *cobra.Command {
 	c := &cobra.Command{
 		Use:   use,
@@ -175,7 +174,7 @@ func (k *kvCmd) command(use, short string, flags func(*cobra.Command), fn kvFunc
 				ctx = context.Background()
 			}
 			if err := k.run(ctx, cmd, args, fn); err != nil {
-				return k.fail(ctx, err)
+				return k.fail(err)
 			}
 			return nil
 		},
@@ -202,11 +201,12 @@ func (k *kvCmd) run(ctx context.Context, cmd *cobra.Command, args []string, fn k
 }
 
 // exitStatusError is a kv command's error with the exit status etcdctl
-// gives it. ExitCode lets a caller that honours it (as the tests do) use it.
+// gives it, which main exits with (ExitCode).
 type exitStatusError struct {
-	code int
-	err  error
-	bare bool // print the message as is, without etcdctl's "Error:  "
+	code     int
+	err      error
+	bare     bool // print the message as is, without etcdctl's "Error:  "
+	reported bool // printed already (by fail): main only sets the status
 }
 
 func (e *exitStatusError) Error() string { return e.err.Error() }
@@ -215,17 +215,15 @@ func (e *exitStatusError) Unwrap() error { return e.err }
 // ExitCode is the process exit status the error calls for.
 func (e *exitStatusError) ExitCode() int { return e.code }
 
+// Reported is whether the error has been printed, as etcdctl prints it.
+func (e *exitStatusError) Reported() bool { return e.reported }
+
 func withStatus(code int, err error) error { return &exitStatusError{code: code, err: err} }
 
-// noExitKey marks a context in which a failing kv command returns its
-// *exitStatusError instead of ending the process: tests run commands in
-// process.
-type noExitKey struct{}
-
 // fail prints err as etcdctl does ("Error:  " and the message, on stderr)
-// and ends the process with the error's status: main would print it again
-// and always exit with 1. Under noExitKey it returns the error instead.
-func (k *kvCmd) fail(ctx context.Context, err error) error {
+// and returns it as a reported *exitStatusError with etcdctl's status
+// (exitBadArgs for an error without one), for main to exit with.
+func (k *kvCmd) fail(err error) error {
 	var se *exitStatusError
 	if !errors.As(err, &se) {
 		se = &exitStatusError{code: exitBadArgs, err: err}
@@ -235,9 +233,7 @@ func (k *kvCmd) fail(ctx context.Context, err error) error {
 	} else {
 		fmt.Fprintln(k.stderr, "Error: ", se.err)
 	}
-	if ctx.Value(noExitKey{}) == nil {
-		os.Exit(se.code)
-	}
+	se.reported = true
 	return se
 }
 

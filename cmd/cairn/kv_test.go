@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,59 +11,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/cluster"
-	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
+	"github.com/cairnkv/cairn/cmd/cairn/server"
+	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
-// kvNow is the clock of the kv test clusters: TTLs and expirations are
+// kvNow is the clock of the kv test members: TTLs and expirations are
 // exact, and nothing expires.
 var kvNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// startKVNode starts a single-member cluster whose clock stands still at
-// kvNow, serves its v2 API over mutual TLS with the development PKI dev,
-// and returns its URL. historySize 0 is the default.
-func startKVNode(t *testing.T, dev pki.Dev, historySize int) string {
+// startKVNode starts a member, the server type as cairn serve runs it,
+// whose clock stands still at kvNow, and returns it and its development
+// PKI. Only the test writes to its store: managed certificates, which
+// keep theirs there, are off, so that store indexes are the test's.
+// historySize 0 is the default.
+func startKVNode(t *testing.T, historySize int) (*servertest.Server, pki.Dev) {
 	t.Helper()
-	now := func() time.Time { return kvNow }
-	node, err := cluster.New(cluster.Config{
-		Name: "n1", DataDir: t.TempDir(), HistorySize: historySize, Now: now,
-		HeartbeatInterval: 20 * time.Millisecond, ElectionTimeout: 400 * time.Millisecond,
-		ExpiryInterval: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = node.Shutdown(ctx)
-	})
-	poll(t, "a leader", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return node.ReadBarrier(ctx) == nil
-	})
-	h, err := v2http.New(v2http.Config{Cluster: node, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	return startServer(t, dev, h)
-}
-
-// poll waits up to 10 s for cond, checking every 10 ms.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	s := servertest.Start(t, func(c *server.Config) {
+		c.TLSManagedCerts = false
+		if historySize != 0 {
+			c.HistorySize = historySize
 		}
-		<-tick.C
-	}
+	}, server.WithClock(func() time.Time { return kvNow }))
+	return s, *s.DevPKI()
 }
 
 // kvRun is one in-process run of the command line.
@@ -78,8 +48,8 @@ type kvRun struct {
 	stdout, stderr io.Writer
 }
 
-// run executes r and returns its output and exit status: that of an
-// *exitStatusError, 1 for any other error (what main does), else 0.
+// run executes r and returns its output and exit status, as main
+// reports them (exitStatus prints what the command did not).
 func (r kvRun) run(t *testing.T) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -97,16 +67,53 @@ func (r kvRun) run(t *testing.T) (stdout, stderr string, code int) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	err := root.ExecuteContext(context.WithValue(ctx, noExitKey{}, true))
-	var se *exitStatusError
-	switch {
-	case errors.As(err, &se):
-		code = se.code
-	case err != nil:
-		code = 1
-		errb.WriteString("cairn: " + err.Error() + "\n")
-	}
+	code = exitStatus(root.ExecuteContext(ctx), ew)
 	return out.String(), errb.String(), code
+}
+
+// kvBackground is a kvRun running in the background.
+type kvBackground struct {
+	cancel         context.CancelFunc
+	done           chan struct{}
+	stdout, stderr syncBuffer // as written so far
+	outs, errs     string     // the run's output once done
+	code           int
+}
+
+// start runs r in the background, in a context that stop ends (as an
+// interrupt does). The run is stopped and waited for when the test ends.
+func (r kvRun) start(t *testing.T) *kvBackground {
+	t.Helper()
+	b := &kvBackground{done: make(chan struct{})}
+	ctx := r.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, b.cancel = context.WithCancel(ctx)
+	r.ctx, r.stdout, r.stderr = ctx, &b.stdout, &b.stderr
+	go func() {
+		defer close(b.done)
+		b.outs, b.errs, b.code = r.run(t)
+	}()
+	t.Cleanup(func() { b.stop() })
+	return b
+}
+
+// finished reports whether the run has returned.
+func (b *kvBackground) finished() bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the run if it still runs and returns its output and status.
+func (b *kvBackground) stop() (stdout, stderr string, code int) {
+	b.cancel()
+	<-b.done
+	return b.outs, b.errs, b.code
 }
 
 func devFlags(url string, dev pki.Dev) []string {
@@ -138,8 +145,8 @@ func runKVSteps(t *testing.T, url string, dev pki.Dev, steps []kvStep) {
 // TestKVSimple runs etcdctl's commands in the simple format against a
 // fresh cluster: every index below is the store index the write takes.
 func TestKVSimple(t *testing.T) {
-	_, dev := newDevPKI(t)
-	url := startKVNode(t, dev, 0)
+	s, dev := startKVNode(t, 0)
+	url := s.URL
 	runKVSteps(t, url, dev, []kvStep{
 		{args: "set /a 1", stdout: "1\n"}, // 1
 		{args: "get /a", stdout: "1\n"},
@@ -205,8 +212,8 @@ func TestKVSimple(t *testing.T) {
 // TestKVJSON and TestKVExtended pin etcdctl's other two formats, index by
 // index, on fresh clusters. The clock stands still: TTLs are exact.
 func TestKVJSON(t *testing.T) {
-	_, dev := newDevPKI(t)
-	url := startKVNode(t, dev, 0)
+	s, dev := startKVNode(t, 0)
+	url := s.URL
 	const exp = `"expiration":"2030-01-02T03:05:45Z","ttl":100`
 	runKVSteps(t, url, dev, []kvStep{
 		{args: "-o json set /b 2", stdout: `{"action":"set","node":{"key":"/b","value":"2","nodes":null,"createdIndex":1,"modifiedIndex":1},"prevNode":null}` + "\n"},
@@ -231,8 +238,8 @@ func TestKVJSON(t *testing.T) {
 }
 
 func TestKVExtended(t *testing.T) {
-	_, dev := newDevPKI(t)
-	url := startKVNode(t, dev, 0)
+	s, dev := startKVNode(t, 0)
+	url := s.URL
 	runKVSteps(t, url, dev, []kvStep{
 		{args: "-o extended set /b 2", stdout: "Key: /b\nCreated-Index: 1\nModified-Index: 1\nTTL: 0\nIndex: 1\n\n2\n"},
 		{args: "-o extended set --ttl 100 /b 3", stdout: "Key: /b\nCreated-Index: 2\nModified-Index: 2\nPrevNode.Value: 2\nTTL: 100\nIndex: 2\n\n3\n"},
@@ -250,8 +257,8 @@ func TestKVExtended(t *testing.T) {
 // TestKVConnection: exit 2 when no member answers, 1 without
 // certificates, and the client settings of the other client commands.
 func TestKVConnection(t *testing.T) {
-	dataDir, dev := newDevPKI(t)
-	url := startKVNode(t, dev, 0)
+	s, dev := startKVNode(t, 0)
+	url, dataDir := s.URL, s.Config().DataDir
 	refused := refusedEndpoint(t)
 
 	_, stderr, code := kvRun{args: append([]string{"kv", "get", "/a"}, devFlags(refused, dev)...)}.run(t)
@@ -281,7 +288,8 @@ func TestKVConnection(t *testing.T) {
 }
 
 // TestKVErrorAnswers: answers that are not etcd key errors are still
-// cluster errors (exit 4), and say what came back.
+// cluster errors (exit 4), and say what came back. The answers are a fake
+// server's: no member gives them.
 func TestKVErrorAnswers(t *testing.T) {
 	_, dev := newDevPKI(t)
 	url := startServer(t, dev, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -322,43 +330,26 @@ func putKey(t *testing.T, url string, dev pki.Dev, args ...string) {
 // returns the run's output and status.
 func watchUntil(t *testing.T, env []string, args []string, want string, while func(out *syncBuffer)) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errw syncBuffer
-	type result struct {
-		stdout, stderr string
-		code           int
-	}
-	done := make(chan result, 1)
-	go func() {
-		o, e, c := kvRun{environ: env, args: args, ctx: ctx, stdout: &out, stderr: &errw}.run(t)
-		done <- result{o, e, c}
-	}()
+	b := kvRun{environ: env, args: args}.start(t)
 	if while != nil {
-		while(&out)
+		while(&b.stdout)
 	}
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !strings.Contains(out.String(), want) {
-		select {
-		case r := <-done:
-			return r.stdout, r.stderr, r.code
-		case <-deadline:
-			cancel()
-			r := <-done
-			t.Fatalf("cairn %v: no %q within 10 s; stdout %q, stderr %q", args, want, r.stdout, r.stderr)
-		case <-tick.C:
+	ok := false
+	defer func() {
+		if !ok {
+			t.Logf("cairn %v: stdout %q, stderr %q", args, b.stdout.String(), b.stderr.String())
 		}
-	}
-	cancel()
-	r := <-done
-	return r.stdout, r.stderr, r.code
+	}()
+	poll.Until(t, 10*time.Second, fmt.Sprintf("%q on the stdout of cairn %v", want, args), func() bool {
+		return b.finished() || strings.Contains(b.stdout.String(), want)
+	})
+	ok = true
+	return b.stop()
 }
 
 func TestKVWatch(t *testing.T) {
-	_, dev := newDevPKI(t)
-	url := startKVNode(t, dev, 0)
+	s, dev := startKVNode(t, 0)
+	url := s.URL
 	flags := devFlags(url, dev)
 	putKey(t, url, dev, "set", "/w/k", "a")     // 1
 	putKey(t, url, dev, "mkdir", "/w/d")        // 2
@@ -382,11 +373,13 @@ func TestKVWatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append(append([]string{"kv"}, strings.Fields(tt.args)...), flags...)
 			if tt.stdout == "" {
-				// A watch with nothing to report waits; an interrupt ends
-				// it with status 0.
-				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-				defer cancel()
-				stdout, stderr, code := kvRun{args: args, ctx: ctx}.run(t)
+				// A watch with nothing to report waits (the store counts
+				// its watcher); an interrupt ends it with status 0.
+				b := kvRun{args: args}.start(t)
+				poll.Until(t, 10*time.Second, "the watch to wait in the store", func() bool {
+					return b.finished() || s.Node().Store().Stats().Watchers == 1
+				})
+				stdout, stderr, code := b.stop()
 				if stdout != "" || stderr != "" || code != 0 {
 					t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 				}
@@ -403,7 +396,7 @@ func TestKVWatch(t *testing.T) {
 		// From history, then live: every change once, in order.
 		args := append([]string{"kv", "watch", "--forever", "-r", "--after-index", "4", "/w"}, flags...)
 		stdout, stderr, code := watchUntil(t, nil, args, "live\n", func(out *syncBuffer) {
-			poll(t, "the change from history", func() bool { return out.String() != "" })
+			poll.Until(t, 10*time.Second, "the change from history", func() bool { return out.String() != "" })
 			putKey(t, url, dev, "set", "/w/k", "live") // 7
 		})
 		if want := "[delete] /w/k\nPrevNode.Value: b\n[set] /w/k\nlive\n"; code != 0 || stderr != "" || stdout != want {
@@ -416,37 +409,29 @@ func TestKVWatch(t *testing.T) {
 // warns and goes on from the current index (etcdctl would stop with
 // error 401).
 func TestKVWatchHistoryCleared(t *testing.T) {
-	_, dev := newDevPKI(t)
-	url := startKVNode(t, dev, 2)
+	s, dev := startKVNode(t, 2)
+	url := s.URL
 	for i := range 5 {
 		putKey(t, url, dev, "set", "/h", fmt.Sprint(i)) // 1..5
 	}
 	args := append([]string{"kv", "watch", "--after-index", "1", "/h"}, devFlags(url, dev)...)
-	var errw syncBuffer
-	done := make(chan [3]any, 1)
-	go func() {
-		o, e, c := kvRun{args: args, stderr: &errw}.run(t)
-		done <- [3]any{o, e, c}
-	}()
-	poll(t, "the warning", func() bool { return strings.Contains(errw.String(), "Warning:") })
+	b := kvRun{args: args}.start(t)
+	poll.Until(t, 10*time.Second, "the warning", func() bool { return strings.Contains(b.stderr.String(), "Warning:") })
 	putKey(t, url, dev, "set", "/h", "new") // 6
-	var r [3]any
-	select {
-	case r = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the watch did not resume")
-	}
+	poll.Until(t, 10*time.Second, "the watch to resume and report the change", b.finished)
+	stdout, stderr, code := b.stop()
 	want := "Warning: the changes from index 2 on have left the history of " + url +
 		" (the requested history has been cleared [4/2]); changes up to index 5 are lost: watching from index 6\n"
-	if r[0] != "new\n" || r[1] != want || r[2] != 0 {
-		t.Errorf("exit %v, stdout %q, stderr %q; want %q", r[2], r[0], r[1], want)
+	if stdout != "new\n" || stderr != want || code != 0 {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
 	}
 }
 
 // TestKVWatchProtocol pins the wait indexes a watch asks for: past each
 // change it reports, the same again after an empty answer, past the
 // current index after error 401, and on the next endpoint from the same
-// index after a connection failure.
+// index after a connection failure. The members are fakes that script
+// each answer, which a real member cannot be made to give in order.
 func TestKVWatchProtocol(t *testing.T) {
 	_, dev := newDevPKI(t)
 	var mu sync.Mutex
@@ -485,7 +470,7 @@ func TestKVWatchProtocol(t *testing.T) {
 	first, second := startServer(t, dev, handler("first")), startServer(t, dev, handler("second"))
 	args := append([]string{"kv", "watch", "-f", "-r", "--after-index", "1", "/k", "--timeout", "300ms"}, devFlags(first+","+second, dev)...)
 	stdout, stderr, code := watchUntil(t, nil, args, "v9\n", func(*syncBuffer) {
-		poll(t, "6 requests", func() bool { mu.Lock(); defer mu.Unlock(); return len(asked) == 6 })
+		poll.Until(t, 10*time.Second, "6 requests", func() bool { mu.Lock(); defer mu.Unlock(); return len(asked) == 6 })
 	})
 	wantErr := "Warning: the changes from index 10 on have left the history of " + first +
 		" (the requested history has been cleared [15/10]); changes up to index 20 are lost: watching from index 21\n"
@@ -508,8 +493,8 @@ func TestKVWatchProtocol(t *testing.T) {
 }
 
 func TestKVExecWatch(t *testing.T) {
-	_, dev := newDevPKI(t)
-	url := startKVNode(t, dev, 0)
+	s, dev := startKVNode(t, 0)
+	url := s.URL
 	putKey(t, url, dev, "set", "/pad", "0") // 1
 	putKey(t, url, dev, "set", "/x/a", "1") // 2
 	putKey(t, url, dev, "mkdir", "/x/d")    // 3
@@ -566,8 +551,8 @@ func TestCompletion(t *testing.T) {
 		}
 	}
 
-	_, dev := newDevPKI(t)
-	url := startKVNode(t, dev, 0)
+	s, dev := startKVNode(t, 0)
+	url := s.URL
 	putKey(t, url, dev, "set", "/app/mode", "1")
 	putKey(t, url, dev, "set", "/app/conf/x", "1")
 	putKey(t, url, dev, "set", "/apex", "1")

@@ -12,6 +12,9 @@ import (
 // readOnlyCluster hides MemberAdmin: the server then answers 501 to changes.
 type readOnlyCluster struct{ v2http.Cluster }
 
+// TestMemberCommands runs the member commands against a fake cluster:
+// only the membership is real, and the fake can be made to refuse (a
+// member can not be made to fail each way on cue).
 func TestMemberCommands(t *testing.T) {
 	_, dev := newDevPKI(t)
 	tests := []struct {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -502,38 +501,17 @@ func ipStrings(c *x509.Certificate) []string {
 	return s
 }
 
-// signWith issues tmpl from the CA in dir and writes it as <name>.crt and
-// <name>.key there; it returns the certificate file.
+// signWith issues tmpl from the CA in dir (certificates the CA would not
+// issue: expired, not yet valid, odd usages, another trust domain) and
+// writes it as <name>.crt and <name>.key there; it returns the
+// certificate file.
 func signWith(t *testing.T, dir, name string, tmpl *x509.Certificate) string {
 	t.Helper()
 	ca, err := pki.LoadCA(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tmpl.SerialNumber == nil {
-		tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss := pki.Issued{
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
-	}
-	certFile := filepath.Join(dir, name+".crt")
-	if err := pki.WritePair(iss, certFile, filepath.Join(dir, name+".key")); err != nil {
-		t.Fatal(err)
-	}
-	return certFile
+	return tlstest.WritePair(t, dir, name, "", tlstest.Issued(t, tlstest.Sign(t, ca, tmpl))).CertFile
 }
 
 func leafTemplate(cn string, notBefore, notAfter time.Time, eku []x509.ExtKeyUsage, uris ...string) *x509.Certificate {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	polling "github.com/cairnkv/cairn/cluster/clustertest/poll" // kv_test.go has a func poll
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/discovery"
@@ -206,7 +206,7 @@ func TestRegisterCommand(t *testing.T) {
 	}
 	// The key can be applied before the sidecar has read the answer: wait
 	// for both, or cancelling may interrupt the registration.
-	polling.Until(t, 10*time.Second, "the registration and its log line", func() bool {
+	poll.Until(t, 10*time.Second, "the registration and its log line", func() bool {
 		_, ok := get()
 		return ok && strings.Contains(stderr.String(), "msg=registered")
 	})

@@ -3,9 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,16 +11,9 @@ import (
 	"testing"
 	"time"
 
-	polling "github.com/cairnkv/cairn/cluster/clustertest/poll" // kv_test.go has a func poll
-	"github.com/cairnkv/cairn/cmd/cairn/server"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
-
-// newTLSListener is the client port's listener, for the tests that serve
-// a handler as cairn serve does.
-func newTLSListener(ln net.Listener, conf *tls.Config) net.Listener {
-	return server.NewTLSListener(ln, conf)
-}
 
 // TestServeCommand runs `cairn serve` as a user would, on free ports: it
 // prints the URL it serves (the port it got), answers there with the
@@ -60,7 +51,7 @@ func TestServeCommand(t *testing.T) {
 	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
-	polling.Until(t, 20*time.Second, "a healthy member", func() bool {
+	poll.Until(t, 20*time.Second, "a healthy member", func() bool {
 		resp, err := client.Get(url + "/health")
 		if err != nil {
 			return false

@@ -7,8 +7,8 @@ import (
 )
 
 func TestServiceList(t *testing.T) {
-	_, dev := newDevPKI(t)
-	url := startKVNode(t, dev, 0) // its clock stands still: TTLs are exact
+	s, dev := startKVNode(t, 0) // its clock stands still: TTLs are exact
+	url := s.URL
 	for _, args := range [][]string{
 		{"set", "--ttl", "30", "/skydns/internal/cairn/web/web-1", `{"host":"10.0.0.5","port":8080}`},
 		{"set", "/skydns/internal/cairn/web/web-2", `{"host":"2001:db8::6","port":8080}`},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,29 +14,32 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster"
-	"github.com/cairnkv/cairn/cluster/clustertest"
 	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/cmd/cairn/server"
+	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
-// snapshotMember is a one-member cluster holding a few keys, served over
-// mutual TLS with dev's certificates, as cairn serve serves it.
-func snapshotMember(t *testing.T, dev pki.Dev) (*cluster.Node, string) {
+// snapshotMember is a member, n0, holding a few keys, and its
+// development PKI. Managed certificates, which keep theirs in the store,
+// are off: the store holds only the test's keys.
+func snapshotMember(t *testing.T) (*servertest.Server, pki.Dev) {
 	t.Helper()
-	c := clustertest.New(t, 1)
-	c.Leader()
-	n := c.Node(0)
+	s := servertest.Start(t, func(c *server.Config) {
+		c.Name = "n0"
+		c.TLSManagedCerts = false
+	})
 	for _, r := range []*store.Request{
 		{Method: store.MethodPut, Path: "/a", Value: "1"},
 		{Method: store.MethodPut, Path: "/dir/b", Value: "2"},
 		{Method: store.MethodPut, Path: "/ttl", Value: "3", HasTTL: true, TTL: 3600},
 	} {
-		if _, err := n.Propose(context.Background(), r); err != nil {
+		if _, err := s.Node().Propose(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return n, startMember(t, dev, n)
+	return s, *s.DevPKI()
 }
 
 func connArgs(url string, dev pki.Dev) []string {
@@ -45,8 +47,8 @@ func connArgs(url string, dev pki.Dev) []string {
 }
 
 func TestSnapshotSaveStatusRestore(t *testing.T) {
-	_, dev := newDevPKI(t)
-	n, url := snapshotMember(t, dev)
+	s, dev := snapshotMember(t)
+	n, url := s.Node(), s.URL
 	dir := t.TempDir()
 	file := filepath.Join(dir, "backup.snap")
 
@@ -90,6 +92,8 @@ func TestSnapshotSaveStatusRestore(t *testing.T) {
 			t.Errorf("restore output lacks %q:\n%s", s, stdout)
 		}
 	}
+	// The restored data dir opened as a node, to read its store: no
+	// serving, so not a server.
 	r, err := cluster.New(cluster.Config{Name: "r1", DataDir: restored, PeerAddr: "127.0.0.1:7101", ElectionTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -107,8 +111,8 @@ func TestSnapshotSaveStatusRestore(t *testing.T) {
 }
 
 func TestSnapshotRestoreTakesServeSettings(t *testing.T) {
-	_, dev := newDevPKI(t)
-	_, url := snapshotMember(t, dev)
+	s, dev := snapshotMember(t)
+	url := s.URL
 	dir := t.TempDir()
 	file := filepath.Join(dir, "b.snap")
 	if _, _, err := runCairn(t, nil, append([]string{"snapshot", "save", file}, connArgs(url, dev)...)...); err != nil {
@@ -136,22 +140,30 @@ func TestSnapshotRestoreTakesServeSettings(t *testing.T) {
 // readOnlySnapshots hides Snapshotter: the server then answers 501.
 type readOnlySnapshots struct{ v2http.Cluster }
 
+// TestSnapshotSaveFailures: a save that does not get a whole backup
+// fails and leaves no file. The failing servers are fakes: a real
+// member's answer cut short, a stall, a member without snapshots (a real
+// node with Snapshotter hidden), a refusal.
 func TestSnapshotSaveFailures(t *testing.T) {
-	_, dev := newDevPKI(t)
-	n, url := snapshotMember(t, dev)
+	s, dev := snapshotMember(t)
+	url := s.URL
 
-	// A server that cuts the body short, cleanly: only the trailer check
-	// can tell.
-	real, err := v2http.New(v2http.Config{Cluster: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { real.Close() })
+	// A server that cuts the member's backup short, cleanly: only the
+	// trailer check can tell.
 	cut := startServer(t, dev, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := httptest.NewRecorder()
-		real.ServeHTTP(rec, r)
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes()[:rec.Body.Len()-7])
+		resp, err := s.Client.Get(url + r.URL.RequestURI())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body[:len(body)-7])
 	}))
 	// A server that answers and then sends nothing.
 	stalled := startServer(t, dev, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -160,7 +172,7 @@ func TestSnapshotSaveFailures(t *testing.T) {
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
 	}))
-	unsupported := startMember(t, dev, readOnlySnapshots{n})
+	unsupported := startMember(t, dev, readOnlySnapshots{s.Node()})
 	// What a member with authorization on answers a client that is not root.
 	notRoot := startServer(t, dev, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)

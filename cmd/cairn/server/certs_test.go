@@ -23,10 +23,12 @@ import (
 	"github.com/letsencrypt/pebble/v2/wfe"
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/tlsauth"
 	"github.com/cairnkv/cairn/tlsauth/managed"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
 const certTD = "cairn.internal"
@@ -63,17 +65,6 @@ func certStorage(t *testing.T, c *clustertest.Cluster, i int, cfg managed.Storag
 	s := managed.NewStorage(certKV{c.Node(i)}, cfg)
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-func certPoll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func certCtx(t *testing.T) context.Context {
@@ -222,7 +213,7 @@ func TestCertLocksOnCluster(t *testing.T) {
 			t.Fatalf("lock key: %v", err)
 		}
 		clock.Advance(5 * time.Second)
-		certPoll(t, "a refresh", func() bool {
+		poll.Until(t, 20*time.Second, "a refresh", func() bool {
 			n, err := certKV{c.Node(2)}.Get(ctx, k.Key, false)
 			return err == nil && n.ModifiedIndex > k.ModifiedIndex && n.CreatedIndex == k.CreatedIndex
 		})
@@ -288,10 +279,7 @@ func TestCertLocksOnCluster(t *testing.T) {
 func TestCAIssuerObtainsAndRenewsOnCluster(t *testing.T) {
 	c, _ := newCertCluster(t)
 	ctx := certCtx(t)
-	clusterCA, err := pki.NewCA(certTD, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	clusterCA := tlstest.NewCA(t)
 	m, err := managed.NewManager(managed.ManagerConfig{
 		Storage:            certStorage(t, c, 1, managed.StorageConfig{Owner: "n1"}),
 		Issuer:             &managed.CAIssuer{CA: clusterCA, TrustDomain: certTD, NodeName: "n1", Validity: time.Minute},
@@ -314,7 +302,7 @@ func TestCAIssuerObtainsAndRenewsOnCluster(t *testing.T) {
 		return crt.Leaf
 	}
 	first := get()
-	if _, err := first.Verify(x509.VerifyOptions{Roots: certsPool(clusterCA.Cert), DNSName: "node1.cairn.test"}); err != nil {
+	if _, err := first.Verify(x509.VerifyOptions{Roots: tlstest.Pool(clusterCA.Cert), DNSName: "node1.cairn.test"}); err != nil {
 		t.Fatal(err)
 	}
 	if id, err := tlsauth.IdentityFromCert(first, certTD); err != nil || id != (tlsauth.Identity{Kind: tlsauth.KindNode, Name: "n1"}) {
@@ -324,7 +312,7 @@ func TestCAIssuerObtainsAndRenewsOnCluster(t *testing.T) {
 	if err != nil || len(stored) == 0 {
 		t.Fatalf("nothing stored: %v", err)
 	}
-	certPoll(t, "a renewed certificate", func() bool { return get().SerialNumber.Cmp(first.SerialNumber) != 0 })
+	poll.Until(t, 20*time.Second, "a renewed certificate", func() bool { return get().SerialNumber.Cmp(first.SerialNumber) != 0 })
 }
 
 // startPebble runs Pebble's ACME server in-process, validating every
@@ -343,7 +331,7 @@ func startPebble(t *testing.T) (dir string, https *x509.CertPool, issuer *ca.CAI
 	w := wfe.New(logger, store, v, issuer, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 	srv := httptest.NewTLSServer(w.Handler())
 	t.Cleanup(srv.Close)
-	return srv.URL + wfe.DirectoryPath, certsPool(srv.Certificate()), issuer
+	return srv.URL + wfe.DirectoryPath, tlstest.Pool(srv.Certificate()), issuer
 }
 
 // certHello is a ClientHelloInfo for name on a connection, as certmagic
@@ -403,7 +391,7 @@ func TestACMEWithPebbleOnCluster(t *testing.T) {
 		return crt.Leaf, inter
 	}
 	first, inter := leaf(manager(0))
-	if _, err := first.Verify(x509.VerifyOptions{Roots: certsPool(pebbleCA.GetRootCert(0).Cert), Intermediates: inter, DNSName: "cairn.example.com"}); err != nil {
+	if _, err := first.Verify(x509.VerifyOptions{Roots: tlstest.Pool(pebbleCA.GetRootCert(0).Cert), Intermediates: inter, DNSName: "cairn.example.com"}); err != nil {
 		t.Fatalf("the certificate does not chain to Pebble's root: %v", err)
 	}
 	accounts, err := certStorage(t, c, 2, managed.StorageConfig{}).List(ctx, "acme", true)
@@ -422,55 +410,41 @@ func TestACMEWithPebbleOnCluster(t *testing.T) {
 // a client certificate is required throughout.
 func TestManagedServerTLS(t *testing.T) {
 	c, _ := newCertCluster(t)
-	dir := t.TempDir()
-	clusterCA, err := pki.NewCA(certTD, 24*time.Hour)
+	p := tlstest.NewPKI(t)
+	// The node certificate outlives the managed one (an hour) for the
+	// test to tell which one is served.
+	iss, err := p.CA.IssueNode(certTD, "n0", []string{"localhost", "127.0.0.1"}, 20*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile := filepath.Join(dir, "ca.crt")
-	if err := clusterCA.WriteFiles(caFile, filepath.Join(dir, "ca.key")); err != nil {
-		t.Fatal(err)
-	}
-	pair := func(name string, issue func() (pki.Issued, error)) tlsconf.Files {
-		iss, err := issue()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := tlsconf.Files{CAFile: caFile, CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
-		if err := pki.WritePair(iss, f.CertFile, f.KeyFile); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	nodeFiles := pair("node", func() (pki.Issued, error) {
-		return clusterCA.IssueNode(certTD, "n0", []string{"localhost", "127.0.0.1"}, 20*time.Hour)
-	})
-	clientFiles := pair("client", func() (pki.Issued, error) { return clusterCA.IssueClient(certTD, "alice", time.Hour) })
-	material, err := tlsconf.LoadMaterial(nodeFiles)
+	material, err := tlsconf.LoadMaterial(tlstest.WritePair(t, p.Dir, "n0", p.CAFile, iss))
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := tlsconf.ClientConfigFromFiles(clientFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
+	clusterCA, client := p.CA, p.ClientMaterial.ClientConfig(tlsconf.Options{})
 	client.ServerName = "localhost"
-	noCert := &tls.Config{RootCAs: certsPool(clusterCA.Cert), ServerName: "localhost"}
+	noCert := tlstest.ClientConfig(tlstest.Pool(clusterCA.Cert))
 
 	sc := servingConfig{Name: "n0", TrustDomain: certTD, Managed: true, Validity: time.Hour, Hosts: []string{"localhost", "127.0.0.1"}}
 	logger := slog.New(slog.DiscardHandler)
+	// served is the lifetime of the certificate conf serves to client.
+	served := func(t *testing.T, conf *tls.Config) time.Duration {
+		t.Helper()
+		r := tlstest.Handshake(t, conf, client)
+		if r.ClientErr != nil {
+			t.Fatalf("handshake: %v", r.ClientErr)
+		}
+		leaf := r.Client.PeerCertificates[0]
+		return leaf.NotAfter.Sub(leaf.NotBefore)
+	}
 	t.Run("with the CA key", func(t *testing.T) {
 		conf, stop, err := managedServerTLS(context.Background(), sc, c.Node(0), clusterCA, material, tlsconf.Options{}, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer stop()
-		url := certServe(t, conf)
-		certPoll(t, "the managed certificate", func() bool {
-			lt := certServed(t, url, client)
-			return lt < 2*time.Hour
-		})
-		if err := certDial(url, noCert); err == nil {
+		poll.Until(t, 20*time.Second, "the managed certificate", func() bool { return served(t, conf) < 2*time.Hour })
+		if r := tlstest.Handshake(t, conf, noCert); r.ClientErr == nil {
 			t.Error("a client without a certificate was served")
 		}
 	})
@@ -480,70 +454,13 @@ func TestManagedServerTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer stop()
-		url := certServe(t, conf)
-		if lt := certServed(t, url, client); lt < 20*time.Hour {
+		if lt := served(t, conf); lt < 20*time.Hour {
 			t.Errorf("served a certificate valid %v, want the node certificate's 20 h", lt)
 		}
-		if err := certDial(url, noCert); err == nil {
+		if r := tlstest.Handshake(t, conf, noCert); r.ClientErr == nil {
 			t.Error("a client without a certificate was served")
 		}
 	})
-}
-
-// certServe serves conf on loopback and returns the address.
-func certServe(t *testing.T, conf *tls.Config) string {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(5 * time.Second))
-				if conn.(*tls.Conn).Handshake() == nil {
-					conn.Write([]byte("ok"))
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// certDial handshakes with addr and reads the server's greeting (with TLS
-// 1.3 a refused client certificate shows only then).
-func certDial(addr string, conf *tls.Config) error {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, conf)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	_, err = io.ReadFull(conn, make([]byte, 2))
-	return err
-}
-
-// certServed returns the lifetime of the certificate addr serves.
-func certServed(t *testing.T, addr string, conf *tls.Config) time.Duration {
-	t.Helper()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	leaf := conn.ConnectionState().PeerCertificates[0]
-	return leaf.NotAfter.Sub(leaf.NotBefore)
 }
 
 func TestServingCA(t *testing.T) {
@@ -611,12 +528,4 @@ func TestCertKVOutcomes(t *testing.T) {
 	if err := kv.Refresh(ctx, "/_t/x", "v", time.Second); !errors.Is(err, managed.ErrKVNotFound) {
 		t.Errorf("Refresh missing: %v", err)
 	}
-}
-
-func certsPool(certs ...*x509.Certificate) *x509.CertPool {
-	p := x509.NewCertPool()
-	for _, c := range certs {
-		p.AddCert(c)
-	}
-	return p
 }

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
+	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
 func TestConfigRevocationAndTimeoutKeys(t *testing.T) {
@@ -46,23 +46,8 @@ func TestConfigRevocationAndTimeoutKeys(t *testing.T) {
 // TestReloaderSetup: newReloader adds the CRLs to the materials or, for a
 // configuration it cannot honor, fails with the reason.
 func TestReloaderSetup(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := pki.NewCA("cairn.internal", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(dir, "ca.crt")
-	if err := ca.WriteFiles(caFile, filepath.Join(dir, "ca.key")); err != nil {
-		t.Fatal(err)
-	}
-	iss, err := ca.IssueNode("cairn.internal", "n1", []string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := tlsconf.Files{CAFile: caFile, CertFile: filepath.Join(dir, "n1.crt"), KeyFile: filepath.Join(dir, "n1.key")}
-	if err := pki.WritePair(iss, files.CertFile, files.KeyFile); err != nil {
-		t.Fatal(err)
-	}
+	p := tlstest.NewPKI(t)
+	dir, ca, caFile, files := p.Dir, p.CA, p.CAFile, p.Node
 	crl, err := ca.RevocationList(1, nil, time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the run when a member outlives its test. cluster's read
-// verifier is ignored: see cmd/cairn/server's TestMain.
+// TestMain fails the run when a member outlives its test.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/cairnkv/cairn/cluster.(*verifier).loop"))
+	goleak.VerifyTestMain(m)
 }

@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/goleak"
+
+	"github.com/cairnkv/cairn/cluster/clustertest/poll"
+)
+
+// blockingReader blocks every Read until release is closed, then fails.
+type blockingReader struct{ entered, release chan struct{} }
+
+func (r *blockingReader) Read([]byte) (int, error) {
+	select {
+	case r.entered <- struct{}{}:
+	default:
+	}
+	<-r.release
+	return 0, errors.New("test: released")
+}
+
+// TestVerifierStopsWithNode: a leadership confirmation still queued in
+// raft when the node shuts down must not outlive Shutdown. hashicorp/raft
+// answers a VerifyLeader future only from its main loop, and one left in
+// its queue when raft stops is never answered (it sets no ShutdownCh on
+// it): the verifier must neither start a round once the node stops nor
+// let raft stop before the round in flight is answered.
+//
+// The test holds raft's main loop in a user restore (it copies the
+// snapshot in the main loop, from a reader that blocks), so that the
+// confirmation of a read waits in raft's queue, then shuts the node down.
+// The main loop is let go once either the read has returned (the node's
+// stop reached the verifier, which holds Shutdown until its round is
+// answered) or raft has shut down (the round was left behind).
+func TestVerifierStopsWithNode(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	n, err := New(Config{Name: "n1", DataDir: t.TempDir(), ElectionTimeout: 200 * time.Millisecond,
+		HeartbeatInterval: 20 * time.Millisecond, RequestTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Quiet first: the member's announcement of its name is a raft write
+	// that Shutdown would wait for.
+	poll.Until(t, waitTimeout, "the member announced and a linearizable read", func() bool {
+		ms := n.Members()
+		return len(ms) == 1 && ms[0].Name == "n1" && n.ReadBarrier(context.Background()) == nil
+	})
+
+	// The same check New installs, telling the test when its future is
+	// queued.
+	queued := make(chan struct{})
+	n.verify = newVerifier(func() error {
+		f := n.raft.VerifyLeader()
+		close(queued)
+		return f.Error()
+	})
+
+	r := &blockingReader{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	restored := make(chan error, 1)
+	go func() {
+		meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: 1, Term: 1}
+		restored <- n.raft.Restore(meta, r, time.Minute)
+	}()
+	<-r.entered // raft's main loop is in the restore
+
+	read := make(chan error, 1)
+	go func() { read <- n.ReadBarrier(context.Background()) }()
+	<-queued
+
+	shut := make(chan error, 1)
+	go func() { shut <- n.Shutdown(context.Background()) }()
+	var readErr error
+	poll.Until(t, waitTimeout, "the read to end or raft to shut down", func() bool {
+		select {
+		case readErr = <-read:
+			read <- readErr
+			return true
+		default:
+			return n.raft.State() == raft.Shutdown
+		}
+	})
+	close(r.release)
+	if err := <-restored; err == nil {
+		t.Error("the restore from a failing reader succeeded")
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	n.verify.mu.Lock()
+	running := n.verify.running
+	n.verify.mu.Unlock()
+	if running {
+		t.Fatal("the verifier still waits for a confirmation after Shutdown returned: raft stopped without answering it")
+	}
+	if err := <-read; !errors.Is(err, ErrStopped) {
+		t.Errorf("read during Shutdown: %v, want ErrStopped", err)
+	}
+}
+
+// TestVerifierGivesUpOnStoppedRaft: raft can shut down on its own (a
+// member removed from the configuration does), and a round queued then is
+// never answered. Once the node stops, the verifier gives up on it rather
+// than hold Shutdown, which waits for it, for good.
+func TestVerifierGivesUpOnStoppedRaft(t *testing.T) {
+	never := make(chan struct{}) // raft's answer; closed only to end the fake
+	defer close(never)
+	queued := make(chan struct{})
+	v := newVerifier(func() error {
+		close(queued)
+		<-never
+		return nil
+	})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var down atomic.Bool
+	sc := verifyScope{stop: stop, wg: &wg, raftDown: down.Load}
+	read := make(chan error, 1)
+	go func() { read <- v.do(context.Background(), sc) }()
+	<-queued
+
+	down.Store(true) // raft shut itself down under the round
+	close(stop)      // then Node.Shutdown: stop, wait for the WaitGroup
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	poll.Until(t, waitTimeout, "the verifier to give up on a round raft will not answer", func() bool {
+		return stopped(waited)
+	})
+	if err := <-read; !errors.Is(err, ErrStopped) {
+		t.Errorf("read: %v, want ErrStopped", err)
+	}
+}
