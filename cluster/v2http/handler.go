@@ -26,6 +26,7 @@ const (
 	DefaultMaxKeyBytes          = 4096    // bytes of the cleaned key path
 	DefaultMaxKeyDepth          = 64      // path segments
 	DefaultMaxWatchersPerClient = 1000    // open watch requests
+	DefaultMaxWatchers          = 100000  // open watch requests, all clients
 	DefaultTrustDomain          = tlsauth.DefaultTrustDomain
 )
 
@@ -70,6 +71,10 @@ type Config struct {
 	// MaxWatchersPerClient bounds the open watch requests of one client (as
 	// named by ClientID); default DefaultMaxWatchersPerClient.
 	MaxWatchersPerClient int
+	// MaxWatchers bounds the open watch requests of all clients together;
+	// default DefaultMaxWatchers. A watch beyond it, like one beyond
+	// MaxWatchersPerClient, is answered 429 with errorCode 209.
+	MaxWatchers int
 	// ClientID names the client of a request for per-client limits; default
 	// DefaultClientID.
 	ClientID func(r *http.Request) string
@@ -152,6 +157,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.MaxWatchersPerClient <= 0 {
 		cfg.MaxWatchersPerClient = DefaultMaxWatchersPerClient
 	}
+	if cfg.MaxWatchers <= 0 {
+		cfg.MaxWatchers = DefaultMaxWatchers
+	}
 	if cfg.ClientID == nil {
 		cfg.ClientID = DefaultClientID
 	}
@@ -187,7 +195,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg:      cfg,
 		cluster:  cfg.Cluster,
 		log:      cfg.Logger,
-		watchers: newWatchLimiter(cfg.MaxWatchersPerClient),
+		watchers: newWatchLimiter(cfg.MaxWatchersPerClient, cfg.MaxWatchers),
 		policy:   &policyCache{log: cfg.Logger},
 		limiter:  newRateLimiter(cfg.RateLimit),
 		done:     make(chan struct{}),

@@ -23,31 +23,47 @@ func DefaultClientID(r *http.Request) string {
 	return "addr:" + host
 }
 
-// watchLimiter counts the open watch requests of each client.
+// watchLimiter counts the open watch requests of each client and of all
+// clients together.
 type watchLimiter struct {
-	max    int
-	mu     sync.Mutex
-	counts map[string]int
+	max      int // per client
+	maxTotal int // all clients
+	mu       sync.Mutex
+	counts   map[string]int
+	total    int
 }
 
-func newWatchLimiter(max int) *watchLimiter {
-	return &watchLimiter{max: max, counts: make(map[string]int)}
+func newWatchLimiter(max, maxTotal int) *watchLimiter {
+	return &watchLimiter{max: max, maxTotal: maxTotal, counts: make(map[string]int)}
 }
 
-// acquire takes a slot for client, or reports false when it has max open.
-func (l *watchLimiter) acquire(client string) bool {
+// Why acquire refused a watch.
+const (
+	watchOK = iota
+	watchClientFull
+	watchMemberFull
+)
+
+// acquire takes a slot for client, or reports which limit is reached: the
+// client's own (max open) or the member's (maxTotal open in all).
+func (l *watchLimiter) acquire(client string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.counts[client] >= l.max {
-		return false
+		return watchClientFull
+	}
+	if l.total >= l.maxTotal {
+		return watchMemberFull
 	}
 	l.counts[client]++
-	return true
+	l.total++
+	return watchOK
 }
 
 func (l *watchLimiter) release(client string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.total--
 	if l.counts[client] <= 1 {
 		delete(l.counts, client)
 		return

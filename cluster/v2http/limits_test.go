@@ -46,32 +46,38 @@ func TestDefaultClientID(t *testing.T) {
 }
 
 func TestWatchLimiter(t *testing.T) {
-	l := newWatchLimiter(2)
+	l := newWatchLimiter(2, 3)
 	steps := []struct {
 		op     string
 		client string
-		ok     bool
+		why    int
 		count  int
 	}{
-		{"acquire", "a", true, 1},
-		{"acquire", "a", true, 2},
-		{"acquire", "a", false, 2},
-		{"acquire", "b", true, 1},
-		{"release", "a", true, 1},
-		{"acquire", "a", true, 2},
-		{"release", "a", true, 1},
-		{"release", "a", true, 0},
+		{"acquire", "a", watchOK, 1},
+		{"acquire", "a", watchOK, 2},
+		{"acquire", "a", watchClientFull, 2},
+		{"acquire", "b", watchOK, 1},
+		{"acquire", "c", watchMemberFull, 0},
+		{"release", "a", watchOK, 1},
+		{"acquire", "c", watchOK, 1},
+		{"release", "c", watchOK, 0},
+		{"acquire", "a", watchOK, 2},
+		{"release", "a", watchOK, 1},
+		{"release", "a", watchOK, 0},
 	}
 	for i, s := range steps {
-		ok := true
+		why := watchOK
 		if s.op == "acquire" {
-			ok = l.acquire(s.client)
+			why = l.acquire(s.client)
 		} else {
 			l.release(s.client)
 		}
-		if ok != s.ok || l.count(s.client) != s.count {
-			t.Fatalf("step %d %s %s: ok %v count %d; want %v %d", i, s.op, s.client, ok, l.count(s.client), s.ok, s.count)
+		if why != s.why || l.count(s.client) != s.count {
+			t.Fatalf("step %d %s %s: %d count %d; want %d %d", i, s.op, s.client, why, l.count(s.client), s.why, s.count)
 		}
+	}
+	if l.total != 1 {
+		t.Errorf("total %d, want 1", l.total)
 	}
 	if len(l.counts) != 1 {
 		t.Errorf("idle clients kept: %v", l.counts)

@@ -1,8 +1,10 @@
 package v2http
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -38,6 +40,10 @@ func (h *Handler) parseKeyRequest(w http.ResponseWriter, r *http.Request) (keyRe
 		r.Body = http.MaxBytesReader(unwrap(w), r.Body, h.cfg.MaxRequestBytes)
 	}
 	if err := r.ParseForm(); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// http.Server.ReadTimeout passed with the body still arriving.
+			return kr, requestError(store.EcodeInvalidForm, "request body not received within the server's read timeout: "+err.Error())
+		}
 		return kr, requestError(store.EcodeInvalidForm, err.Error())
 	}
 	f := r.Form

@@ -29,13 +29,15 @@ import (
 func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequest, pr tlsauth.Principal) {
 	markWatch(w)
 	client := h.cfg.ClientID(r)
-	if !h.watchers.acquire(client) {
+	if why := h.watchers.acquire(client); why != watchOK {
 		w.Header().Set("X-Etcd-Cluster-ID", hexID(h.cluster.Status().ClusterID))
 		// 429 with etcd's error shape: clients match on errorCode (209),
 		// HTTP tooling sees "back off".
-		e := requestError(store.EcodeInvalidField,
-			"too many open watches for this client (limit "+strconv.Itoa(h.cfg.MaxWatchersPerClient)+")")
-		writeStoreError(w, r, e, http.StatusTooManyRequests)
+		msg := "too many open watches for this client (limit " + strconv.Itoa(h.cfg.MaxWatchersPerClient) + ")"
+		if why == watchMemberFull {
+			msg = "too many open watches on this member, all clients together (limit " + strconv.Itoa(h.cfg.MaxWatchers) + "); retry later or watch through another member"
+		}
+		writeStoreError(w, r, requestError(store.EcodeInvalidField, msg), http.StatusTooManyRequests)
 		return
 	}
 	defer h.watchers.release(client)

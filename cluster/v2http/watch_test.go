@@ -323,6 +323,34 @@ func TestWatchLimitPerClient(t *testing.T) {
 	}
 }
 
+// TestWatchLimitPerMember: the cap on all clients' watches together refuses
+// the (N+1)th watch, whoever asks, with the same 429 and errorCode 209.
+func TestWatchLimitPerMember(t *testing.T) {
+	h, fc := newTestHandler(t, store.Config{}, func(c *Config) { c.MaxWatchers = 2 })
+	srv := startServer(t, h)
+	fc.put(t, "/c", "x")
+	_, _, cancel1 := openWatch(t, srv, "/v2/keys/a?wait=true")
+	openWatch(t, srv, "/v2/keys/b?wait=true&stream=true")
+	poll.Until(t, waitTimeout, "two watchers", func() bool { return fc.st.WatcherCount() == 2 })
+
+	watchFrom := func(remote string) *result {
+		r := httptest.NewRequest("GET", "/v2/keys/c?wait=true&waitIndex=1", nil)
+		r.RemoteAddr = remote
+		return serve(h, r)
+	}
+	w := watchFrom("192.0.2.7:1") // a client with no watch of its own
+	checkResponse(t, w, http.StatusTooManyRequests, errBody(209,
+		"too many open watches on this member, all clients together (limit 2); retry later or watch through another member", 0))
+	if w.Header().Get("X-Etcd-Cluster-ID") != testClusterID {
+		t.Errorf("headers %v", w.Header())
+	}
+	cancel1()
+	poll.Until(t, waitTimeout, "a free slot", func() bool { return h.watchers.count("addr:127.0.0.1") == 1 })
+	if w := watchFrom("192.0.2.7:2"); w.Code != 200 {
+		t.Errorf("after a watch ended: %d %s", w.Code, w.Body)
+	}
+}
+
 func TestCloseEndsWatches(t *testing.T) {
 	h, fc := newTestHandler(t, store.Config{}, nil)
 	srv := startServer(t, h)

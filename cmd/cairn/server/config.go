@@ -70,6 +70,9 @@ type Config struct {
 	RateLimit         uint64
 	RateBurst         uint64
 	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	MaxConnections    int
+	MaxWatchers       int
 
 	DNSAddr         string // empty: DNS off
 	DNSDomain       string
@@ -104,6 +107,9 @@ func Default() Config {
 		MaxValueBytes:     v2http.DefaultMaxValueBytes,
 		MaxRequestBytes:   v2http.DefaultMaxRequestBytes,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       DefaultReadTimeout,
+		MaxConnections:    DefaultMaxConnections,
+		MaxWatchers:       v2http.DefaultMaxWatchers,
 
 		DNSAddr:         "127.0.0.1:8053",
 		DNSDomain:       discovery.DefaultDomain,
@@ -165,6 +171,9 @@ var settings = []setting{
 	{"limits.rate", "rate-limit", "requests per second per client identity; 0 turns rate limiting off", func(c *Config) any { return &c.RateLimit }},
 	{"limits.rate_burst", "rate-burst", "requests an idle identity may make at once (default: the rate)", func(c *Config) any { return &c.RateBurst }},
 	{"limits.read_header_timeout", "read-header-timeout", "time a client has to finish the TLS handshake and send a request's headers (slowloris guard; watches are not affected)", func(c *Config) any { return &c.ReadHeaderTimeout }},
+	{"limits.read_timeout", "read-timeout", "time a client has to send a whole request, headers and body; a body still arriving then is cut off and its connection closed (watches, which send no body, stay open)", func(c *Config) any { return &c.ReadTimeout }},
+	{"limits.max_connections", "max-connections", "connections open at once on the client port; one more is closed at once and counted in cairn_client_connections_refused_total", func(c *Config) any { return &c.MaxConnections }},
+	{"limits.max_watchers", "max-watchers", "watches open at once on this member, all clients together; one more is answered 429 with errorCode 209", func(c *Config) any { return &c.MaxWatchers }},
 	{"dns.addr", "dns-addr", "DNS listen host:port, UDP and TCP (port 53 in deployments); empty turns DNS off", func(c *Config) any { return &c.DNSAddr }},
 	{"dns.domain", "dns-domain", "DNS zone the registrations are answered in", func(c *Config) any { return &c.DNSDomain }},
 	{"dns.max_ttl", "dns-max-ttl", "largest TTL of a DNS answer, in seconds", func(c *Config) any { return &c.DNSMaxTTL }},
@@ -250,6 +259,12 @@ func (c *Config) complete() error {
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		bad("limits.read_header_timeout: %v is not positive; it bounds how long a client may take to send a request's headers", c.ReadHeaderTimeout)
+	}
+	if c.ReadTimeout < c.ReadHeaderTimeout {
+		bad("limits.read_timeout: %v is shorter than limits.read_header_timeout (%v); it bounds a whole request, headers and body", c.ReadTimeout, c.ReadHeaderTimeout)
+	}
+	if c.MaxConnections < 1 || c.MaxWatchers < 1 {
+		bad("limits.max_connections (%d) and limits.max_watchers (%d): must be at least 1", c.MaxConnections, c.MaxWatchers)
 	}
 	if c.MaxValueBytes < 0 || c.MaxRequestBytes < 0 {
 		bad("limits.max_value_bytes and limits.max_request_bytes: must not be negative")

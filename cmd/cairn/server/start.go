@@ -212,21 +212,34 @@ func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry) error {
 		MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes,
 		ValidateWrite: dcfg.Validate,
 		TrustDomain:   cfg.TLSTrustDomain, AllowedNodeCNs: cfg.PeerAllowedCNs,
+		MaxWatchers: cfg.MaxWatchers,
 		RateLimit:   v2http.RateLimit{PerSecond: float64(cfg.RateLimit), Burst: int(cfg.RateBurst)},
 		LogRequests: cfg.LogRequests,
 	})
 	if err != nil {
 		return err
 	}
+	// Connections over the cap are refused before TLS: Run wraps this
+	// listener in NewTLSListener.
+	limited, err := newLimitListener(s.clientLn, cfg.MaxConnections, reg)
+	if err != nil {
+		return err
+	}
+	s.clientLn = limited
 	baseCtx, cancelAPI := context.WithCancel(context.Background())
 	s.cancelAPI = cancelAPI
 	s.onClose(cancelAPI)
 	s.api = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		// A whole request, body included. Watches are not cut off:
+		// net/http clears the read deadline once a request's body is read
+		// (a watch has none) to watch for the client going away, and
+		// TestSlowBodyCutOff checks a watch outlives it.
+		ReadTimeout: cfg.ReadTimeout,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return baseCtx },
 	}
 	s.api.RegisterOnShutdown(func() { _ = handler.Close() }) // ends open watches so Shutdown need not wait
 	if cfg.MetricsAddr == "" {
