@@ -11,4 +11,5 @@ var (
 	ErrForeignTrustDomain = errors.New("tlsauth: certificate belongs to another trust domain")
 	ErrInvalidIdentity    = errors.New("tlsauth: malformed SPIFFE identity")
 	ErrNoVerifiedPeer     = errors.New("tlsauth: connection has no verified peer certificate")
+	ErrNoClientAuth       = errors.New("tlsauth: certificate lacks the clientAuth extended key usage (a client certificate must carry extendedKeyUsage = clientAuth)")
 )

@@ -91,14 +91,30 @@ func IsNode(id Identity, allowedCNs []string) bool {
 	return false
 }
 
-// PeerIdentity returns the identity of the peer's verified leaf
-// certificate. A connection whose peer certificate was not verified (no
-// verified chains) yields ErrNoVerifiedPeer.
+// ClientIdentity is the identity rule for a client certificate, applied
+// at every handshake of the client and peer ports and wherever a request's
+// identity is read: the certificate carries the clientAuth extended key
+// usage (a certificate without the extension is refused, although
+// crypto/x509 reads it as "any usage": ErrNoClientAuth), and has an
+// identity as IdentityFromCert reads it (a SPIFFE URI SAN in trustDomain,
+// else a non-empty CN). Chaining to the CA is crypto/tls's part: pass only
+// a verified leaf.
+func ClientIdentity(c *x509.Certificate, trustDomain string) (Identity, error) {
+	if c != nil && !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return Identity{}, ErrNoClientAuth
+	}
+	return IdentityFromCert(c, trustDomain)
+}
+
+// PeerIdentity returns the identity of the verified leaf certificate of a
+// connection's client, by ClientIdentity. A connection whose peer
+// certificate was not verified (no verified chains) yields
+// ErrNoVerifiedPeer.
 func PeerIdentity(cs tls.ConnectionState, trustDomain string) (Identity, error) {
 	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
 		return Identity{}, ErrNoVerifiedPeer
 	}
-	return IdentityFromCert(cs.VerifiedChains[0][0], trustDomain)
+	return ClientIdentity(cs.VerifiedChains[0][0], trustDomain)
 }
 
 // SPIFFEID is the URI SAN of a node or client identity in trustDomain:

@@ -92,6 +92,7 @@ func TestIsNode(t *testing.T) {
 
 func TestPeerIdentityRequiresVerifiedChain(t *testing.T) {
 	leaf := certWith("", "spiffe://cairn.internal/node/n1")
+	leaf.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	// Unverified peer certificates alone are not an identity.
 	if _, err := PeerIdentity(tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}, testTD); !errors.Is(err, ErrNoVerifiedPeer) {
 		t.Errorf("unverified: err = %v, want ErrNoVerifiedPeer", err)
@@ -99,5 +100,33 @@ func TestPeerIdentityRequiresVerifiedChain(t *testing.T) {
 	got, err := PeerIdentity(tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{leaf}}}, testTD)
 	if err != nil || got != (Identity{"n1", KindNode}) {
 		t.Errorf("verified: %v, %v", got, err)
+	}
+}
+
+// TestClientIdentity: the one identity rule refuses a certificate without
+// the clientAuth usage (no extension at all included), a foreign trust
+// domain and a certificate without identity.
+func TestClientIdentity(t *testing.T) {
+	withEKU := func(c *x509.Certificate, eku ...x509.ExtKeyUsage) *x509.Certificate {
+		c.ExtKeyUsage = eku
+		return c
+	}
+	for _, tt := range []struct {
+		name string
+		c    *x509.Certificate
+		want error
+	}{
+		{"client in the trust domain", withEKU(certWith("", "spiffe://cairn.internal/client/a"), x509.ExtKeyUsageClientAuth), nil},
+		{"CN", withEKU(certWith("alice"), x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth), nil},
+		{"no EKU extension", certWith("alice"), ErrNoClientAuth},
+		{"serverAuth only", withEKU(certWith("alice"), x509.ExtKeyUsageServerAuth), ErrNoClientAuth},
+		{"foreign trust domain", withEKU(certWith("root", "spiffe://evil.example/client/root"), x509.ExtKeyUsageClientAuth), ErrForeignTrustDomain},
+		{"no identity", withEKU(certWith(""), x509.ExtKeyUsageClientAuth), ErrNoIdentity},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := ClientIdentity(tt.c, testTD); !errors.Is(err, tt.want) {
+				t.Errorf("ClientIdentity: %v, want %v", err, tt.want)
+			}
+		})
 	}
 }

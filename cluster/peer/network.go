@@ -55,6 +55,10 @@ type Config struct {
 	// before setting ServerName. An error fails that dial; New
 	// calls it once and fails with its error.
 	DialTLS func() (*tls.Config, error)
+	// Refused, if set, is told of every handshake the peer port refuses
+	// (tlsconf.HandshakeLog counts them and logs at a bounded rate); nil
+	// logs each at WARN.
+	Refused func(remote string, err error)
 }
 
 // Network is the peer port: one TLS listener for raft and forwarding.
@@ -207,7 +211,11 @@ func (n *Network) handshake(raw net.Conn) {
 	c.SetDeadline(time.Now().Add(peerHandshakeTimeout))
 	var proto [1]byte
 	if err := c.Handshake(); err != nil {
-		n.log.Warn("peer port: refused connection", "remote", raw.RemoteAddr().String(), "err", err)
+		if n.cfg.Refused != nil {
+			n.cfg.Refused(raw.RemoteAddr().String(), err)
+		} else {
+			n.log.Warn("peer port: refused connection", "remote", raw.RemoteAddr().String(), "err", err)
+		}
 		c.Close()
 		return
 	}
@@ -241,12 +249,13 @@ func (n *Network) handshake(raw net.Conn) {
 
 func (n *Network) track(c net.Conn) bool {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed {
-		c.Close()
+		n.mu.Unlock()
+		c.Close() // outside the lock: a raftConn's Close takes it
 		return false
 	}
 	n.conns[c] = struct{}{}
+	n.mu.Unlock()
 	return true
 }
 

@@ -22,9 +22,10 @@ import (
 // "client/<n>" and "node/<n>" become SPIFFE URIs of the default trust
 // domain, "spiffe://..." is taken as is, anything else is a CN. The
 // handler trusts r.TLS.VerifiedChains (the TLS stack verified them), so
-// no signature is needed.
+// no signature is needed. It has the clientAuth usage, as the identity
+// rule (tlsauth.ClientIdentity) wants.
 func certFor(id string) *x509.Certificate {
-	c := &x509.Certificate{SerialNumber: big.NewInt(int64(len(id)) + 1)}
+	c := &x509.Certificate{SerialNumber: big.NewInt(int64(len(id)) + 1), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	u := id
 	if strings.HasPrefix(id, "client/") || strings.HasPrefix(id, "node/") {
 		u = "spiffe://" + DefaultTrustDomain + "/" + id

@@ -21,7 +21,18 @@ import (
 //   - A watch needs read on the key; a recursive one needs read on
 //     something at or below it, and then delivers only the events the
 //     client may read (see watchVisible).
-//   - Keys at or below internalPrefix (/_cairn) need root.
+//   - Keys at or below internalPrefix (/_cairn: managed certificates and
+//     their private keys, the policy, certmagic's locks) are node-only,
+//     whatever the auth setting: any request naming one of them, with any
+//     method, is refused to every other identity, root included. A
+//     recursive get or watch of a parent (only "/": the prefix is top
+//     level) never shows them, because the store hides keys whose name
+//     starts with '_' from listings and recursive watches, as etcd does;
+//     watchVisible drops them again for a non-node. A delete of "/" is
+//     the store's error 107 (root is read only) for everyone.
+//   - A snapshot (GET /cairn/v1/snapshot) holds those private keys: a node
+//     identity, or root with authorization on (with it off, where every
+//     certificate would be root, node identities only).
 //   - The auth API needs root (GET /v2/auth/enable excepted); membership
 //     changes (POST, PUT, DELETE /v2/members) need root; listing members,
 //     /v2/machines, /v2/stats, /version, /health and /metrics are open,
@@ -53,6 +64,13 @@ func (h *Handler) identityName(r *http.Request) string {
 	return h.cfg.ClientID(r)
 }
 
+// isNode reports whether the client of r has a node identity (a node
+// SPIFFE URI, or a CN allowed as a node's): only those may touch /_cairn.
+func (h *Handler) isNode(r *http.Request) bool {
+	id, ok, _ := h.identityOf(r)
+	return ok && tlsauth.IsNode(id, h.cfg.AllowedNodeCNs)
+}
+
 // principal is what the client of r may do under this node's policy.
 func (h *Handler) principal(r *http.Request) tlsauth.Principal {
 	return h.principalOf(r, h.policy.get(h.cluster.Store()).pol)
@@ -82,13 +100,14 @@ func isInternal(key string) bool {
 	return key == internalPrefix || strings.HasPrefix(key, internalPrefix+"/")
 }
 
-// authorizeKey reports whether pr may make the /v2/keys request kr.
-func authorizeKey(pr tlsauth.Principal, method string, kr *keyRequest) bool {
+// authorizeKey reports whether pr, a node identity when node is set, may
+// make the /v2/keys request kr.
+func authorizeKey(pr tlsauth.Principal, node bool, method string, kr *keyRequest) bool {
+	if isInternal(kr.Path) {
+		return node
+	}
 	if pr.Root() {
 		return true
-	}
-	if isInternal(kr.Path) {
-		return false
 	}
 	switch method {
 	case http.MethodGet, http.MethodHead:
@@ -110,13 +129,17 @@ func (h *Handler) refuseKey(w http.ResponseWriter, r *http.Request, pr tlsauth.P
 
 // watchVisible reports whether a watch of pr may deliver ev: an event about
 // a key pr may read, or the removal of a directory below which pr may read
-// something. Cairn's internal keys are never delivered to anyone but root.
-func watchVisible(pr tlsauth.Principal, ev *store.Event) bool {
+// something. Cairn's internal keys are never delivered to anyone but a node
+// identity (node set).
+func watchVisible(pr tlsauth.Principal, node bool, ev *store.Event) bool {
+	if ev.Node == nil {
+		return pr.Root()
+	}
+	if isInternal(ev.Node.Key) {
+		return node
+	}
 	if pr.Root() {
 		return true
-	}
-	if ev.Node == nil || isInternal(ev.Node.Key) {
-		return false
 	}
 	dirRemoved := (ev.Action == store.ActionDelete || ev.Action == store.ActionExpire) && ev.PrevNode != nil && ev.PrevNode.Dir
 	return pr.CanSee(ev.Node.Key, dirRemoved)

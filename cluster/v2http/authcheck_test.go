@@ -80,9 +80,11 @@ func TestAuthKeys(t *testing.T) {
 		{"foreign trust domain", "spiffe://evil.example/client/root", "GET", "/v2/keys/public/p", "", 110},
 		{"malformed SPIFFE ID", "spiffe://cairn.internal/workload/x", "GET", "/v2/keys/public/p", "", 110},
 
-		// Root and nodes may do everything, Cairn's internal keys included.
+		// Root and nodes may do everything; Cairn's internal keys are
+		// the nodes' alone.
 		{"root: anything", rootID, "PUT", "/v2/keys/secret", "value=t", 200},
-		{"root: internal keys", rootID, "GET", "/v2/keys" + authPolicyKey, "", 200},
+		{"root: internal keys", rootID, "GET", "/v2/keys" + authPolicyKey, "", 110},
+		{"node: internal keys", "node/n1", "GET", "/v2/keys" + authPolicyKey, "", 200},
 		{"node: anything", "node/n1", "GET", "/v2/keys/?recursive=true", "", 200},
 	}
 	for _, tt := range tests {
@@ -103,8 +105,8 @@ func TestAuthKeys(t *testing.T) {
 	}
 }
 
-// TestAuthInternalKeys: Cairn's keys under /_cairn need root even when the
-// guest role grants everything (etcd's default guest after enabling).
+// TestAuthInternalKeys: Cairn's keys under /_cairn are node-only even when
+// the guest role grants everything (etcd's default guest after enabling).
 func TestAuthInternalKeys(t *testing.T) {
 	h, fc := newTestHandler(t, store.Config{}, nil)
 	mustCode(t, "root user", doAs(h, "", "PUT", "/v2/auth/users/client/root", `{"user":"client/root","roles":["root"]}`), 201)

@@ -29,8 +29,8 @@ func (h *Handler) serveKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	// As in etcd, authorization follows parsing (and so Cairn's write
 	// validation): a refused request changes nothing either way.
-	pr := h.principal(r)
-	if !authorizeKey(pr, r.Method, &kr) {
+	pr, node := h.principal(r), h.isNode(r)
+	if !authorizeKey(pr, node, r.Method, &kr) {
 		h.refuseKey(w, r, pr, &kr)
 		return
 	}

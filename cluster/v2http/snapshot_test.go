@@ -38,7 +38,7 @@ func TestSnapshotEndpoint(t *testing.T) {
 	}
 	t.Cleanup(func() { h.Close() })
 
-	w := do(h, http.MethodGet, snapshotPath, "")
+	w := doAs(h, "node/n1", http.MethodGet, snapshotPath, "")
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET: %d %s", w.Code, w.Body)
 	}
@@ -85,20 +85,20 @@ func TestSnapshotEndpointErrors(t *testing.T) {
 	if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET" {
 		t.Errorf("POST: %d, Allow %q", w.Code, w.Header().Get("Allow"))
 	}
-	checkResponse(t, do(h, http.MethodGet, snapshotPath, ""), http.StatusNotImplemented,
+	checkResponse(t, doAs(h, "node/n1", http.MethodGet, snapshotPath, ""), http.StatusNotImplemented,
 		`{"message":"snapshots are not supported by this server"}`)
 
 	failing, _ := newTestHandler(t, store.Config{}, func(c *Config) {
 		c.Cluster = failingSnapshotter{c.Cluster.(*fakeCluster)}
 	})
-	checkResponse(t, do(failing, http.MethodGet, snapshotPath, ""), http.StatusInternalServerError,
+	checkResponse(t, doAs(failing, "node/n1", http.MethodGet, snapshotPath, ""), http.StatusInternalServerError,
 		`{"message":"cannot take a consistent snapshot: `+cluster.ErrTimeout.Error()+`"}`)
 
 	// With every slot taken, a snapshot waits for none: 503 and Retry-After.
 	for range maxSnapshotStreams {
 		snapshotSlots <- struct{}{}
 	}
-	w = do(failing, http.MethodGet, snapshotPath, "")
+	w = doAs(failing, "node/n1", http.MethodGet, snapshotPath, "")
 	for range maxSnapshotStreams {
 		<-snapshotSlots
 	}

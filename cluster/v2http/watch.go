@@ -45,6 +45,7 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 	// A filtered one-shot watch needs a stream underneath, to get past
 	// events it must not deliver.
 	stream := kr.stream || !pr.Root()
+	node := h.isNode(r)
 	var pol *tlsauth.Policy // the policy pr was computed under, once known
 	st := h.cluster.Store()
 	wa, err := st.Watch(kr.Path, kr.Recursive, stream, kr.waitIndex)
@@ -82,11 +83,11 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 			// (the client's retry gets 110).
 			if p := h.policy.getAt(st, ev.Index()).pol; p != pol {
 				pol, pr = p, h.principalOf(r, p)
-				if !authorizeKey(pr, http.MethodGet, kr) {
+				if !authorizeKey(pr, node, http.MethodGet, kr) {
 					return
 				}
 			}
-			if !watchVisible(pr, ev) {
+			if !watchVisible(pr, node, ev) {
 				continue
 			}
 			buf, err := encodeJSON(ev)

@@ -156,7 +156,7 @@ func snapshotSave(ctx context.Context, c *v2client.Client, file string, stdout, 
 	start := time.Now()
 	body, ep, err := c.Snapshot(ctx)
 	if v2client.StatusCode(err) == http.StatusUnauthorized {
-		return fmt.Errorf("snapshot: %w; with authorization enabled a backup needs root: use the certificate of a user with the root role", err)
+		return fmt.Errorf("snapshot: %w; a backup holds Cairn's private keys: it needs a node certificate (--cert node.crt --key node.key), or with authorization enabled the certificate of a user with the root role", err)
 	}
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", withHints(err))

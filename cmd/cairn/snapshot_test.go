@@ -19,6 +19,7 @@ import (
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/tlsauth/pki"
+	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
 
 // snapshotMember is a member, n0, holding a few keys, and its
@@ -42,8 +43,11 @@ func snapshotMember(t *testing.T) (*servertest.Server, pki.Dev) {
 	return s, *s.DevPKI()
 }
 
+// connArgs connects to url with the member's node certificate: a backup
+// holds Cairn's private keys, so with authorization off only a node
+// identity may take one.
 func connArgs(url string, dev pki.Dev) []string {
-	return []string{"--endpoints", url, "--cacert", dev.CAFile, "--cert", dev.ClientCertFile, "--key", dev.ClientKeyFile}
+	return []string{"--endpoints", url, "--cacert", dev.CAFile, "--cert", dev.CertFile, "--key", dev.KeyFile}
 }
 
 func TestSnapshotSaveStatusRestore(t *testing.T) {
@@ -149,9 +153,15 @@ func TestSnapshotSaveFailures(t *testing.T) {
 	url := s.URL
 
 	// A server that cuts the member's backup short, cleanly: only the
-	// trailer check can tell.
+	// trailer check can tell. It fetches the backup as a node.
+	nodeTLS, err := tlsconf.ClientConfigFromFiles(tlsconf.Files{CAFile: dev.CAFile, CertFile: dev.CertFile, KeyFile: dev.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asNode := &http.Client{Transport: &http.Transport{TLSClientConfig: nodeTLS}}
+	t.Cleanup(asNode.CloseIdleConnections)
 	cut := startServer(t, dev, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		resp, err := s.Client.Get(url + r.URL.RequestURI())
+		resp, err := asNode.Get(url + r.URL.RequestURI())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -173,7 +183,7 @@ func TestSnapshotSaveFailures(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	unsupported := startMember(t, dev, readOnlySnapshots{s.Node()})
-	// What a member with authorization on answers a client that is not root.
+	// What a member answers a client that may not take a backup.
 	notRoot := startServer(t, dev, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		w.Write([]byte(`{"message":"Insufficient credentials"}`))
@@ -189,7 +199,7 @@ func TestSnapshotSaveFailures(t *testing.T) {
 		{"cut short", connArgs(cut, dev), "b.snap", "is not a usable backup, so it was not saved"},
 		{"stalled", append(connArgs(stalled, dev), "--timeout", "300ms"), "b.snap", "cut after 8 B: no data for 300ms"},
 		{"not supported", connArgs(unsupported, dev), "b.snap", "snapshots are not supported by this server"},
-		{"not root", connArgs(notRoot, dev), "b.snap", "Insufficient credentials; with authorization enabled a backup needs root"},
+		{"not root", connArgs(notRoot, dev), "b.snap", "Insufficient credentials; a backup holds Cairn's private keys: it needs a node certificate"},
 		{"nobody there", connArgs(refusedEndpoint(t), dev), "b.snap", "no endpoint answered"},
 		{"fails over", connArgs(refusedEndpoint(t)+","+url, dev), "b.snap", ""},
 		{"no such directory", connArgs(url, dev), "missing/b.snap", "missing/b.snap.part"},

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cairnkv/cairn/tlsauth"
 )
 
 // Options tunes the configurations built from Material. The zero value is
@@ -20,6 +22,10 @@ type Options struct {
 	// Logger receives warnings about the material in use (an expired
 	// certificate, an unsupported MinVersion). Nil discards them.
 	Logger *slog.Logger
+	// TrustDomain is the SPIFFE trust domain of client identities checked
+	// by ServerConfig at every handshake; empty means
+	// tlsauth.DefaultTrustDomain.
+	TrustDomain string
 }
 
 // Validate reports whether o is acceptable; configuration loading should
@@ -77,9 +83,13 @@ func (o Options) base() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS13}
 }
 
-// ServerConfig returns a configuration for a listener (client API or peer
-// port). It requires a client certificate chaining to the CA pool with the
-// clientAuth extended key usage, and offers ALPN h2 and http/1.1. The
+// ServerConfig returns a configuration for the client API port. It
+// refuses the handshake unless the client's certificate passes the
+// identity rule, whatever the authorization setting: it chains to the CA
+// pool, carries the clientAuth extended key usage (a certificate without
+// the extension is refused too), and has a SPIFFE URI SAN in
+// o.TrustDomain or, without a SPIFFE URI SAN, a CN (tlsauth.ClientIdentity).
+// It offers ALPN h2 and http/1.1. The
 // material current at the start of each handshake is used: after Reload,
 // new connections present the new certificate and trust the new CA pool;
 // resumed sessions are re-checked against the new pool by crypto/tls.
@@ -88,7 +98,25 @@ func (o Options) base() *tls.Config {
 // session tickets do not affect handshakes: GetConfigForClient supplies
 // the configuration that does.
 func (m *Material) ServerConfig(o Options) *tls.Config {
-	return m.serverConfig(o, "server", []string{"h2", "http/1.1"}, nil)
+	return m.serverConfig(o, "server", []string{"h2", "http/1.1"}, requireClient(o.trustDomain()))
+}
+
+func (o Options) trustDomain() string {
+	if o.TrustDomain == "" {
+		return tlsauth.DefaultTrustDomain
+	}
+	return o.TrustDomain
+}
+
+// requireClient returns a VerifyConnection hook refusing a client whose
+// verified leaf fails tlsauth.ClientIdentity.
+func requireClient(trustDomain string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if _, err := tlsauth.PeerIdentity(cs, trustDomain); err != nil {
+			return &peerError{where: "client port", err: err}
+		}
+		return nil
+	}
 }
 
 // serverConfig builds a reload-aware server configuration offering protos;

@@ -178,6 +178,7 @@ func TestOpenSSLStylePKI(t *testing.T) {
 	})
 	clientFiles := writeLeaf("admin", &x509.Certificate{
 		Subject: pkix.Name{CommonName: "admin"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 
 	server, err := tlsconf.LoadMaterial(serverFiles)

@@ -96,6 +96,10 @@ func requireNode(where, whose, trustDomain string, allowedCNs []string) func(tls
 	allowed := slices.Clone(allowedCNs)
 	return func(cs tls.ConnectionState) error {
 		id, err := tlsauth.PeerIdentity(cs, trustDomain)
+		if whose != "" && len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 0 {
+			// A server's certificate needs serverAuth (crypto/tls checked it), not clientAuth.
+			id, err = tlsauth.IdentityFromCert(cs.VerifiedChains[0][0], trustDomain)
+		}
 		if err != nil {
 			return &peerError{where: where, whose: whose, err: err}
 		}

@@ -26,7 +26,9 @@ import (
 // each over a real TCP connection with a real handshake (and, on the client
 // port, a real HTTP request when the client's side of the handshake
 // completes), is refused without an HTTP answer, and the server logs
-// exactly one line for it, naming the reason.
+// exactly one line for it, naming the reason. (Refusals are logged at most
+// twice per port and reason in 10 s; no reason occurs more often here.)
+// Authorization is off, as by default: the identity rule applies anyway.
 func TestTLSMatrix(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -34,9 +36,11 @@ func TestTLSMatrix(t *testing.T) {
 	clientURI := func(name string) []*url.URL {
 		return []*url.URL{{Scheme: "spiffe", Host: TrustDomain, Path: "/client/" + name}}
 	}
-	issue := func(name string, tmpl *x509.Certificate) (tls.Certificate, *x509.Certificate) {
+	// issueAs issues a certificate with CN cn (none if empty), written
+	// under name; without ExtKeyUsage (nil) it has clientAuth.
+	issueAs := func(name, cn string, tmpl *x509.Certificate) (tls.Certificate, *x509.Certificate) {
 		t.Helper()
-		tmpl.Subject = pkix.Name{CommonName: name}
+		tmpl.Subject = pkix.Name{CommonName: cn}
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 		if tmpl.NotBefore.IsZero() {
 			tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(time.Hour)
@@ -48,6 +52,10 @@ func TestTLSMatrix(t *testing.T) {
 		pair := testPKI.IssueTemplate(t, tmpl, certFile, keyFile)
 		return pair, pair.Leaf
 	}
+	issue := func(name string, tmpl *x509.Certificate) (tls.Certificate, *x509.Certificate) {
+		t.Helper()
+		return issueAs(name, name, tmpl)
+	}
 	expired, _ := issue("expired", &x509.Certificate{URIs: clientURI("expired"), NotBefore: now.Add(-2 * time.Hour), NotAfter: now.Add(-time.Hour)})
 	notYet, _ := issue("not-yet", &x509.Certificate{URIs: clientURI("not-yet"), NotBefore: now.Add(time.Hour), NotAfter: now.Add(2 * time.Hour)})
 	serverOnly, _ := issue("server-only", &x509.Certificate{URIs: clientURI("server-only"), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
@@ -57,6 +65,12 @@ func TestTLSMatrix(t *testing.T) {
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	})
+	// Refused by the identity rule whatever the authorization setting
+	// (this server has authorization off, the default): a SPIFFE URI of
+	// another trust domain, neither CN nor URI SAN, no EKU extension.
+	foreignTD, _ := issueAs("foreign-td", "root", &x509.Certificate{URIs: []*url.URL{{Scheme: "spiffe", Host: "evil.example", Path: "/client/root"}}})
+	noIdentity, _ := issueAs("no-identity", "", &x509.Certificate{})
+	noEKU, _ := issue("no-eku", &x509.Certificate{URIs: clientURI("root"), ExtKeyUsage: []x509.ExtKeyUsage{}})
 	crl := filepath.Join(dir, "ca.crl")
 	if err := testPKI.WriteCRL(crl, 1, revokedLeaf.SerialNumber, revokedNodeLeaf.SerialNumber); err != nil {
 		t.Fatal(err)
@@ -94,7 +108,7 @@ func TestTLSMatrix(t *testing.T) {
 		return c
 	}
 	const (
-		httpsLine = "http: TLS handshake error from"
+		httpsLine = "client port: refused connection"
 		peerLine  = "peer port: refused connection"
 	)
 	tests := []struct {
@@ -116,6 +130,12 @@ func TestTLSMatrix(t *testing.T) {
 			[]string{httpsLine, "certificate revoked", "serial " + pki.SerialHex(revokedLeaf.SerialNumber), crl}},
 		{"client port/certificate without clientAuth usage", clientAddr, httpsAttempt(client(0, 0, serverOnly)),
 			[]string{httpsLine, "incompatible key usage"}},
+		{"client port/SPIFFE URI of another trust domain (auth off)", clientAddr, httpsAttempt(client(0, 0, foreignTD)),
+			[]string{httpsLine, "reason=identity", "spiffe://evil.example/client/root is not in trust domain"}},
+		{"client port/neither CN nor URI SAN (auth off)", clientAddr, httpsAttempt(client(0, 0, noIdentity)),
+			[]string{httpsLine, "reason=identity", "has no identity"}},
+		{"client port/no EKU extension (auth off)", clientAddr, httpsAttempt(client(0, 0, noEKU)),
+			[]string{httpsLine, "reason=key_usage", "lacks the clientAuth extended key usage"}},
 		{"client port/TLS 1.1 client", clientAddr, httpsAttempt(client(tls.VersionTLS10, tls.VersionTLS11, rootPair)),
 			[]string{httpsLine, "client offered only unsupported versions"}},
 		{"client port/TLS 1.2 client (1.3 is the default minimum)", clientAddr, httpsAttempt(client(0, tls.VersionTLS12, rootPair)),

@@ -132,3 +132,21 @@ type addrConn struct {
 
 func (c addrConn) LocalAddr() net.Addr  { return c.local }
 func (c addrConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// newHandshakeLog counts refused handshakes in
+// cairn_tls_handshake_failures_total{port,reason} (every port and reason
+// present from the start, at 0) and logs them through logger at a bounded
+// rate.
+func newHandshakeLog(reg prometheus.Registerer, logger *slog.Logger) *tlsconf.HandshakeLog {
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_tls_handshake_failures_total",
+		Help: "TLS handshakes refused, by port (client, peer) and reason.",
+	}, []string{"port", "reason"})
+	for _, port := range []string{"client", "peer"} {
+		for _, r := range tlsconf.HandshakeReasons {
+			failures.WithLabelValues(port, r)
+		}
+	}
+	reg.MustRegister(failures)
+	return &tlsconf.HandshakeLog{Logger: logger, Count: func(port, reason string) { failures.WithLabelValues(port, reason).Inc() }}
+}

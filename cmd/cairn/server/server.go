@@ -77,6 +77,7 @@ type Server struct {
 	node      *cluster.Node
 	dns       *dnsserver.Server
 	tlsConf   *tls.Config
+	handshake *tlsconf.HandshakeLog // refused handshakes of both ports: counted, logged at a bounded rate
 	api       *http.Server
 	cancelAPI context.CancelFunc // cancels the requests in flight
 	metricsLn net.Listener

@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"log"
 	"net"
 	"net/http"
 	"time"
@@ -38,6 +38,7 @@ func (s *Server) start() error {
 	s.onClose(lock.Unlock)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.handshake = newHandshakeLog(reg, s.log)
 	t, err := s.loadTLS()
 	if err != nil {
 		return err
@@ -74,7 +75,7 @@ func (s *Server) loadTLS() (tlsSetup, error) {
 	if err != nil {
 		return tlsSetup{}, fmt.Errorf("tls.min_version: %w", err)
 	}
-	t := tlsSetup{opts: tlsconf.Options{MinVersion: minVersion, Logger: s.log}}
+	t := tlsSetup{opts: tlsconf.Options{MinVersion: minVersion, Logger: s.log, TrustDomain: cfg.TLSTrustDomain}}
 	if t.material, err = tlsconf.LoadMaterial(files); err != nil {
 		return tlsSetup{}, err
 	}
@@ -114,6 +115,7 @@ func (s *Server) startNode(t tlsSetup, reg *prometheus.Registry) error {
 		ClientTLS: t.peer.PeerClientConfig(t.opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),
 		DialTLS:   t.peer.PeerDialConfig(t.opts, cfg.TLSTrustDomain, cfg.PeerAllowedCNs),
 		Logger:    logger,
+		Refused:   func(remote string, err error) { s.handshake.Refused("peer", remote, err) },
 	})
 	if err != nil {
 		peerLn.Close()
@@ -238,7 +240,7 @@ func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry) error {
 		// TestSlowBodyCutOff checks a watch outlives it.
 		ReadTimeout: cfg.ReadTimeout,
 		IdleTimeout: 2 * time.Minute,
-		ErrorLog:    slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:    log.New(s.handshake.HTTPErrorLog(logger), "", 0),
 		BaseContext: func(net.Listener) context.Context { return baseCtx },
 	}
 	s.api.RegisterOnShutdown(func() { _ = handler.Close() }) // ends open watches so Shutdown need not wait
