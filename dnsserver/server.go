@@ -59,10 +59,47 @@ func New(cfg Config, src Source, reg prometheus.Registerer, log *slog.Logger) (*
 // Responder returns the answer function the server uses.
 func (s *Server) Responder() *Responder { return s.resp }
 
-// Start listens on addr (host:port; port 0 picks a free port, the same for
-// UDP and TCP) and serves in the background until Shutdown. It returns once
-// both transports accept queries.
+// Listeners are the bound sockets of one DNS address: UDP and TCP on the
+// same port.
+type Listeners struct {
+	udp *net.UDPConn
+	tcp net.Listener
+}
+
+// Listen binds addr (host:port; port 0 picks a free port, the same for UDP
+// and TCP) without answering yet: a caller that must know the port is its
+// own before it does anything it cannot take back (joining a cluster)
+// binds first and calls Serve later.
+func Listen(addr string) (*Listeners, error) {
+	pc, ln, err := listen(addr)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: listen on %s: %w", addr, err)
+	}
+	return &Listeners{udp: pc, tcp: ln}, nil
+}
+
+// Addr is the bound address.
+func (l *Listeners) Addr() string { return l.udp.LocalAddr().String() }
+
+// Close closes both sockets; after Serve, Shutdown does.
+func (l *Listeners) Close() error { return errors.Join(l.udp.Close(), l.tcp.Close()) }
+
+// Start listens on addr (Listen) and serves (Serve).
 func (s *Server) Start(addr string) error {
+	l, err := Listen(addr)
+	if err != nil {
+		return err
+	}
+	if err := s.Serve(l); err != nil {
+		l.Close()
+		return err
+	}
+	return nil
+}
+
+// Serve answers on l in the background until Shutdown, which closes l. It
+// returns once both transports accept queries.
+func (s *Server) Serve(l *Listeners) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -71,10 +108,7 @@ func (s *Server) Start(addr string) error {
 	case s.udp != nil:
 		return ErrStarted
 	}
-	pc, ln, err := listen(addr)
-	if err != nil {
-		return fmt.Errorf("dnsserver: listen on %s: %w", addr, err)
-	}
+	pc, ln, addr := l.udp, l.tcp, l.Addr()
 	started := make(chan struct{}, 2)
 	notify := func() { started <- struct{}{} }
 	idle := s.cfg.IdleTimeout

@@ -76,6 +76,7 @@ type Server struct {
 	peerAddr  string // advertised
 	node      *cluster.Node
 	dns       *dnsserver.Server
+	dnsLn     *dnsserver.Listeners // bound by New before the node starts
 	tlsConf   *tls.Config
 	handshake *tlsconf.HandshakeLog // refused handshakes of both ports: counted, logged at a bounded rate
 	api       *http.Server

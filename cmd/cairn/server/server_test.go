@@ -282,3 +282,42 @@ func TestWithClock(t *testing.T) {
 // plain is the client of the metrics port; it keeps no connection open
 // after a test.
 var plain = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+// A member whose DNS or metrics port is taken fails before its node starts,
+// so it never joins: the cluster it named keeps its one member (before,
+// it joined as a voter, then died binding DNS, and a one-member cluster
+// lost its quorum).
+func TestPortTakenFailsBeforeJoining(t *testing.T) {
+	a := servertest.Start(t, func(c *server.Config) { c.Name = "a" })
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tt := range []struct {
+		name string
+		edit func(*server.Config)
+	}{
+		{"dns", func(c *server.Config) { c.DNSAddr = taken.LocalAddr().String() }},
+		{"metrics", func(c *server.Config) { c.MetricsAddr = busy.Addr().String() }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := servertest.Config(t)
+			cfg.Name, cfg.Peers, cfg.CAFile = "b-"+tt.name, []string{a.PeerAddr()}, a.DevPKI().CAFile
+			tt.edit(&cfg)
+			s, err := server.New(cfg)
+			if err == nil {
+				s.Close()
+				t.Fatal("New succeeded on a taken port")
+			}
+			if n := len(a.Node().Members()); n != 1 {
+				t.Errorf("after the failed start the cluster has %d members, want 1: %v", n, a.Node().Members())
+			}
+		})
+	}
+}

@@ -43,6 +43,13 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
+	// Every port is bound before the node starts, which may join a cluster
+	// as a voter: a port that cannot be had fails the start before then,
+	// never leaving a member that joined and died (the client and peer
+	// ports are bound in startNode, ahead of the node).
+	if err := s.bindDNSAndMetrics(); err != nil {
+		return err
+	}
 	if err := s.startNode(t, reg); err != nil {
 		return err
 	}
@@ -170,6 +177,29 @@ func (s *Server) startCerts(t tlsSetup, reg *prometheus.Registry) error {
 	return reg.Register(newCertExpiry(s.clientLn.Addr(), cfg.Addr, tlsConf, t.material, t.peer))
 }
 
+// bindDNSAndMetrics binds the DNS port (UDP and TCP) and the metrics port,
+// each when configured; startDNS and newAPI serve on them.
+func (s *Server) bindDNSAndMetrics() error {
+	cfg := s.cfg
+	if cfg.DNSAddr != "" {
+		l, err := dnsserver.Listen(cfg.DNSAddr)
+		if err != nil {
+			return fmt.Errorf("dns: %w (is another process using it? set --dns-addr, or empty to turn DNS off)", err)
+		}
+		s.dnsLn = l
+		s.onClose(func() { l.Close() }) // after Serve, Shutdown has closed it already
+	}
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on metrics address %s: %w (is another process using it? set --metrics-addr, or empty to turn it off)", cfg.MetricsAddr, err)
+		}
+		s.metricsLn = ln
+		s.onClose(func() { ln.Close() })
+	}
+	return nil
+}
+
 // startDNS runs the discovery index of the registrations, fed by the local
 // replica, and the DNS responder that answers from it.
 func (s *Server) startDNS(dcfg discovery.Config, reg *prometheus.Registry) error {
@@ -191,8 +221,8 @@ func (s *Server) startDNS(dcfg discovery.Config, reg *prometheus.Registry) error
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
-	if err := dns.Start(cfg.DNSAddr); err != nil {
-		return fmt.Errorf("dns: listen on %s: %w (is another process using it? set --dns-addr, or empty to turn DNS off)", cfg.DNSAddr, err)
+	if err := dns.Serve(s.dnsLn); err != nil {
+		return fmt.Errorf("dns: %w", err)
 	}
 	s.dns = dns
 	s.onClose(func() {
@@ -247,11 +277,6 @@ func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry) error {
 	if cfg.MetricsAddr == "" {
 		return nil
 	}
-	if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-		return fmt.Errorf("listen on metrics address %s: %w (is another process using it? set --metrics-addr, or empty to turn it off)", cfg.MetricsAddr, err)
-	}
-	mln := s.metricsLn
-	s.onClose(func() { mln.Close() })
 	s.metrics = newMetricsServer(handler, logger)
 	s.metrics.BaseContext = func(net.Listener) context.Context { return baseCtx }
 	return nil
