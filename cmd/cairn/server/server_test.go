@@ -321,3 +321,20 @@ func TestPortTakenFailsBeforeJoining(t *testing.T) {
 		})
 	}
 }
+
+// A client certificate as the serving certificate fails the start with
+// what to do, rather than a server on which every handshake fails.
+func TestClientCertificateRefusedForServing(t *testing.T) {
+	p := tlstest.NewPKI(t)
+	f := tlstest.WritePair(t, t.TempDir(), "client", p.CAFile, tlstest.IssueClient(t, p.CA, "app"))
+	cfg := servertest.Config(t)
+	cfg.CAFile, cfg.CertFile, cfg.KeyFile = f.CAFile, f.CertFile, f.KeyFile
+	s, err := server.New(cfg)
+	if err == nil {
+		s.Close()
+		t.Fatal("New served a client-only certificate")
+	}
+	if !strings.Contains(err.Error(), "for clients only") || !strings.Contains(err.Error(), f.CertFile) {
+		t.Errorf("error %q does not name the file and the problem", err)
+	}
+}

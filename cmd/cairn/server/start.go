@@ -86,6 +86,9 @@ func (s *Server) loadTLS() (tlsSetup, error) {
 	if t.material, err = tlsconf.LoadMaterial(files); err != nil {
 		return tlsSetup{}, err
 	}
+	if err := checkServing(t.material, cfg.Addr, s.log); err != nil {
+		return tlsSetup{}, err
+	}
 	t.peer = t.material
 	if pf := peerFiles(cfg, files); pf != files {
 		if t.peer, err = tlsconf.LoadMaterial(pf); err != nil {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -84,4 +85,25 @@ func printWelcome(w io.Writer, version, url, dnsAddr string, dev *pki.Dev) {
 		fmt.Fprintf(w, "  %s %s/v2/keys/skydns/internal/cairn/web/web-1 -XPUT -d ttl=60 -d value='{\"host\":\"127.0.0.1\",\"port\":8080}'\n", curl, url)
 		fmt.Fprintf(w, "  dig @%s -p %s web.cairn.internal SRV\n", host, port)
 	}
+}
+
+// checkServing refuses a client-only certificate as the client port's
+// serving certificate and warns when it does not name the advertised host.
+func checkServing(m *tlsconf.Material, addr string, logger *slog.Logger) error {
+	c := m.Certificate()
+	leaf := c.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return fmt.Errorf("serving certificate %s: %w", m.Files().CertFile, err)
+		}
+	}
+	warn, err := tlsconf.CheckServing(leaf, addr)
+	if err != nil {
+		return fmt.Errorf("cert_file %s: %w", m.Files().CertFile, err)
+	}
+	if warn != "" {
+		logger.Warn("cert_file "+m.Files().CertFile+": "+warn, "addr", addr)
+	}
+	return nil
 }
