@@ -36,17 +36,30 @@ func NeedBinary(t testing.TB, name string) string {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago: it
-// listens on port 0 and closes the listener. Another process may take the
-// port before the caller binds it; that is rare on a test machine.
+// listens on port 0 and closes the listener. It never returns a port it
+// returned before in this process: the kernel may hand the same port out
+// twice in a row, and a test that asks for a client and a peer port must
+// get two. Another process may still take the port before the caller binds
+// it; that is rare on a test machine.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, used := handedOut.LoadOrStore(port, true); !used {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("free port: the kernel kept returning ports already handed out")
+	return 0
 }
+
+// handedOut holds every port FreePort returned.
+var handedOut sync.Map
 
 // errNotYet is what a Poll condition returns while it waits.
 var errNotYet = errors.New("not yet")
