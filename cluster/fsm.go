@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -35,7 +37,7 @@ type fsm struct {
 	clusterID atomic.Uint64
 
 	mu      sync.Mutex
-	waiters map[uint64][]chan struct{} // applied-index waiters, see waitApplied
+	waiters []indexWaiter // applied-index waiters by index, see appliedCh
 
 	metaMu  sync.RWMutex
 	members map[uint64]memberInfo
@@ -48,33 +50,75 @@ type fsm struct {
 	sawFramed bool
 }
 
-var _ raft.FSM = (*fsm)(nil)
+// indexWaiter is a channel closed once the FSM applies index: every
+// waiter for one index shares it.
+type indexWaiter struct {
+	index uint64
+	ch    chan struct{}
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
 var _ raft.ConfigurationStore = (*fsm)(nil)
 
 func newFSM(s *store.Store, flt *disk.Fault) *fsm {
 	if flt == nil {
 		flt = disk.NewFault()
 	}
-	return &fsm{store: s, waiters: make(map[uint64][]chan struct{}),
+	return &fsm{store: s,
 		members: make(map[uint64]memberInfo), removed: make(map[uint64]bool), fault: flt}
 }
 
-// Apply runs one committed command. An entry that fails its checksum is
-// corrupt: it is not applied, the fault is raised (the node stops, see
+// Apply runs one committed command (raft calls ApplyBatch; restores and
+// tests call this).
+func (f *fsm) Apply(l *raft.Log) any {
+	res, ok := f.apply(l)
+	if ok {
+		f.advance(l.Index)
+	}
+	return res
+}
+
+// ApplyBatch runs a batch of committed entries (commands and
+// configurations, in log order) and then moves the applied index once, to
+// the last entry it applied: waiters wake once per batch.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	var last uint64
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			if f.fault.Err() == nil {
+				last = l.Index // a configuration: only the applied index moves
+			}
+			continue
+		}
+		res, ok := f.apply(l)
+		out[i] = res
+		if ok {
+			last = l.Index
+		}
+	}
+	if last != 0 {
+		f.advance(last)
+	}
+	return out
+}
+
+// apply runs one command; ok is false when it was not applied and the
+// applied index must not move past it. An entry that fails its checksum
+// is corrupt: it is not applied, the fault is raised (the node stops, see
 // Node.Err), and neither it nor any later entry moves the applied index. A
 // command that passes its checksum but does not decode is one this binary
 // does not understand: it panics rather than diverge.
-func (f *fsm) Apply(l *raft.Log) any {
+func (f *fsm) apply(l *raft.Log) (res any, ok bool) {
 	if err := f.fault.Err(); err != nil {
-		return applyResult{err: err}
+		return applyResult{err: err}, false
 	}
 	body, framed, err := disk.CheckEntry(l, f.sawFramed)
 	if err != nil {
 		f.fault.Raise(err)
-		return applyResult{err: err}
+		return applyResult{err: err}, false
 	}
 	f.sawFramed = framed
-	defer f.advance(l.Index)
 	c, err := decodeBody(body)
 	if err != nil {
 		panic(fmt.Sprintf("cluster: undecodable raft entry %d: %v", l.Index, err))
@@ -84,49 +128,60 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	switch c.typ {
 	case cmdExpire:
-		return applyResult{events: f.store.DeleteExpiredKeys(c.now)}
+		return applyResult{events: f.store.DeleteExpiredKeys(c.now)}, true
 	case cmdNoop:
-		return applyResult{}
+		return applyResult{}, true
 	case cmdMember:
 		f.applyMember(c.member)
-		return applyResult{}
+		return applyResult{}, true
 	default:
 		ev, err := f.store.Apply(c.req, c.now)
-		return applyResult{event: ev, err: err}
+		return applyResult{event: ev, err: err}, true
 	}
 }
 
-// StoreConfiguration is called for committed configuration entries; it only
-// moves the applied index.
+// StoreConfiguration is called for committed configuration entries when
+// raft does not batch; it only moves the applied index.
 func (f *fsm) StoreConfiguration(index uint64, _ raft.Configuration) { f.advance(index) }
 
+// advance moves the applied index to index and wakes the waiters it
+// reaches.
 func (f *fsm) advance(index uint64) {
 	if index <= f.applied.Load() {
 		return
 	}
-	f.applied.Store(index)
 	f.mu.Lock()
-	for i, ws := range f.waiters {
-		if i <= index {
-			for _, w := range ws {
-				close(w)
-			}
-			delete(f.waiters, i)
-		}
+	f.applied.Store(index)
+	k := 0
+	for k < len(f.waiters) && f.waiters[k].index <= index {
+		close(f.waiters[k].ch)
+		k++
+	}
+	if k > 0 {
+		f.waiters = append(f.waiters[:0], f.waiters[k:]...)
 	}
 	f.mu.Unlock()
 }
 
+// closedCh is the answer of appliedCh for an index already applied.
+var closedCh = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+
 // appliedCh returns a channel closed once the FSM has applied index.
 func (f *fsm) appliedCh(index uint64) <-chan struct{} {
-	ch := make(chan struct{})
+	if f.applied.Load() >= index {
+		return closedCh
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.applied.Load() >= index {
-		close(ch)
-		return ch
+		return closedCh
 	}
-	f.waiters[index] = append(f.waiters[index], ch)
+	i, found := slices.BinarySearchFunc(f.waiters, index, func(w indexWaiter, x uint64) int { return cmp.Compare(w.index, x) })
+	if found {
+		return f.waiters[i].ch
+	}
+	ch := make(chan struct{})
+	f.waiters = slices.Insert(f.waiters, i, indexWaiter{index: index, ch: ch})
 	return ch
 }
 

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -134,6 +132,9 @@ func New(cfg Config) (*Node, error) {
 	rc.Logger = hlog
 
 	rc.PreVoteDisabled = false // a removed or partitioned member must not depose a healthy leader
+
+	// Group commit and commit-index propagation: raftconf.go.
+	tuneRaft(rc, cfg)
 
 	fail := func(err error) (*Node, error) {
 		netw.Close()
@@ -301,9 +302,12 @@ func (n *Node) maybeExpire() {
 	}
 }
 
-// Propose commits a write and returns its result as applied on this node.
-// On a follower the write is forwarded to the leader, and Propose returns
-// once this node has applied it too, so later reads here see it. A
+// Propose commits a write and returns its result. On a follower the write
+// is forwarded to the leader and answered from the leader's result as soon
+// as it commits: the follower does not wait to apply it (it learns the
+// commit index only with the leader's next AppendEntries). A later
+// linearizable read on this node still sees it: ReadBarrier waits for the
+// leader's commit index, which covers every write the leader answered. A
 // *store.Error is a business failure (nothing changed); any other error is
 // a raft failure and the write may or may not have been applied.
 func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, error) {
@@ -326,20 +330,8 @@ func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, err
 	if err != nil {
 		return nil, err
 	}
-	idx, k := binary.Uvarint(ans)
-	if k <= 0 {
-		return nil, errors.New("cluster: truncated proposal answer from the leader")
-	}
-	var we wireEvent
-	if err := json.Unmarshal(ans[k:], &we); err != nil || we.Event == nil {
-		return nil, fmt.Errorf("cluster: bad proposal answer from the leader: %v", err)
-	}
-	we.Event.EtcdIndex, we.Event.Refresh = we.EtcdIndex, we.Refresh
-	if err := n.waitApplied(ctx, idx); err != nil {
-		// Committed, but not yet here: the answer is still right.
-		n.cfg.Logger.Debug("forwarded write not yet applied locally", "index", idx, "err", err)
-	}
-	return we.Event, nil
+	ev, _, err := decodeProposeAnswer(ans)
+	return ev, err
 }
 
 // proposeLocal runs a write on the leader, stamped with its clock, and

@@ -51,6 +51,30 @@ type wireEvent struct {
 	Refresh   bool         `json:"r,omitempty"`
 }
 
+// encodeProposeAnswer is the leader's answer to a forwarded proposal: the
+// raft index of the entry, then the event.
+func encodeProposeAnswer(ev *store.Event, idx uint64) ([]byte, error) {
+	b, err := json.Marshal(wireEvent{Event: ev, EtcdIndex: ev.EtcdIndex, Refresh: ev.Refresh})
+	if err != nil {
+		return nil, err
+	}
+	return append(binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b)), idx), b...), nil
+}
+
+// decodeProposeAnswer parses encodeProposeAnswer's answer.
+func decodeProposeAnswer(ans []byte) (*store.Event, uint64, error) {
+	idx, k := binary.Uvarint(ans)
+	if k <= 0 {
+		return nil, 0, errors.New("cluster: truncated proposal answer from the leader")
+	}
+	var we wireEvent
+	if err := json.Unmarshal(ans[k:], &we); err != nil || we.Event == nil {
+		return nil, 0, fmt.Errorf("cluster: bad proposal answer from the leader: %v", err)
+	}
+	we.Event.EtcdIndex, we.Event.Refresh = we.EtcdIndex, we.Refresh
+	return we.Event, idx, nil
+}
+
 // remoteError is a failure answered by a peer that is not one of the
 // sentinels: its text is shown as is.
 type remoteError struct{ msg string }
@@ -176,11 +200,7 @@ func (n *Node) serveLeader(ctx context.Context, op byte, payload []byte) ([]byte
 		if err != nil {
 			return nil, err
 		}
-		b, err := json.Marshal(wireEvent{Event: ev, EtcdIndex: ev.EtcdIndex, Refresh: ev.Refresh})
-		if err != nil {
-			return nil, err
-		}
-		return append(binary.AppendUvarint(nil, idx), b...), nil
+		return encodeProposeAnswer(ev, idx)
 	case opReadIndex:
 		idx, err := n.readIndex(ctx)
 		if err != nil {

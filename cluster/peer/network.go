@@ -18,9 +18,11 @@ import (
 	"github.com/cairnkv/cairn/cluster"
 )
 
-// The peer port carries two protocols over mutual TLS. After the handshake
-// the dialer sends one byte naming the protocol: raft's own RPCs, or Cairn's
-// request/answer frames (forwarded proposals, reads, joins).
+// The peer port carries raft and Cairn's forwarding over mutual TLS. After
+// the handshake the dialer sends one byte naming the protocol: raft's own
+// RPCs, or Cairn's request/answer frames (forwarded proposals, reads,
+// joins), multiplexed (protoMux, mux.go) or one at a time per connection
+// (protoForward, what members before protoMux speak).
 const (
 	protoRaft    byte = 'R'
 	protoForward byte = 'F'
@@ -75,7 +77,8 @@ type Network struct {
 
 	mu      sync.Mutex
 	handler func(ctx context.Context, req []byte) []byte
-	idle    map[string][]idleConn
+	idle    map[string][]idleConn // protoForward connections, for peers that predate protoMux
+	mux     map[string]*muxPool
 	conns   map[net.Conn]struct{} // forwarding connections served, raft connections either way
 	closed  bool
 	done    chan struct{}
@@ -114,6 +117,7 @@ func New(cfg Config) (*Network, error) {
 		cfg: cfg, ln: ln, log: cfg.Logger,
 		raftCh: make(chan net.Conn),
 		idle:   make(map[string][]idleConn),
+		mux:    make(map[string]*muxPool),
 		conns:  make(map[net.Conn]struct{}),
 		done:   make(chan struct{}),
 	}
@@ -170,9 +174,16 @@ func (n *Network) Close() error {
 		}
 	}
 	n.idle = nil
+	var muxes []*muxConn
+	for _, p := range n.mux {
+		muxes = append(muxes, p.conns...)
+	}
 	n.mu.Unlock()
 	for _, c := range open {
 		c.Close()
+	}
+	for _, mc := range muxes {
+		mc.fail(net.ErrClosed)
 	}
 	n.trans.Close()
 	n.wg.Wait()
@@ -235,6 +246,12 @@ func (n *Network) handshake(raw net.Conn) {
 		case <-n.done:
 			tc.Close()
 		}
+	case protoMux:
+		if !n.track(c) {
+			return
+		}
+		defer n.untrack(c)
+		n.serveMux(c)
 	case protoForward:
 		if !n.track(c) {
 			return
@@ -293,7 +310,8 @@ func (n *Network) untrack(c net.Conn) {
 	c.Close()
 }
 
-// serveForward answers frames one at a time until the peer hangs up.
+// serveForward answers frames one at a time until the peer hangs up
+// (protoForward, the protocol of members that predate protoMux).
 func (n *Network) serveForward(c net.Conn) {
 	r := bufio.NewReader(c)
 	for {
@@ -316,8 +334,19 @@ func (n *Network) serveForward(c net.Conn) {
 	}
 }
 
-// Call sends req to the peer at addr over a pooled forwarding connection.
+// Call sends req to the peer at addr over a shared multiplexed connection
+// (mux.go), or a pooled one-request connection to a peer that predates
+// them.
 func (n *Network) Call(ctx context.Context, addr string, req []byte) ([]byte, error) {
+	ans, err := n.callMux(ctx, addr, req)
+	if !errors.Is(err, errMuxRefused) {
+		return ans, err
+	}
+	return n.callForward(ctx, addr, req)
+}
+
+// callForward sends req over a pooled protoForward connection.
+func (n *Network) callForward(ctx context.Context, addr string, req []byte) ([]byte, error) {
 	c, err := n.getConn(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("peer: connect to peer %s: %w: %w", addr, err, cluster.ErrNotSent)

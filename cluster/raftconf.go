@@ -1,0 +1,34 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Raft settings of the write path (measured: cluster/bench_test.go and
+// cmd/cairn/e2e/writebench_test.go).
+const (
+	// maxCommitTimeout bounds raft's CommitTimeout: how long an idle leader
+	// waits before it sends followers an AppendEntries that carries only
+	// its commit index. hashicorp/raft sends the commit index with new
+	// entries or after a random [CommitTimeout, 2×CommitTimeout] wait,
+	// never when the index moves; a follower therefore learns of a write
+	// that no other write followed only then, and a linearizable read on
+	// that follower waits that long for the read index. Idle, each
+	// follower gets one empty AppendEntries per CommitTimeout or so.
+	maxCommitTimeout = 5 * time.Millisecond
+	// maxAppendEntries is both how many proposals the leader writes to its
+	// log in one batch (one fsync) and how many entries one AppendEntries
+	// and one FSM batch carry; raft's default is 64, its limit 1024.
+	maxAppendEntries = 512
+)
+
+// tuneRaft sets the raft options that shape write throughput and latency:
+// group commit (a buffered apply channel drained into one log write) and a
+// short commit timeout.
+func tuneRaft(rc *raft.Config, cfg Config) {
+	rc.CommitTimeout = max(min(cfg.HeartbeatInterval/2, maxCommitTimeout), time.Millisecond)
+	rc.MaxAppendEntries = maxAppendEntries
+	rc.BatchApplyCh = true
+}
