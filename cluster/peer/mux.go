@@ -70,7 +70,8 @@ type muxConn struct {
 	mu       sync.Mutex
 	pending  map[uint64]*muxCall
 	nextID   uint64
-	closed   bool
+	closed   bool // takes no new call: failed, or the peer sent a goaway
+	failed   bool
 	lastRead atomic.Int64 // unix nanos of the last answer read
 	inflight atomic.Int32
 }
@@ -239,11 +240,11 @@ func (n *Network) dialMux(ctx context.Context, addr string) (*muxConn, error) {
 // never handed to the writer as not sent, the others as lost.
 func (mc *muxConn) fail(err error) {
 	mc.mu.Lock()
-	if mc.closed {
+	if mc.failed {
 		mc.mu.Unlock()
 		return
 	}
-	mc.closed = true
+	mc.failed, mc.closed = true, true
 	pending := mc.pending
 	mc.pending = nil
 	mc.mu.Unlock()
@@ -271,6 +272,11 @@ func (mc *muxConn) readLoop(n *Network, p *muxPool) {
 			break
 		}
 		mc.lastRead.Store(time.Now().UnixNano())
+		if id == 0 {
+			mc.goaway(b)
+			n.dropMux(p, mc)
+			continue
+		}
 		mc.mu.Lock()
 		cl := mc.pending[id]
 		delete(mc.pending, id)
@@ -280,14 +286,44 @@ func (mc *muxConn) readLoop(n *Network, p *muxPool) {
 		}
 	}
 	mc.fail(err)
+	n.dropMux(p, mc)
+}
+
+// dropMux takes mc out of its pool: new calls use another connection.
+func (n *Network) dropMux(p *muxPool, mc *muxConn) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	for i, x := range p.conns {
 		if x == mc {
 			p.conns = append(p.conns[:i], p.conns[i+1:]...)
-			break
+			return
 		}
 	}
-	n.mu.Unlock()
+}
+
+// goaway handles the peer's notice that it is closing the connection:
+// it takes no new call, and the calls after the last one the peer took
+// were never served, so they may be sent again elsewhere.
+func (mc *muxConn) goaway(b []byte) {
+	last, k := binary.Uvarint(b)
+	mc.mu.Lock()
+	if k <= 0 || mc.closed {
+		mc.mu.Unlock()
+		return
+	}
+	mc.closed = true
+	var unserved []*muxCall
+	for id, cl := range mc.pending {
+		if id > last {
+			unserved = append(unserved, cl)
+			delete(mc.pending, id)
+		}
+	}
+	mc.mu.Unlock()
+	for _, cl := range unserved {
+		cl.state.Store(2)
+		cl.ans <- muxAnswer{err: fmt.Errorf("peer: peer %s is closing the connection: %w", mc.addr, cluster.ErrNotSent)}
+	}
 }
 
 // writeLoop writes queued requests, flushing when the queue is empty.
@@ -320,60 +356,67 @@ func (mc *muxConn) writeLoop(n *Network) {
 	}
 }
 
+// muxServer is the server side of one multiplexed connection.
+type muxServer struct {
+	c        net.Conn
+	out      chan muxFrame
+	done     chan struct{} // closed when the reader stops
+	handlers sync.WaitGroup
+
+	mu       sync.Mutex
+	lastID   uint64 // the last request taken
+	closing  bool   // a goaway is on its way: take no more requests
+	shutdown sync.Once
+}
+
+// goawayWait bounds how long a closing network waits for the requests in
+// flight on a connection to be answered before it closes it.
+const goawayWait = time.Second
+
 // serveMux answers the frames of a multiplexed connection, each in its own
-// goroutine, until the peer hangs up.
+// goroutine, until the peer hangs up or the network closes (close).
 func (n *Network) serveMux(c net.Conn) {
 	c.SetWriteDeadline(time.Now().Add(peerHandshakeTimeout))
 	if _, err := c.Write([]byte{protoMux}); err != nil {
 		return
 	}
 	c.SetWriteDeadline(time.Time{})
-	out := make(chan muxFrame, muxQueue)
-	done := make(chan struct{})
-	var handlers sync.WaitGroup
+	ms := &muxServer{c: c, out: make(chan muxFrame, muxQueue), done: make(chan struct{})}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.muxServed[ms] = struct{}{}
+	n.mu.Unlock()
 	defer func() {
-		close(done)
-		handlers.Wait()
+		n.mu.Lock()
+		delete(n.muxServed, ms)
+		n.mu.Unlock()
+		close(ms.done)
+		ms.handlers.Wait()
 	}()
 	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		w := bufio.NewWriterSize(c, muxBuffer)
-		for {
-			var f muxFrame
-			select {
-			case f = <-out:
-			case <-done:
-				return
-			}
-			for {
-				if err := writeMuxFrame(w, f.id, f.payload); err != nil {
-					c.Close()
-					return
-				}
-				if len(out) == 0 {
-					break
-				}
-				f = <-out
-			}
-			if err := w.Flush(); err != nil {
-				c.Close()
-				return
-			}
-		}
-	}()
+	go ms.writeLoop(n)
 	r := bufio.NewReaderSize(c, muxBuffer)
 	for {
 		id, req, err := readMuxFrame(r)
 		if err != nil {
 			return
 		}
+		ms.mu.Lock()
+		if ms.closing {
+			ms.mu.Unlock()
+			continue // after the goaway: the caller knows it was not served
+		}
+		ms.lastID = id
+		ms.handlers.Add(1)
+		ms.mu.Unlock()
 		n.mu.Lock()
 		h := n.handler
 		n.mu.Unlock()
-		handlers.Add(1)
 		go func() {
-			defer handlers.Done()
+			defer ms.handlers.Done()
 			var resp []byte
 			if h == nil {
 				resp = cluster.NotServing()
@@ -381,10 +424,67 @@ func (n *Network) serveMux(c net.Conn) {
 				resp = h(n.baseCtx, req)
 			}
 			select {
-			case out <- muxFrame{id: id, payload: resp}:
-			case <-done:
+			case ms.out <- muxFrame{id: id, payload: resp}:
+			case <-ms.done:
 			}
 		}()
+	}
+}
+
+// close tells the caller which requests were taken (a goaway frame: ID 0,
+// the last ID taken), lets those in flight be answered for a moment, then
+// closes the connection. Requests after the goaway are not served, and the
+// caller may send them again elsewhere.
+func (ms *muxServer) close() {
+	ms.shutdown.Do(func() {
+		ms.mu.Lock()
+		ms.closing = true
+		last := ms.lastID
+		ms.mu.Unlock()
+		answered := make(chan struct{})
+		go func() { ms.handlers.Wait(); close(answered) }()
+		select {
+		case <-answered:
+		case <-time.After(goawayWait):
+		}
+		select {
+		case ms.out <- muxFrame{payload: binary.AppendUvarint(nil, last)}:
+		case <-ms.done:
+			ms.c.Close()
+		}
+	})
+}
+
+// writeLoop writes answers, flushing when the queue is empty; the goaway
+// frame is the last, after which it closes the connection.
+func (ms *muxServer) writeLoop(n *Network) {
+	defer n.wg.Done()
+	defer ms.c.Close()
+	w := bufio.NewWriterSize(ms.c, muxBuffer)
+	for {
+		var f muxFrame
+		select {
+		case f = <-ms.out:
+		case <-ms.done:
+			return
+		}
+		for {
+			ms.c.SetWriteDeadline(time.Now().Add(peerRPCTimeout))
+			if err := writeMuxFrame(w, f.id, f.payload); err != nil {
+				return
+			}
+			if f.id == 0 { // goaway
+				w.Flush()
+				return
+			}
+			if len(ms.out) == 0 {
+				break
+			}
+			f = <-ms.out
+		}
+		if err := w.Flush(); err != nil {
+			return
+		}
 	}
 }
 

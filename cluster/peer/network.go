@@ -79,12 +79,17 @@ type Network struct {
 	handler func(ctx context.Context, req []byte) []byte
 	idle    map[string][]idleConn // protoForward connections, for peers that predate protoMux
 	mux     map[string]*muxPool
-	conns   map[net.Conn]struct{} // forwarding connections served, raft connections either way
-	closed  bool
-	done    chan struct{}
-	wg      sync.WaitGroup
-	baseCtx context.Context
-	cancel  context.CancelFunc
+	// muxServed are the multiplexed connections served: Close sends each
+	// a goaway before closing it.
+	muxServed map[*muxServer]struct{}
+	conns     map[net.Conn]struct{} // forwarding connections served, raft connections either way
+	closed    bool
+	done      chan struct{}
+	wg        sync.WaitGroup
+	baseCtx   context.Context
+	cancel    context.CancelFunc
+
+	noMux bool // tests: refuse protoMux as a member that predates it does
 }
 
 type idleConn struct {
@@ -115,11 +120,12 @@ func New(cfg Config) (*Network, error) {
 	}
 	n := &Network{
 		cfg: cfg, ln: ln, log: cfg.Logger,
-		raftCh: make(chan net.Conn),
-		idle:   make(map[string][]idleConn),
-		mux:    make(map[string]*muxPool),
-		conns:  make(map[net.Conn]struct{}),
-		done:   make(chan struct{}),
+		raftCh:    make(chan net.Conn),
+		idle:      make(map[string][]idleConn),
+		mux:       make(map[string]*muxPool),
+		muxServed: make(map[*muxServer]struct{}),
+		conns:     make(map[net.Conn]struct{}),
+		done:      make(chan struct{}),
 	}
 	n.baseCtx, n.cancel = context.WithCancel(context.Background())
 	n.dialer.Timeout = peerHandshakeTimeout
@@ -178,7 +184,16 @@ func (n *Network) Close() error {
 	for _, p := range n.mux {
 		muxes = append(muxes, p.conns...)
 	}
+	served := make([]*muxServer, 0, len(n.muxServed))
+	for ms := range n.muxServed {
+		served = append(served, ms)
+	}
 	n.mu.Unlock()
+	var goaways sync.WaitGroup
+	for _, ms := range served {
+		goaways.Go(ms.close)
+	}
+	goaways.Wait()
 	for _, c := range open {
 		c.Close()
 	}
@@ -247,11 +262,12 @@ func (n *Network) handshake(raw net.Conn) {
 			tc.Close()
 		}
 	case protoMux:
-		if !n.track(c) {
+		if n.noMux {
+			c.Close()
 			return
 		}
-		defer n.untrack(c)
-		n.serveMux(c)
+		n.serveMux(c) // not tracked: Close sends it a goaway first
+		c.Close()
 	case protoForward:
 		if !n.track(c) {
 			return

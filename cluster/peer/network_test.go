@@ -3,6 +3,8 @@ package peer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,8 +50,9 @@ func newTestNetwork(t *testing.T, m *tlsconf.Material, bind string) *Network {
 func echo(_ context.Context, req []byte) []byte { return append([]byte("echo:"), req...) }
 
 // TestNetworkCall: forwarding frames travel over mutual TLS between
-// nodes; a pooled connection whose peer went away is noticed before a
-// request is sent on it; a client certificate cannot call.
+// nodes, on a shared multiplexed connection; a connection whose peer went
+// away is dropped before a request is sent on it; a client certificate
+// cannot call.
 func TestNetworkCall(t *testing.T) {
 	p := tlstest.NewPKI(t)
 	dir, ca, caFile := p.Dir, p.CA, p.CAFile
@@ -61,26 +64,22 @@ func TestNetworkCall(t *testing.T) {
 	b.Serve(echo)
 	addrB := b.Addr().String()
 	ctx := context.Background()
-	for i := range 3 { // the second and third reuse the pooled connection
+	for i := range 3 { // the second and third reuse the connection
 		ans, err := a.Call(ctx, addrB, []byte{byte('0' + i)})
 		if err != nil || string(ans) != "echo:"+string(rune('0'+i)) {
 			t.Fatalf("call %d: %q, %v", i, ans, err)
 		}
 	}
+	if c := muxConns(a, addrB); c != 1 {
+		t.Fatalf("%d connections after sequential calls, want 1", c)
+	}
 
-	// b restarts at the same address: a's pooled connection is dead, and
-	// the next call must notice before sending, not fail after.
+	// b restarts at the same address: a's connection is dead, and is
+	// dropped when its FIN arrives; the next call dials afresh.
 	b.Close()
 	b2 := newTestNetwork(t, mB, addrB)
 	b2.Serve(echo)
-	// Wait for the FIN to reach a's pooled connection (the probe leaves it
-	// in the pool, as dead as before).
-	poll.Until(t, 10*time.Second, "a's pooled connection to see b close it", func() bool {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		ics := a.idle[addrB]
-		return len(ics) == 1 && !alive(ics[0].c)
-	})
+	poll.Until(t, 10*time.Second, "a to drop its connection to the closed b", func() bool { return muxConns(a, addrB) == 0 })
 	if ans, err := a.Call(ctx, addrB, []byte("x")); err != nil || string(ans) != "echo:x" {
 		t.Fatalf("call after the peer restarted: %q, %v", ans, err)
 	}
@@ -95,8 +94,115 @@ func TestNetworkCall(t *testing.T) {
 	mC := peerMaterial(t, ca, caFile, dir, "c", false)
 	b3 := newTestNetwork(t, mB, "127.0.0.1:0")
 	b3.Serve(echo)
-	cli := &Network{cfg: Config{ClientTLS: mC.ClientConfig(tlsconf.Options{})}, idle: map[string][]idleConn{}}
+	cli := &Network{cfg: Config{ClientTLS: mC.ClientConfig(tlsconf.Options{})}, idle: map[string][]idleConn{}, mux: map[string]*muxPool{}}
 	if ans, err := cli.Call(ctx, b3.Addr().String(), []byte("z")); err == nil {
 		t.Fatalf("a client certificate called the peer port: %q", ans)
+	}
+}
+
+func muxConns(n *Network, addr string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p := n.mux[addr]; p != nil {
+		return len(p.conns)
+	}
+	return 0
+}
+
+// TestNetworkCallConcurrent: many calls in flight share at most
+// muxConnsPerPeer connections, and each gets its own answer, whatever the
+// order the handler finishes them in.
+func TestNetworkCallConcurrent(t *testing.T) {
+	p := tlstest.NewPKI(t)
+	mA := peerMaterial(t, p.CA, p.CAFile, p.Dir, "a", true)
+	mB := peerMaterial(t, p.CA, p.CAFile, p.Dir, "b", true)
+	a := newTestNetwork(t, mA, "127.0.0.1:0")
+	b := newTestNetwork(t, mB, "127.0.0.1:0")
+	release := make(chan struct{})
+	b.Serve(func(ctx context.Context, req []byte) []byte {
+		if req[0]%2 == 0 {
+			<-release // even requests wait until every odd one is answered
+		}
+		return echo(ctx, req)
+	})
+	const calls = 100
+	var odd sync.WaitGroup
+	odd.Add(calls / 2)
+	errs := make(chan error, calls)
+	var all sync.WaitGroup
+	for i := range calls {
+		all.Go(func() {
+			ans, err := a.Call(context.Background(), b.Addr().String(), []byte{byte(i)})
+			if err == nil && string(ans) != "echo:"+string([]byte{byte(i)}) {
+				err = fmt.Errorf("call %d got %q", i, ans)
+			}
+			errs <- err
+			if i%2 == 1 {
+				odd.Done()
+			}
+		})
+	}
+	odd.Wait()
+	close(release)
+	all.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := muxConns(a, b.Addr().String()); c < 1 || c > muxConnsPerPeer {
+		t.Fatalf("%d connections, want 1 to %d", c, muxConnsPerPeer)
+	}
+}
+
+// TestNetworkCallLegacy: a peer that predates protoMux closes the
+// multiplexed connection at once; the caller then speaks protoForward to
+// it, and nothing is lost.
+func TestNetworkCallLegacy(t *testing.T) {
+	p := tlstest.NewPKI(t)
+	mA := peerMaterial(t, p.CA, p.CAFile, p.Dir, "a", true)
+	mB := peerMaterial(t, p.CA, p.CAFile, p.Dir, "b", true)
+	a := newTestNetwork(t, mA, "127.0.0.1:0")
+	b := newTestNetwork(t, mB, "127.0.0.1:0")
+	b.noMux = true
+	b.Serve(echo)
+	for i := range 3 {
+		ans, err := a.Call(context.Background(), b.Addr().String(), []byte{byte('0' + i)})
+		if err != nil || string(ans) != "echo:"+string(rune('0'+i)) {
+			t.Fatalf("call %d to an old peer: %q, %v", i, ans, err)
+		}
+	}
+	if c := muxConns(a, b.Addr().String()); c != 0 {
+		t.Fatalf("%d multiplexed connections to a peer that refuses them", c)
+	}
+}
+
+// TestNetworkCallAbandoned: a call whose context ends gets the context's
+// error; the connection still serves the next call.
+func TestNetworkCallAbandoned(t *testing.T) {
+	p := tlstest.NewPKI(t)
+	mA := peerMaterial(t, p.CA, p.CAFile, p.Dir, "a", true)
+	mB := peerMaterial(t, p.CA, p.CAFile, p.Dir, "b", true)
+	a := newTestNetwork(t, mA, "127.0.0.1:0")
+	b := newTestNetwork(t, mB, "127.0.0.1:0")
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) })
+	b.Serve(func(ctx context.Context, req []byte) []byte {
+		if string(req) == "block" {
+			<-block
+		}
+		return echo(ctx, req)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		poll.Until(t, 10*time.Second, "the call in flight", func() bool { return muxConns(a, b.Addr().String()) == 1 })
+		cancel()
+	}()
+	if _, err := a.Call(ctx, b.Addr().String(), []byte("block")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned call: %v, want context.Canceled", err)
+	}
+	if ans, err := a.Call(context.Background(), b.Addr().String(), []byte("x")); err != nil || string(ans) != "echo:x" {
+		t.Fatalf("call after an abandoned one: %q, %v", ans, err)
 	}
 }
