@@ -18,7 +18,7 @@ import (
 const testTD = tlstest.TrustDomain
 
 // peerMaterial issues a node ("node") or client certificate from ca into dir.
-func peerMaterial(t *testing.T, ca *pki.CA, caFile, dir, name string, node bool) *tlsconf.Material {
+func peerMaterial(t testing.TB, ca *pki.CA, caFile, dir, name string, node bool) *tlsconf.Material {
 	t.Helper()
 	var iss pki.Issued
 	if node {
@@ -33,7 +33,7 @@ func peerMaterial(t *testing.T, ca *pki.CA, caFile, dir, name string, node bool)
 	return m
 }
 
-func newTestNetwork(t *testing.T, m *tlsconf.Material, bind string) *Network {
+func newTestNetwork(t testing.TB, m *tlsconf.Material, bind string) *Network {
 	t.Helper()
 	n, err := New(Config{
 		BindAddr: bind, AdvertiseAddr: bind,
@@ -205,4 +205,8 @@ func TestNetworkCallAbandoned(t *testing.T) {
 	if ans, err := a.Call(context.Background(), b.Addr().String(), []byte("x")); err != nil || string(ans) != "echo:x" {
 		t.Fatalf("call after an abandoned one: %q, %v", ans, err)
 	}
+}
+
+func benchMaterial(b *testing.B, p *tlstest.PKI, name string) *tlsconf.Material {
+	return peerMaterial(b, p.CA, p.CAFile, p.Dir, name, true)
 }

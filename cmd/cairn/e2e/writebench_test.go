@@ -150,6 +150,7 @@ func runPuts(t *testing.T, s *Server, clients int, dur time.Duration, prefix str
 	end := warm.Add(dur)
 	lat := make([][]time.Duration, clients)
 	errs := make([]int, clients)
+	var firstErr sync.Once
 	var wg sync.WaitGroup
 	for w := range clients {
 		wg.Go(func() {
@@ -163,10 +164,17 @@ func runPuts(t *testing.T, s *Server, clients int, dur time.Duration, prefix str
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				resp, err := hc.Do(req)
 				ok := err == nil
+				var body []byte
 				if err == nil {
-					io.Copy(io.Discard, resp.Body)
+					body, _ = io.ReadAll(resp.Body)
 					resp.Body.Close()
 					ok = resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated
+					if !ok {
+						err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, body)
+					}
+				}
+				if err != nil {
+					firstErr.Do(func() { t.Logf("%s: first error: %v", s, err) })
 				}
 				if start.Before(warm) {
 					continue
