@@ -52,20 +52,26 @@ func BenchmarkApplyBatch(b *testing.B) {
 }
 
 // BenchmarkProposeAnswer measures the leader's answer to a forwarded put:
-// encoded on the leader, decoded on the follower.
+// encoded on the leader, decoded on the follower, in the binary encoding
+// and in JSON (what members before it answer).
 func BenchmarkProposeAnswer(b *testing.B) {
 	v := string(make([]byte, 100))
 	exp := time.Unix(1700000000, 0)
 	ev := &store.Event{Action: store.ActionSet, EtcdIndex: 42,
 		Node:     &store.NodeExtern{Key: "/bench/12345", Value: &v, ModifiedIndex: 42, CreatedIndex: 40, Expiration: &exp, TTL: 10},
 		PrevNode: &store.NodeExtern{Key: "/bench/12345", Value: &v, ModifiedIndex: 40, CreatedIndex: 40}}
-	for b.Loop() {
-		ans, err := encodeProposeAnswer(ev, 7)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, _, err := decodeProposeAnswer(ans); err != nil {
-			b.Fatal(err)
-		}
+	for _, bin := range []bool{true, false} {
+		name := map[bool]string{true: "binary", false: "json"}[bin]
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				ans, err := encodeProposeAnswer(ev, 7, bin)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := decodeProposeAnswer(ans); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -326,7 +326,7 @@ func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, err
 		return ev, err
 	}
 	c := command{typ: cmdRequest, req: r}
-	ans, err := n.callLeader(ctx, opPropose, 0, c.encode())
+	ans, err := n.callLeader(ctx, opPropose, flagBinaryEvent, c.encode())
 	if err != nil {
 		return nil, err
 	}

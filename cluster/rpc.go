@@ -12,6 +12,9 @@ import (
 )
 
 // Forwarded requests: [op][hops][payload]. Answers: [status][payload].
+// The high bit of hops (flagBinaryEvent) asks for a proposal's event in
+// the binary encoding (event.go); a member that predates it ignores it as
+// leader and answers JSON.
 const (
 	opPropose      byte = 1 // payload: an encoded cmdRequest; answer: uvarint raft index, wireEvent
 	opReadIndex    byte = 2 // answer: uvarint index the reader must have applied
@@ -21,6 +24,11 @@ const (
 	opUpdateMember byte = 6 // payload: memberUpdate JSON
 	opPing         byte = 7 // answer: empty
 	opAddedMember  byte = 8 // payload: a peer address; answer: uvarint ID of the unstarted member there, 0 for none
+)
+
+const (
+	flagBinaryEvent byte = 0x80
+	hopsMask        byte = 0x7f
 )
 
 const (
@@ -52,20 +60,35 @@ type wireEvent struct {
 }
 
 // encodeProposeAnswer is the leader's answer to a forwarded proposal: the
-// raft index of the entry, then the event.
-func encodeProposeAnswer(ev *store.Event, idx uint64) ([]byte, error) {
-	b, err := json.Marshal(wireEvent{Event: ev, EtcdIndex: ev.EtcdIndex, Refresh: ev.Refresh})
+// raft index of the entry, then the event, in the binary encoding when
+// binary (and the event has one, see appendEvent), else as JSON.
+func encodeProposeAnswer(ev *store.Event, idx uint64, binary_ bool) ([]byte, error) {
+	b := binary.AppendUvarint(make([]byte, 0, 64+eventSizeHint(ev)), idx)
+	if binary_ {
+		if out, ok := appendEvent(b, ev); ok {
+			return out, nil
+		}
+	}
+	j, err := json.Marshal(wireEvent{Event: ev, EtcdIndex: ev.EtcdIndex, Refresh: ev.Refresh})
 	if err != nil {
 		return nil, err
 	}
-	return append(binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b)), idx), b...), nil
+	return append(b, j...), nil
 }
 
-// decodeProposeAnswer parses encodeProposeAnswer's answer.
+// decodeProposeAnswer parses encodeProposeAnswer's answer, in either
+// encoding: JSON starts with '{', the binary encoding with its version.
 func decodeProposeAnswer(ans []byte) (*store.Event, uint64, error) {
 	idx, k := binary.Uvarint(ans)
-	if k <= 0 {
+	if k <= 0 || k >= len(ans) {
 		return nil, 0, errors.New("cluster: truncated proposal answer from the leader")
+	}
+	if ans[k] != '{' {
+		ev, err := decodeEvent(ans[k:])
+		if err != nil {
+			return nil, 0, fmt.Errorf("cluster: bad proposal answer from the leader: %w", err)
+		}
+		return ev, idx, nil
 	}
 	var we wireEvent
 	if err := json.Unmarshal(ans[k:], &we); err != nil || we.Event == nil {
@@ -160,7 +183,8 @@ func (n *Node) handle(ctx context.Context, req []byte) []byte {
 	if len(req) < 2 {
 		return encodeFailure(errors.New("cluster: truncated request"))
 	}
-	op, hops, payload := req[0], req[1], req[2:]
+	op, hops, payload := req[0], req[1]&hopsMask, req[2:]
+	flags := req[1] &^ hopsMask
 	if op == opPing {
 		return encodeOK(nil)
 	}
@@ -173,7 +197,7 @@ func (n *Node) handle(ctx context.Context, req []byte) []byte {
 		}
 		ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 		defer cancel()
-		ans, err := n.callLeader(ctx, op, 1, payload)
+		ans, err := n.callLeader(ctx, op, 1|flags, payload)
 		if err != nil {
 			return encodeFailure(err)
 		}
@@ -181,15 +205,16 @@ func (n *Node) handle(ctx context.Context, req []byte) []byte {
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
-	ans, err := n.serveLeader(ctx, op, payload)
+	ans, err := n.serveLeader(ctx, op, flags, payload)
 	if err != nil {
 		return encodeFailure(err)
 	}
 	return encodeOK(ans)
 }
 
-// serveLeader runs a forwarded request on the leader.
-func (n *Node) serveLeader(ctx context.Context, op byte, payload []byte) ([]byte, error) {
+// serveLeader runs a forwarded request on the leader; flags are the
+// request's (flagBinaryEvent).
+func (n *Node) serveLeader(ctx context.Context, op, flags byte, payload []byte) ([]byte, error) {
 	switch op {
 	case opPropose:
 		c, err := decodeCommand(payload)
@@ -200,7 +225,7 @@ func (n *Node) serveLeader(ctx context.Context, op byte, payload []byte) ([]byte
 		if err != nil {
 			return nil, err
 		}
-		return encodeProposeAnswer(ev, idx)
+		return encodeProposeAnswer(ev, idx, flags&flagBinaryEvent != 0)
 	case opReadIndex:
 		idx, err := n.readIndex(ctx)
 		if err != nil {
@@ -251,7 +276,7 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 	var last error = ErrNotLeader
 	for {
 		if n.isLeader() {
-			return n.serveLeader(ctx, op, payload)
+			return n.serveLeader(ctx, op, hops&^hopsMask, payload)
 		}
 		addr, _ := n.raft.LeaderWithID()
 		if addr != "" {
