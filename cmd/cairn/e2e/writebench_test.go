@@ -72,6 +72,21 @@ func TestWriteBench(t *testing.T) {
 		systems = append(systems, system{name: "etcd", members: startEtcd3(t)})
 	}
 
+	if s := os.Getenv("CAIRN_WRITE_BENCH_IDLE"); s != "" {
+		idle, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sys := range systems {
+			before := cpuTimes(t, sys.members)
+			time.Sleep(idle) // a measurement of an idle cluster: nothing to wait for
+			after := cpuTimes(t, sys.members)
+			for i := range after {
+				t.Logf("%s member %d idle: %.1f%% of a core over %v", sys.name, i, 100*(after[i]-before[i]).Seconds()/idle.Seconds(), idle)
+			}
+		}
+	}
+
 	type row struct {
 		system, target string
 		clients        int
@@ -318,4 +333,21 @@ func startEtcd3(t *testing.T) []*Server {
 		s.waitReady(t, s.Healthy)
 	}
 	return ms
+}
+
+// cpuTimes reads the user+system CPU time of each member's process
+// (Linux /proc; clock ticks at 100 Hz).
+func cpuTimes(t *testing.T, ms []*Server) []time.Duration {
+	out := make([]time.Duration, len(ms))
+	for i, s := range ms {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.Proc.Cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[i] = time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return out
 }
