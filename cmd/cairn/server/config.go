@@ -31,7 +31,7 @@ type Config struct {
 	Name          string
 	DataDir       string // default "<Name>.cairn"
 	Addr          string // advertised client host:port; port 0 advertises the bound port
-	BindAddr      string // default: all interfaces at the port of Addr
+	BindAddr      string // default: see bindFor
 	MetricsAddr   string // plain-HTTP /metrics and /health; empty: off
 	CAFile        string
 	CertFile      string
@@ -46,7 +46,7 @@ type Config struct {
 	ForceNewCluster bool
 
 	PeerAddr          string // advertised raft host:port; port 0 advertises the bound port
-	PeerBindAddr      string // default: all interfaces at the port of PeerAddr
+	PeerBindAddr      string // default: see bindFor
 	PeerCAFile        string
 	PeerCertFile      string
 	PeerKeyFile       string
@@ -136,7 +136,7 @@ var settings = []setting{
 	{"name", "name", "human-readable name of this member", func(c *Config) any { return &c.Name }},
 	{"data_dir", "data-dir", "directory for the raft log, snapshots and the development PKI (default <name>.cairn)", func(c *Config) any { return &c.DataDir }},
 	{"addr", "addr", "advertised client host:port (HTTPS); port 0 picks a free port", func(c *Config) any { return &c.Addr }},
-	{"bind_addr", "bind-addr", "client listen host:port (default: the port of --addr on all interfaces)", func(c *Config) any { return &c.BindAddr }},
+	{"bind_addr", "bind-addr", "client listen host:port (default: --addr itself when its host is loopback, else its port on all interfaces)", func(c *Config) any { return &c.BindAddr }},
 	{"metrics_addr", "metrics-addr", "plain-HTTP host:port serving only /metrics and /health, without client certificates (for Prometheus and probes); empty turns it off", func(c *Config) any { return &c.MetricsAddr }},
 	{"ca_file", "ca-file", "CA bundle that client certificates must chain to", func(c *Config) any { return &c.CAFile }},
 	{"cert_file", "cert-file", "serving certificate of the client port", func(c *Config) any { return &c.CertFile }},
@@ -149,7 +149,7 @@ var settings = []setting{
 	{"peers", "peers", "peer addresses (host:port, comma-separated) of members to join through when the data dir is empty", func(c *Config) any { return &c.Peers }},
 	{"peers_file", "peers-file", "file listing peer addresses (comma- or newline-separated), read like --peers", func(c *Config) any { return &c.PeersFile }},
 	{"peer.addr", "peer-addr", "advertised peer host:port (raft); port 0 picks a free port", func(c *Config) any { return &c.PeerAddr }},
-	{"peer.bind_addr", "peer-bind-addr", "peer listen host:port (default: the port of --peer-addr on all interfaces)", func(c *Config) any { return &c.PeerBindAddr }},
+	{"peer.bind_addr", "peer-bind-addr", "peer listen host:port (default: --peer-addr itself when its host is loopback, else its port on all interfaces)", func(c *Config) any { return &c.PeerBindAddr }},
 	{"peer.ca_file", "peer-ca-file", "CA bundle peer certificates must chain to (default: ca_file)", func(c *Config) any { return &c.PeerCAFile }},
 	{"peer.cert_file", "peer-cert-file", "node certificate of the peer port, served and presented (default: cert_file)", func(c *Config) any { return &c.PeerCertFile }},
 	{"peer.key_file", "peer-key-file", "private key of --peer-cert-file (default: key_file)", func(c *Config) any { return &c.PeerKeyFile }},
@@ -305,18 +305,36 @@ func (c *Config) complete() error {
 
 // bindFor applies etcd 0.4's rule: an unset bind address listens on all
 // interfaces at the advertised port; a host without a port takes that port.
+// bindFor derives a listen address from an advertised one. A bare host
+// gets the advertised port. Empty means the advertised address itself when
+// its host is loopback (a development node given --addr 127.0.0.1:4001 must
+// not be reachable from the network), else the advertised port on every
+// interface: an advertised name or IP may belong to a NAT or a load balancer
+// rather than to an interface of this machine.
 func bindFor(bind, advertised string) string {
-	_, port, err := net.SplitHostPort(advertised)
+	host, port, err := net.SplitHostPort(advertised)
 	if err != nil {
 		return bind
 	}
 	if bind == "" {
+		if isLoopback(host) {
+			return advertised
+		}
 		return net.JoinHostPort("", port)
 	}
 	if _, _, err := net.SplitHostPort(bind); err != nil {
 		return net.JoinHostPort(bind, port)
 	}
 	return bind
+}
+
+// isLoopback reports whether host is "localhost" or a loopback IP.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func count(bs ...bool) int {

@@ -50,6 +50,18 @@ func TestPortZero(t *testing.T) {
 	}
 }
 
+// A member advertising a loopback address, with no bind address, is not
+// reachable from the network: it listens on loopback only.
+func TestLoopbackAddrBindsLoopback(t *testing.T) {
+	s := servertest.Start(t, func(c *server.Config) { c.BindAddr, c.PeerBindAddr = "", "" })
+	for _, a := range []struct{ what, addr string }{{"client", s.ClientAddr()}, {"peer", s.Config().PeerBindAddr}} {
+		host, _, err := net.SplitHostPort(a.addr)
+		if err != nil || host != "127.0.0.1" {
+			t.Errorf("%s listens on %q, want 127.0.0.1 (the advertised loopback host)", a.what, a.addr)
+		}
+	}
+}
+
 // A second member joins the first through its advertised peer address.
 func TestTwoMembers(t *testing.T) {
 	a := servertest.Start(t, func(c *server.Config) { c.Name = "a" })
