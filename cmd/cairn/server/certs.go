@@ -40,7 +40,7 @@ type acmeSettings struct {
 	CA          string   // tls.acme.ca: directory URL (default Let's Encrypt)
 	Email       string   // tls.acme.email
 	Domains     []string // tls.acme.domains: none turns ACME off
-	CARootFile  string   // tls.acme.ca_root: PEM roots of a private ACME server
+	Roots       *x509.CertPool // tls.acme.ca_root's PEM roots of a private ACME server; nil: the system's
 	TLSALPNPort int      // tls.acme.tlsalpn_port: challenge listener port (default 443)
 }
 
@@ -98,13 +98,8 @@ func managedServerTLS(ctx context.Context, sc servingConfig, node *cluster.Node,
 		mc.Hosts = sc.Hosts
 	}
 	if len(sc.ACME.Domains) > 0 {
-		mc.ACME = managed.ACMEConfig{CA: sc.ACME.CA, Email: sc.ACME.Email, Domains: sc.ACME.Domains, TLSALPNPort: sc.ACME.TLSALPNPort}
-		if sc.ACME.CARootFile != "" {
-			if mc.ACME.TrustedRoots, err = readACMERoots(sc.ACME.CARootFile); err != nil {
-				storage.Close()
-				return nil, nil, err
-			}
-		}
+		mc.ACME = managed.ACMEConfig{CA: sc.ACME.CA, Email: sc.ACME.Email, Domains: sc.ACME.Domains,
+			TLSALPNPort: sc.ACME.TLSALPNPort, TrustedRoots: sc.ACME.Roots}
 	}
 	mgr, err := managed.NewManager(mc)
 	if err != nil {

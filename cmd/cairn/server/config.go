@@ -272,6 +272,9 @@ func (c *Config) complete() error {
 	if c.DNSMaxTTL == 0 || c.DNSMaxTTL > 1<<31-1 {
 		bad("dns.max_ttl: %d is not between 1 and 2147483647 seconds", c.DNSMaxTTL)
 	}
+	if err := (dnsserver.Config{Domain: c.DNSDomain, MaxTTL: uint32(c.DNSMaxTTL), NS: c.DNSNS}).Validate(); err != nil {
+		bad("dns: %v", err)
+	}
 	if !strings.HasPrefix(c.DiscoveryPrefix, "/") || strings.Trim(c.DiscoveryPrefix, "/") == "" {
 		bad("discovery.prefix: %q is not a key directory like /skydns", c.DiscoveryPrefix)
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -295,7 +296,8 @@ func TestWithClock(t *testing.T) {
 // after a test.
 var plain = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
-// A member whose DNS or metrics port is taken fails before its node starts,
+// A member whose DNS or metrics port is taken, or whose DNS or ACME
+// settings are wrong, fails before its node starts,
 // so it never joins: the cluster it named keeps its one member (before,
 // it joined as a voter, then died binding DNS, and a one-member cluster
 // lost its quorum).
@@ -317,6 +319,9 @@ func TestPortTakenFailsBeforeJoining(t *testing.T) {
 	}{
 		{"dns", func(c *server.Config) { c.DNSAddr = taken.LocalAddr().String() }},
 		{"metrics", func(c *server.Config) { c.MetricsAddr = busy.Addr().String() }},
+		// Settings read or checked after the node had started, before.
+		{"dns ns", func(c *server.Config) { c.DNSNS = []string{"not a name!"} }},
+		{"acme ca_root", func(c *server.Config) { c.ACMECARoot = filepath.Join(t.TempDir(), "missing.pem") }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := servertest.Config(t)
