@@ -37,11 +37,11 @@ type servingConfig struct {
 
 // acmeSettings are the [tls.acme] keys.
 type acmeSettings struct {
-	CA          string   // tls.acme.ca: directory URL (default Let's Encrypt)
-	Email       string   // tls.acme.email
-	Domains     []string // tls.acme.domains: none turns ACME off
+	CA          string         // tls.acme.ca: directory URL (default Let's Encrypt)
+	Email       string         // tls.acme.email
+	Domains     []string       // tls.acme.domains: none turns ACME off
 	Roots       *x509.CertPool // tls.acme.ca_root's PEM roots of a private ACME server; nil: the system's
-	TLSALPNPort int      // tls.acme.tlsalpn_port: challenge listener port (default 443)
+	TLSALPNPort int            // tls.acme.tlsalpn_port: challenge listener port (default 443)
 }
 
 // servingHosts are the names a CA-issued serving certificate covers: those
