@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -116,6 +117,19 @@ func TestMetricsPort(t *testing.T) {
 		e := certExpiry(t, body)
 		return e["serving"] <= (7*24*time.Hour).Seconds() && e["serving"] > 0
 	})
+	// Every cairn_ metric exported is in the operations guide's table.
+	doc, err := os.ReadFile("../../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(body) {
+		if rest, ok := strings.CutPrefix(line, "# HELP cairn_"); ok {
+			name, _, _ := strings.Cut(rest, " ")
+			if !strings.Contains(string(doc), "`cairn_"+name) {
+				t.Errorf("metric cairn_%s is not in docs/operations.md's table of metrics", name)
+			}
+		}
+	}
 	served := servedCert(t, s)
 	e := certExpiry(t, mustGet(t, base+"/metrics"))
 	if d := time.Until(served.NotAfter).Seconds() - e["serving"]; d < -5 || d > 5 {
