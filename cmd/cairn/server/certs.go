@@ -32,7 +32,9 @@ type servingConfig struct {
 	Validity time.Duration
 	// Hosts are the names and addresses the CA issues for (servingHosts).
 	Hosts []string
-	ACME  acmeSettings
+	// Sealer encrypts certmagic's files in the store (tls.storage_key_file).
+	Sealer *managed.Sealer
+	ACME   acmeSettings
 }
 
 // acmeSettings are the [tls.acme] keys.
@@ -91,7 +93,7 @@ func managedServerTLS(ctx context.Context, sc servingConfig, node *cluster.Node,
 		}
 		return material.ServerConfig(opts), func() {}, nil
 	}
-	storage := managed.NewStorage(certKV{node}, managed.StorageConfig{Owner: sc.Name, Logger: logger})
+	storage := managed.NewStorage(certKV{node}, managed.StorageConfig{Owner: sc.Name, Logger: logger, Sealer: sc.Sealer})
 	mc := managed.ManagerConfig{Storage: storage, Logger: logger}
 	if useCA {
 		mc.Issuer = &managed.CAIssuer{CA: ca, TrustDomain: sc.TrustDomain, NodeName: sc.Name, Validity: sc.Validity}

@@ -59,6 +59,7 @@ type Config struct {
 	TLSTrustDomain     string
 	TLSManagedCerts    bool
 	TLSServingValidity string // Go duration, or a number of days (7d) or years (1y)
+	TLSStorageKeyFile  string // seals certmagic's files in the store; empty: plain
 	ACMECA             string
 	ACMEEmail          string
 	ACMEDomains        []string
@@ -160,6 +161,7 @@ var settings = []setting{
 	{"tls.min_version", "tls-min-version", "lowest TLS version accepted: 1.3 or 1.2", func(c *Config) any { return &c.TLSMinVersion }},
 	{"tls.managed_certs", "tls-managed-certs", "issue short-lived serving certificates for the client port from the cluster CA when this member holds its key (development PKI, or ca_file with ca.key beside it)", func(c *Config) any { return &c.TLSManagedCerts }},
 	{"tls.serving_cert_validity", "tls-serving-cert-validity", "lifetime of a serving certificate issued from the cluster CA; renewed when a third is left", func(c *Config) any { return &c.TLSServingValidity }},
+	{"tls.storage_key_file", "tls-storage-key-file", "file of 32-byte hex keys (openssl rand -hex 32), the same on every member, that encrypt the managed certificates' private keys in the replicated store; empty: stored plain", func(c *Config) any { return &c.TLSStorageKeyFile }},
 	{"tls.trust_domain", "tls-trust-domain", "SPIFFE trust domain of certificate identities", func(c *Config) any { return &c.TLSTrustDomain }},
 	{"tls.acme.ca", "tls-acme-ca", "ACME directory URL (default Let's Encrypt's)", func(c *Config) any { return &c.ACMECA }},
 	{"tls.acme.email", "tls-acme-email", "contact e-mail of the ACME account", func(c *Config) any { return &c.ACMEEmail }},

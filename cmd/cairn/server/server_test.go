@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
+	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
@@ -367,5 +369,39 @@ func TestClientCertificateRefusedForServing(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "for clients only") || !strings.Contains(err.Error(), f.CertFile) {
 		t.Errorf("error %q does not name the file and the problem", err)
+	}
+}
+
+// With tls.storage_key_file, the managed serving certificate's private key
+// is in the replicated store (and so in raft's log, snapshots and backups)
+// only sealed; a member without the key file cannot use it.
+func TestStorageKeySealsManagedKeys(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "storage.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := servertest.Start(t, func(c *server.Config) { c.TLSStorageKeyFile = keyFile })
+	var files []string
+	poll.Until(t, 20*time.Second, "the managed serving certificate's key in the store", func() bool {
+		files = files[:0]
+		nodes, _ := s.Node().Store().GetAll("/_cairn/certmagic/data", time.Now())
+		var walk func([]*store.NodeExtern)
+		walk = func(ns []*store.NodeExtern) {
+			for _, n := range ns {
+				if n.Dir {
+					walk(n.Nodes)
+				} else if n.Value != nil {
+					files = append(files, n.Key+"\t"+*n.Value)
+				}
+			}
+		}
+		walk(nodes)
+		return slices.ContainsFunc(files, func(f string) bool { return strings.Contains(f, ".key\t") })
+	})
+	for _, f := range files {
+		key, value, _ := strings.Cut(f, "\t")
+		if !strings.Contains(value, `"sealed"`) || strings.Contains(value, `"data"`) {
+			t.Errorf("%s is stored %.60s...; want it sealed", key, value)
+		}
 	}
 }

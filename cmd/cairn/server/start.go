@@ -18,6 +18,7 @@ import (
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/dnsserver"
+	"github.com/cairnkv/cairn/tlsauth/managed"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
@@ -90,8 +91,9 @@ func (s *Server) withdraw(cause error) error {
 type tlsSetup struct {
 	material, peer *tlsconf.Material // the same when the peer port has no files of its own
 	opts           tlsconf.Options
-	servingCA      *pki.CA        // the cluster CA when this member holds its key (servingCA)
-	acmeRoots      *x509.CertPool // tls.acme.ca_root, read before the node starts
+	servingCA      *pki.CA         // the cluster CA when this member holds its key (servingCA)
+	acmeRoots      *x509.CertPool  // tls.acme.ca_root, read before the node starts
+	sealer         *managed.Sealer // tls.storage_key_file; nil: certmagic's files stored plain
 }
 
 // loadTLS loads the certificate files (making the development PKI on a
@@ -128,6 +130,11 @@ func (s *Server) loadTLS() (tlsSetup, error) {
 	if cfg.ACMECARoot != "" {
 		if t.acmeRoots, err = readACMERoots(cfg.ACMECARoot); err != nil {
 			return tlsSetup{}, err
+		}
+	}
+	if cfg.TLSStorageKeyFile != "" {
+		if t.sealer, err = managed.LoadSealer(cfg.TLSStorageKeyFile); err != nil {
+			return tlsSetup{}, fmt.Errorf("tls.storage_key_file: %w", err)
 		}
 	}
 	if s.reloader, err = newReloader(cfg, s.log, t.material, t.peer); err != nil {
@@ -198,7 +205,7 @@ func (s *Server) startCerts(t tlsSetup, reg *prometheus.Registry) error {
 		return fmt.Errorf("tls.serving_cert_validity: %w", err)
 	}
 	tlsConf, stopCerts, err := managedServerTLS(s.ctx, servingConfig{
-		Name: cfg.Name, TrustDomain: cfg.TLSTrustDomain, Managed: cfg.TLSManagedCerts,
+		Name: cfg.Name, TrustDomain: cfg.TLSTrustDomain, Managed: cfg.TLSManagedCerts, Sealer: t.sealer,
 		Validity: validity, Hosts: servingHosts(cfg.Addr),
 		ACME: acmeSettings{CA: cfg.ACMECA, Email: cfg.ACMEEmail, Domains: cfg.ACMEDomains,
 			Roots: t.acmeRoots, TLSALPNPort: cfg.ACMETLSALPNPort},
