@@ -31,7 +31,9 @@ import (
 // CAIRN_WRITE_BENCH_REPS how many times each row runs (default 3, rows
 // alternating), and CAIRN_WRITE_BENCH_ETCD=1 adds a 3-member Debian etcd
 // (v2 API, client mTLS, plain-HTTP peers on loopback) measured by the same
-// generator. CAIRN_E2E_BIN picks the cairn binary (a baseline build).
+// generator. CAIRN_WRITE_BENCH_BASE_BIN adds a 3-member cluster of another
+// cairn binary (a baseline build), measured alternately with the others;
+// CAIRN_WRITE_BENCH_IDLE=10s first reports each member's CPU use while idle.
 func TestWriteBench(t *testing.T) {
 	if os.Getenv("CAIRN_WRITE_BENCH") != "1" {
 		t.Skip("a measurement: set CAIRN_WRITE_BENCH=1 to run it")
@@ -67,7 +69,11 @@ func TestWriteBench(t *testing.T) {
 		name    string
 		members []*Server
 	}
-	systems := []system{{name: "cairn", members: startCairn3(t)}}
+	var systems []system
+	if base := os.Getenv("CAIRN_WRITE_BENCH_BASE_BIN"); base != "" {
+		systems = append(systems, system{name: "base", members: startCairn3(t, base)})
+	}
+	systems = append(systems, system{name: "cairn", members: startCairn3(t, needCairn(t))})
 	if os.Getenv("CAIRN_WRITE_BENCH_ETCD") == "1" {
 		systems = append(systems, system{name: "etcd", members: startEtcd3(t)})
 	}
@@ -250,11 +256,11 @@ func findLeader(t *testing.T, ms []*Server) int {
 // startCairn3 starts three cairn members the incremental way (the first
 // alone, each next one joining through the ones before it), peer port on
 // loopback, all with the shared test PKI.
-func startCairn3(t *testing.T) []*Server {
+func startCairn3(t *testing.T, bin string) []*Server {
 	var ms []*Server
 	var peers []string
 	for i := range 3 {
-		cfg := &CairnConfig{Bin: needCairn(t), Name: "b" + strconv.Itoa(i), PKI: testPKI, PeerPort: FreePort(t)}
+		cfg := &CairnConfig{Bin: bin, Name: "b" + strconv.Itoa(i), PKI: testPKI, PeerPort: FreePort(t)}
 		if len(peers) > 0 {
 			cfg.Args = []string{"--peers", strings.Join(peers, ",")}
 		}
