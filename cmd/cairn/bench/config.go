@@ -20,8 +20,8 @@ type Config struct {
 	Clients int
 	// Duration bounds the run, unless Requests is set: then the run ends
 	// after that many requests (writes, for watch).
-	Duration time.Duration
-	Requests int
+	Duration  time.Duration
+	Requests  int
 	Keys      int    // keys written, read or refreshed, in turn
 	ValueSize int    // bytes of each value written
 	Prefix    string // directory of the keys, e.g. /bench

@@ -28,7 +28,7 @@ type watchLoad struct {
 // deliveryTimeout bounds the wait for every watcher to see one write.
 const deliveryTimeout = 10 * time.Second
 
-func (l *watchLoad) close()                                { l.conn.close() }
+func (l *watchLoad) close()                                 { l.conn.close() }
 func (l *watchLoad) setup(context.Context, *Progress) error { return nil }
 
 func (l *watchLoad) run(ctx context.Context, c *counters) (*tally, time.Duration, error) {
