@@ -32,6 +32,7 @@ type Command struct {
 // `cairn bench`): the client connection flags and the load.
 func AddFlags(fs *pflag.FlagSet) *Command {
 	c := &Command{cf: clientflags.Add(fs)}
+	fs.Lookup("endpoints").Usage = "comma-separated https URLs of the members (Cairn or etcd v2), sent requests in turn (env CAIRN_ENDPOINTS; default " + clientflags.DefaultEndpoint + ")"
 	d := Defaults
 	fs.IntVar(&c.cfg.Clients, "clients", d.Clients, "concurrent clients, one request in flight each (watch: the number of watchers)")
 	fs.DurationVar(&c.cfg.Duration, "duration", d.Duration, "how long each run lasts, unless --requests is given")

@@ -108,6 +108,8 @@ func (c *conn) do(ctx context.Context, hc *http.Client, method, url string, form
 	}
 	if !ok {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		// Read to the end, so that the connection is used again.
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		return 0, &statusError{code: resp.StatusCode, body: strings.TrimSpace(string(b))}
 	}
 	if out != nil {
