@@ -34,7 +34,7 @@ type Comparison struct {
 type CompareRow struct {
 	Label   string `json:"label"`
 	Clients int    `json:"clients"`
-	Keys    int    `json:"keys,omitempty"`
+	Keys    int    `json:"keys,omitempty"` // get and refresh
 	A       Side   `json:"a"`
 	B       Side   `json:"b"`
 	// RateRatio is B's median rate over A's; P99Ratio B's median p99
@@ -72,8 +72,8 @@ func Compare(ctx context.Context, cc CompareConfig, p *Progress) (*Comparison, e
 			return nil, err
 		}
 		row := CompareRow{Label: w.Label(), Clients: w.Clients}
-		if w.Workload != "dns" {
-			row.Keys = w.Keys
+		if w.Workload == "get" || w.Workload == "refresh" {
+			row.Keys = w.Keys // the keys read or refreshed
 		}
 		for round := range cc.Rounds {
 			for _, side := range []struct {
@@ -143,7 +143,7 @@ func (c *Comparison) WriteTable(w io.Writer, markdown bool) error {
 	rows := [][]string{}
 	for _, r := range c.Rows {
 		label := r.Label
-		if r.Keys > 0 && r.Label != "put" {
+		if r.Keys > 0 {
 			label += fmt.Sprintf(" (%d keys)", r.Keys)
 		}
 		rows = append(rows, []string{label, fmt.Sprint(r.Clients),

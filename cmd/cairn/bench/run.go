@@ -209,8 +209,11 @@ func (t *tally) result(cfg Config, tg Target, elapsed time.Duration) *Result {
 		r.Endpoints = tg.Endpoints
 		r.Keys, r.ValueSize = cfg.Keys, cfg.ValueSize
 	}
-	if cfg.Workload == "watch" || cfg.Workload == "get" {
+	switch cfg.Workload {
+	case "get":
 		r.ValueSize = 0
+	case "watch":
+		r.Keys, r.ValueSize = 0, 0
 	}
 	if elapsed > 0 {
 		r.Rate = float64(r.Requests) / elapsed.Seconds()
