@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Starts a 3-member Debian etcd 3.4 cluster (v2 API on) and a 3-member
-# Cairn cluster on loopback, both with the same mutual-TLS PKI (made with
-# cairn ca init / cairn cert issue; etcd's peers use it too), runs
-# `cairn bench compare` over the rows of docs/performance.md, prints the
-# machine and the Markdown table, and stops every process it started.
+# Cairn cluster (MEMBERS=1: one member each) on loopback, both with the
+# same mutual-TLS PKI (made with cairn ca init / cairn cert issue; etcd's
+# peers use it too), runs `cairn bench compare` over the rows of
+# docs/performance.md, prints the machine and the Markdown table, and stops
+# every process it started.
 #
 #   deploy/bench/compare.sh                 # from the repository root
 #   DURATION=5s ROUNDS=1 deploy/bench/compare.sh
 #
-# Settings (environment): DURATION of each run (10s), ROUNDS per workload
+# Settings (environment): MEMBERS per cluster (3; 1 to 9), DURATION of
+# each run (10s), ROUNDS per workload
 # and cluster (3), PORT_BASE (23000, below the ephemeral range: ports PORT_BASE+1 to +43 are used),
 # WORKLOADS (the table's rows, as cairn bench compare arguments), BENCH_CAIRN
 # (default: built from this checkout), BENCH_ETCD (default: etcd in PATH),
@@ -20,6 +22,8 @@ cd "$(dirname "$0")/../.."
 
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
+MEMBERS=${MEMBERS:-3}
+case $MEMBERS in [1-9]) ;; *) echo "compare.sh: MEMBERS=$MEMBERS: use 1 to 9" >&2; exit 1 ;; esac
 PORT_BASE=${PORT_BASE:-23000}
 WORKLOADS=${WORKLOADS:-"put,clients=1 put,clients=64 put,clients=256 get,clients=64 get,clients=64,stale refresh,clients=64,keys=10000"}
 BENCH_ETCD=${BENCH_ETCD:-$(command -v etcd || true)}
@@ -49,7 +53,7 @@ cairn() { "$BENCH_CAIRN" "$@"; }
 # client auth, so etcd's peers use them as well) and a root client.
 pki=$tmp/pki
 cairn ca init --dir "$pki" --trust-domain cairn.internal >/dev/null
-for i in 1 2 3; do
+for i in $(seq "$MEMBERS"); do
 	cairn cert issue --node n$i --ip 127.0.0.1 --dns localhost --ca-dir "$pki" --out "$pki" >/dev/null
 done
 cairn cert issue --client root --ca-dir "$pki" --out "$pki" >/dev/null
@@ -59,9 +63,9 @@ port() { echo $((PORT_BASE + $1)); }
 
 # etcd: client ports +1..+3, peer ports +11..+13.
 cluster=""
-for i in 1 2 3; do cluster+="${cluster:+,}e$i=https://127.0.0.1:$(port $((10 + i)))"; done
+for i in $(seq "$MEMBERS"); do cluster+="${cluster:+,}e$i=https://127.0.0.1:$(port $((10 + i)))"; done
 etcd_eps=""
-for i in 1 2 3; do
+for i in $(seq "$MEMBERS"); do
 	c=https://127.0.0.1:$(port $i) p=https://127.0.0.1:$(port $((10 + i)))
 	etcd_eps+="${etcd_eps:+,}$c"
 	"$BENCH_ETCD" --name e$i --data-dir "$tmp/etcd$i" --enable-v2=true \
@@ -76,9 +80,9 @@ done
 
 # Cairn: client ports +21..+23, peer ports +31..+33, DNS +41..+43.
 cairn_eps=""
-for i in 1 2 3; do
+for i in $(seq "$MEMBERS"); do
 	peers=""
-	for j in 1 2 3; do [ "$j" = "$i" ] || peers+="${peers:+,}127.0.0.1:$(port $((30 + j)))"; done
+	for j in $(seq "$MEMBERS"); do [ "$j" = "$i" ] || peers+="${peers:+,}127.0.0.1:$(port $((30 + j)))"; done
 	cairn_eps+="${cairn_eps:+,}https://127.0.0.1:$(port $((20 + i)))"
 	"$BENCH_CAIRN" serve --name n$i --data-dir "$tmp/cairn$i" \
 		--addr 127.0.0.1:$(port $((20 + i))) --peer-addr 127.0.0.1:$(port $((30 + i))) \
@@ -107,7 +111,7 @@ sync_s=$(dd if=/dev/zero of="$tmp/dsync" bs=4k count=500 oflag=dsync 2>&1 | awk 
 echo "- memory: $(free -g | awk '/^Mem:/ {print $2}') GiB; data dirs on $dev ($(df -h "$tmp" | awk 'NR==2 {print $2}')$([ "$rota" = 1 ] && echo ", reports rotational")$([ "$rota" = 0 ] && echo ", not rotational")); one 4 KiB O_DSYNC write: $(awk -v s="$sync_s" 'BEGIN {printf "%.2f", s * 1000 / 500}') ms (dd, 500 in a row)"
 echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- etcd: $("$BENCH_ETCD" --version | head -1 | sed 's/etcd Version: //'); cairn: $(git describe --always --dirty 2>/dev/null || echo unknown) ($(cairn --version | awk '{print $NF}'))"
-echo "- $DURATION per run, $ROUNDS rounds per workload and cluster, alternated etcd, cairn, etcd, cairn, ..."
+echo "- members per cluster: $MEMBERS; $DURATION per run, $ROUNDS rounds per workload and cluster, alternated etcd, cairn, etcd, cairn, ..."
 echo
 echo "## Result"
 echo
