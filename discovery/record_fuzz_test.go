@@ -128,10 +128,10 @@ func checkRecord(t *testing.T, r Record) {
 // holds a valid record; written to a store, the index answers that name
 // with exactly that record.
 func FuzzValidate(f *testing.F) {
+	keys := []string{"/skydns/internal/cairn/web/web-1", "/skydns/internal/cairn/Web/_tcp/x", "/skydns/internal/cairn",
+		"/skydns/internal/cairn/a.b/c", "/skydns/internal/cairn/" + strings.Repeat("l", 64), "/skydns/config", "/other/x",
+		"skydns/internal/cairn//web/../api/i1", "/skydns/internal/cairn/\\065/\x00"}
 	for i, s := range recordSeeds {
-		keys := []string{"/skydns/internal/cairn/web/web-1", "/skydns/internal/cairn/Web/_tcp/x", "/skydns/internal/cairn",
-			"/skydns/internal/cairn/a.b/c", "/skydns/internal/cairn/" + strings.Repeat("l", 64), "/skydns/config", "/other/x",
-			"skydns/internal/cairn//web/../api/i1", "/skydns/internal/cairn/\\065/\x00"}
 		f.Add(keys[i%len(keys)], s, i%7 == 3)
 	}
 	cfg := Config{}
