@@ -197,6 +197,8 @@ func observedOnly(ops []Op) []Op {
 // Verdict is the outcome of Check.
 type Verdict struct {
 	Result porcupine.CheckResult
+	// IllegalKeys are the keys whose own history is not linearizable.
+	IllegalKeys []string
 	// Visualization is the file porcupine's visualization of an Illegal
 	// history was written to ("" otherwise).
 	Visualization string
@@ -216,6 +218,7 @@ func Check(ops []Op, faults []Fault, timeout time.Duration, dir string) (Verdict
 	if res != porcupine.Illegal {
 		return v, nil
 	}
+	v.IllegalKeys = illegalKeys(ops, timeout)
 	info.AddAnnotations(annotations(faults))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return v, fmt.Errorf("faults: directory for the visualization: %w", err)
@@ -230,6 +233,23 @@ func Check(ops []Op, faults []Fault, timeout time.Duration, dir string) (Verdict
 	}
 	v.Visualization, err = filepath.Abs(f.Name())
 	return v, err
+}
+
+// illegalKeys checks each key's history alone and lists those that are
+// Illegal.
+func illegalKeys(ops []Op, timeout time.Duration) []string {
+	byKey := map[string][]Op{}
+	for _, op := range ops {
+		byKey[op.In.Key] = append(byKey[op.In.Key], op)
+	}
+	var out []string
+	for key, kops := range byKey {
+		if porcupine.CheckOperationsTimeout(Model, operations(kops), timeout) == porcupine.Illegal {
+			out = append(out, key)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // annotations draw the faults on the visualization's "nemesis" line.

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -108,9 +109,10 @@ func TestCheckCatchesStaleRead(t *testing.T) {
 		hop{1, 20, 30, wr("a", "new"), ack(9)}, // through the majority
 		hop{2, 40, 50, rd("a"), got("old", 5)}, // the partitioned member's replica
 	)
+	h = append(h, ops(hop{0, 0, 10, wr("b", "x"), ack(6)}, hop{1, 20, 30, rd("b"), got("x", 6)})...)
 	v := check(t, h)
-	if v.Result != porcupine.Illegal {
-		t.Fatalf("verdict %v; want Illegal", v.Result)
+	if v.Result != porcupine.Illegal || !slices.Equal(v.IllegalKeys, []string{"a"}) {
+		t.Fatalf("verdict %v on %q; want Illegal on a", v.Result, v.IllegalKeys)
 	}
 	b, err := os.ReadFile(v.Visualization)
 	if err != nil {

@@ -117,6 +117,7 @@ func (n *nemesis) inject(kind string) error {
 		return fmt.Errorf("faults: %s %v: %w", kind, names, err)
 	}
 	n.wait(hold)
+	healing := time.Now()
 	switch kind {
 	case FaultKill:
 		errs := make([]error, len(targets))
@@ -143,8 +144,8 @@ func (n *nemesis) inject(kind string) error {
 		return fmt.Errorf("faults: after %s %v (held %v, healed at %v): the cluster did not recover: %w",
 			kind, names, hold.Round(time.Millisecond), time.Duration(f.End).Round(time.Millisecond), err)
 	}
-	n.cfg.Logf("%7.1fs %-9s %v for %v, healed; recovered in %v", time.Duration(f.Start).Seconds(), kind, names,
-		hold.Round(10*time.Millisecond), time.Since(began).Round(10*time.Millisecond))
+	n.cfg.Logf("%7.1fs %-9s %v for %v, healed in %v, all healthy %v later", time.Duration(f.Start).Seconds(), kind, names,
+		hold.Round(10*time.Millisecond), began.Sub(healing).Round(10*time.Millisecond), time.Since(began).Round(10*time.Millisecond))
 	return nil
 }
 

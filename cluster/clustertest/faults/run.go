@@ -20,7 +20,7 @@ import (
 
 // Config tunes Run. The zero value is the short run of CI.
 type Config struct {
-	// Duration is how long faults are injected (default 40 s); the run
+	// Duration is how long faults are injected (default 50 s); the run
 	// goes on past it until MinRounds of each kind were made.
 	Duration time.Duration
 	// MinRounds is the least number of kills, pauses and partitions
@@ -59,7 +59,7 @@ func (c *Config) defaults(members int) {
 			*d = v
 		}
 	}
-	def(&c.Duration, 40*time.Second)
+	def(&c.Duration, 50*time.Second)
 	def(&c.FaultMin, 1500*time.Millisecond)
 	def(&c.FaultMax, 3*time.Second)
 	def(&c.Quiet, 500*time.Millisecond)
@@ -105,6 +105,9 @@ func (r *Report) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "seed %d: %s\n", r.Seed, r.Stats)
 	fmt.Fprintf(&b, "linearizability: %s (porcupine took %v)", r.Verdict.Result, r.Verdict.Took.Round(time.Millisecond))
+	if len(r.Verdict.IllegalKeys) > 0 {
+		fmt.Fprintf(&b, " on %s", strings.Join(r.Verdict.IllegalKeys, ", "))
+	}
 	if r.Verdict.Visualization != "" {
 		fmt.Fprintf(&b, "; visualization: %s", r.Verdict.Visualization)
 	}

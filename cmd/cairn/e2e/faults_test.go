@@ -18,7 +18,7 @@ import (
 // are killed and restarted, paused and partitioned, and a porcupine check
 // of the history. It runs alone (not in parallel): it is the load.
 //
-// Environment: CAIRN_FAULTS_DURATION (default 40s) is how long faults are
+// Environment: CAIRN_FAULTS_DURATION (default 50s) is how long faults are
 // injected, CAIRN_FAULTS_MEMBERS (default 3) the cluster size,
 // CAIRN_FAULTS_OUT where an illegal history's visualization goes,
 // CAIRN_FAULTS_SEED a seed to replay the choices of, and
