@@ -29,6 +29,16 @@ type Op struct {
 	Return int64 // Never when Out.Result is Unknown
 }
 
+// The fault kinds. A partition cuts the peer links of a minority off from
+// the rest, refusing connections; a blackhole does the same by swallowing
+// the bytes. Both count as partitions for Config.MinRounds.
+const (
+	FaultKill      = "kill"      // SIGKILL, then a restart on the same data dir
+	FaultPause     = "pause"     // SIGSTOP, then SIGCONT
+	FaultPartition = "partition" // peer links refused
+	FaultBlackhole = "blackhole" // peer links swallow traffic
+)
+
 // Fault is one injected fault, for the report and the visualization.
 type Fault struct {
 	Kind    string // kill, pause, partition, blackhole

@@ -13,16 +13,6 @@ import (
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 )
 
-// The fault kinds. A partition cuts the peer links of a minority off from
-// the rest, refusing connections; a blackhole does the same by swallowing
-// the bytes. Both count as partitions for Config.MinRounds.
-const (
-	FaultKill      = "kill"      // SIGKILL, then a restart on the same data dir
-	FaultPause     = "pause"     // SIGSTOP, then SIGCONT
-	FaultPartition = "partition" // peer links refused
-	FaultBlackhole = "blackhole" // peer links swallow traffic
-)
-
 // rotation is the order faults are injected in: every kind comes round
 // every third fault, partitions alternating between their two forms.
 var rotation = []string{FaultKill, FaultPause, FaultPartition, FaultKill, FaultPause, FaultBlackhole}
