@@ -1,6 +1,7 @@
 package v2http
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -54,13 +55,13 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := h.cluster.Status()
-	if st.Fault != "" {
-		// A member that found its log corrupt says why (etcd 3.5's
-		// "reason" field), whatever raft still reports.
+	if reason := cmp.Or(st.Fault, st.DiskFull); reason != "" {
+		// A member that found its log corrupt, or whose disk is full, says
+		// why (etcd 3.5's "reason" field), whatever raft still reports.
 		b, _ := json.Marshal(struct {
 			Health string `json:"health"`
 			Reason string `json:"reason"`
-		}{"false", st.Fault})
+		}{"false", reason})
 		writeBody(w, r, http.StatusServiceUnavailable, "application/json", b)
 		return
 	}
