@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,9 +23,9 @@ import (
 // of room (ENOSPC, EDQUOT, EFBIG) makes the member:
 //
 //   - stop campaigning and snapshotting (raft's timeouts and snapshot
-//     threshold raised through ReloadConfig), hand leadership to another
-//     voter when it leads, and refuse raft appends without touching the
-//     disk, so the healthy members keep their leader and their quorum;
+//     threshold raised through ReloadConfig) and refuse raft appends
+//     without touching the disk (a leader steps down at the first), so
+//     the healthy members keep or elect a leader and keep their quorum;
 //   - refuse writes with ErrDiskFull naming the member and the dir, and
 //     report it in Status (and so /health) and in metrics;
 //   - log it once, then every diskFullLogEvery, instead of raft's line per
@@ -215,13 +214,10 @@ func (n *Node) pause(rc raft.ReloadableConfig, cause error) {
 	n.cfg.Logger.Error("disk full: this member refuses writes and stopped campaigning until there is room in its data dir; "+
 		"free space there (or raise the quota): it resumes by itself within a second, no restart needed",
 		"data_dir", n.cfg.DataDir, "err", cause)
-	if n.isLeader() && n.otherVoters() {
-		// Leave before raft's own step-down at the next failed append,
-		// so that a healthy member takes over at once.
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
-			n.cfg.Logger.Warn("disk full: leadership transfer failed; the next failed write steps this leader down", "err", err)
-		}
-	}
+	// A leader steps down at its next failed append (raft does that); with
+	// heartbeats this slow, its followers elect another one meanwhile.
+	// (A leadership transfer here raced that election and could depose
+	// the healthy leader it produced.)
 	rc.HeartbeatTimeout, rc.ElectionTimeout = diskFullTimeout, diskFullTimeout
 	rc.SnapshotThreshold = 1 << 62
 	if err := n.raft.ReloadConfig(rc); err != nil {
@@ -237,19 +233,6 @@ func (n *Node) resume(rc raft.ReloadableConfig, after time.Duration) {
 	}
 	n.cfg.Logger.Info("disk space is back: this member accepts writes and campaigns again",
 		"data_dir", n.cfg.DataDir, "after", after.Round(time.Second), "raft_lines_suppressed", n.quietRaft.Swap(0))
-}
-
-func (n *Node) otherVoters() bool {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, s := range f.Configuration().Servers {
-		if id, _ := strconv.ParseUint(string(s.ID), 16, 64); s.Suffrage == raft.Voter && id != n.id {
-			return true
-		}
-	}
-	return false
 }
 
 func registerDiskMetrics(reg prometheus.Registerer, n *Node) {
