@@ -49,7 +49,9 @@ func isDigits(s string) bool {
 // a linearizable read succeeds within healthTimeout, else 503
 // {"health":"false"}. This is etcd 3.4's check (a read through raft) and
 // body shape, with Content-Type application/json on both answers (3.4 sends
-// the 503 through http.Error as text/plain with a newline).
+// the 503 through http.Error as text/plain with a newline). A member that
+// stopped on a corrupt log, or whose data dir is full, answers 503 with a
+// "reason" (etcd 3.5's field) saying so.
 func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, http.MethodGet) {
 		return
