@@ -39,17 +39,30 @@ func (n *Node) joinLoop(peers []string) {
 		if n.hasConfiguration() {
 			break
 		}
-		uninitialized, err := n.tryJoin(peers)
-		if err == nil {
-			break
-		}
-		if bootstrapper && 2*(uninitialized+1) > len(peers)+1 {
-			conf := raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(hexID(n.id)), Address: raft.ServerAddress(n.cfg.PeerAddr)}}}
-			if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-				n.cfg.Logger.Error("bootstrap failed", "err", err)
-			} else {
-				n.cfg.Logger.Info("bootstrapped a new cluster as the lowest peer address", "peers", peers, "uninitialized", uninitialized)
+		// Each attempt under the join state's lock: once Withdraw has
+		// begun, no attempt starts, and Withdraw knows whether one joined.
+		var uninitialized int
+		var err error
+		done := false
+		if !n.join.attempt(func() {
+			if uninitialized, err = n.tryJoin(peers); err == nil {
+				n.join.joined, done = true, true
+				return
 			}
+			if bootstrapper && 2*(uninitialized+1) > len(peers)+1 {
+				conf := raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(hexID(n.id)), Address: raft.ServerAddress(n.cfg.PeerAddr)}}}
+				if err := n.raft.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+					n.cfg.Logger.Error("bootstrap failed", "err", err)
+				} else {
+					n.join.bootstrapped = true
+					n.cfg.Logger.Info("bootstrapped a new cluster as the lowest peer address", "peers", peers, "uninitialized", uninitialized)
+				}
+				done = true
+			}
+		}) {
+			return
+		}
+		if done {
 			break
 		}
 		n.cfg.Logger.Info("waiting to join a cluster", "peers", peers, "err", err, "retry_in", backoff)

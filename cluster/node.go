@@ -49,6 +49,8 @@ type Node struct {
 	readyMu     sync.Mutex
 	readyCh     chan struct{} // closed when readyTerm catches up; replaced per term
 
+	join joinState // a fresh join's progress, for Withdraw
+
 	verify  *verifier
 	metrics *metrics
 	lstats  leaderStats
@@ -194,6 +196,7 @@ func New(cfg Config) (*Node, error) {
 	go n.watchLeader()
 	go n.probeFollowers()
 	if !has && len(peers) > 0 {
+		n.join.fresh = true
 		go n.joinLoop(peers)
 	} else {
 		go func() { defer n.wg.Done(); n.announceLoop() }()
@@ -239,6 +242,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.net.Close()
 		if cerr := n.logs.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)
+		}
+		if ferr := n.forgetState(); err == nil {
+			err = ferr
 		}
 		n.lock.Unlock()
 	})

@@ -140,6 +140,16 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// Validate checks c as New does, without a source: a member checks its DNS
+// settings before it starts (and may join a cluster).
+func (c Config) Validate() error {
+	c, err := c.withDefaults()
+	if err == nil {
+		_, _, err = c.nameServers()
+	}
+	return err
+}
+
 // nameServers turns Config.NS into NS targets and, for IP entries, the
 // synthetic instances that answer their addresses.
 func (c Config) nameServers() (names []string, hosts map[string][]*discovery.Instance, err error) {

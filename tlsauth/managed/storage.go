@@ -41,6 +41,10 @@ type KV interface {
 	// ErrKVNotFound if it is gone, ErrKVCompareFailed if it holds another
 	// value. Its value and createdIndex do not change.
 	Refresh(ctx context.Context, key, value string, ttl time.Duration) error
+	// Swap writes value to the file key only if it holds old:
+	// ErrKVNotFound if it is gone, ErrKVCompareFailed if it holds another
+	// value.
+	Swap(ctx context.Context, key, old, value string) error
 	// Delete removes key. With value empty it removes a file or a whole
 	// directory; otherwise only the file key holding value
 	// (ErrKVCompareFailed if it holds another). ErrKVNotFound if key does
@@ -98,6 +102,10 @@ type StorageConfig struct {
 	LockPoll time.Duration
 	// Logger receives lost locks and failed refreshes. Nil discards them.
 	Logger *slog.Logger
+	// Sealer, when not nil, encrypts every file before it is stored
+	// (tls.storage_key_file); files stored plain before are resealed when
+	// read. Nil stores files as they are.
+	Sealer *Sealer
 }
 
 // Storage is a certmagic.Storage on the replicated key store, so that
@@ -153,10 +161,12 @@ func NewStorage(kv KV, cfg StorageConfig) *Storage {
 	return &Storage{kv: kv, cfg: cfg, log: log, held: make(map[string]*heldLock), close: make(chan struct{})}
 }
 
-// storedFile is the value of a file key.
+// storedFile is the value of a file key: the file's bytes, or with a
+// Sealer, nonce and ciphertext bound to the certmagic key.
 type storedFile struct {
 	Modified time.Time `json:"modified"`
-	Data     []byte    `json:"data"` // base64 in JSON
+	Data     []byte    `json:"data,omitempty"`   // base64 in JSON
+	Sealed   []byte    `json:"sealed,omitempty"` // base64 in JSON
 }
 
 // Store implements certmagic.Storage.
@@ -165,7 +175,7 @@ func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	v, err := json.Marshal(storedFile{Modified: time.Now().UTC(), Data: value})
+	v, err := s.encode(key, storedFile{Modified: time.Now().UTC(), Data: value})
 	if err != nil {
 		return fmt.Errorf("tlsauth: certmagic storage: encode %s: %w", key, err)
 	}
@@ -197,7 +207,47 @@ func (s *Storage) load(ctx context.Context, key string) (storedFile, KVEntry, er
 	if err := json.Unmarshal([]byte(e.Value), &f); err != nil {
 		return storedFile{}, e, fmt.Errorf("tlsauth: certmagic storage: load %s: malformed value: %w", key, err)
 	}
+	reseal := false
+	switch {
+	case f.Sealed != nil && s.cfg.Sealer == nil:
+		return storedFile{}, e, fmt.Errorf("tlsauth: certmagic storage: load %s: it is sealed with a storage key; set tls.storage_key_file to the key file the other members use", key)
+	case f.Sealed != nil:
+		plain, first, err := s.cfg.Sealer.open(key, f.Sealed)
+		if err != nil {
+			return storedFile{}, e, fmt.Errorf("tlsauth: certmagic storage: load %s: %w", key, err)
+		}
+		f.Data, f.Sealed, reseal = plain, nil, !first
+	case s.cfg.Sealer != nil:
+		reseal = true // stored before the storage key was set
+	}
+	if reseal {
+		s.reseal(ctx, key, k, e.Value, f)
+	}
 	return f, e, nil
+}
+
+// encode is the stored value of f, sealed when there is a Sealer.
+func (s *Storage) encode(key string, f storedFile) ([]byte, error) {
+	if s.cfg.Sealer != nil {
+		f.Sealed, f.Data = s.cfg.Sealer.seal(key, f.Data), nil
+	}
+	return json.Marshal(f)
+}
+
+// reseal rewrites a file read plain, or sealed with an older key, sealed
+// with the first key, unless it changed since it was read (old).
+func (s *Storage) reseal(ctx context.Context, key, storeKey, old string, f storedFile) {
+	v, err := s.encode(key, f)
+	if err == nil {
+		err = s.kv.Swap(ctx, storeKey, old, string(v))
+	}
+	if err != nil && !errors.Is(err, ErrKVCompareFailed) && !errors.Is(err, ErrKVNotFound) {
+		s.log.Warn("could not reseal a certmagic file with the storage key; it stays as it was", "key", key, "err", err)
+		return
+	}
+	if err == nil {
+		s.log.Info("resealed a certmagic file with the first storage key", "key", key)
+	}
 }
 
 // Delete implements certmagic.Storage: it removes a file or a directory
@@ -275,7 +325,11 @@ func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, erro
 	if err := json.Unmarshal([]byte(e.Value), &f); err != nil {
 		return certmagic.KeyInfo{}, fmt.Errorf("tlsauth: certmagic storage: stat %s: malformed value: %w", key, err)
 	}
-	return certmagic.KeyInfo{Key: key, Modified: f.Modified, Size: int64(len(f.Data)), IsTerminal: true}, nil
+	size := len(f.Data)
+	if f.Sealed != nil {
+		size = max(0, len(f.Sealed)-sealOverhead)
+	}
+	return certmagic.KeyInfo{Key: key, Modified: f.Modified, Size: int64(size), IsTerminal: true}, nil
 }
 
 // String names the storage in certmagic's logs.

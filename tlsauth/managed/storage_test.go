@@ -130,6 +130,21 @@ func (m *memKV) Refresh(_ context.Context, key, value string, ttl time.Duration)
 	return nil
 }
 
+func (m *memKV) Swap(_ context.Context, key, old, value string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.files[key]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %s", ErrKVNotFound, key)
+	case f.value != old:
+		return fmt.Errorf("%w: %s", ErrKVCompareFailed, key)
+	}
+	m.index++
+	f.value, f.updated = value, m.index
+	return nil
+}
+
 func (m *memKV) Delete(_ context.Context, key, value string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -51,6 +51,11 @@ func (k certKV) Refresh(ctx context.Context, key, value string, ttl time.Duratio
 	return err
 }
 
+func (k certKV) Swap(ctx context.Context, key, old, value string) error {
+	_, err := k.propose(ctx, &store.Request{Method: store.MethodPut, Path: key, Value: value, PrevExist: store.PrevExistTrue, PrevValue: old})
+	return err
+}
+
 func (k certKV) Delete(ctx context.Context, key, value string) error {
 	r := &store.Request{Method: store.MethodDelete, Path: key, PrevValue: value}
 	if value == "" {

@@ -32,16 +32,18 @@ type servingConfig struct {
 	Validity time.Duration
 	// Hosts are the names and addresses the CA issues for (servingHosts).
 	Hosts []string
-	ACME  acmeSettings
+	// Sealer encrypts certmagic's files in the store (tls.storage_key_file).
+	Sealer *managed.Sealer
+	ACME   acmeSettings
 }
 
 // acmeSettings are the [tls.acme] keys.
 type acmeSettings struct {
-	CA          string   // tls.acme.ca: directory URL (default Let's Encrypt)
-	Email       string   // tls.acme.email
-	Domains     []string // tls.acme.domains: none turns ACME off
-	CARootFile  string   // tls.acme.ca_root: PEM roots of a private ACME server
-	TLSALPNPort int      // tls.acme.tlsalpn_port: challenge listener port (default 443)
+	CA          string         // tls.acme.ca: directory URL (default Let's Encrypt)
+	Email       string         // tls.acme.email
+	Domains     []string       // tls.acme.domains: none turns ACME off
+	Roots       *x509.CertPool // tls.acme.ca_root's PEM roots of a private ACME server; nil: the system's
+	TLSALPNPort int            // tls.acme.tlsalpn_port: challenge listener port (default 443)
 }
 
 // servingHosts are the names a CA-issued serving certificate covers: those
@@ -91,20 +93,15 @@ func managedServerTLS(ctx context.Context, sc servingConfig, node *cluster.Node,
 		}
 		return material.ServerConfig(opts), func() {}, nil
 	}
-	storage := managed.NewStorage(certKV{node}, managed.StorageConfig{Owner: sc.Name, Logger: logger})
+	storage := managed.NewStorage(certKV{node}, managed.StorageConfig{Owner: sc.Name, Logger: logger, Sealer: sc.Sealer})
 	mc := managed.ManagerConfig{Storage: storage, Logger: logger}
 	if useCA {
 		mc.Issuer = &managed.CAIssuer{CA: ca, TrustDomain: sc.TrustDomain, NodeName: sc.Name, Validity: sc.Validity}
 		mc.Hosts = sc.Hosts
 	}
 	if len(sc.ACME.Domains) > 0 {
-		mc.ACME = managed.ACMEConfig{CA: sc.ACME.CA, Email: sc.ACME.Email, Domains: sc.ACME.Domains, TLSALPNPort: sc.ACME.TLSALPNPort}
-		if sc.ACME.CARootFile != "" {
-			if mc.ACME.TrustedRoots, err = readACMERoots(sc.ACME.CARootFile); err != nil {
-				storage.Close()
-				return nil, nil, err
-			}
-		}
+		mc.ACME = managed.ACMEConfig{CA: sc.ACME.CA, Email: sc.ACME.Email, Domains: sc.ACME.Domains,
+			TLSALPNPort: sc.ACME.TLSALPNPort, TrustedRoots: sc.ACME.Roots}
 	}
 	mgr, err := managed.NewManager(mc)
 	if err != nil {

@@ -516,7 +516,16 @@ func TestCertKVOutcomes(t *testing.T) {
 	if err != nil || *e.Node.Value != "v" || e.Node.CreatedIndex != idx || e.Node.TTL < 1 || e.Node.TTL > 2 {
 		t.Errorf("after refresh: %+v, %v", e, err)
 	}
-	if err := kv.Delete(ctx, "/_t/x", "w"); !errors.Is(err, managed.ErrKVCompareFailed) {
+	if err := kv.Swap(ctx, "/_t/x", "w", "z"); !errors.Is(err, managed.ErrKVCompareFailed) {
+		t.Errorf("Swap of another value: %v", err)
+	}
+	if err := kv.Swap(ctx, "/_t/x", "v", "w"); err != nil {
+		t.Errorf("Swap: %v", err)
+	}
+	if err := kv.Swap(ctx, "/_t/missing", "v", "w"); !errors.Is(err, managed.ErrKVNotFound) {
+		t.Errorf("Swap missing: %v", err)
+	}
+	if err := kv.Delete(ctx, "/_t/x", "v"); !errors.Is(err, managed.ErrKVCompareFailed) {
 		t.Errorf("Delete of another value: %v", err)
 	}
 	if err := kv.Delete(ctx, "/_t", ""); err != nil {

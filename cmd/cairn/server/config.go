@@ -31,7 +31,7 @@ type Config struct {
 	Name          string
 	DataDir       string // default "<Name>.cairn"
 	Addr          string // advertised client host:port; port 0 advertises the bound port
-	BindAddr      string // default: all interfaces at the port of Addr
+	BindAddr      string // default: see bindFor
 	MetricsAddr   string // plain-HTTP /metrics and /health; empty: off
 	CAFile        string
 	CertFile      string
@@ -46,7 +46,7 @@ type Config struct {
 	ForceNewCluster bool
 
 	PeerAddr          string // advertised raft host:port; port 0 advertises the bound port
-	PeerBindAddr      string // default: all interfaces at the port of PeerAddr
+	PeerBindAddr      string // default: see bindFor
 	PeerCAFile        string
 	PeerCertFile      string
 	PeerKeyFile       string
@@ -59,6 +59,7 @@ type Config struct {
 	TLSTrustDomain     string
 	TLSManagedCerts    bool
 	TLSServingValidity string // Go duration, or a number of days (7d) or years (1y)
+	TLSStorageKeyFile  string // seals certmagic's files in the store; empty: plain
 	ACMECA             string
 	ACMEEmail          string
 	ACMEDomains        []string
@@ -136,7 +137,7 @@ var settings = []setting{
 	{"name", "name", "human-readable name of this member", func(c *Config) any { return &c.Name }},
 	{"data_dir", "data-dir", "directory for the raft log, snapshots and the development PKI (default <name>.cairn)", func(c *Config) any { return &c.DataDir }},
 	{"addr", "addr", "advertised client host:port (HTTPS); port 0 picks a free port", func(c *Config) any { return &c.Addr }},
-	{"bind_addr", "bind-addr", "client listen host:port (default: the port of --addr on all interfaces)", func(c *Config) any { return &c.BindAddr }},
+	{"bind_addr", "bind-addr", "client listen host:port (default: --addr itself when its host is loopback, else its port on all interfaces)", func(c *Config) any { return &c.BindAddr }},
 	{"metrics_addr", "metrics-addr", "plain-HTTP host:port serving only /metrics and /health, without client certificates (for Prometheus and probes); empty turns it off", func(c *Config) any { return &c.MetricsAddr }},
 	{"ca_file", "ca-file", "CA bundle that client certificates must chain to", func(c *Config) any { return &c.CAFile }},
 	{"cert_file", "cert-file", "serving certificate of the client port", func(c *Config) any { return &c.CertFile }},
@@ -149,7 +150,7 @@ var settings = []setting{
 	{"peers", "peers", "peer addresses (host:port, comma-separated) of members to join through when the data dir is empty", func(c *Config) any { return &c.Peers }},
 	{"peers_file", "peers-file", "file listing peer addresses (comma- or newline-separated), read like --peers", func(c *Config) any { return &c.PeersFile }},
 	{"peer.addr", "peer-addr", "advertised peer host:port (raft); port 0 picks a free port", func(c *Config) any { return &c.PeerAddr }},
-	{"peer.bind_addr", "peer-bind-addr", "peer listen host:port (default: the port of --peer-addr on all interfaces)", func(c *Config) any { return &c.PeerBindAddr }},
+	{"peer.bind_addr", "peer-bind-addr", "peer listen host:port (default: --peer-addr itself when its host is loopback, else its port on all interfaces)", func(c *Config) any { return &c.PeerBindAddr }},
 	{"peer.ca_file", "peer-ca-file", "CA bundle peer certificates must chain to (default: ca_file)", func(c *Config) any { return &c.PeerCAFile }},
 	{"peer.cert_file", "peer-cert-file", "node certificate of the peer port, served and presented (default: cert_file)", func(c *Config) any { return &c.PeerCertFile }},
 	{"peer.key_file", "peer-key-file", "private key of --peer-cert-file (default: key_file)", func(c *Config) any { return &c.PeerKeyFile }},
@@ -160,6 +161,7 @@ var settings = []setting{
 	{"tls.min_version", "tls-min-version", "lowest TLS version accepted: 1.3 or 1.2", func(c *Config) any { return &c.TLSMinVersion }},
 	{"tls.managed_certs", "tls-managed-certs", "issue short-lived serving certificates for the client port from the cluster CA when this member holds its key (development PKI, or ca_file with ca.key beside it)", func(c *Config) any { return &c.TLSManagedCerts }},
 	{"tls.serving_cert_validity", "tls-serving-cert-validity", "lifetime of a serving certificate issued from the cluster CA; renewed when a third is left", func(c *Config) any { return &c.TLSServingValidity }},
+	{"tls.storage_key_file", "tls-storage-key-file", "file of 32-byte hex keys (openssl rand -hex 32), the same on every member, that encrypt the managed certificates' private keys in the replicated store; empty: stored plain", func(c *Config) any { return &c.TLSStorageKeyFile }},
 	{"tls.trust_domain", "tls-trust-domain", "SPIFFE trust domain of certificate identities", func(c *Config) any { return &c.TLSTrustDomain }},
 	{"tls.acme.ca", "tls-acme-ca", "ACME directory URL (default Let's Encrypt's)", func(c *Config) any { return &c.ACMECA }},
 	{"tls.acme.email", "tls-acme-email", "contact e-mail of the ACME account", func(c *Config) any { return &c.ACMEEmail }},
@@ -272,6 +274,9 @@ func (c *Config) complete() error {
 	if c.DNSMaxTTL == 0 || c.DNSMaxTTL > 1<<31-1 {
 		bad("dns.max_ttl: %d is not between 1 and 2147483647 seconds", c.DNSMaxTTL)
 	}
+	if err := (dnsserver.Config{Domain: c.DNSDomain, MaxTTL: uint32(c.DNSMaxTTL), NS: c.DNSNS}).Validate(); err != nil {
+		bad("dns: %v", err)
+	}
 	if !strings.HasPrefix(c.DiscoveryPrefix, "/") || strings.Trim(c.DiscoveryPrefix, "/") == "" {
 		bad("discovery.prefix: %q is not a key directory like /skydns", c.DiscoveryPrefix)
 	}
@@ -305,18 +310,36 @@ func (c *Config) complete() error {
 
 // bindFor applies etcd 0.4's rule: an unset bind address listens on all
 // interfaces at the advertised port; a host without a port takes that port.
+// bindFor derives a listen address from an advertised one. A bare host
+// gets the advertised port. Empty means the advertised address itself when
+// its host is loopback (a development node given --addr 127.0.0.1:4001 must
+// not be reachable from the network), else the advertised port on every
+// interface: an advertised name or IP may belong to a NAT or a load balancer
+// rather than to an interface of this machine.
 func bindFor(bind, advertised string) string {
-	_, port, err := net.SplitHostPort(advertised)
+	host, port, err := net.SplitHostPort(advertised)
 	if err != nil {
 		return bind
 	}
 	if bind == "" {
+		if isLoopback(host) {
+			return advertised
+		}
 		return net.JoinHostPort("", port)
 	}
 	if _, _, err := net.SplitHostPort(bind); err != nil {
 		return net.JoinHostPort(bind, port)
 	}
 	return bind
+}
+
+// isLoopback reports whether host is "localhost" or a loopback IP.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func count(bs ...bool) int {

@@ -134,7 +134,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if err != nil || c.ElectionTimeout != 3*time.Second {
 		t.Fatalf("nested duration from file: %v %v", c.ElectionTimeout, err)
 	}
-	if c.DataDir != "from-file.cairn" || c.BindAddr != ":4001" || c.PeerBindAddr != ":7001" {
+	if c.DataDir != "from-file.cairn" || c.BindAddr != "127.0.0.1:4001" || c.PeerBindAddr != "127.0.0.1:7001" {
 		t.Fatalf("derived defaults: %+v", c)
 	}
 	// The environment over a table of the file keeps the table's other keys.
@@ -305,6 +305,29 @@ func TestConfigHistoryBytes(t *testing.T) {
 		c, _, err := load(t, "", tc.environ, tc.args...)
 		if err != nil || c.HistoryBytes != tc.want {
 			t.Errorf("load(%q, %q): history_bytes %d, %v; want %d", tc.args, tc.environ, c.HistoryBytes, err, tc.want)
+		}
+	}
+}
+
+// An empty bind address listens where a loopback address is advertised,
+// and on every interface for any other advertised host (a name or an IP
+// that may be a NAT's).
+func TestBindFor(t *testing.T) {
+	for _, tc := range []struct{ bind, advertised, want string }{
+		{"", "127.0.0.1:4001", "127.0.0.1:4001"},
+		{"", "127.0.0.2:4001", "127.0.0.2:4001"},
+		{"", "[::1]:4001", "[::1]:4001"},
+		{"", "localhost:4001", "localhost:4001"},
+		{"", "LOCALHOST:4001", "LOCALHOST:4001"},
+		{"", "n1:4001", ":4001"},
+		{"", "10.0.0.1:4001", ":4001"},
+		{"", "[2001:db8::1]:4001", ":4001"},
+		{"0.0.0.0", "127.0.0.1:4001", "0.0.0.0:4001"},
+		{":5001", "127.0.0.1:4001", ":5001"},
+		{"10.0.0.1:5001", "n1:4001", "10.0.0.1:5001"},
+	} {
+		if got := bindFor(tc.bind, tc.advertised); got != tc.want {
+			t.Errorf("bindFor(%q, %q) = %q, want %q", tc.bind, tc.advertised, got, tc.want)
 		}
 	}
 }

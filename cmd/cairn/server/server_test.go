@@ -9,6 +9,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
+	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/tlsauth/tlstest"
 )
 
@@ -47,6 +51,18 @@ func TestPortZero(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("PUT: %s", resp.Status)
+	}
+}
+
+// A member advertising a loopback address, with no bind address, is not
+// reachable from the network: it listens on loopback only.
+func TestLoopbackAddrBindsLoopback(t *testing.T) {
+	s := servertest.Start(t, func(c *server.Config) { c.BindAddr, c.PeerBindAddr = "", "" })
+	for _, a := range []struct{ what, addr string }{{"client", s.ClientAddr()}, {"peer", s.Config().PeerBindAddr}} {
+		host, _, err := net.SplitHostPort(a.addr)
+		if err != nil || host != "127.0.0.1" {
+			t.Errorf("%s listens on %q, want 127.0.0.1 (the advertised loopback host)", a.what, a.addr)
+		}
 	}
 }
 
@@ -103,6 +119,19 @@ func TestMetricsPort(t *testing.T) {
 		e := certExpiry(t, body)
 		return e["serving"] <= (7*24*time.Hour).Seconds() && e["serving"] > 0
 	})
+	// Every cairn_ metric exported is in the operations guide's table.
+	doc, err := os.ReadFile("../../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(body) {
+		if rest, ok := strings.CutPrefix(line, "# HELP cairn_"); ok {
+			name, _, _ := strings.Cut(rest, " ")
+			if !strings.Contains(string(doc), "`cairn_"+name) {
+				t.Errorf("metric cairn_%s is not in docs/operations.md's table of metrics", name)
+			}
+		}
+	}
 	served := servedCert(t, s)
 	e := certExpiry(t, mustGet(t, base+"/metrics"))
 	if d := time.Until(served.NotAfter).Seconds() - e["serving"]; d < -5 || d > 5 {
@@ -283,7 +312,8 @@ func TestWithClock(t *testing.T) {
 // after a test.
 var plain = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
-// A member whose DNS or metrics port is taken fails before its node starts,
+// A member whose DNS or metrics port is taken, or whose DNS or ACME
+// settings are wrong, fails before its node starts,
 // so it never joins: the cluster it named keeps its one member (before,
 // it joined as a voter, then died binding DNS, and a one-member cluster
 // lost its quorum).
@@ -305,6 +335,9 @@ func TestPortTakenFailsBeforeJoining(t *testing.T) {
 	}{
 		{"dns", func(c *server.Config) { c.DNSAddr = taken.LocalAddr().String() }},
 		{"metrics", func(c *server.Config) { c.MetricsAddr = busy.Addr().String() }},
+		// Settings read or checked after the node had started, before.
+		{"dns ns", func(c *server.Config) { c.DNSNS = []string{"not a name!"} }},
+		{"acme ca_root", func(c *server.Config) { c.ACMECARoot = filepath.Join(t.TempDir(), "missing.pem") }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := servertest.Config(t)
@@ -336,5 +369,39 @@ func TestClientCertificateRefusedForServing(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "for clients only") || !strings.Contains(err.Error(), f.CertFile) {
 		t.Errorf("error %q does not name the file and the problem", err)
+	}
+}
+
+// With tls.storage_key_file, the managed serving certificate's private key
+// is in the replicated store (and so in raft's log, snapshots and backups)
+// only sealed; a member without the key file cannot use it.
+func TestStorageKeySealsManagedKeys(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "storage.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := servertest.Start(t, func(c *server.Config) { c.TLSStorageKeyFile = keyFile })
+	var files []string
+	poll.Until(t, 20*time.Second, "the managed serving certificate's key in the store", func() bool {
+		files = files[:0]
+		nodes, _ := s.Node().Store().GetAll("/_cairn/certmagic/data", time.Now())
+		var walk func([]*store.NodeExtern)
+		walk = func(ns []*store.NodeExtern) {
+			for _, n := range ns {
+				if n.Dir {
+					walk(n.Nodes)
+				} else if n.Value != nil {
+					files = append(files, n.Key+"\t"+*n.Value)
+				}
+			}
+		}
+		walk(nodes)
+		return slices.ContainsFunc(files, func(f string) bool { return strings.Contains(f, ".key\t") })
+	})
+	for _, f := range files {
+		key, value, _ := strings.Cut(f, "\t")
+		if !strings.Contains(value, `"sealed"`) || strings.Contains(value, `"data"`) {
+			t.Errorf("%s is stored %.60s...; want it sealed", key, value)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/dnsserver"
+	"github.com/cairnkv/cairn/tlsauth/managed"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
 )
@@ -53,6 +55,15 @@ func (s *Server) start() error {
 	if err := s.startNode(t, reg); err != nil {
 		return err
 	}
+	if err := s.serveNode(t, reg); err != nil {
+		return s.withdraw(err)
+	}
+	return nil
+}
+
+// serveNode starts what serves from the node: the serving certificates,
+// DNS and the API.
+func (s *Server) serveNode(t tlsSetup, reg *prometheus.Registry) error {
 	if err := s.startCerts(t, reg); err != nil {
 		return err
 	}
@@ -63,10 +74,26 @@ func (s *Server) start() error {
 	return s.newAPI(dcfg, reg)
 }
 
+// withdraw undoes the join of a start that failed after its node started
+// (cluster.Node.Withdraw), so that it leaves no dead voter behind, and
+// returns the start's error.
+func (s *Server) withdraw(cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.node.RequestTimeout())
+	defer cancel()
+	if err := s.node.Withdraw(ctx); err != nil {
+		s.log.Error("a failed start could not undo its join", "err", err)
+		return fmt.Errorf("%w (and: %v)", cause, err)
+	}
+	return cause
+}
+
 // tlsSetup is the TLS material of both ports.
 type tlsSetup struct {
 	material, peer *tlsconf.Material // the same when the peer port has no files of its own
 	opts           tlsconf.Options
+	servingCA      *pki.CA         // the cluster CA when this member holds its key (servingCA)
+	acmeRoots      *x509.CertPool  // tls.acme.ca_root, read before the node starts
+	sealer         *managed.Sealer // tls.storage_key_file; nil: certmagic's files stored plain
 }
 
 // loadTLS loads the certificate files (making the development PKI on a
@@ -93,6 +120,21 @@ func (s *Server) loadTLS() (tlsSetup, error) {
 	if pf := peerFiles(cfg, files); pf != files {
 		if t.peer, err = tlsconf.LoadMaterial(pf); err != nil {
 			return tlsSetup{}, fmt.Errorf("peer TLS: %w", err)
+		}
+	}
+	// What the serving certificates need from files is read here, before
+	// the node starts and may join a cluster.
+	if t.servingCA, err = servingCA(cfg, dev); err != nil {
+		return tlsSetup{}, fmt.Errorf("serving certificates: %w", err)
+	}
+	if cfg.ACMECARoot != "" {
+		if t.acmeRoots, err = readACMERoots(cfg.ACMECARoot); err != nil {
+			return tlsSetup{}, err
+		}
+	}
+	if cfg.TLSStorageKeyFile != "" {
+		if t.sealer, err = managed.LoadSealer(cfg.TLSStorageKeyFile); err != nil {
+			return tlsSetup{}, fmt.Errorf("tls.storage_key_file: %w", err)
 		}
 	}
 	if s.reloader, err = newReloader(cfg, s.log, t.material, t.peer); err != nil {
@@ -162,16 +204,12 @@ func (s *Server) startCerts(t tlsSetup, reg *prometheus.Registry) error {
 	if err != nil {
 		return fmt.Errorf("tls.serving_cert_validity: %w", err)
 	}
-	servingCAKey, err := servingCA(cfg, s.dev)
-	if err != nil {
-		return fmt.Errorf("serving certificates: %w", err)
-	}
 	tlsConf, stopCerts, err := managedServerTLS(s.ctx, servingConfig{
-		Name: cfg.Name, TrustDomain: cfg.TLSTrustDomain, Managed: cfg.TLSManagedCerts,
+		Name: cfg.Name, TrustDomain: cfg.TLSTrustDomain, Managed: cfg.TLSManagedCerts, Sealer: t.sealer,
 		Validity: validity, Hosts: servingHosts(cfg.Addr),
 		ACME: acmeSettings{CA: cfg.ACMECA, Email: cfg.ACMEEmail, Domains: cfg.ACMEDomains,
-			CARootFile: cfg.ACMECARoot, TLSALPNPort: cfg.ACMETLSALPNPort},
-	}, s.node, servingCAKey, t.material, t.opts, s.log)
+			Roots: t.acmeRoots, TLSALPNPort: cfg.ACMETLSALPNPort},
+	}, s.node, t.servingCA, t.material, t.opts, s.log)
 	if err != nil {
 		return err
 	}
