@@ -18,8 +18,8 @@ import (
 // churn: a leader that cannot store an entry steps down, campaigns again
 // after a heartbeat timeout (its term and vote are a few bytes in pages
 // bbolt already holds, so they still persist), wins, fails its first
-// entry and steps down again, a new term per round (measured: term 2 to
-// 204 in 15 s on one member). Instead, the first write that fails for want
+// entry and steps down again, a new term per round (measured: term 3 to
+// 23 in 15 s on one idle member, 154 log lines). Instead, the first write that fails for want
 // of room (ENOSPC, EDQUOT, EFBIG) makes the member:
 //
 //   - stop campaigning and snapshotting (raft's timeouts and snapshot
@@ -190,7 +190,7 @@ func (n *Node) watchSpace() {
 		if saved == nil {
 			rc := n.raft.ReloadableConfig()
 			saved = &rc
-			err, since := n.space.Episode()
+			since, err := n.space.Episode()
 			started, logged = since, time.Now()
 			n.pause(rc, err)
 			continue

@@ -118,15 +118,15 @@ func (s *Space) Refuse() error {
 // Full reports whether the data dir is full.
 func (s *Space) Full() bool { return s.full.Load() }
 
-// Episode is the first error of the current disk-full episode and when it
-// began; nil while the data dir is not full.
-func (s *Space) Episode() (error, time.Time) {
+// Episode is when the current disk-full episode began and its first
+// error; nil while the data dir is not full.
+func (s *Space) Episode() (time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.full.Load() {
-		return nil, time.Time{}
+		return time.Time{}, nil
 	}
-	return s.err, s.since
+	return s.since, s.err
 }
 
 // Clear ends a disk-full episode.

@@ -46,7 +46,7 @@ func TestSpace(t *testing.T) {
 	}
 	<-s.Changed()
 	s.Failed(syscall.EDQUOT)
-	if first, _ := s.Episode(); first.Error() != err.Error() {
+	if _, first := s.Episode(); first.Error() != err.Error() {
 		t.Errorf("episode error %v, want the first one", first)
 	}
 	if r := s.Refuse(); !errors.Is(r, ErrFull) || s.Failed(r) != r {
