@@ -86,8 +86,13 @@ func decodeSnapHeader(r io.Reader) (snapHeader, int64, error) {
 	if n > maxSnapHeader {
 		return h, 0, fmt.Errorf("%w: header of %d bytes is over the limit of %d", errBadSnapHeader, n, maxSnapHeader)
 	}
-	j := make([]byte, n)
-	if _, err := io.ReadFull(r, j); err != nil {
+	// Read, not allocated up front: a corrupt length costs what the
+	// stream holds, not the 64 MiB it may claim.
+	j, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err == nil && len(j) < int(n) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return h, 0, fmt.Errorf("%w: header cut short: %v", errBadSnapHeader, err)
 	}
 	if err := json.Unmarshal(j, &h); err != nil {

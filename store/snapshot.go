@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -183,16 +184,30 @@ func (s *Store) Restore(r io.Reader) error {
 			} else {
 				n = &node{path: p, value: d.str(), heapIndex: -1}
 			}
+			if d.err != nil {
+				break
+			}
+			// What WriteTo writes, and all the store relies on: clean keys
+			// below the root, each once, indexes in order.
+			if p == "/" || p != cleanPath(p) {
+				return fmt.Errorf("%w: node key %q is not a clean key below the root", ErrBadSnapshot, p)
+			}
+			if created > mod || mod > index {
+				return fmt.Errorf("%w: node %q created at %d, modified at %d, store index %d", ErrBadSnapshot, p, created, mod, index)
+			}
 			n.createdIndex, n.modifiedIndex, n.expireTime = created, mod, exp
 			// Pop to the parent: pre-order guarantees it is on the stack.
 			parent := parentPath(p)
 			for len(stack) > 0 && stack[len(stack)-1].path != parent {
 				stack = stack[:len(stack)-1]
 			}
-			if len(stack) == 0 || d.err != nil {
+			if len(stack) == 0 {
 				return fmt.Errorf("%w: node %q has no parent before it", ErrBadSnapshot, p)
 			}
 			par := stack[len(stack)-1]
+			if _, dup := par.children[n.name()]; dup {
+				return fmt.Errorf("%w: node %q appears twice", ErrBadSnapshot, p)
+			}
 			n.parent = par
 			par.children[n.name()] = n
 			if n.expireTime != 0 {
@@ -313,14 +328,27 @@ type decoder struct {
 	one [1]byte
 }
 
+// rawChunk bounds what raw allocates ahead of the bytes it reads: a
+// corrupt length costs what the stream holds, not what it claims.
+const rawChunk = 64 << 10
+
 func (d *decoder) raw(n int) []byte {
 	if d.err != nil {
 		return nil
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(d.r, b); err != nil {
-		d.err = err
-		return nil
+	b := make([]byte, 0, min(n, rawChunk))
+	for len(b) < n {
+		m := min(n-len(b), rawChunk)
+		b = slices.Grow(b, m)
+		k, err := io.ReadFull(d.r, b[len(b):len(b)+m])
+		b = b[:len(b)+k]
+		if err != nil {
+			if err == io.EOF && len(b) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			d.err = err
+			return nil
+		}
 	}
 	d.crc.Write(b)
 	return b

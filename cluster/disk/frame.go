@@ -43,6 +43,12 @@ func Frame(b []byte) []byte {
 // returned whole.
 func Unframe(data []byte) (body []byte, framed bool, err error) {
 	if len(data) == 0 || data[0] != FrameByte {
+		// A framed entry whose frame byte alone is damaged (to a command
+		// type, it would pass as an older entry) still carries the CRC
+		// of its command: an older entry matches it by chance 1 in 2^32.
+		if len(data) >= FrameHeader && binary.BigEndian.Uint32(data[1:FrameHeader]) == crc32.Checksum(data[FrameHeader:], castagnoli) {
+			return nil, true, fmt.Errorf("%w: frame byte %#02x, want %#02x", ErrChecksum, data[0], FrameByte)
+		}
 		return data, false, nil
 	}
 	if len(data) < FrameHeader {
