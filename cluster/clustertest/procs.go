@@ -318,8 +318,29 @@ func (p *Procs) Kill(i int) {
 	p.closeIdle()
 }
 
-// Stop sends SIGTERM to node i and waits up to 15 s for it to exit, then
-// kills it. It returns the exit error, or why the process had to be killed.
+// Pause sends SIGSTOP to node i's process group: the node freezes with
+// its connections open, as a long GC pause or a stalled VM would. Resume
+// ends it; Kill and Stop work on a paused node.
+func (p *Procs) Pause(i int) error { return p.signalGroup(i, syscall.SIGSTOP) }
+
+// Resume sends SIGCONT to node i's process group.
+func (p *Procs) Resume(i int) error { return p.signalGroup(i, syscall.SIGCONT) }
+
+func (p *Procs) signalGroup(i int, sig syscall.Signal) error {
+	pr := p.procs[i]
+	r := pr.current()
+	if r == nil || r.exited() {
+		return fmt.Errorf("%v %s: not running", sig, pr.Name)
+	}
+	if err := syscall.Kill(-r.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("%v %s: %w", sig, pr.Name, err)
+	}
+	return nil
+}
+
+// Stop sends SIGTERM to node i (and SIGCONT, should it be paused) and
+// waits up to 15 s for it to exit, then kills it. It returns the exit
+// error, or why the process had to be killed.
 func (p *Procs) Stop(i int) error {
 	pr := p.procs[i]
 	r := pr.current()
@@ -330,6 +351,7 @@ func (p *Procs) Stop(i int) error {
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop %s: %w", pr.Name, err)
 	}
+	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGCONT)
 	select {
 	case <-r.done:
 		return r.err

@@ -326,6 +326,9 @@ func TestProcsSetup(t *testing.T) {
 		t.Error("Running after a failed start")
 	}
 	p.Kill(0) // never started: a no-op
+	if err := p.Pause(0); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("Pause of a node never started: %v; want not running", err)
+	}
 	if err := p.Stop(0); err != nil {
 		t.Errorf("Stop of a node never started: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/cmd/cairn/clientflags"
 )
 
 // Exit statuses of the kv commands: etcdctl v2's, so that scripts written
@@ -54,7 +55,7 @@ https://127.0.0.1:4001.`,
   cairn kv exec-watch --recursive /config -- sh -c 'echo "$ETCD_WATCH_ACTION $ETCD_WATCH_KEY"'`,
 	}
 	k := &kvCmd{stdout: stdout, stderr: stderr, environ: environ}
-	k.cf = addClientFlags(cmd.PersistentFlags())
+	k.cf = clientflags.Add(cmd.PersistentFlags())
 	cmd.PersistentFlags().StringVarP(&k.output, "output", "o", outputSimple, "output format: simple, json or extended (etcdctl's -o)")
 
 	ttlFlag := func(c *cobra.Command) {
@@ -154,7 +155,7 @@ arguments. Changes to directories are not run, only noted on stderr.`
 type kvCmd struct {
 	stdout, stderr io.Writer
 	environ        []string
-	cf             *clientFlags
+	cf             *clientflags.Flags
 	output         string
 }
 
@@ -192,7 +193,7 @@ func (k *kvCmd) run(ctx context.Context, cmd *cobra.Command, args []string, fn k
 	default:
 		return fmt.Errorf("unsupported output format %q: use simple, json or extended", k.output)
 	}
-	c, err := k.cf.client(k.environ)
+	c, err := k.cf.Client(k.environ)
 	if err != nil {
 		return err
 	}
@@ -250,7 +251,7 @@ func valueArg(cmd *cobra.Command, args []string) (string, error) {
 	if len(args) > 1 {
 		return args[1], nil
 	}
-	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxResponseBytes))
+	b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), clientflags.MaxResponseBytes))
 	if err != nil || len(b) == 0 {
 		return "", errors.New("value required")
 	}

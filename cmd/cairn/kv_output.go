@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/cmd/cairn/clientflags"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -74,7 +75,7 @@ func kvError(err error) error {
 	case errors.As(err, &se):
 		return withStatus(exitServerError, etcdctlError{se})
 	case errors.Is(err, v2client.ErrUnavailable) || errors.Is(err, v2client.ErrMayHaveApplied):
-		return withStatus(exitBadConnection, withHints(err))
+		return withStatus(exitBadConnection, clientflags.WithHints(err))
 	}
 	return withStatus(exitServerError, err)
 }

@@ -79,7 +79,7 @@ func (k *kvCmd) completeKey(cmd *cobra.Command, args []string, toComplete string
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveDefault
 	}
-	c, err := k.cf.client(k.environ)
+	c, err := k.cf.Client(k.environ)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/cmd/cairn/clientflags"
 )
 
 // newMemberCmd is etcdctl v2's `member` over /v2/members: the same
@@ -31,10 +32,10 @@ https://127.0.0.1:4001.`,
   cairn member add node4 https://10.0.0.4:7001
   cairn member remove 8e9e05c52164694d`,
 	}
-	cf := addClientFlags(cmd.PersistentFlags())
+	cf := clientflags.Add(cmd.PersistentFlags())
 	run := func(fn func(ctx context.Context, c *v2client.Client, args []string) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client(environ)
+			c, err := cf.Client(environ)
 			if err != nil {
 				return err
 			}
@@ -43,7 +44,7 @@ https://127.0.0.1:4001.`,
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			return withHints(fn(ctx, c, args))
+			return clientflags.WithHints(fn(ctx, c, args))
 		}
 	}
 	list := &cobra.Command{

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/cmd/cairn/clientflags"
 	"github.com/cairnkv/cairn/discovery"
 )
 
@@ -56,7 +57,7 @@ https://127.0.0.1:4001.`,
       --service db --instance db-1 --host db-1.example.com --port 5432 --check-tcp 127.0.0.1:5432`,
 		Args: cobra.NoArgs,
 	}
-	cf := addClientFlags(cmd.Flags())
+	cf := clientflags.Add(cmd.Flags())
 	// The registrar's own default fits the TTL; --timeout overrides it.
 	to := cmd.Flags().Lookup("timeout")
 	to.Usage, to.DefValue = "timeout of each request to one member, connection included (default ttl/4, between 1s and 5s)", "0s"
@@ -118,13 +119,13 @@ func (o *registerOptions) addFlags(fs *pflag.FlagSet) {
 // registrarConfig checks the flags and turns them, with the connection
 // settings, into a registrar configuration that logs to stderr and writes
 // through the returned client (the caller closes it).
-func (o *registerOptions) registrarConfig(fs *pflag.FlagSet, cf *clientFlags, environ []string, stderr io.Writer) (discovery.RegistrarConfig, *v2client.Client, error) {
+func (o *registerOptions) registrarConfig(fs *pflag.FlagSet, cf *clientflags.Flags, environ []string, stderr io.Writer) (discovery.RegistrarConfig, *v2client.Client, error) {
 	o.checkIntervalSet, o.checkTimeoutSet = fs.Changed("check-interval"), fs.Changed("check-timeout")
 	cfg, err := o.config()
 	if err != nil {
 		return cfg, nil, err
 	}
-	cs, err := cf.resolve(environ)
+	cs, err := cf.Resolve(environ)
 	if err != nil {
 		return cfg, nil, err
 	}
@@ -144,7 +145,7 @@ func (o *registerOptions) registrarConfig(fs *pflag.FlagSet, cf *clientFlags, en
 	default:
 		return cfg, nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 	}
-	ccfg, err := cs.config()
+	ccfg, err := cs.Config()
 	if err != nil {
 		return cfg, nil, err
 	}

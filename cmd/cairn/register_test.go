@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/cmd/cairn/clientflags"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/store"
@@ -88,7 +89,7 @@ func registerConfig(t *testing.T, environ []string, args ...string) (discovery.R
 	t.Helper()
 	o := &registerOptions{}
 	fs := pflag.NewFlagSet("register", pflag.ContinueOnError)
-	cf := addClientFlags(fs)
+	cf := clientflags.Add(fs)
 	o.addFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/cmd/cairn/clientflags"
 	"github.com/cairnkv/cairn/discovery"
 	"github.com/cairnkv/cairn/store"
 )
@@ -51,7 +52,7 @@ https://127.0.0.1:4001.`,
   cairn service list web -o json`,
 		Args: cobra.MaximumNArgs(1),
 	}
-	cf := addClientFlags(list.Flags())
+	cf := clientflags.Add(list.Flags())
 	list.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	list.Flags().StringVar(&prefix, "prefix", discovery.DefaultPrefix, "key directory of SkyDNS data (the server's [discovery] prefix)")
 	list.Flags().StringVar(&domain, "domain", discovery.DefaultDomain, "DNS domain of registrations (the server's [dns] domain)")
@@ -64,7 +65,7 @@ https://127.0.0.1:4001.`,
 		if len(args) == 1 {
 			service = args[0]
 		}
-		c, err := cf.client(environ)
+		c, err := cf.Client(environ)
 		if err != nil {
 			return err
 		}
@@ -75,7 +76,7 @@ https://127.0.0.1:4001.`,
 		}
 		entries, err := serviceCatalog(ctx, c, dc, service)
 		if err != nil {
-			return withHints(err)
+			return clientflags.WithHints(err)
 		}
 		for _, e := range entries {
 			if e.Err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/cluster/v2http"
+	"github.com/cairnkv/cairn/cmd/cairn/clientflags"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 )
 
@@ -48,7 +49,7 @@ before the save started, and nothing else than the store at one index.`,
 }
 
 func newSnapshotSaveCmd(stdout, stderr io.Writer, environ []string) *cobra.Command {
-	var cf *clientFlags
+	var cf *clientflags.Flags
 	cmd := &cobra.Command{
 		Use:   "save FILE",
 		Short: "Download a consistent backup of the cluster into FILE",
@@ -69,7 +70,7 @@ and any pause of the download, not the whole download.`,
   cairn snapshot save /backups/cairn-$(date +%F).snap --endpoints https://10.0.0.1:4001,https://10.0.0.2:4001`,
 		Args: exactArgs(1, "provide the file to save the backup to: cairn snapshot save FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client(environ)
+			c, err := cf.Client(environ)
 			if err != nil {
 				return err
 			}
@@ -85,7 +86,7 @@ and any pause of the download, not the whole download.`,
 			return snapshotSave(ctx, c, args[0], stdout, progress)
 		},
 	}
-	cf = addClientFlags(cmd.Flags())
+	cf = clientflags.Add(cmd.Flags())
 	return cmd
 }
 
@@ -159,7 +160,7 @@ func snapshotSave(ctx context.Context, c *v2client.Client, file string, stdout, 
 		return fmt.Errorf("snapshot: %w; a backup holds Cairn's private keys: it needs a node certificate (--cert node.crt --key node.key), or with authorization enabled the certificate of a user with the root role", err)
 	}
 	if err != nil {
-		return fmt.Errorf("snapshot: %w", withHints(err))
+		return fmt.Errorf("snapshot: %w", clientflags.WithHints(err))
 	}
 	defer body.Close()
 	var sum cluster.BackupSummary

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
+	"github.com/cairnkv/cairn/cmd/cairn/clientflags"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 )
 
@@ -46,14 +47,14 @@ https://127.0.0.1:4001. Each member is then asked at its first client URL.`,
   cairn status --endpoints https://10.0.0.1:4001,https://10.0.0.2:4001 -o json`,
 		Args: cobra.NoArgs,
 	}
-	cf := addClientFlags(cmd.Flags())
+	cf := clientflags.Add(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	cmd.Flags().DurationVar(&warn, "cert-warning", 0, "warn about certificates that expire within this time (default: past their renewal point, a third of their lifetime, or 30 days for certificates that live over 90 days)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if output != "table" && output != "json" {
 			return fmt.Errorf("unsupported output format %q: use table or json", output)
 		}
-		c, err := cf.client(environ)
+		c, err := cf.Client(environ)
 		if err != nil {
 			return err
 		}
@@ -68,7 +69,7 @@ https://127.0.0.1:4001. Each member is then asked at its first client URL.`,
 		}
 		r, err := c.Status(ctx, v2client.StatusOptions{WarnWithin: within})
 		if err != nil {
-			return withHints(err)
+			return clientflags.WithHints(err)
 		}
 		if output == "json" {
 			b, err := json.MarshalIndent(r, "", "  ")

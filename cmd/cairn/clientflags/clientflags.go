@@ -1,4 +1,4 @@
-package main
+package clientflags
 
 import (
 	"errors"
@@ -18,49 +18,49 @@ import (
 // Defaults of the client commands (member, and the key and status commands
 // that share this client).
 const (
-	defaultClientEndpoint = "https://127.0.0.1:4001"
-	defaultClientTimeout  = v2client.DefaultTimeout
-	// maxResponseBytes bounds a response body read into memory.
-	maxResponseBytes = 64 << 20
+	DefaultEndpoint = "https://127.0.0.1:4001"
+	DefaultTimeout  = v2client.DefaultTimeout
+	// MaxResponseBytes bounds a response body read into memory.
+	MaxResponseBytes = 64 << 20
 )
 
-// clientFlags are the connection flags of a client command. Each setting
+// Flags are the connection flags of a client command. Each setting
 // comes from its flag, else its CAIRN_* variable, else the development PKI
-// of a local data dir (see resolve).
-type clientFlags struct {
+// of a local data dir (see Resolve).
+type Flags struct {
 	endpoints, cert, key, cacert, dataDir string
 	timeout                               time.Duration
 }
 
-// addClientFlags defines the connection flags on fs (a command's persistent
+// Add defines the connection flags on fs (a command's persistent
 // flags, so that every subcommand takes them).
-func addClientFlags(fs *pflag.FlagSet) *clientFlags {
-	f := &clientFlags{}
-	fs.StringVar(&f.endpoints, "endpoints", "", "comma-separated https URLs of Cairn members, tried in order (env CAIRN_ENDPOINTS; default "+defaultClientEndpoint+")")
+func Add(fs *pflag.FlagSet) *Flags {
+	f := &Flags{}
+	fs.StringVar(&f.endpoints, "endpoints", "", "comma-separated https URLs of Cairn members, tried in order (env CAIRN_ENDPOINTS; default "+DefaultEndpoint+")")
 	fs.StringVar(&f.cert, "cert", "", "client certificate file (env CAIRN_CERT; default <data-dir>/pki/client.crt)")
 	fs.StringVar(&f.key, "key", "", "private key of --cert (env CAIRN_KEY; default <data-dir>/pki/client.key)")
 	fs.StringVar(&f.cacert, "cacert", "", "CA bundle the members' certificates chain to (env CAIRN_CACERT; default <data-dir>/pki/ca.crt)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data dir of a local member whose development PKI is used when no certificate is given (default $CAIRN_DATA_DIR, else <$CAIRN_NAME or \"default\">.cairn, as cairn serve)")
-	fs.DurationVar(&f.timeout, "timeout", defaultClientTimeout, "timeout of each request to one endpoint, connection included")
+	fs.DurationVar(&f.timeout, "timeout", DefaultTimeout, "timeout of each request to one endpoint, connection included")
 	return f
 }
 
-// clientSettings are resolved connection settings.
-type clientSettings struct {
+// Settings are resolved connection settings.
+type Settings struct {
 	Endpoints []string // https://host:port, in the order to try
 	Files     tlsconf.Files
 	Timeout   time.Duration
 }
 
-// resolve applies the precedence flag > environment > development PKI,
+// Resolve applies the precedence flag > environment > development PKI,
 // separately for the endpoints, the key pair and the CA. The key pair is
 // taken as a pair: a certificate from one place and its key from another
 // is an error. The development PKI is <data-dir>/pki/{ca.crt,client.crt,
 // client.key}. The default endpoint is the local member,
 // https://127.0.0.1:4001.
-func (f *clientFlags) resolve(environ []string) (clientSettings, error) {
+func (f *Flags) Resolve(environ []string) (Settings, error) {
 	env := envMap(environ)
-	s := clientSettings{Timeout: f.timeout}
+	s := Settings{Timeout: f.timeout}
 	if s.Timeout <= 0 {
 		return s, fmt.Errorf("--timeout must be positive, not %v", f.timeout)
 	}
@@ -70,9 +70,9 @@ func (f *clientFlags) resolve(environ []string) (clientSettings, error) {
 		raw, from = env["CAIRN_ENDPOINTS"], "CAIRN_ENDPOINTS"
 	}
 	if raw == "" {
-		raw, from = defaultClientEndpoint, "default endpoint"
+		raw, from = DefaultEndpoint, "default endpoint"
 	}
-	eps, err := parseEndpoints(raw)
+	eps, err := ParseEndpoints(raw)
 	if err != nil {
 		return s, fmt.Errorf("%s: %w", from, err)
 	}
@@ -125,37 +125,39 @@ func (f *clientFlags) resolve(environ []string) (clientSettings, error) {
 	return s, nil
 }
 
-// config resolves the settings and loads the TLS material: the
+// Config resolves the settings and loads the TLS material: the
 // configuration of a v2client.Client.
-func (f *clientFlags) config(environ []string) (v2client.Config, error) {
-	s, err := f.resolve(environ)
+func (f *Flags) Config(environ []string) (v2client.Config, error) {
+	s, err := f.Resolve(environ)
 	if err != nil {
 		return v2client.Config{}, err
 	}
-	return s.config()
+	return s.Config()
 }
 
-func (s clientSettings) config() (v2client.Config, error) {
+// Config loads the TLS material of s: the configuration of a
+// v2client.Client.
+func (s Settings) Config() (v2client.Config, error) {
 	tc, err := tlsconf.ClientConfigFromFiles(s.Files)
 	if err != nil {
 		return v2client.Config{}, err
 	}
 	return v2client.Config{Endpoints: s.Endpoints, TLS: tc, Timeout: s.Timeout,
-		MaxResponseBytes: maxResponseBytes, CAFile: s.Files.CAFile, CertFile: s.Files.CertFile}, nil
+		MaxResponseBytes: MaxResponseBytes, CAFile: s.Files.CAFile, CertFile: s.Files.CertFile}, nil
 }
 
-// client resolves the settings and returns a client; the caller closes it.
-func (f *clientFlags) client(environ []string) (*v2client.Client, error) {
-	cfg, err := f.config(environ)
+// Client resolves the settings and returns a client; the caller closes it.
+func (f *Flags) Client(environ []string) (*v2client.Client, error) {
+	cfg, err := f.Config(environ)
 	if err != nil {
 		return nil, err
 	}
 	return v2client.New(cfg)
 }
 
-// parseEndpoints splits a comma-separated list of https URLs and returns
+// ParseEndpoints splits a comma-separated list of https URLs and returns
 // them as https://host:port.
-func parseEndpoints(raw string) ([]string, error) {
+func ParseEndpoints(raw string) ([]string, error) {
 	var eps []string
 	for _, e := range strings.Split(raw, ",") {
 		if e = strings.TrimSpace(e); e != "" {
@@ -165,9 +167,9 @@ func parseEndpoints(raw string) ([]string, error) {
 	return v2client.CheckEndpoints(eps)
 }
 
-// withHints adds to a client error what to do about it on this command
+// WithHints adds to a client error what to do about it on this command
 // line: which flag or variable to change.
-func withHints(err error) error {
+func WithHints(err error) error {
 	switch {
 	case err == nil:
 		return nil

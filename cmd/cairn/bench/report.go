@@ -1,0 +1,41 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable writes results as an aligned table: throughput, then the
+// latency percentiles in milliseconds.
+func WriteTable(w io.Writer, results ...*Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tclients\trequests\terrors\tseconds\trate/s\tmean ms\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t")
+	for _, r := range results {
+		l := r.Latency
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
+			r.Label, r.Clients, r.Requests, r.Errors, r.Seconds, r.Rate, l.Mean, l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r.Errors > 0 {
+			var kinds []string
+			for k, n := range r.ErrorKinds {
+				kinds = append(kinds, fmt.Sprintf("%s: %d", k, n))
+			}
+			fmt.Fprintf(w, "%s: %d errors (%s); the first: %s\n", r.Label, r.Errors, strings.Join(kinds, ", "), r.FirstError)
+		}
+	}
+	return nil
+}
+
+// WriteJSON writes v as indented JSON.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
