@@ -134,7 +134,9 @@ func (h *Handler) writeKeyError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	var e *store.Error
 	if !errors.As(err, &e) {
-		h.log.Warn("v2 request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		if !errors.Is(err, cluster.ErrDiskFull) { // logged by the node at a bounded rate
+			h.log.Warn("v2 request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
 		e = store.NewError(store.EcodeRaftInternal, err.Error(), 0)
 	}
 	writeStoreError(w, r, e, 0)
