@@ -119,8 +119,9 @@ func (h *Handler) setKeyHeaders(w http.ResponseWriter, st cluster.Status, etcdIn
 }
 
 // NotAppliedHeader marks an error answer to a request that provably
-// changed nothing (no leader could be reached to propose it), so that a
-// client may send even a write to another member (cluster/v2client does).
+// changed nothing (no leader could be reached to propose it, or a full
+// disk refused it before raft stored it), so that a client may send even a
+// write to another member (cluster/v2client does).
 const NotAppliedHeader = "X-Cairn-Not-Applied"
 
 // writeKeyError is etcd's writeKeyError: a *store.Error as is, anything
@@ -128,7 +129,7 @@ const NotAppliedHeader = "X-Cairn-Not-Applied"
 // 0. Errors carry the cluster ID but no raft headers.
 func (h *Handler) writeKeyError(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("X-Etcd-Cluster-ID", hexID(h.cluster.Status().ClusterID))
-	if errors.Is(err, cluster.ErrNotLeader) {
+	if errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrDiskFull) {
 		// Nothing was proposed: a client may send the request elsewhere.
 		w.Header().Set(NotAppliedHeader, "true")
 	}

@@ -281,6 +281,10 @@ func TestClusterErrors(t *testing.T) {
 	if w := do(h, "PUT", "/v2/keys/k", "value=w"); w.Code != 500 || w.Header().Get(NotAppliedHeader) != "true" {
 		t.Errorf("a write without a leader: %d %v; want 500 with %s: true", w.Code, w.Header(), NotAppliedHeader)
 	}
+	fc.set(func(f *fakeCluster) { f.proposeErr = fmt.Errorf("%w on member n1", cluster.ErrDiskFull) })
+	if w := do(h, "PUT", "/v2/keys/k", "value=w"); w.Code != 500 || w.Header().Get(NotAppliedHeader) != "true" {
+		t.Errorf("a write refused for a full disk: %d %v; want 500 with %s: true", w.Code, w.Header(), NotAppliedHeader)
+	}
 }
 
 // A Propose that wraps a store error still answers the store's error.
