@@ -20,6 +20,9 @@ type Status struct {
 	// Fault is why this node stopped serving (a corrupt log entry, see
 	// Node.Err); empty while it is sound.
 	Fault string
+	// DiskFull is why this node refuses writes for want of room ("disk
+	// full: free space in <data dir>"); empty while its data dir has room.
+	DiskFull string
 
 	RecvAppendRequestCnt uint64
 	SendAppendRequestCnt uint64

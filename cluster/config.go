@@ -86,6 +86,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the node's Prometheus metrics; nil registers none.
 	Registry prometheus.Registerer
+
+	diskHooks *diskHooks // tests: failing raft stores, a probe (diskfull.go)
 }
 
 func (c *Config) setDefaults() {

@@ -15,6 +15,8 @@ type metrics struct {
 	// knows of counts, and so does a leader that follows a time without
 	// one, even when it is the same member again.
 	leaderChanges prometheus.Counter
+	// diskFullRefused counts writes refused because the data dir is full.
+	diskFullRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -28,11 +30,16 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 			Namespace: "cairn", Name: "leader_changes_seen_total",
 			Help: "Leader changes this member has seen (as etcd_server_leader_changes_seen_total).",
 		}),
+		diskFullRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "cairn", Name: "disk_full_writes_refused_total",
+			Help: "Writes this member refused because its data dir is full.",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.apply, m.leaderChanges,
+	registerDiskMetrics(reg, n)
+	reg.MustRegister(m.apply, m.leaderChanges, m.diskFullRefused,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "cairn", Name: "log_corruption_total",
 			Help: "Raft log entries found corrupt (checksum mismatch) when applied or read back; any is a reason to repair this member."},
 			func() float64 { return float64(n.fault.Count()) }),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,8 @@ type Node struct {
 	logs      *disk.LogStore
 	lock      *disk.Lock // nil when the caller holds it (Config.DataDirLock)
 	fault     *disk.Fault
+	space     *disk.Space    // disk-full state of the data dir (diskfull.go)
+	quietRaft *atomic.Uint64 // raft's disk-full log lines dropped
 	net       Network
 	id        uint64
 	clusterID uint64
@@ -93,7 +96,8 @@ func New(cfg Config) (*Node, error) {
 		netw.Close()
 		return nil, err
 	}
-	hlog := RaftLogger(cfg.Logger)
+	space, quiet := disk.NewSpace(cfg.DataDir), new(atomic.Uint64)
+	hlog := RaftLogger(slog.New(quietDiskFull{cfg.Logger.Handler(), quiet}))
 
 	flt := disk.NewFault()
 	snapIndex, err := disk.CheckSnapshots(cfg.DataDir)
@@ -172,11 +176,13 @@ func New(cfg Config) (*Node, error) {
 
 	n := &Node{
 		cfg: cfg, fsm: f, store: st, logs: logs, lock: lock, fault: flt, net: netw,
+		space: space, quietRaft: quiet,
 		id: id, clusterID: clusterID, startTime: time.Now(),
 		readyCh: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
-	r, err := disk.StartRaft(rc, f, logs, snaps, trans, cfg.DataDir)
+	rlogs, rstable, rsnaps := n.raftStores(logs, snaps)
+	r, err := disk.StartRaft(rc, f, rlogs, rstable, rsnaps, trans, cfg.DataDir)
 	if err != nil {
 		return fail(err)
 	}
@@ -184,8 +190,9 @@ func New(cfg Config) (*Node, error) {
 	netw.Serve(n.handle)
 	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
 	n.metrics = newMetrics(cfg.Registry, n)
-	n.wg.Add(5)
+	n.wg.Add(6)
 	go n.watchFault()
+	go n.watchSpace()
 	go n.run()
 	go n.watchLeader()
 	go n.probeFollowers()
@@ -323,6 +330,10 @@ func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, err
 	default:
 	}
 	if err := n.fault.Err(); err != nil {
+		return nil, err
+	}
+	if err := n.diskFullErr(); err != nil {
+		n.metrics.diskFullRefused.Inc()
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)

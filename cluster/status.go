@@ -17,6 +17,7 @@ func (n *Node) Status() Status {
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.fsm.applied.Load(),
 		StartTime:    n.startTime,
+		DiskFull:     n.DiskFull(),
 	}
 	if err := n.fault.Err(); err != nil {
 		st.Fault = err.Error()

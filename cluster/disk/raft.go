@@ -14,14 +14,15 @@ import (
 // the data dir's files: a snapshot that fails raft's own CRC-64 (raft then
 // tries an older one, or none), and the panic raft raises, in this
 // goroutine, when the snapshot it restored and the log leave a gap (which
-// OpenLog and CheckSnapshots are meant to catch first).
-func StartRaft(rc *raft.Config, f raft.FSM, logs *LogStore, snaps raft.SnapshotStore, trans raft.Transport, dataDir string) (r *raft.Raft, err error) {
+// OpenLog and CheckSnapshots are meant to catch first). logs and stable
+// are a LogStore and its BoltStore, or wrappers of them.
+func StartRaft(rc *raft.Config, f raft.FSM, logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore, trans raft.Transport, dataDir string) (r *raft.Raft, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r, err = nil, Damaged(filepath.Join(dataDir, LogFile), "does not continue the newest snapshot raft could restore (%v)", p)
 		}
 	}()
-	r, err = raft.NewRaft(rc, f, logs, logs.BoltStore, snaps, trans)
+	r, err = raft.NewRaft(rc, f, logs, stable, snaps, trans)
 	if err != nil && strings.Contains(err.Error(), "snapshot") {
 		return nil, Damaged(filepath.Join(dataDir, SnapshotsDir), "holds no snapshot raft can restore (%v)", err)
 	}

@@ -176,6 +176,11 @@ type Request struct {
 	Idempotent bool
 }
 
+// notAppliedHeader is cluster/v2http.NotAppliedHeader (this package
+// imports store only): a Cairn member's mark on an error answer to a
+// request it did not propose, which any request may then be resent after.
+const notAppliedHeader = "X-Cairn-Not-Applied"
+
 func (r *Request) idempotent() bool {
 	return r.Idempotent || r.Method == http.MethodGet || r.Method == http.MethodHead
 }
@@ -209,7 +214,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s %s: %w", req.Method, ep+req.Path, ctx.Err())
 		}
-		if err == nil && (resp.StatusCode < 500 || !req.idempotent()) {
+		if err == nil && (resp.StatusCode < 500 || !req.idempotent() && resp.Header.Get(notAppliedHeader) != "true") {
 			c.answered(i, skipped)
 			return resp, nil
 		}

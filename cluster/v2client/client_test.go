@@ -219,11 +219,17 @@ func TestMembersAndMisc(t *testing.T) {
 
 // down answers 500 with etcd error 300, as a member without a leader
 // does, counting requests.
-type down struct{ n atomic.Int32 }
+type down struct {
+	n        atomic.Int32
+	unmarked bool // no X-Cairn-Not-Applied: the write may have been applied
+}
 
 func (d *down) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.n.Add(1)
 	w.Header().Set("Content-Type", "application/json")
+	if !d.unmarked {
+		w.Header().Set("X-Cairn-Not-Applied", "true") // as Cairn marks ErrNotLeader
+	}
 	w.WriteHeader(http.StatusInternalServerError)
 	_, _ = io.WriteString(w, `{"errorCode":300,"message":"Raft Internal Error","cause":"no leader","index":0}`+"\n")
 }
@@ -237,9 +243,14 @@ func TestFailover(t *testing.T) {
 	gone := refused(t)
 	ctx := context.Background()
 
-	c := newClient(t, p, 300*time.Millisecond, gone, sickURL, hung, good)
+	// A write goes past a refused dial and a member that proposed nothing
+	// (its answer says so); a read goes past a hung member too.
+	c := newClient(t, p, 300*time.Millisecond, gone, sickURL, good)
 	if _, err := c.Set(ctx, "/k", "v", v2client.SetOptions{}); err != nil {
-		t.Fatalf("set through the fourth endpoint: %v", err)
+		t.Fatalf("set through the third endpoint: %v", err)
+	}
+	if _, err := newClient(t, p, 300*time.Millisecond, hung, good).Get(ctx, "/k", v2client.GetOptions{}); err != nil {
+		t.Fatalf("get through a hung member: %v", err)
 	}
 	if sick.n.Load() != 1 {
 		t.Fatalf("%d requests to the sick member; want 1", sick.n.Load())
@@ -257,6 +268,29 @@ func TestFailover(t *testing.T) {
 	}
 	if _, err := newClient(t, p, time.Second, good).Get(ctx, "/new", v2client.GetOptions{}); code(err) != 100 {
 		t.Fatalf("the create reached the second member: %v", err)
+	}
+
+	// Nor is a plain set or delete: a second copy could overwrite another
+	// client's write made in between.
+	c = newClient(t, p, 300*time.Millisecond, hung, good)
+	if _, err := c.Set(ctx, "/k", "again", v2client.SetOptions{}); !errors.Is(err, v2client.ErrMayHaveApplied) {
+		t.Fatalf("set through a hung member: %v; want ErrMayHaveApplied", err)
+	}
+	if _, err := c.Delete(ctx, "/k", v2client.DeleteOptions{}); !errors.Is(err, v2client.ErrMayHaveApplied) {
+		t.Fatalf("delete through a hung member: %v; want ErrMayHaveApplied", err)
+	}
+	// A 5xx without the mark (a raft timeout: maybe applied) is the answer.
+	unsure := &down{unmarked: true}
+	unsureURL, _ := serve(t, p, unsure)
+	if _, err := newClient(t, p, time.Second, unsureURL, good).Set(ctx, "/unsure", "v", v2client.SetOptions{}); code(err) != store.EcodeRaftInternal {
+		t.Fatalf("set answered 500 without the mark: %v; want that answer, not a second copy elsewhere", err)
+	}
+	if _, err := newClient(t, p, time.Second, good).Get(ctx, "/unsure", v2client.GetOptions{}); code(err) != 100 {
+		t.Fatalf("the set reached the second member: %v", err)
+	}
+	// A refresh is: it changes no value.
+	if _, err := c.Set(ctx, "/k", "", v2client.SetOptions{Refresh: true, PrevExist: v2client.PrevExists, TTL: 10 * time.Second}); err != nil {
+		t.Fatalf("refresh through a hung member, then a good one: %v", err)
 	}
 
 	// Every member answers 5xx: the answer is the cluster's.

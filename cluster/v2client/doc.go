@@ -21,10 +21,14 @@
 //
 // Invariants:
 //   - A request that may have reached a member is sent to another one only
-//     when sending it twice leaves the store as sending it once does: reads,
-//     a set without conditions, a refresh, a delete without conditions, or
-//     a request marked Idempotent. Any other request fails with
-//     ErrMayHaveApplied instead of being applied twice.
+//     when a second copy cannot be seen as a second write, even with other
+//     clients writing in between: reads, a refresh, a compare-and-delete
+//     (a repeat finds the key gone), or a request marked Idempotent. Any
+//     other request, a plain set or delete included, fails with
+//     ErrMayHaveApplied instead: a set applied twice would overwrite a
+//     write made between the two copies, which no linearizable history
+//     allows. A request that provably never left (a refused dial) goes to
+//     the next member whatever it is.
 //   - When every endpoint failed and at least one answered, the error is
 //     the last answer's (a *store.Error or *Error); when none answered, it
 //     wraps ErrUnavailable and says, per endpoint, why.

@@ -117,14 +117,17 @@ func (c *Client) Set(ctx context.Context, key, value string, o SetOptions) (*sto
 	if o.TTL > 0 {
 		form.Set("ttl", strconv.FormatInt(int64(o.TTL/time.Second), 10))
 	}
-	// Applying it twice leaves what applying it once does.
-	again := o.PrevValue == "" && o.PrevIndex == 0 && o.PrevExist != PrevNoExist
+	// Only a refresh may be sent again: it changes no value, and fails
+	// once the key is gone. A plain set sent again after a first copy was
+	// applied would apply twice, and overwrite another client's write made
+	// in between (a reader would see v, w, then v again: not linearizable).
+	again := o.Refresh && o.PrevValue == "" && o.PrevIndex == 0
 	return c.keys(ctx, Request{Method: http.MethodPut, Path: keysURI(key, q), Idempotent: again,
 		Body: []byte(form.Encode()), ContentType: "application/x-www-form-urlencoded"})
 }
 
 // SetTTL writes value at key with a TTL of whole seconds (a set without
-// conditions: sent again on failover). With Refresh and CompareAndDelete it
+// conditions). With Refresh and CompareAndDelete it
 // is what discovery.Keys, the registrar's client, asks for.
 func (c *Client) SetTTL(ctx context.Context, key, value string, ttl time.Duration) (*store.Event, error) {
 	return c.Set(ctx, key, value, SetOptions{TTL: ttl})
@@ -172,8 +175,9 @@ func (c *Client) Delete(ctx context.Context, key string, o DeleteOptions) (*stor
 	}
 	flag(q, "dir", o.Dir)
 	flag(q, "recursive", o.Recursive)
-	again := o.PrevValue == "" && o.PrevIndex == 0
-	return c.keys(ctx, Request{Method: http.MethodDelete, Path: keysURI(key, q), Idempotent: again})
+	// Not sent again once it may have been applied: a repeat could remove
+	// a key another client created in between.
+	return c.keys(ctx, Request{Method: http.MethodDelete, Path: keysURI(key, q)})
 }
 
 // CompareAndDelete removes key if it holds value. It may be sent to a

@@ -1,6 +1,7 @@
 package v2http
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -48,19 +49,21 @@ func isDigits(s string) bool {
 // a linearizable read succeeds within healthTimeout, else 503
 // {"health":"false"}. This is etcd 3.4's check (a read through raft) and
 // body shape, with Content-Type application/json on both answers (3.4 sends
-// the 503 through http.Error as text/plain with a newline).
+// the 503 through http.Error as text/plain with a newline). A member that
+// stopped on a corrupt log, or whose data dir is full, answers 503 with a
+// "reason" (etcd 3.5's field) saying so.
 func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r.Method, http.MethodGet) {
 		return
 	}
 	st := h.cluster.Status()
-	if st.Fault != "" {
-		// A member that found its log corrupt says why (etcd 3.5's
-		// "reason" field), whatever raft still reports.
+	if reason := cmp.Or(st.Fault, st.DiskFull); reason != "" {
+		// A member that found its log corrupt, or whose disk is full, says
+		// why (etcd 3.5's "reason" field), whatever raft still reports.
 		b, _ := json.Marshal(struct {
 			Health string `json:"health"`
 			Reason string `json:"reason"`
-		}{"false", st.Fault})
+		}{"false", reason})
 		writeBody(w, r, http.StatusServiceUnavailable, "application/json", b)
 		return
 	}

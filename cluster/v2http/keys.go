@@ -118,14 +118,26 @@ func (h *Handler) setKeyHeaders(w http.ResponseWriter, st cluster.Status, etcdIn
 	hd["X-Raft-Term"] = v[4:5:5]
 }
 
+// NotAppliedHeader marks an error answer to a request that provably
+// changed nothing (no leader could be reached to propose it, or a full
+// disk refused it before raft stored it), so that a client may send even a
+// write to another member (cluster/v2client does).
+const NotAppliedHeader = "X-Cairn-Not-Applied"
+
 // writeKeyError is etcd's writeKeyError: a *store.Error as is, anything
 // else (raft, timeout) as error 300 with the error text as cause and index
 // 0. Errors carry the cluster ID but no raft headers.
 func (h *Handler) writeKeyError(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("X-Etcd-Cluster-ID", hexID(h.cluster.Status().ClusterID))
+	if errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrDiskFull) {
+		// Nothing was proposed: a client may send the request elsewhere.
+		w.Header().Set(NotAppliedHeader, "true")
+	}
 	var e *store.Error
 	if !errors.As(err, &e) {
-		h.log.Warn("v2 request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		if !errors.Is(err, cluster.ErrDiskFull) { // logged by the node at a bounded rate
+			h.log.Warn("v2 request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
 		e = store.NewError(store.EcodeRaftInternal, err.Error(), 0)
 	}
 	writeStoreError(w, r, e, 0)

@@ -2,10 +2,12 @@ package v2http
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
 
+	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -270,9 +272,18 @@ func TestClusterErrors(t *testing.T) {
 		if w.Code != tt.code || w.Body.String() != tt.want {
 			t.Errorf("%s: got %d %q, want %d %q", tt.name, w.Code, w.Body, tt.code, tt.want)
 		}
-		if tt.code == 500 && (w.Header().Get("X-Etcd-Index") != "0" || w.Header().Get("X-Raft-Index") != "") {
+		if tt.code == 500 && (w.Header().Get("X-Etcd-Index") != "0" || w.Header().Get("X-Raft-Index") != "" || w.Header().Get(NotAppliedHeader) != "") {
 			t.Errorf("%s: headers %v", tt.name, w.Header())
 		}
+	}
+	// Only a write no leader was reached for is marked as not applied.
+	fc.set(func(f *fakeCluster) { f.proposeErr = fmt.Errorf("%w (raft)", cluster.ErrNotLeader) })
+	if w := do(h, "PUT", "/v2/keys/k", "value=w"); w.Code != 500 || w.Header().Get(NotAppliedHeader) != "true" {
+		t.Errorf("a write without a leader: %d %v; want 500 with %s: true", w.Code, w.Header(), NotAppliedHeader)
+	}
+	fc.set(func(f *fakeCluster) { f.proposeErr = fmt.Errorf("%w on member n1", cluster.ErrDiskFull) })
+	if w := do(h, "PUT", "/v2/keys/k", "value=w"); w.Code != 500 || w.Header().Get(NotAppliedHeader) != "true" {
+		t.Errorf("a write refused for a full disk: %d %v; want 500 with %s: true", w.Code, w.Header(), NotAppliedHeader)
 	}
 }
 
