@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/cairnkv/cairn/store"
 )
@@ -59,5 +62,19 @@ func TestProposeAnswerRoundTrip(t *testing.T) {
 		if _, _, err := decodeProposeAnswer(ans[:i]); err == nil {
 			t.Fatalf("an answer cut to %d of %d bytes decoded", i, len(ans))
 		}
+	}
+}
+
+// TestForwardedProposeErrorAmbiguous: a leader whose raft shut down under a
+// forwarded proposal does not tell the follower that nothing was proposed
+// (ErrNotLeader marks a write a client may send elsewhere).
+func TestForwardedProposeErrorAmbiguous(t *testing.T) {
+	_, err := decodeAnswer(encodeFailure(forwardedProposeError(raftError(raft.ErrRaftShutdown))))
+	if errors.Is(err, ErrNotLeader) || !errors.Is(err, ErrTimeout) {
+		t.Fatalf("raft shut down under a forwarded proposal answers %v; want ErrTimeout, not ErrNotLeader", err)
+	}
+	_, err = decodeAnswer(encodeFailure(forwardedProposeError(raftError(raft.ErrNotLeader))))
+	if !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a proposal raft refused as not leader answers %v; want ErrNotLeader", err)
 	}
 }

@@ -212,6 +212,20 @@ func (n *Node) handle(ctx context.Context, req []byte) []byte {
 	return encodeOK(ans)
 }
 
+// forwardedProposeError is the error a leader answers a forwarded
+// proposal with. ErrStopped crosses the wire as "the leader is shutting
+// down", which the follower takes as nothing proposed (ErrNotLeader, and
+// v2http's not-applied mark, after which a client sends even a write
+// elsewhere). Raft shutting down under a pending entry is not that: the
+// entry may be in the log and commit under the next leader, so it is
+// answered as the ambiguous timeout.
+func forwardedProposeError(err error) error {
+	if errors.Is(err, ErrStopped) {
+		return fmt.Errorf("%w: the leader shut down before the entry committed; it may or may not be applied", ErrTimeout)
+	}
+	return err
+}
+
 // serveLeader runs a forwarded request on the leader; flags are the
 // request's (flagBinaryEvent).
 func (n *Node) serveLeader(ctx context.Context, op, flags byte, payload []byte) ([]byte, error) {
@@ -223,7 +237,7 @@ func (n *Node) serveLeader(ctx context.Context, op, flags byte, payload []byte) 
 		}
 		ev, idx, err := n.proposeLocal(ctx, c.req)
 		if err != nil {
-			return nil, err
+			return nil, forwardedProposeError(err)
 		}
 		return encodeProposeAnswer(ev, idx, flags&flagBinaryEvent != 0)
 	case opReadIndex:
