@@ -74,6 +74,7 @@ type muxConn struct {
 	failed   bool
 	lastRead atomic.Int64 // unix nanos of the last answer read
 	inflight atomic.Int32
+	dead     atomic.Bool // closed: muxConnFor passes it over
 }
 
 // muxPool is a member's multiplexed connections to one peer.
@@ -155,6 +156,14 @@ func (n *Network) muxConnFor(ctx context.Context, addr string) (*muxConn, error)
 			n.mu.Unlock()
 			return nil, errMuxRefused
 		}
+		live := p.conns[:0]
+		for _, mc := range p.conns {
+			if !mc.dead.Load() {
+				live = append(live, mc)
+			}
+		}
+		clear(p.conns[len(live):])
+		p.conns = live
 		var best *muxConn
 		for _, mc := range p.conns {
 			if best == nil || mc.inflight.Load() < best.inflight.Load() {
@@ -245,6 +254,7 @@ func (mc *muxConn) fail(err error) {
 		return
 	}
 	mc.failed, mc.closed = true, true
+	mc.dead.Store(true)
 	pending := mc.pending
 	mc.pending = nil
 	mc.mu.Unlock()
@@ -312,6 +322,7 @@ func (mc *muxConn) goaway(b []byte) {
 		return
 	}
 	mc.closed = true
+	mc.dead.Store(true)
 	var unserved []*muxCall
 	for id, cl := range mc.pending {
 		if id > last {
