@@ -210,15 +210,15 @@ func newProcs(t testing.TB, bin string, n int, opts ProcOptions) *Procs {
 		}
 		node := tlstest.WritePair(t, pkiDir, pr.Name, p.CAFile, tlstest.IssueNode(t, ca, ProcTrustDomain, pr.Name, pr.IP))
 		pr.CertFile, pr.KeyFile = node.CertFile, node.KeyFile
-		pr.ClientURL = "https://" + net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))
-		pr.PeerBindAddr = net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))
+		pr.ClientURL = "https://" + net.JoinHostPort(pr.IP, FreePortOn(t, pr.IP))
+		pr.PeerBindAddr = net.JoinHostPort(pr.IP, FreePortOn(t, pr.IP))
 		px, err := p.net.listen(i, pr.IP, net.JoinHostPort(pr.IP, "0"), pr.PeerBindAddr)
 		if err != nil {
 			t.Fatalf("proxy for %s: %v", pr.Name, err)
 		}
 		pr.PeerAddr = px.addr()
 		if opts.DNS {
-			pr.DNSAddr = net.JoinHostPort(pr.IP, freePortOn(t, pr.IP))
+			pr.DNSAddr = net.JoinHostPort(pr.IP, FreePortOn(t, pr.IP))
 		}
 		p.procs = append(p.procs, pr)
 		cl, err := v2client.New(v2client.Config{Endpoints: []string{pr.ClientURL}, TLS: p.ClientTLS,
@@ -244,17 +244,31 @@ func (p *Procs) closeIdle() {
 	}
 }
 
-// freePortOn returns a TCP port on ip that was free a moment ago.
-func freePortOn(t testing.TB, ip string) string {
+// FreePortOn returns a TCP port on ip that was free a moment ago: it
+// listens on port 0 and closes the listener. It never returns a port it
+// returned before in this process (on any ip): the kernel may hand the
+// same port out twice in a row, and a member that asks for a client and a
+// peer port must get two. Another process may still take the port before
+// the caller binds it; that is rare on a test machine.
+func FreePortOn(t testing.TB, ip string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatalf("free port on %s (is 127/8 routed to lo?): %v", ip, err)
+	for range 100 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatalf("free port on %s (is 127/8 routed to lo?): %v", ip, err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, used := handedOut.LoadOrStore(port, true); !used {
+			return strconv.Itoa(port)
+		}
 	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
+	t.Fatalf("free port on %s: the kernel kept returning ports already handed out", ip)
+	return ""
 }
+
+// handedOut holds every port FreePortOn returned.
+var handedOut sync.Map
 
 // others is every index but i.
 func (p *Procs) others(i int) []int {

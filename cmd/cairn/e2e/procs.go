@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/clustertest"
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 )
 
@@ -35,31 +36,14 @@ func NeedBinary(t testing.TB, name string) string {
 	return ""
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago: it
-// listens on port 0 and closes the listener. It never returns a port it
-// returned before in this process: the kernel may hand the same port out
-// twice in a row, and a test that asks for a client and a peer port must
-// get two. Another process may still take the port before the caller binds
-// it; that is rare on a test machine.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that no FreePort or clustertest.FreePortOn call of this process returned
+// before (clustertest.FreePortOn).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if _, used := handedOut.LoadOrStore(port, true); !used {
-			return port
-		}
-	}
-	t.Fatal("free port: the kernel kept returning ports already handed out")
-	return 0
+	port, _ := strconv.Atoi(clustertest.FreePortOn(t, "127.0.0.1"))
+	return port
 }
-
-// handedOut holds every port FreePort returned.
-var handedOut sync.Map
 
 // errNotYet is what a Poll condition returns while it waits.
 var errNotYet = errors.New("not yet")
