@@ -33,8 +33,15 @@ func RequestTimeoutFor(electionTimeout time.Duration) time.Duration {
 type Config struct {
 	// Name is this member's human name (etcd's --name).
 	Name string
-	// DataDir holds raft.db (log and stable store), snapshots/ and member.json.
+	// DataDir holds raft.db (stable store, and the log with log store
+	// boltdb), wal/ (the log with log store wal), snapshots/ and
+	// member.json.
 	DataDir string
+	// LogStore is where raft's log is kept: LogStoreBolt (raft-boltdb in
+	// raft.db, the default; "" is it) or LogStoreWAL (hashicorp/raft-wal in
+	// wal/: one fsync per batch of entries instead of bbolt's two). A data
+	// dir keeps the store it was created with: New refuses the other one.
+	LogStore string
 	// PeerAddr is the advertised peer host:port (raft address).
 	PeerAddr string
 	// ClientURLs are the advertised client URLs (https://host:port).
@@ -90,7 +97,20 @@ type Config struct {
 	diskHooks *diskHooks // tests: failing raft stores, a probe (diskfull.go)
 }
 
+// The log stores of Config.LogStore.
+const (
+	LogStoreBolt = disk.LogStoreBolt
+	LogStoreWAL  = disk.LogStoreWAL
+)
+
+// defaultLogStore is the log store of a Config that names none; the
+// tests set it from CAIRN_TEST_LOG_STORE to run every test on either.
+var defaultLogStore = LogStoreBolt
+
 func (c *Config) setDefaults() {
+	if c.LogStore == "" {
+		c.LogStore = defaultLogStore
+	}
 	if c.Name == "" {
 		c.Name = DefaultName
 	}

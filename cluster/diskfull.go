@@ -83,6 +83,12 @@ type spaceLogs struct {
 
 func (s spaceLogs) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
 
+// IsMonotonic passes the store's raft.MonotonicLogStore on (the wal is).
+func (s spaceLogs) IsMonotonic() bool {
+	m, ok := s.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
+
 func (s spaceLogs) StoreLogs(logs []*raft.Log) error {
 	if err := s.space.Refuse(); err != nil {
 		return err

@@ -35,11 +35,33 @@ func flipAll(t *testing.T, path string, needle []byte, at int) int {
 	return n
 }
 
+// logPath is the log of the data dir dir that errors name: raft.db or
+// wal/.
+func logPath(dir string) string {
+	if defaultLogStore == LogStoreWAL {
+		return filepath.Join(dir, disk.WALDir)
+	}
+	return filepath.Join(dir, disk.LogFile)
+}
+
+// logFiles are the files that hold the log of the data dir dir.
+func logFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	if defaultLogStore != LogStoreWAL {
+		return []string{filepath.Join(dir, disk.LogFile)}
+	}
+	m, err := filepath.Glob(filepath.Join(dir, disk.WALDir, "*.wal"))
+	if err != nil || len(m) == 0 {
+		t.Fatalf("no wal segment in %s (%v)", dir, err)
+	}
+	return m
+}
+
 // entryIndex finds the raft index of the command entry whose data holds
 // needle, reading the closed log directly.
 func entryIndex(t *testing.T, dir string, needle []byte) uint64 {
 	t.Helper()
-	logs, err := disk.OpenLog(filepath.Join(dir, disk.LogFile), 0, nil)
+	logs, err := disk.OpenLogStore(dir, defaultLogStore, 0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +70,7 @@ func entryIndex(t *testing.T, dir string, needle []byte) uint64 {
 	last, _ := logs.LastIndex()
 	for i := first; i <= last; i++ {
 		var l raft.Log
-		if logs.BoltStore.GetLog(i, &l) == nil && bytes.Contains(l.Data, needle) {
+		if logs.Raw().GetLog(i, &l) == nil && bytes.Contains(l.Data, needle) {
 			return i
 		}
 	}
@@ -75,8 +97,12 @@ func TestCorruptLogEntryRefusedAtStart(t *testing.T) {
 	}
 	value := []byte("value-of-key-17-padding")
 	idx := entryIndex(t, dir, value)
-	if flipAll(t, filepath.Join(dir, disk.LogFile), value, 5) == 0 {
-		t.Fatal("value not found in raft.db")
+	found := 0
+	for _, p := range logFiles(t, dir) {
+		found += flipAll(t, p, value, 5)
+	}
+	if found == 0 {
+		t.Fatal("value not found in the log")
 	}
 
 	_, err := New(Config{Name: "n1", DataDir: dir, Now: clk.now})
@@ -86,7 +112,7 @@ func TestCorruptLogEntryRefusedAtStart(t *testing.T) {
 	}
 	msg := err.Error()
 	if ce.Index != idx || !strings.Contains(msg, "entry "+itoa(int(idx))+" ") ||
-		!strings.Contains(msg, filepath.Join(dir, disk.LogFile)) || !strings.Contains(msg, "cairn snapshot restore") {
+		!strings.Contains(msg, logPath(dir)) || !strings.Contains(msg, "cairn snapshot restore") {
 		t.Fatalf("error does not name entry %d, the file and what to do: %v", idx, err)
 	}
 	t.Log(msg)
@@ -202,7 +228,7 @@ func TestCorruptEntryStopsNode(t *testing.T) {
 	data := (&command{typ: cmdNoop, now: time.Unix(1, 0)}).encode()
 	data[len(data)-1] ^= 0xff
 	planted := last + 1000 // far beyond what raft will write in this test
-	if err := n.logs.BoltStore.StoreLog(&raft.Log{Index: planted, Term: 1, Type: raft.LogCommand, Data: data}); err != nil {
+	if err := n.logs.Raw().StoreLog(&raft.Log{Index: planted, Term: 1, Type: raft.LogCommand, Data: data}); err != nil {
 		t.Fatal(err)
 	}
 	var l raft.Log
@@ -262,7 +288,7 @@ func TestCorruptLeaderLeavesCluster(t *testing.T) {
 	last, _ := bad.logs.LastIndex()
 	data := (&command{typ: cmdNoop, now: time.Unix(1, 0)}).encode()
 	data[len(data)-1] ^= 0xff
-	if err := bad.logs.BoltStore.StoreLog(&raft.Log{Index: last + 1000, Term: 1, Type: raft.LogCommand, Data: data}); err != nil {
+	if err := bad.logs.Raw().StoreLog(&raft.Log{Index: last + 1000, Term: 1, Type: raft.LogCommand, Data: data}); err != nil {
 		t.Fatal(err)
 	}
 	var l raft.Log

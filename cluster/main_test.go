@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -8,6 +9,12 @@ import (
 
 // TestMain fails the run when a goroutine started by the tests outlives
 // them: every goroutine has an owner that stops it.
+//
+// CAIRN_TEST_LOG_STORE=wal runs every test on the wal log store (the
+// default is boltdb), as CI does once.
 func TestMain(m *testing.M) {
+	if s := os.Getenv("CAIRN_TEST_LOG_STORE"); s != "" {
+		defaultLogStore = s
+	}
 	goleak.VerifyTestMain(m)
 }

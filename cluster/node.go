@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,7 +107,7 @@ func New(cfg Config) (*Node, error) {
 		netw.Close()
 		return nil, err
 	}
-	logs, err := disk.OpenLog(filepath.Join(cfg.DataDir, disk.LogFile), snapIndex, flt.Raise)
+	logs, err := disk.OpenLogStore(cfg.DataDir, cfg.LogStore, snapIndex, flt.Raise, hlog)
 	if err != nil {
 		netw.Close()
 		return nil, err

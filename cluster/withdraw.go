@@ -82,7 +82,7 @@ func (n *Node) forgetState() error {
 		return nil
 	}
 	var errs []error
-	for _, name := range []string{metaFile, disk.LogFile, disk.SnapshotsDir} {
+	for _, name := range []string{metaFile, disk.LogFile, disk.WALDir, disk.SnapshotsDir} {
 		if err := os.RemoveAll(filepath.Join(n.cfg.DataDir, name)); err != nil {
 			errs = append(errs, err)
 		}

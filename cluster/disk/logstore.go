@@ -3,10 +3,13 @@ package disk
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
 	"go.etcd.io/bbolt"
 )
 
@@ -15,20 +18,51 @@ import (
 // can hold it.
 const boltOpenTimeout = 5 * time.Second
 
-// LogStore is raft's log and stable store (raft-boltdb) that verifies
-// every command entry raft reads back (replay after a restart, apply on a
-// follower, replication to followers), so that a damaged entry is neither
-// applied nor shipped to others. A failure is passed to OnCorrupt and
-// returned to raft as a *CorruptEntryError. The embedded BoltStore is the
-// unchecked store: raft's StableStore, and tests.
+// LogStore is raft's log and stable store that verifies every command
+// entry raft reads back (replay after a restart, apply on a follower,
+// replication to followers), so that a damaged entry is neither applied
+// nor shipped to others. A failure is passed to OnCorrupt and returned to
+// raft as a *CorruptEntryError. The embedded BoltStore (raft.db) is raft's
+// StableStore; the log is in it too (log store boltdb) or in a raft-wal
+// (wal/, log store wal). Raw is the unchecked log, for tests.
 type LogStore struct {
 	*raftboltdb.BoltStore
-	Path      string
+	Path      string // the log's file or dir
+	Kind      string // LogStoreBolt or LogStoreWAL
 	OnCorrupt func(error)
+	wal       *wal.WAL // nil: the log is in BoltStore
+	closeWAL  func() error
+}
+
+// IsMonotonic tells raft that the wal takes no gaps (raft.MonotonicLogStore):
+// raft then empties it when it installs a snapshot.
+func (s *LogStore) IsMonotonic() bool { return s.wal != nil }
+
+// Raw is the log without the checks.
+func (s *LogStore) Raw() raft.LogStore {
+	if s.wal != nil {
+		return s.wal
+	}
+	return s.BoltStore
+}
+
+func (s *LogStore) FirstIndex() (uint64, error)       { return s.Raw().FirstIndex() }
+func (s *LogStore) LastIndex() (uint64, error)        { return s.Raw().LastIndex() }
+func (s *LogStore) StoreLog(l *raft.Log) error        { return s.Raw().StoreLog(l) }
+func (s *LogStore) StoreLogs(logs []*raft.Log) error  { return s.Raw().StoreLogs(logs) }
+func (s *LogStore) DeleteRange(min, max uint64) error { return s.Raw().DeleteRange(min, max) }
+
+// Close closes the log and the stable store.
+func (s *LogStore) Close() error {
+	var err error
+	if s.wal != nil {
+		err = s.closeWAL()
+	}
+	return errors.Join(err, s.BoltStore.Close())
 }
 
 func (s *LogStore) GetLog(index uint64, l *raft.Log) error {
-	if err := s.BoltStore.GetLog(index, l); err != nil {
+	if err := s.Raw().GetLog(index, l); err != nil {
 		return err
 	}
 	if _, _, err := CheckEntry(l, false); err != nil {
@@ -61,7 +95,43 @@ func OpenLog(path string, snapIndex uint64, onCorrupt func(error)) (*LogStore, e
 		bs.Close()
 		return nil, err
 	}
-	return &LogStore{BoltStore: bs, Path: path, OnCorrupt: onCorrupt}, nil
+	return &LogStore{BoltStore: bs, Path: path, Kind: LogStoreBolt, OnCorrupt: onCorrupt}, nil
+}
+
+// OpenLogStore opens the stores of dataDir: raft.db (OpenLog) and, for log
+// store wal, wal/; want is the configured log store ("" is boltdb), which
+// must be the data dir's (ChooseLogStore). The log is verified (ScanLog)
+// for a data dir whose newest snapshot is at snapIndex.
+func OpenLogStore(dataDir, want string, snapIndex uint64, onCorrupt func(error), log hclog.Logger) (*LogStore, error) {
+	path := filepath.Join(dataDir, LogFile)
+	s, err := OpenLog(path, snapIndex, onCorrupt)
+	if err != nil {
+		return nil, err
+	}
+	last, err := s.BoltStore.LastIndex()
+	if err != nil {
+		s.Close()
+		return nil, Damaged(path, "cannot be read (%v)", err)
+	}
+	kind, err := ChooseLogStore(dataDir, want, last > 0)
+	if err != nil || kind == LogStoreBolt {
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		return s, nil
+	}
+	w, closeWAL, err := openWAL(dataDir, log)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.wal, s.closeWAL, s.Kind, s.Path = w, closeWAL, LogStoreWAL, filepath.Join(dataDir, WALDir)
+	if err := ScanLog(w, s.Path, snapIndex); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // ScanLog verifies every entry of the log before raft sees it: each

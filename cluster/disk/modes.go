@@ -40,13 +40,16 @@ func secureDir(dir string, log *slog.Logger) error {
 }
 
 // SecureFiles makes Cairn's files in the data dir (raft.db, LOCK, the
-// snapshots and the names in more) 0600, dirs 0700, whatever an older
-// version or raft left.
+// snapshots, the wal and the names in more) 0600, dirs 0700, whatever an
+// older version or raft left.
 func SecureFiles(dir string, more ...string) error {
 	for _, name := range append([]string{LogFile, LockFile}, more...) {
 		if err := restrict(filepath.Join(dir, name), 0o600); err != nil {
 			return err
 		}
+	}
+	if err := restrictTree(filepath.Join(dir, WALDir)); err != nil {
+		return err
 	}
 	return restrictTree(filepath.Join(dir, SnapshotsDir))
 }

@@ -1,0 +1,161 @@
+package disk
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
+	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
+	"github.com/hashicorp/raft-wal/types"
+)
+
+// The log stores a data dir can hold (Config.LogStore, --log-store).
+const (
+	LogStoreBolt = "boltdb" // the log in raft.db, with the stable store
+	LogStoreWAL  = "wal"    // the log in wal/ (hashicorp/raft-wal), the stable store in raft.db
+)
+
+// WALDir is the dir of the wal log store in a data dir.
+const WALDir = "wal"
+
+// walSegmentSize is the size of a wal segment file (preallocated); tests
+// make it small.
+var walSegmentSize = wal.DefaultSegmentSize
+
+// walMetaFile is raft-wal's own index of its segments, a bbolt file.
+const walMetaFile = "wal-meta.db"
+
+// ChooseLogStore is the log store of the data dir: the one its files say
+// (wal/ exists: wal; raft.db holds log entries: boltdb), or want (a
+// validated setting; "" is boltdb) when it holds no log yet. A data dir
+// whose store is not want is an error naming both: a data dir keeps the
+// store it was created with.
+func ChooseLogStore(dataDir, want string, boltHasLog bool) (string, error) {
+	switch want {
+	case "":
+		want = LogStoreBolt
+	case LogStoreBolt, LogStoreWAL:
+	default:
+		return "", fmt.Errorf("disk: unknown log store %q; use %q or %q", want, LogStoreBolt, LogStoreWAL)
+	}
+	walDir := filepath.Join(dataDir, WALDir)
+	_, err := os.Stat(walDir)
+	hasWAL := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("disk: stat %s: %w", walDir, err)
+	}
+	have := ""
+	switch {
+	case hasWAL && boltHasLog:
+		return "", Damaged(dataDir, "holds a raft log both in %s and in %s", LogFile, WALDir+"/")
+	case hasWAL:
+		have = LogStoreWAL
+	case boltHasLog:
+		have = LogStoreBolt
+	default:
+		return want, nil
+	}
+	if have != want {
+		return "", fmt.Errorf("disk: data dir %s holds a %s log store and log_store is %s: a data dir keeps the log store it was created with; "+
+			"start it with --log-store %s, or, to change stores, remove this member (cairn member remove ID), empty its data dir and start it again with --log-store %s and --peers",
+			dataDir, have, want, have, want)
+	}
+	return have, nil
+}
+
+// openWAL opens (or creates) the wal log store in dataDir, with Cairn's
+// modes and its failures as errors that name the dir.
+// raft-wal v0.4.0's Close leaves its meta file open (and locked): the
+// returned close closes both.
+func openWAL(dataDir string, log hclog.Logger) (w *wal.WAL, closeAll func() error, err error) {
+	dir := filepath.Join(dataDir, WALDir)
+	if err := checkWAL(dir); err != nil {
+		return nil, nil, err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, nil, fmt.Errorf("disk: create %s: %w", dir, err)
+	}
+	meta := &metadb.BoltMetaDB{}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			meta.Close()
+			w, closeAll, err = nil, nil, Damaged(dir, "cannot be opened (%v)", p)
+		}
+	}()
+	w, err = wal.Open(dir,
+		wal.WithMetaStore(meta),
+		wal.WithLogger(log.Named("wal")),
+		wal.WithSegmentSize(walSegmentSize),
+		wal.WithSegmentFiler(segment.NewFiler(dir, privateVFS{walfs.New()})))
+	if err != nil {
+		meta.Close()
+		return nil, nil, Damaged(dir, "cannot be opened (%v)", err)
+	}
+	closeAll = func() error { return errors.Join(w.Close(), meta.Close()) }
+	if err := restrictTree(dir); err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return w, closeAll, nil
+}
+
+// checkWAL validates what raft-wal reads first: its meta file (a bbolt
+// file, CheckBolt) must be there when segments are (raft-wal would start
+// afresh and delete them).
+func checkWAL(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("disk: read %s: %w", dir, err)
+	}
+	meta, segments := false, 0
+	for _, e := range entries {
+		switch {
+		case e.Name() == walMetaFile:
+			meta = true
+		case filepath.Ext(e.Name()) == ".wal":
+			segments++
+		}
+	}
+	if !meta && segments > 0 {
+		return Damaged(dir, "holds %d segment files and no %s (the index of its segments)", segments, walMetaFile)
+	}
+	if meta {
+		fi, err := os.Stat(filepath.Join(dir, walMetaFile))
+		if err == nil && fi.Size() == 0 {
+			return Damaged(filepath.Join(dir, walMetaFile), "is empty")
+		}
+		return CheckBolt(filepath.Join(dir, walMetaFile), true)
+	}
+	return nil
+}
+
+// privateVFS is raft-wal's file system with Cairn's modes: it creates
+// segment files 0644; they are restricted as soon as they exist.
+type privateVFS struct{ *walfs.FS }
+
+func (v privateVFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
+	f, err := v.FS.Create(dir, name, size)
+	if err != nil {
+		return nil, err
+	}
+	if err := restrict(filepath.Join(dir, name), 0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+var _ raft.LogStore = (*wal.WAL)(nil)
