@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -127,6 +128,9 @@ func checkWAL(dir string) error {
 			meta = true
 		case filepath.Ext(e.Name()) == ".wal":
 			segments++
+			if err := checkSegmentHeader(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
 		}
 	}
 	if !meta && segments > 0 {
@@ -159,3 +163,28 @@ func (v privateVFS) Create(dir, name string, size uint64) (types.WritableFile, e
 }
 
 var _ raft.LogStore = (*wal.WAL)(nil)
+
+// checkSegmentHeader refuses a segment file whose header is neither
+// raft-wal's (magic, version) nor zeros (a segment created just before a
+// crash): raft-wal would take it for a torn write and start the segment
+// afresh, dropping its entries.
+func checkSegmentHeader(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("disk: read %s: %w", path, err)
+	}
+	const headerLen, magic, version = 32, 0x58eb6b0d, 0
+	if len(b) < headerLen {
+		return Damaged(path, "is truncated: %d bytes, shorter than a segment header", len(b))
+	}
+	h := b[:headerLen]
+	if binary.LittleEndian.Uint64(h[0:8]) == magic && h[7] == version {
+		return nil
+	}
+	for _, c := range h {
+		if c != 0 {
+			return Damaged(path, "is not a wal segment: its header is damaged")
+		}
+	}
+	return nil
+}

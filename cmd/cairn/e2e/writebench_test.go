@@ -33,6 +33,7 @@ import (
 // (v2 API, client mTLS, plain-HTTP peers on loopback) measured by the same
 // generator. CAIRN_WRITE_BENCH_BASE_BIN adds a 3-member cluster of another
 // cairn binary (a baseline build), measured alternately with the others;
+// CAIRN_WRITE_BENCH_WAL=1 adds a cairn cluster on --log-store wal.
 // CAIRN_WRITE_BENCH_IDLE=10s first reports each member's CPU use while idle.
 func TestWriteBench(t *testing.T) {
 	if os.Getenv("CAIRN_WRITE_BENCH") != "1" {
@@ -74,6 +75,9 @@ func TestWriteBench(t *testing.T) {
 		systems = append(systems, system{name: "base", members: startCairn3(t, base)})
 	}
 	systems = append(systems, system{name: "cairn", members: startCairn3(t, needCairn(t))})
+	if os.Getenv("CAIRN_WRITE_BENCH_WAL") == "1" {
+		systems = append(systems, system{name: "cairn-wal", members: startCairn3(t, needCairn(t), "--log-store", "wal")})
+	}
 	if os.Getenv("CAIRN_WRITE_BENCH_ETCD") == "1" {
 		systems = append(systems, system{name: "etcd", members: startEtcd3(t)})
 	}
@@ -256,13 +260,14 @@ func findLeader(t *testing.T, ms []*Server) int {
 // startCairn3 starts three cairn members the incremental way (the first
 // alone, each next one joining through the ones before it), peer port on
 // loopback, all with the shared test PKI.
-func startCairn3(t *testing.T, bin string) []*Server {
+func startCairn3(t *testing.T, bin string, args ...string) []*Server {
 	var ms []*Server
 	var peers []string
 	for i := range 3 {
 		cfg := &CairnConfig{Bin: bin, Name: "b" + strconv.Itoa(i), PKI: testPKI, PeerPort: FreePort(t)}
+		cfg.Args = slices.Clone(args)
 		if len(peers) > 0 {
-			cfg.Args = []string{"--peers", strings.Join(peers, ",")}
+			cfg.Args = append(cfg.Args, "--peers", strings.Join(peers, ","))
 		}
 		ms = append(ms, StartCairn(t, cfg))
 		peers = append(peers, "127.0.0.1:"+strconv.Itoa(cfg.PeerPort))
