@@ -21,7 +21,8 @@ import (
 // Environment: CAIRN_FAULTS_DURATION (default 50s) is how long faults are
 // injected, CAIRN_FAULTS_MEMBERS (default 3) the cluster size,
 // CAIRN_FAULTS_OUT where an illegal history's visualization goes,
-// CAIRN_FAULTS_SEED a seed to replay the choices of, and
+// CAIRN_FAULTS_SEED a seed to replay the choices of, CAIRN_FAULTS_LOG_STORE
+// the members' --log-store (default boltdb), and
 // CAIRN_FAULTS_BREAK=stale-reads reads with stale=true, which must be caught:
 // the test then passes only if the check fails.
 func TestFaults(t *testing.T) {
@@ -57,7 +58,12 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("CAIRN_FAULTS_BREAK=%q: the one broken read path is stale-reads", broken)
 	}
 
-	p := clustertest.StartProcs(t, needCairn(t), members, clustertest.ProcOptions{})
+	var opts clustertest.ProcOptions
+	if s := os.Getenv("CAIRN_FAULTS_LOG_STORE"); s != "" {
+		opts.Args = []string{"--log-store", s}
+		t.Logf("log store: %s", s)
+	}
+	p := clustertest.StartProcs(t, needCairn(t), members, opts)
 	rep, err := faults.Run(p, cfg)
 	if rep != nil {
 		t.Logf("%d members, %s", members, rep.Summary())
