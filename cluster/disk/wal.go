@@ -97,7 +97,7 @@ func openWAL(dataDir string, log hclog.Logger) (w *wal.WAL, closeAll func() erro
 		wal.WithMetaStore(meta),
 		wal.WithLogger(log.Named("wal")),
 		wal.WithSegmentSize(walSegmentSize),
-		wal.WithSegmentFiler(segment.NewFiler(dir, privateVFS{walfs.New()})))
+		wal.WithSegmentFiler(truncatedTailFiler{segment.NewFiler(dir, privateVFS{walfs.New()})}))
 	if err != nil {
 		meta.Close()
 		return nil, nil, Damaged(dir, "cannot be opened (%v)", err)
@@ -187,4 +187,21 @@ func checkSegmentHeader(path string) error {
 		}
 	}
 	return nil
+}
+
+// truncatedTailFiler works around hashicorp/raft-wal#31 (v0.4.0, the
+// version the module proxy serves): when raft deletes the log's tail (a
+// follower dropping entries a deposed leader sent), raft-wal marks the
+// tail segment sealed without writing its index block, and after a restart
+// every read of it fails ("sealed segment has no index block"). Such a
+// segment is opened as raft-wal opens a tail after a crash: by scanning
+// its frames. Entries past its MaxIndex are never asked of it: raft-wal
+// reads them from the segment after it.
+type truncatedTailFiler struct{ *segment.Filer }
+
+func (f truncatedTailFiler) Open(info types.SegmentInfo) (types.SegmentReader, error) {
+	if !info.SealTime.IsZero() && info.IndexStart == 0 {
+		return f.Filer.RecoverTail(info)
+	}
+	return f.Filer.Open(info)
 }

@@ -138,3 +138,40 @@ func TestWALDamaged(t *testing.T) {
 		})
 	}
 }
+
+// hashicorp/raft-wal#31: a log whose tail raft deleted (and wrote again)
+// reads back after a restart (truncatedTailFiler).
+func TestWALTailTruncatedRestart(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenLogStore(dir, LogStoreWAL, 0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := func(from, to uint64, term uint64) {
+		for i := from; i <= to; i++ {
+			if err := s.StoreLogs([]*raft.Log{{Index: i, Term: term, Data: framed("v" + strings.Repeat("x", int(i)))}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	store(1, 10, 1)
+	if err := s.DeleteRange(8, 10); err != nil {
+		t.Fatal(err)
+	}
+	store(8, 12, 2)
+	s.Close()
+	s, err = OpenLogStore(dir, LogStoreWAL, 0, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := uint64(1); i <= 12; i++ {
+		var l raft.Log
+		if err := s.GetLog(i, &l); err != nil {
+			t.Fatalf("entry %d after a restart: %v", i, err)
+		}
+		if want := uint64(1 + i/8); l.Term != want {
+			t.Fatalf("entry %d: term %d, want %d", i, l.Term, want)
+		}
+	}
+}
