@@ -8,10 +8,16 @@
 // cluster/clustertest.Procs, which gives every node its own loopback IP and
 // a fault-injecting proxy in front of its peer port. TestLeaderKillTimes
 // runs alone and takes its number of rounds from CAIRN_KILL_ROUNDS.
+// TestFaults (faults_test.go) runs cluster/clustertest/faults: a
+// porcupine-checked history of reads, writes and compare-and-swaps under
+// SIGKILL, SIGSTOP and partitions, 50 s by default, longer with
+// CAIRN_FAULTS_DURATION (docs/reliability.md, "Fault-injection suite");
+// TestWriteBench (writebench_test.go) measures writes through the leader
+// and a follower when CAIRN_WRITE_BENCH=1.
 //
 // The non-test files hold reusable helpers (child processes, free ports, a
 // poll helper, a test PKI, cairn and etcd servers) so that other black-box
-// tests, such as a Jepsen-style checker, can drive real processes too.
+// tests can drive real processes too.
 //
 // Tests speak the v2 API through cluster/v2client (Server.Client,
 // clustertest.Procs.Client), in the store's types. Raw HTTP (Server.Do,
