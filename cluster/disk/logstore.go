@@ -62,6 +62,16 @@ func (s *LogStore) Close() error {
 }
 
 func (s *LogStore) GetLog(index uint64, l *raft.Log) error {
+	if s.wal != nil {
+		// raft-wal v0.4.0 still reads entries of its tail segment that
+		// were deleted from the log's head (compacted): they are gone, as
+		// in raft-boltdb, so that raft sends a snapshot instead.
+		if first, err := s.wal.FirstIndex(); err != nil {
+			return err
+		} else if index < first {
+			return raft.ErrLogNotFound
+		}
+	}
 	if err := s.Raw().GetLog(index, l); err != nil {
 		return err
 	}

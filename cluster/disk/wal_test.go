@@ -51,6 +51,17 @@ func TestWALStore(t *testing.T) {
 	if last, _ := s.BoltStore.LastIndex(); last != 0 {
 		t.Fatalf("raft.db holds log entries up to %d", last)
 	}
+	// Compacted entries are gone, though raft-wal keeps them in its tail.
+	if err := s.DeleteRange(1, 10); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := s.GetLog(5, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("compacted entry 5: %v", err)
+	}
+	if err := s.GetLog(11, &l); err != nil {
+		t.Fatalf("entry 11: %v", err)
+	}
 	s.Close()
 	filepath.WalkDir(filepath.Join(dir, WALDir), func(p string, d fs.DirEntry, err error) error {
 		fi, _ := d.Info()
