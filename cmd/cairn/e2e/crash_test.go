@@ -16,15 +16,25 @@ import (
 // TestCrashRecovery writes keys from concurrent clients, kills cairn with
 // SIGKILL in the middle of the writes, restarts it on the same data dir
 // and checks that every acknowledged write survived, and that a TTL key
-// written before the kill survives the restart and then expires.
+// written before the kill survives the restart and then expires, on each
+// log store.
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
+	for _, ls := range []string{"boltdb", "wal"} {
+		t.Run(ls, func(t *testing.T) {
+			t.Parallel()
+			crashRecovery(t, ls)
+		})
+	}
+}
+
+func crashRecovery(t *testing.T, logStore string) {
 	const (
 		keys    = 200
 		workers = 16
 		ttl     = 3 // seconds
 	)
-	cfg := &CairnConfig{Bin: needCairn(t), PKI: testPKI}
+	cfg := &CairnConfig{Bin: needCairn(t), PKI: testPKI, Args: []string{"--log-store", logStore}}
 	s := StartCairn(t, cfg)
 
 	c := s.Client(t)
