@@ -240,7 +240,9 @@ func TestFailover(t *testing.T) {
 	sick := &down{}
 	sickURL, _ := serve(t, p, sick)
 	hung, _ := serve(t, p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
-	gone := refused(t)
+	unsure := &down{unmarked: true}
+	unsureURL, _ := serve(t, p, unsure)
+	gone := refused(t) // last: a server started after it could be given its port
 	ctx := context.Background()
 
 	// A write goes past a refused dial and a member that proposed nothing
@@ -280,8 +282,6 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("delete through a hung member: %v; want ErrMayHaveApplied", err)
 	}
 	// A 5xx without the mark (a raft timeout: maybe applied) is the answer.
-	unsure := &down{unmarked: true}
-	unsureURL, _ := serve(t, p, unsure)
 	if _, err := newClient(t, p, time.Second, unsureURL, good).Set(ctx, "/unsure", "v", v2client.SetOptions{}); code(err) != store.EcodeRaftInternal {
 		t.Fatalf("set answered 500 without the mark: %v; want that answer, not a second copy elsewhere", err)
 	}
