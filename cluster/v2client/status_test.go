@@ -3,7 +3,6 @@ package v2client_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +101,7 @@ func TestStatus(t *testing.T) {
 	})
 
 	t.Run("no member answers", func(t *testing.T) {
-		_, err := statusClient(t, files, time.Second, "https://"+refusedAddr(t)).Status(ctx, v2client.StatusOptions{})
+		_, err := statusClient(t, files, time.Second, refused(t)).Status(ctx, v2client.StatusOptions{})
 		if err == nil || !strings.HasPrefix(err.Error(), "list the members: no endpoint answered") {
 			t.Errorf("error %v", err)
 		}
@@ -110,7 +109,7 @@ func TestStatus(t *testing.T) {
 
 	// Last: these break the cluster.
 	t.Run("unstarted member", func(t *testing.T) {
-		added, err := srvs[lead].Node().AddMember(ctx, []string{"https://" + refusedAddr(t)})
+		added, err := srvs[lead].Node().AddMember(ctx, []string{refused(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,16 +205,4 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
-}
-
-// refusedAddr is a loopback HOST:PORT where nothing listens.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
