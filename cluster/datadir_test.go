@@ -20,8 +20,15 @@ import (
 func usedDataDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	clk := newFakeClock()
-	n := startNode(t, dir, clk)
+	fillUntilSnapshot(t, dir)
+	return dir
+}
+
+// fillUntilSnapshot starts a member on dir, writes 100 keys, waits for a
+// snapshot and stops the member.
+func fillUntilSnapshot(t *testing.T, dir string) {
+	t.Helper()
+	n := startNode(t, dir, newFakeClock())
 	ctx := context.Background()
 	for i := range 100 {
 		if _, err := n.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/k/" + itoa(i), Value: "v"}); err != nil {
@@ -32,7 +39,6 @@ func usedDataDir(t *testing.T) string {
 	if err := n.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return dir
 }
 
 func snapshotDirs(t *testing.T, dir string) []string {
@@ -231,17 +237,7 @@ func TestDataDirModes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n := startNode(t, dir, newFakeClock())
-	ctx := context.Background()
-	for i := range 100 {
-		if _, err := n.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/k/" + itoa(i), Value: "v"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	poll.Until(t, waitTimeout, "a snapshot", func() bool { return len(snapshotDirs(t, dir)) > 0 })
-	if err := n.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	fillUntilSnapshot(t, dir)
 	check()
 
 	// As an older version left them.
@@ -250,9 +246,9 @@ func TestDataDirModes(t *testing.T) {
 		os.Chmod(filepath.Join(d, "state.bin"), 0o644)
 		os.Chmod(d, 0o755)
 	}
-	n = startNode(t, dir, newFakeClock())
+	n := startNode(t, dir, newFakeClock())
 	check()
-	n.Shutdown(ctx)
+	n.Shutdown(context.Background())
 }
 
 // A lock the caller took (as serve does before writing its development

@@ -33,6 +33,15 @@ func peerMaterial(t testing.TB, ca *pki.CA, caFile, dir, name string, node bool)
 	return m
 }
 
+// twoPeers is two networks on loopback with node certificates of one CA.
+func twoPeers(t testing.TB) (a, b *Network) {
+	t.Helper()
+	p := tlstest.NewPKI(t)
+	mA := peerMaterial(t, p.CA, p.CAFile, p.Dir, "a", true)
+	mB := peerMaterial(t, p.CA, p.CAFile, p.Dir, "b", true)
+	return newTestNetwork(t, mA, "127.0.0.1:0"), newTestNetwork(t, mB, "127.0.0.1:0")
+}
+
 func newTestNetwork(t testing.TB, m *tlsconf.Material, bind string) *Network {
 	t.Helper()
 	n, err := New(Config{
@@ -113,11 +122,7 @@ func muxConns(n *Network, addr string) int {
 // muxConnsPerPeer connections, and each gets its own answer, whatever the
 // order the handler finishes them in.
 func TestNetworkCallConcurrent(t *testing.T) {
-	p := tlstest.NewPKI(t)
-	mA := peerMaterial(t, p.CA, p.CAFile, p.Dir, "a", true)
-	mB := peerMaterial(t, p.CA, p.CAFile, p.Dir, "b", true)
-	a := newTestNetwork(t, mA, "127.0.0.1:0")
-	b := newTestNetwork(t, mB, "127.0.0.1:0")
+	a, b := twoPeers(t)
 	release := make(chan struct{})
 	b.Serve(func(ctx context.Context, req []byte) []byte {
 		if req[0]%2 == 0 {
@@ -160,11 +165,7 @@ func TestNetworkCallConcurrent(t *testing.T) {
 // multiplexed connection at once; the caller then speaks protoForward to
 // it, and nothing is lost.
 func TestNetworkCallLegacy(t *testing.T) {
-	p := tlstest.NewPKI(t)
-	mA := peerMaterial(t, p.CA, p.CAFile, p.Dir, "a", true)
-	mB := peerMaterial(t, p.CA, p.CAFile, p.Dir, "b", true)
-	a := newTestNetwork(t, mA, "127.0.0.1:0")
-	b := newTestNetwork(t, mB, "127.0.0.1:0")
+	a, b := twoPeers(t)
 	b.noMux = true
 	b.Serve(echo)
 	for i := range 3 {
@@ -181,11 +182,7 @@ func TestNetworkCallLegacy(t *testing.T) {
 // TestNetworkCallAbandoned: a call whose context ends gets the context's
 // error; the connection still serves the next call.
 func TestNetworkCallAbandoned(t *testing.T) {
-	p := tlstest.NewPKI(t)
-	mA := peerMaterial(t, p.CA, p.CAFile, p.Dir, "a", true)
-	mB := peerMaterial(t, p.CA, p.CAFile, p.Dir, "b", true)
-	a := newTestNetwork(t, mA, "127.0.0.1:0")
-	b := newTestNetwork(t, mB, "127.0.0.1:0")
+	a, b := twoPeers(t)
 	block := make(chan struct{})
 	t.Cleanup(func() { close(block) })
 	b.Serve(func(ctx context.Context, req []byte) []byte {
