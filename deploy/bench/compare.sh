@@ -14,6 +14,7 @@
 # and cluster (3), PORT_BASE (23000, below the ephemeral range: ports PORT_BASE+1 to +43 are used),
 # WORKLOADS (the table's rows, as cairn bench compare arguments), BENCH_CAIRN
 # (default: built from this checkout), BENCH_ETCD (default: etcd in PATH),
+# LOG_STORE (Cairn's log_store: boltdb or wal; empty: the default),
 # KEEP=1 keeps the scratch directory (data dirs, logs). CAIRN_* and ETCD*
 # variables are unset: cairn serve refuses unknown ones, and both servers
 # would take their settings from them.
@@ -88,6 +89,7 @@ for i in $(seq "$MEMBERS"); do
 		--addr 127.0.0.1:$(port $((20 + i))) --peer-addr 127.0.0.1:$(port $((30 + i))) \
 		--dns-addr 127.0.0.1:$(port $((40 + i))) --peers "$peers" \
 		--ca-file "$pki/ca.crt" --cert-file "$pki/n$i.crt" --key-file "$pki/n$i.key" \
+		${LOG_STORE:+--log-store "$LOG_STORE"} \
 		>"$tmp/cairn$i.log" 2>&1 &
 	pids+=($!)
 done
@@ -111,7 +113,7 @@ sync_s=$(dd if=/dev/zero of="$tmp/dsync" bs=4k count=500 oflag=dsync 2>&1 | awk 
 echo "- memory: $(free -g | awk '/^Mem:/ {print $2}') GiB; data dirs on $dev ($(df -h "$tmp" | awk 'NR==2 {print $2}')$([ "$rota" = 1 ] && echo ", reports rotational")$([ "$rota" = 0 ] && echo ", not rotational")); one 4 KiB O_DSYNC write: $(awk -v s="$sync_s" 'BEGIN {printf "%.2f", s * 1000 / 500}') ms (dd, 500 in a row)"
 echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- etcd: $("$BENCH_ETCD" --version | head -1 | sed 's/etcd Version: //'); cairn: $(git describe --always --dirty 2>/dev/null || echo unknown) ($(cairn --version | awk '{print $NF}'))"
-echo "- members per cluster: $MEMBERS; $DURATION per run, $ROUNDS rounds per workload and cluster, alternated etcd, cairn, etcd, cairn, ..."
+echo "- members per cluster: $MEMBERS; $DURATION per run, $ROUNDS rounds per workload and cluster, alternated etcd, cairn, etcd, cairn, ...; cairn log_store: ${LOG_STORE:-default}"
 echo
 echo "## Result"
 echo
