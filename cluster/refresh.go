@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -46,7 +47,7 @@ type refresher struct {
 	kick chan struct{}
 
 	// hold, in tests, runs before a batch of size requests is proposed.
-	hold func(size int)
+	hold atomic.Pointer[func(size int)]
 }
 
 type pendingRefresh struct {
@@ -190,8 +191,8 @@ func (q *refresher) failQueued(err error) {
 // all queued in raft before the first is waited for.
 func (q *refresher) propose(batch []*pendingRefresh) {
 	n := q.n
-	if q.hold != nil {
-		q.hold(len(batch))
+	if h := q.hold.Load(); h != nil {
+		(*h)(len(batch))
 	}
 	if len(batch) > 1 && !n.clusterHas(featureBatch) {
 		futures := make([]raft.ApplyFuture, len(batch))
