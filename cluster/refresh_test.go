@@ -354,7 +354,6 @@ func TestRefreshWithoutFeatureIsOneEntryEach(t *testing.T) {
 	}
 }
 
-
 // counterValue reads c through a registry of its own.
 func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	t.Helper()
