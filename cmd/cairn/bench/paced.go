@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// The paced (open-loop) refresh: every registration heartbeats once per
+// interval, whatever the cluster's latency, as real instances do. A closed
+// loop measures how fast the cluster can go; this measures whether it keeps
+// up with a given population, and says so when the generator itself could
+// not (a heartbeat sent late).
+
+// LateAfter is how far behind its due time a heartbeat may start before it
+// counts as late: the generator (this machine) did not keep up.
+const LateAfter = 100 * time.Millisecond
+
+// errExpired is a heartbeat answered etcd error 100 (Key not found): the
+// registration had expired, it is lost.
+var errExpired = errors.New("bench: the key had expired (error 100, Key not found)")
+
+// schedule is the plan of a paced run of keys registrations heartbeating
+// once per interval over members members. Heartbeat n is due n×interval/keys
+// after the start (evenly spread in time), refreshes key n mod keys (each
+// key once per interval) and goes to member (n mod keys + n div keys) mod
+// members: evenly spread over the members, and each key moves to the next
+// member every round, as an instance whose client fails over would.
+type schedule struct {
+	keys, members uint64
+	interval      time.Duration
+}
+
+// due is when heartbeat n is due, from the start of the run.
+func (s schedule) due(n uint64) time.Duration {
+	round, k := n/s.keys, n%s.keys
+	return time.Duration(round)*s.interval + time.Duration(k*uint64(s.interval)/s.keys)
+}
+
+func (s schedule) key(n uint64) int { return int(n % s.keys) }
+
+func (s schedule) member(n uint64) int { return int((n%s.keys + n/s.keys) % s.members) }
+
+// within is the number of heartbeats due before d: the least n with
+// due(n) >= d.
+func (s schedule) within(d time.Duration) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	// due is monotonic: a binary search over a bound from the rate.
+	hi := uint64(d/s.interval+1) * s.keys
+	lo := uint64(0)
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if s.due(mid) < d {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// rate is the target heartbeats per second.
+func (s schedule) rate() float64 { return float64(s.keys) / s.interval.Seconds() }
+
+// beat sends one heartbeat for key through member; errExpired (wrapped or
+// not) counts the registration lost rather than an error.
+type beat func(ctx context.Context, key, member int) error
+
+// pacedTally is what a paced run counted.
+type pacedTally struct {
+	tally               // answered heartbeats' latencies, other errors
+	lag       Histogram // start minus due, of every heartbeat started
+	due, sent uint64    // heartbeats the schedule had due, and started
+	late      uint64    // started more than LateAfter after due
+	lost      uint64    // answered error 100
+}
+
+// paced runs the schedule until total heartbeats are sent or ctx ends,
+// with at most workers in flight. A dispatcher hands each heartbeat to a
+// free worker at its due time; when every worker is busy the dispatch
+// waits, and the heartbeats behind it start late (their lag is recorded).
+// It returns the tallies and the time from the start to the last answer.
+func paced(ctx context.Context, s schedule, total uint64, workers int, send beat, c *counters) (*pacedTally, time.Duration) {
+	ch := make(chan uint64, workers)
+	tallies := make([]pacedTally, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range workers {
+		wg.Go(func() {
+			t := &tallies[i]
+			for n := range ch {
+				t0 := time.Now()
+				lag := t0.Sub(start) - s.due(n)
+				t.lag.Record(lag)
+				t.sent++
+				if lag > LateAfter {
+					t.late++
+				}
+				err := send(ctx, s.key(n), s.member(n))
+				switch {
+				case err == nil:
+					t.hist.Record(time.Since(t0))
+					c.ok.Add(1)
+				case errors.Is(err, errExpired):
+					t.lost++
+					c.errs.Add(1)
+				case ctx.Err() != nil:
+				default:
+					t.fail(err)
+					c.errs.Add(1)
+				}
+			}
+		})
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var n uint64
+dispatch:
+	for ; n < total; n++ {
+		if wait := s.due(n) - time.Since(start); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				break dispatch
+			}
+		}
+		select {
+		case ch <- n:
+		case <-ctx.Done():
+			break dispatch
+		}
+	}
+	timer.Stop()
+	close(ch)
+	wg.Wait()
+	elapsed := time.Since(start)
+	all := &pacedTally{due: n} // n == total unless ctx ended the run
+	for i := range tallies {
+		t := &tallies[i]
+		all.tally.merge(&t.tally)
+		all.lag.Merge(&t.lag)
+		all.sent += t.sent
+		all.late += t.late
+		all.lost += t.lost
+	}
+	return all, elapsed
+}
