@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -75,16 +76,32 @@ type pacedTally struct {
 	lag       Histogram // start minus due, of every heartbeat started
 	due, sent uint64    // heartbeats the schedule had due, and started
 	late      uint64    // started more than LateAfter after due
-	lost      uint64    // answered error 100
+	// waited is the heartbeats sent that found every worker busy at their
+	// turn: the answers were too slow for the rate with that many in
+	// flight.
+	waited uint64
+	lost   uint64 // answered error 100
 }
 
-// paced runs the schedule until total heartbeats are sent or ctx ends,
-// with at most workers in flight. A dispatcher hands each heartbeat to a
-// free worker at its due time; when every worker is busy the dispatch
-// waits, and the heartbeats behind it start late (their lag is recorded).
-// It returns the tallies and the time from the start to the last answer.
-func paced(ctx context.Context, s schedule, total uint64, workers int, send beat, c *counters) (*pacedTally, time.Duration) {
-	ch := make(chan uint64, workers)
+// paced runs the schedule until total heartbeats are sent, or until
+// cutoff (when not 0: a run behind its schedule ends on time, not when it
+// has caught up) or ctx ends, with at most workers in flight. A
+// dispatcher hands each heartbeat to a free worker at its due time; when
+// every worker is busy the dispatch waits, and the heartbeats behind it
+// start late (their lag is recorded). It returns the tallies and the time
+// from the start to the last answer.
+func paced(ctx context.Context, s schedule, total uint64, cutoff time.Duration, workers int, send beat, c *counters) (*pacedTally, time.Duration) {
+	ch := make(chan uint64) // unbuffered: a heartbeat waits for a free worker
+	dctx := ctx
+	if cutoff > 0 {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(ctx, cutoff)
+		defer cancel()
+	}
+	var (
+		waited uint64
+		busy   atomic.Int64 // workers with a heartbeat in flight
+	)
 	tallies := make([]pacedTally, workers)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -112,6 +129,7 @@ func paced(ctx context.Context, s schedule, total uint64, workers int, send beat
 					t.fail(err)
 					c.errs.Add(1)
 				}
+				busy.Add(-1)
 			}
 		})
 	}
@@ -124,13 +142,18 @@ dispatch:
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
-			case <-ctx.Done():
+			case <-dctx.Done():
 				break dispatch
 			}
 		}
+		full := busy.Load() >= int64(workers)
 		select {
 		case ch <- n:
-		case <-ctx.Done():
+			busy.Add(1) // here, not in the worker: the next turn sees it
+			if full {
+				waited++
+			}
+		case <-dctx.Done():
 			break dispatch
 		}
 	}
@@ -138,7 +161,10 @@ dispatch:
 	close(ch)
 	wg.Wait()
 	elapsed := time.Since(start)
-	all := &pacedTally{due: n} // n == total unless ctx ended the run
+	all := &pacedTally{due: total, waited: waited}
+	if ctx.Err() != nil {
+		all.due = n // interrupted: what was due until then
+	}
 	for i := range tallies {
 		t := &tallies[i]
 		all.tally.merge(&t.tally)

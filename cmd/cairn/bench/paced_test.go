@@ -68,13 +68,13 @@ func TestPacedOnTime(t *testing.T) {
 		s := schedule{keys: 10, members: 3, interval: time.Second}
 		var log []sent
 		c := &counters{}
-		pt, elapsed := paced(context.Background(), s, s.within(3*time.Second), 4, fakeBeat(time.Now(), 10*time.Millisecond, &log, nil), c)
+		pt, elapsed := paced(context.Background(), s, s.within(3*time.Second), 3*time.Second, 4, fakeBeat(time.Now(), 10*time.Millisecond, &log, nil), c)
 		if pt.due != 30 || pt.sent != 30 || pt.late != 0 || pt.lost != 0 || pt.hist.Count() != 30 || len(pt.errs) != 0 || c.ok.Load() != 30 {
 			t.Fatalf("due %d sent %d late %d lost %d answered %d errors %v ok %d; want 30 sent and answered, nothing else",
 				pt.due, pt.sent, pt.late, pt.lost, pt.hist.Count(), pt.errs, c.ok.Load())
 		}
-		if pt.lag.Max() != 0 {
-			t.Errorf("max lag %v; want 0 (fake time)", pt.lag.Max())
+		if pt.lag.Max() != 0 || pt.waited != 0 {
+			t.Errorf("max lag %v, %d waited for a worker; want 0 and none (fake time)", pt.lag.Max(), pt.waited)
 		}
 		if want := s.due(29) + 10*time.Millisecond; elapsed != want {
 			t.Errorf("elapsed %v; want the last due time plus its answer, %v", elapsed, want)
@@ -101,9 +101,23 @@ func TestPacedLate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := schedule{keys: 10, members: 2, interval: time.Second}
 		var log []sent
-		pt, elapsed := paced(context.Background(), s, 10, 1, fakeBeat(time.Now(), 200*time.Millisecond, &log, nil), &counters{})
-		if pt.sent != 10 || pt.late != 8 || pt.lag.Max() != 900*time.Millisecond || elapsed != 2*time.Second {
-			t.Errorf("sent %d, late %d, max lag %v, elapsed %v; want 10, 8, 900ms, 2s", pt.sent, pt.late, pt.lag.Max(), elapsed)
+		pt, elapsed := paced(context.Background(), s, 10, 0, 1, fakeBeat(time.Now(), 200*time.Millisecond, &log, nil), &counters{})
+		if pt.sent != 10 || pt.late != 8 || pt.waited != 9 || pt.lag.Max() != 900*time.Millisecond || elapsed != 2*time.Second {
+			t.Errorf("sent %d, late %d, waited %d, max lag %v, elapsed %v; want 10, 8, 9, 900ms, 2s", pt.sent, pt.late, pt.waited, pt.lag.Max(), elapsed)
+		}
+	})
+}
+
+// TestPacedCutoff: a run behind its schedule ends at its cutoff: with
+// 300 ms answers and one worker, heartbeats 0-3 start at 0, 300, 600 and
+// 900 ms; the fifth would start at 1.2s, after the 1s cutoff.
+func TestPacedCutoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := schedule{keys: 10, members: 2, interval: time.Second}
+		var log []sent
+		pt, elapsed := paced(context.Background(), s, s.within(time.Second), time.Second, 1, fakeBeat(time.Now(), 300*time.Millisecond, &log, nil), &counters{})
+		if pt.due != 10 || pt.sent != 4 || pt.waited != 3 || pt.hist.Count() != 4 || elapsed != 1200*time.Millisecond {
+			t.Errorf("due %d, sent %d, waited %d, answered %d, elapsed %v; want 10, 4, 3, 4, 1.2s", pt.due, pt.sent, pt.waited, pt.hist.Count(), elapsed)
 		}
 	})
 }
@@ -124,7 +138,7 @@ func TestPacedLostAndErrors(t *testing.T) {
 			return nil
 		}
 		c := &counters{}
-		pt, _ := paced(context.Background(), s, 10, 2, fakeBeat(time.Now(), time.Millisecond, &log, fail), c)
+		pt, _ := paced(context.Background(), s, 10, 0, 2, fakeBeat(time.Now(), time.Millisecond, &log, fail), c)
 		if pt.lost != 2 || pt.errs["status 500"] != 2 || len(pt.errs) != 1 || pt.hist.Count() != 6 || c.ok.Load() != 6 || c.errs.Load() != 4 {
 			t.Errorf("lost %d, errors %v, answered %d (counters %d ok %d errors); want 2 lost, 2 status 500, 6 answered",
 				pt.lost, pt.errs, pt.hist.Count(), c.ok.Load(), c.errs.Load())
@@ -140,7 +154,7 @@ func TestPacedCancel(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 1450*time.Millisecond)
 		defer cancel()
 		var log []sent
-		pt, _ := paced(ctx, s, 100, 2, fakeBeat(time.Now(), time.Millisecond, &log, func(int) error { return ctx.Err() }), &counters{})
+		pt, _ := paced(ctx, s, 100, 0, 2, fakeBeat(time.Now(), time.Millisecond, &log, func(int) error { return ctx.Err() }), &counters{})
 		if pt.due != 15 || pt.sent != 15 {
 			t.Errorf("due %d, sent %d; want the 15 due before the end at 1.45s", pt.due, pt.sent)
 		}

@@ -33,15 +33,20 @@ type Paced struct {
 	// Result's Rate is the achieved one (heartbeats answered 200).
 	TargetRate float64 `json:"target_rate"`
 	// Due is the heartbeats the schedule had due in the run, Sent those
-	// started, Late those started more than LateAfter after their due
-	// time: the generator (this machine) did not keep up, which is no
-	// fault of the cluster.
-	Due         uint64  `json:"due"`
-	Sent        uint64  `json:"sent"`
-	Late        uint64  `json:"late"`
-	LateAfterMS float64 `json:"late_after_ms"`
-	LagP99MS    float64 `json:"lag_p99_ms"`
-	LagMaxMS    float64 `json:"lag_max_ms"`
+	// started (a run behind schedule ends at its duration all the same),
+	// Late those started more than LateAfter after their due time.
+	// WaitedForClient counts the heartbeats sent that found all Clients
+	// in flight, waiting on answers: then the answers were too slow for
+	// the rate with that many in flight (the cluster's limit, or too few
+	// --clients). Late heartbeats beyond those are the generator's own
+	// (CPU) limit.
+	Due             uint64  `json:"due"`
+	Sent            uint64  `json:"sent"`
+	Late            uint64  `json:"late"`
+	WaitedForClient uint64  `json:"waited_for_client"`
+	LateAfterMS     float64 `json:"late_after_ms"`
+	LagP99MS        float64 `json:"lag_p99_ms"`
+	LagMaxMS        float64 `json:"lag_max_ms"`
 	// Lost is the heartbeats answered error 100 (Key not found): the
 	// registration had expired. Each is registered again.
 	Lost uint64 `json:"lost"`
@@ -80,13 +85,17 @@ func (l *kvLoad) runPaced(ctx context.Context, tg Target, c *counters) (*Result,
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	before := l.conn.sampleAll(sctx)
 	cancel()
-	pt, elapsed := paced(ctx, s, total, cfg.Clients, l.heartbeat, c)
+	cutoff := cfg.Duration
+	if cfg.Requests > 0 {
+		cutoff = 0
+	}
+	pt, elapsed := paced(ctx, s, total, cutoff, cfg.Clients, l.heartbeat, c)
 	sctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 	after := l.conn.sampleAll(sctx)
 	cancel()
 	r := pt.tally.result(cfg, tg, elapsed)
 	pr := &Paced{IntervalSeconds: cfg.Interval.Seconds(), TTLSeconds: cfg.TTL.Seconds(), TargetRate: s.rate(),
-		Due: pt.due, Sent: pt.sent, Late: pt.late, LateAfterMS: ms(LateAfter),
+		Due: pt.due, Sent: pt.sent, Late: pt.late, WaitedForClient: pt.waited, LateAfterMS: ms(LateAfter),
 		LagP99MS: ms(pt.lag.Quantile(0.99)), LagMaxMS: ms(pt.lag.Max()), Lost: pt.lost}
 	pr.Members, pr.RaftEntries = usage(l.conn.eps, before, after, elapsed)
 	if answered := r.Requests + pt.lost; pr.RaftEntries != nil && answered > 0 {
@@ -102,10 +111,13 @@ func writePaced(w io.Writer, r *Result) error {
 	p := r.Paced
 	fmt.Fprintf(w, "paced refresh: %d keys heartbeating every %gs (ttl %gs) over %d member(s): target %.0f/s, achieved %.0f/s (%d answered in %.1fs)\n",
 		r.Keys, p.IntervalSeconds, p.TTLSeconds, len(p.Members), p.TargetRate, r.Rate, r.Requests, r.Seconds)
-	fmt.Fprintf(w, "  due %d, sent %d; late %d (started over %.0f ms after due; lag p99 %.1f ms, max %.1f ms)\n",
-		p.Due, p.Sent, p.Late, p.LateAfterMS, p.LagP99MS, p.LagMaxMS)
-	if p.Late > 0 || p.Sent < p.Due {
-		fmt.Fprintln(w, "  the generator did not keep up with the schedule: a limit of this machine (CPU, clients), not of the cluster; try more --clients or another machine")
+	fmt.Fprintf(w, "  due %d, sent %d; late %d (started over %.0f ms after due; lag p99 %.1f ms, max %.1f ms); %d waited for one of the %d clients\n",
+		p.Due, p.Sent, p.Late, p.LateAfterMS, p.LagP99MS, p.LagMaxMS, p.WaitedForClient, r.Clients)
+	switch {
+	case p.WaitedForClient > 0 && (p.Late > 0 || p.Sent < p.Due):
+		fmt.Fprintf(w, "  behind schedule: all %d clients were waiting on answers (p99 %.0f ms): the cluster did not answer fast enough for this rate with %d in flight (more --clients tells whether it can)\n", r.Clients, r.Latency.P99, r.Clients)
+	case p.Late > 0 || p.Sent < p.Due:
+		fmt.Fprintln(w, "  behind schedule with clients free: the generator itself did not keep up (its CPU, shared with the members on one machine), a limit of this machine, not of the cluster")
 	}
 	fmt.Fprintf(w, "  registrations lost (heartbeat answered error 100, the key had expired): %d\n", p.Lost)
 	if p.RaftEntries != nil && p.EntriesPerHeartbeat != nil {
