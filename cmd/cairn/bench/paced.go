@@ -31,6 +31,7 @@ var errExpired = errors.New("bench: the key had expired (error 100, Key not foun
 type schedule struct {
 	keys, members uint64
 	interval      time.Duration
+	ttl           time.Duration // the keys', to tell a lost key's cause
 }
 
 // due is when heartbeat n is due, from the start of the run.
@@ -66,8 +67,9 @@ func (s schedule) within(d time.Duration) uint64 {
 // rate is the target heartbeats per second.
 func (s schedule) rate() float64 { return float64(s.keys) / s.interval.Seconds() }
 
-// beat sends one heartbeat for key through member; errExpired (wrapped or
-// not) counts the registration lost rather than an error.
+// beat sends one heartbeat for key through member; errExpired counts the
+// registration lost rather than an error: errExpired itself when the key
+// was written again, wrapped when that failed.
 type beat func(ctx context.Context, key, member int) error
 
 // pacedTally is what a paced run counted.
@@ -76,11 +78,18 @@ type pacedTally struct {
 	lag       Histogram // start minus due, of every heartbeat started
 	due, sent uint64    // heartbeats the schedule had due, and started
 	late      uint64    // started more than LateAfter after due
-	// waited is the heartbeats sent that found every worker busy at their
-	// turn: the answers were too slow for the rate with that many in
-	// flight.
-	waited uint64
-	lost   uint64 // answered error 100
+	// lateWaiting is the late heartbeats that, at their turn, found
+	// every worker waiting on an answer: the cluster's pace with that
+	// many in flight. The other late ones found a worker free: the
+	// dispatcher itself was behind (the generator's CPU).
+	lateWaiting uint64
+	// lost is the heartbeats answered error 100; lostOnTime those of them
+	// whose key had a heartbeat answered less than a TTL before this one
+	// was sent (or none yet in the run: the setup's TTL is longer), so
+	// that the key should have been alive; the rest followed a gap over
+	// the TTL, which a run behind schedule makes. reregistered counts the
+	// lost keys written again.
+	lost, lostOnTime, reregistered uint64
 }
 
 // paced runs the schedule until total heartbeats are sent, or until
@@ -91,17 +100,18 @@ type pacedTally struct {
 // start late (their lag is recorded). It returns the tallies and the time
 // from the start to the last answer.
 func paced(ctx context.Context, s schedule, total uint64, cutoff time.Duration, workers int, send beat, c *counters) (*pacedTally, time.Duration) {
-	ch := make(chan uint64) // unbuffered: a heartbeat waits for a free worker
+	ch := make(chan uint64) // unbuffered: the hand-over is the heartbeat's start
 	dctx := ctx
 	if cutoff > 0 {
 		var cancel context.CancelFunc
 		dctx, cancel = context.WithTimeout(ctx, cutoff)
 		defer cancel()
 	}
-	var (
-		waited uint64
-		busy   atomic.Int64 // workers with a heartbeat in flight
-	)
+	all := &pacedTally{due: total}
+	var busy atomic.Int64 // workers with a heartbeat in flight
+	// lastOK is, per key, 1 + the start (since the run's) of its last
+	// heartbeat answered 200; 0: none yet.
+	lastOK := make([]atomic.Int64, s.keys)
 	tallies := make([]pacedTally, workers)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -110,19 +120,21 @@ func paced(ctx context.Context, s schedule, total uint64, cutoff time.Duration, 
 			t := &tallies[i]
 			for n := range ch {
 				t0 := time.Now()
-				lag := t0.Sub(start) - s.due(n)
-				t.lag.Record(lag)
-				t.sent++
-				if lag > LateAfter {
-					t.late++
-				}
-				err := send(ctx, s.key(n), s.member(n))
+				k := s.key(n)
+				err := send(ctx, k, s.member(n))
 				switch {
 				case err == nil:
 					t.hist.Record(time.Since(t0))
+					lastOK[k].Store(int64(t0.Sub(start)) + 1)
 					c.ok.Add(1)
 				case errors.Is(err, errExpired):
 					t.lost++
+					if prev := lastOK[k].Load(); prev == 0 || t0.Sub(start)-time.Duration(prev-1) < s.ttl {
+						t.lostOnTime++
+					}
+					if err == errExpired { // written again
+						t.reregistered++
+					}
 					c.errs.Add(1)
 				case ctx.Err() != nil:
 				default:
@@ -150,28 +162,32 @@ dispatch:
 		select {
 		case ch <- n:
 			busy.Add(1) // here, not in the worker: the next turn sees it
-			if full {
-				waited++
-			}
 		case <-dctx.Done():
 			break dispatch
+		}
+		lag := time.Since(start) - s.due(n)
+		all.lag.Record(lag)
+		all.sent++
+		if lag > LateAfter {
+			all.late++
+			if full {
+				all.lateWaiting++
+			}
 		}
 	}
 	timer.Stop()
 	close(ch)
 	wg.Wait()
 	elapsed := time.Since(start)
-	all := &pacedTally{due: total, waited: waited}
 	if ctx.Err() != nil {
 		all.due = n // interrupted: what was due until then
 	}
 	for i := range tallies {
 		t := &tallies[i]
 		all.tally.merge(&t.tally)
-		all.lag.Merge(&t.lag)
-		all.sent += t.sent
-		all.late += t.late
 		all.lost += t.lost
+		all.lostOnTime += t.lostOnTime
+		all.reregistered += t.reregistered
 	}
 	return all, elapsed
 }

@@ -73,8 +73,8 @@ func TestPacedOnTime(t *testing.T) {
 			t.Fatalf("due %d sent %d late %d lost %d answered %d errors %v ok %d; want 30 sent and answered, nothing else",
 				pt.due, pt.sent, pt.late, pt.lost, pt.hist.Count(), pt.errs, c.ok.Load())
 		}
-		if pt.lag.Max() != 0 || pt.waited != 0 {
-			t.Errorf("max lag %v, %d waited for a worker; want 0 and none (fake time)", pt.lag.Max(), pt.waited)
+		if pt.lag.Max() != 0 || pt.lateWaiting != 0 {
+			t.Errorf("max lag %v, %d late waiting for a worker; want 0 and none (fake time)", pt.lag.Max(), pt.lateWaiting)
 		}
 		if want := s.due(29) + 10*time.Millisecond; elapsed != want {
 			t.Errorf("elapsed %v; want the last due time plus its answer, %v", elapsed, want)
@@ -102,8 +102,8 @@ func TestPacedLate(t *testing.T) {
 		s := schedule{keys: 10, members: 2, interval: time.Second}
 		var log []sent
 		pt, elapsed := paced(context.Background(), s, 10, 0, 1, fakeBeat(time.Now(), 200*time.Millisecond, &log, nil), &counters{})
-		if pt.sent != 10 || pt.late != 8 || pt.waited != 9 || pt.lag.Max() != 900*time.Millisecond || elapsed != 2*time.Second {
-			t.Errorf("sent %d, late %d, waited %d, max lag %v, elapsed %v; want 10, 8, 9, 900ms, 2s", pt.sent, pt.late, pt.waited, pt.lag.Max(), elapsed)
+		if pt.sent != 10 || pt.late != 8 || pt.lateWaiting != 8 || pt.lag.Max() != 900*time.Millisecond || elapsed != 2*time.Second {
+			t.Errorf("sent %d, late %d (%d waiting), max lag %v, elapsed %v; want 10, 8 (8), 900ms, 2s", pt.sent, pt.late, pt.lateWaiting, pt.lag.Max(), elapsed)
 		}
 	})
 }
@@ -116,8 +116,8 @@ func TestPacedCutoff(t *testing.T) {
 		s := schedule{keys: 10, members: 2, interval: time.Second}
 		var log []sent
 		pt, elapsed := paced(context.Background(), s, s.within(time.Second), time.Second, 1, fakeBeat(time.Now(), 300*time.Millisecond, &log, nil), &counters{})
-		if pt.due != 10 || pt.sent != 4 || pt.waited != 3 || pt.hist.Count() != 4 || elapsed != 1200*time.Millisecond {
-			t.Errorf("due %d, sent %d, waited %d, answered %d, elapsed %v; want 10, 4, 3, 4, 1.2s", pt.due, pt.sent, pt.waited, pt.hist.Count(), elapsed)
+		if pt.due != 10 || pt.sent != 4 || pt.late != 3 || pt.lateWaiting != 3 || pt.hist.Count() != 4 || elapsed != 1200*time.Millisecond {
+			t.Errorf("due %d, sent %d, late %d (%d waiting), answered %d, elapsed %v; want 10, 4, 3 (3), 4, 1.2s", pt.due, pt.sent, pt.late, pt.lateWaiting, pt.hist.Count(), elapsed)
 		}
 	})
 }
@@ -139,9 +139,30 @@ func TestPacedLostAndErrors(t *testing.T) {
 		}
 		c := &counters{}
 		pt, _ := paced(context.Background(), s, 10, 0, 2, fakeBeat(time.Now(), time.Millisecond, &log, fail), c)
-		if pt.lost != 2 || pt.errs["status 500"] != 2 || len(pt.errs) != 1 || pt.hist.Count() != 6 || c.ok.Load() != 6 || c.errs.Load() != 4 {
+		if pt.lost != 2 || pt.lostOnTime != 2 || pt.reregistered != 0 || pt.errs["status 500"] != 2 || len(pt.errs) != 1 || pt.hist.Count() != 6 || c.ok.Load() != 6 || c.errs.Load() != 4 {
 			t.Errorf("lost %d, errors %v, answered %d (counters %d ok %d errors); want 2 lost, 2 status 500, 6 answered",
 				pt.lost, pt.errs, pt.hist.Count(), c.ok.Load(), c.errs.Load())
+		}
+	})
+}
+
+// TestPacedLostAfterGap: a key found expired after a gap longer than its
+// TTL (one worker, 1.2 s answers, keys due every 0.5 s) is the run's
+// fault, not the cluster's; both keys are written again.
+func TestPacedLostAfterGap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := schedule{keys: 2, members: 1, interval: time.Second, ttl: 1500 * time.Millisecond}
+		seen := map[int]bool{}
+		var log []sent
+		pt, _ := paced(context.Background(), s, 4, 0, 1, fakeBeat(time.Now(), 1200*time.Millisecond, &log, func(key int) error {
+			if seen[key] {
+				return errExpired
+			}
+			seen[key] = true
+			return nil
+		}), &counters{})
+		if pt.lost != 2 || pt.lostOnTime != 0 || pt.reregistered != 2 || pt.hist.Count() != 2 {
+			t.Errorf("lost %d (%d on time), %d written again, %d answered; want 2 (0), 2, 2", pt.lost, pt.lostOnTime, pt.reregistered, pt.hist.Count())
 		}
 	})
 }

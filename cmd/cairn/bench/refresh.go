@@ -35,24 +35,33 @@ type Paced struct {
 	// Due is the heartbeats the schedule had due in the run, Sent those
 	// started (a run behind schedule ends at its duration all the same),
 	// Late those started more than LateAfter after their due time.
-	// WaitedForClient counts the heartbeats sent that found all Clients
-	// in flight, waiting on answers: then the answers were too slow for
-	// the rate with that many in flight (the cluster's limit, or too few
-	// --clients). Late heartbeats beyond those are the generator's own
-	// (CPU) limit.
-	Due             uint64  `json:"due"`
-	Sent            uint64  `json:"sent"`
-	Late            uint64  `json:"late"`
-	WaitedForClient uint64  `json:"waited_for_client"`
-	LateAfterMS     float64 `json:"late_after_ms"`
-	LagP99MS        float64 `json:"lag_p99_ms"`
-	LagMaxMS        float64 `json:"lag_max_ms"`
+	// LateWaiting is the late ones that found all Clients in flight,
+	// waiting on answers, at their turn: the answers were too slow for
+	// the rate with that many in flight (the cluster's pace, or too few
+	// --clients). The other late ones found a client free: the generator
+	// itself was behind (its CPU).
+	Due         uint64  `json:"due"`
+	Sent        uint64  `json:"sent"`
+	Late        uint64  `json:"late"`
+	LateWaiting uint64  `json:"late_waiting_for_answers"`
+	LateAfterMS float64 `json:"late_after_ms"`
+	LagP99MS    float64 `json:"lag_p99_ms"`
+	LagMaxMS    float64 `json:"lag_max_ms"`
 	// Lost is the heartbeats answered error 100 (Key not found): the
-	// registration had expired. Each is registered again.
-	Lost uint64 `json:"lost"`
+	// registration had expired. LostOnTime is those whose key had a
+	// heartbeat answered less than a TTL before (or none yet in the run,
+	// the setup's TTL being longer): registrations the cluster let
+	// expire although their heartbeats came in time. The others followed
+	// a gap longer than the TTL, made by a run behind schedule.
+	// Reregistered is the lost keys written again (the population stays
+	// whole).
+	Lost         uint64 `json:"lost"`
+	LostOnTime   uint64 `json:"lost_on_time"`
+	Reregistered uint64 `json:"reregistered"`
 	// RaftEntries is the growth of the cluster's raft index over the run
-	// and EntriesPerHeartbeat that over the heartbeats answered (200 or
-	// 100); nil when no member exposes its raft index.
+	// and EntriesPerHeartbeat that, less the re-registrations, over the
+	// heartbeats answered (200 or 100); nil when no member exposes its
+	// raft index.
 	RaftEntries         *uint64       `json:"raft_entries,omitempty"`
 	EntriesPerHeartbeat *float64      `json:"raft_entries_per_heartbeat,omitempty"`
 	Members             []MemberUsage `json:"members"`
@@ -77,7 +86,7 @@ func (l *kvLoad) heartbeat(ctx context.Context, key, member int) error {
 // after the heartbeats.
 func (l *kvLoad) runPaced(ctx context.Context, tg Target, c *counters) (*Result, error) {
 	cfg := l.cfg
-	s := schedule{keys: uint64(len(l.paths)), members: uint64(len(l.conn.eps)), interval: cfg.Interval}
+	s := schedule{keys: uint64(len(l.paths)), members: uint64(len(l.conn.eps)), interval: cfg.Interval, ttl: cfg.TTL}
 	total := uint64(cfg.Requests)
 	if total == 0 {
 		total = s.within(cfg.Duration)
@@ -95,11 +104,12 @@ func (l *kvLoad) runPaced(ctx context.Context, tg Target, c *counters) (*Result,
 	cancel()
 	r := pt.tally.result(cfg, tg, elapsed)
 	pr := &Paced{IntervalSeconds: cfg.Interval.Seconds(), TTLSeconds: cfg.TTL.Seconds(), TargetRate: s.rate(),
-		Due: pt.due, Sent: pt.sent, Late: pt.late, WaitedForClient: pt.waited, LateAfterMS: ms(LateAfter),
-		LagP99MS: ms(pt.lag.Quantile(0.99)), LagMaxMS: ms(pt.lag.Max()), Lost: pt.lost}
+		Due: pt.due, Sent: pt.sent, Late: pt.late, LateWaiting: pt.lateWaiting, LateAfterMS: ms(LateAfter),
+		LagP99MS: ms(pt.lag.Quantile(0.99)), LagMaxMS: ms(pt.lag.Max()),
+		Lost: pt.lost, LostOnTime: pt.lostOnTime, Reregistered: pt.reregistered}
 	pr.Members, pr.RaftEntries = usage(l.conn.eps, before, after, elapsed)
 	if answered := r.Requests + pt.lost; pr.RaftEntries != nil && answered > 0 {
-		e := float64(*pr.RaftEntries) / float64(answered)
+		e := float64(max(*pr.RaftEntries, pt.reregistered)-pt.reregistered) / float64(answered)
 		pr.EntriesPerHeartbeat = &e
 	}
 	r.Paced = pr
@@ -111,17 +121,16 @@ func writePaced(w io.Writer, r *Result) error {
 	p := r.Paced
 	fmt.Fprintf(w, "paced refresh: %d keys heartbeating every %gs (ttl %gs) over %d member(s): target %.0f/s, achieved %.0f/s (%d answered in %.1fs)\n",
 		r.Keys, p.IntervalSeconds, p.TTLSeconds, len(p.Members), p.TargetRate, r.Rate, r.Requests, r.Seconds)
-	fmt.Fprintf(w, "  due %d, sent %d; late %d (started over %.0f ms after due; lag p99 %.1f ms, max %.1f ms); %d waited for one of the %d clients\n",
-		p.Due, p.Sent, p.Late, p.LateAfterMS, p.LagP99MS, p.LagMaxMS, p.WaitedForClient, r.Clients)
-	switch {
-	case p.WaitedForClient > 0 && (p.Late > 0 || p.Sent < p.Due):
-		fmt.Fprintf(w, "  behind schedule: all %d clients were waiting on answers (p99 %.0f ms): the cluster did not answer fast enough for this rate with %d in flight (more --clients tells whether it can)\n", r.Clients, r.Latency.P99, r.Clients)
-	case p.Late > 0 || p.Sent < p.Due:
-		fmt.Fprintln(w, "  behind schedule with clients free: the generator itself did not keep up (its CPU, shared with the members on one machine), a limit of this machine, not of the cluster")
+	fmt.Fprintf(w, "  due %d, sent %d; late %d (started over %.0f ms after due; lag p99 %.1f ms, max %.1f ms)\n",
+		p.Due, p.Sent, p.Late, p.LateAfterMS, p.LagP99MS, p.LagMaxMS)
+	if p.Late > 0 || p.Sent < p.Due {
+		fmt.Fprintf(w, "  behind schedule: %d late heartbeats found all %d clients waiting on answers (p99 %.0f ms): the cluster's pace with %d in flight (more --clients tells whether it goes faster); %d found a client free: the generator itself was behind (its CPU, shared with the members on one machine), a limit of this machine, not of the cluster\n",
+			p.LateWaiting, r.Clients, r.Latency.P99, r.Clients, p.Late-p.LateWaiting)
 	}
-	fmt.Fprintf(w, "  registrations lost (heartbeat answered error 100, the key had expired): %d\n", p.Lost)
+	fmt.Fprintf(w, "  registrations lost (heartbeat answered error 100, the key had expired): %d; %d of them with every heartbeat in time (the cluster's), %d after a gap over the ttl (the run behind schedule); %d written again\n",
+		p.Lost, p.LostOnTime, p.Lost-p.LostOnTime, p.Reregistered)
 	if p.RaftEntries != nil && p.EntriesPerHeartbeat != nil {
-		fmt.Fprintf(w, "  raft entries: %d over %d heartbeats answered: %.3f per heartbeat\n", *p.RaftEntries, r.Requests+p.Lost, *p.EntriesPerHeartbeat)
+		fmt.Fprintf(w, "  raft entries: %d over %d heartbeats answered and %d re-registrations: %.3f per heartbeat\n", *p.RaftEntries, r.Requests+p.Lost, p.Reregistered, *p.EntriesPerHeartbeat)
 	} else {
 		fmt.Fprintln(w, "  raft entries: not exposed (no X-Raft-Index at both ends)")
 	}
