@@ -34,12 +34,12 @@ INTERVAL=${INTERVAL:-10s}
 DURATION=${DURATION:-5m}
 CLIENTS=${CLIENTS:-}
 DNS_EVERY=${DNS_EVERY:-2}
-ETCD=${ETCD:-0}
+with_etcd=${ETCD:-0} # ETCD itself is unset below, with every ETCD* variable
 PORT_BASE=${PORT_BASE:-}
 MEMBERS=3
 command -v curl >/dev/null || { echo "heartbeat-scale.sh: curl is missing (apt-get install curl)" >&2; exit 1; }
 command -v dig >/dev/null || { echo "heartbeat-scale.sh: dig is missing (apt-get install bind9-dnsutils)" >&2; exit 1; }
-if [ "$ETCD" = 1 ]; then
+if [ "$with_etcd" = 1 ]; then
 	BENCH_ETCD=${BENCH_ETCD:-$(command -v etcd || true)}
 	[ -n "$BENCH_ETCD" ] || { echo "heartbeat-scale.sh: ETCD=1 but etcd is not installed (Debian: apt-get install etcd-server)" >&2; exit 1; }
 fi
@@ -122,7 +122,7 @@ rota=$(lsblk -ndo ROTA "$dev" 2>/dev/null | tr -d ' ' || true)
 sync_s=$(dd if=/dev/zero of="$tmp/dsync" bs=4k count=500 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-3)}')
 echo "- memory: $(free -g | awk '/^Mem:/ {print $2}') GiB; data dirs on $dev ($(df -h "$tmp" | awk 'NR==2 {print $2}')$([ "$rota" = 1 ] && echo ", reports rotational")$([ "$rota" = 0 ] && echo ", not rotational")); one 4 KiB O_DSYNC write: $(awk -v s="$sync_s" 'BEGIN {printf "%.2f", s * 1000 / 500}') ms (dd, 500 in a row)"
 echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "- cairn: $(git describe --always --dirty 2>/dev/null || echo unknown) ($(cairn --version | awk '{print $NF}')); log_store: ${LOG_STORE:-default}$([ "$ETCD" = 1 ] && echo "; etcd: $("$BENCH_ETCD" --version | head -1 | sed 's/etcd Version: //')")"
+echo "- cairn: $(git describe --always --dirty 2>/dev/null || echo unknown) ($(cairn --version | awk '{print $NF}')); log_store: ${LOG_STORE:-default}$([ "$with_etcd" = 1 ] && echo "; etcd: $("$BENCH_ETCD" --version | head -1 | sed 's/etcd Version: //')")"
 echo "- load: $KEYS registrations, ttl $TTL, a heartbeat each every $INTERVAL, for $DURATION, over $MEMBERS members (generator and members on this machine)"
 echo
 
@@ -170,7 +170,7 @@ echo "DNS: $((ok + bad)) queries of probe-1.probe.cairn.internal over the run (e
 grep '^fail' "$tmp/dns" | head -5 | sed 's/^/    /' || true
 echo "cairn register: $(grep -c 'heartbeat failed' "$tmp/register.log" || true) heartbeats failed, $(grep -c 'msg=registered' "$tmp/register.log" || true) (re)registrations"
 
-if [ "$ETCD" = 1 ]; then
+if [ "$with_etcd" = 1 ]; then
 	# Stop Cairn first: the two clusters share the machine.
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done

@@ -62,6 +62,10 @@ type Paced struct {
 	// and EntriesPerHeartbeat that, less the re-registrations, over the
 	// heartbeats answered (200 or 100); nil when no member exposes its
 	// raft index.
+	// GeneratorCPUPercent is this process's CPU over the run, in percent
+	// of one core: on one machine with the members, the generator
+	// competes with them.
+	GeneratorCPUPercent *float64      `json:"generator_cpu_percent_of_a_core,omitempty"`
 	RaftEntries         *uint64       `json:"raft_entries,omitempty"`
 	EntriesPerHeartbeat *float64      `json:"raft_entries_per_heartbeat,omitempty"`
 	Members             []MemberUsage `json:"members"`
@@ -98,7 +102,9 @@ func (l *kvLoad) runPaced(ctx context.Context, tg Target, c *counters) (*Result,
 	if cfg.Requests > 0 {
 		cutoff = 0
 	}
+	cpu0, cpuOK := selfCPU()
 	pt, elapsed := paced(ctx, s, total, cutoff, cfg.Clients, l.heartbeat, c)
+	cpu1, _ := selfCPU()
 	sctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 	after := l.conn.sampleAll(sctx)
 	cancel()
@@ -108,6 +114,10 @@ func (l *kvLoad) runPaced(ctx context.Context, tg Target, c *counters) (*Result,
 		LagP99MS: ms(pt.lag.Quantile(0.99)), LagMaxMS: ms(pt.lag.Max()),
 		Lost: pt.lost, LostOnTime: pt.lostOnTime, Reregistered: pt.reregistered}
 	pr.Members, pr.RaftEntries = usage(l.conn.eps, before, after, elapsed)
+	if cpuOK && elapsed > 0 {
+		pct := 100 * (cpu1 - cpu0).Seconds() / elapsed.Seconds()
+		pr.GeneratorCPUPercent = &pct
+	}
 	if answered := r.Requests + pt.lost; pr.RaftEntries != nil && answered > 0 {
 		e := float64(max(*pr.RaftEntries, pt.reregistered)-pt.reregistered) / float64(answered)
 		pr.EntriesPerHeartbeat = &e
@@ -133,6 +143,9 @@ func writePaced(w io.Writer, r *Result) error {
 		fmt.Fprintf(w, "  raft entries: %d over %d heartbeats answered and %d re-registrations: %.3f per heartbeat\n", *p.RaftEntries, r.Requests+p.Lost, p.Reregistered, *p.EntriesPerHeartbeat)
 	} else {
 		fmt.Fprintln(w, "  raft entries: not exposed (no X-Raft-Index at both ends)")
+	}
+	if p.GeneratorCPUPercent != nil {
+		fmt.Fprintf(w, "  the generator (this process) used %.0f%% of a core\n", *p.GeneratorCPUPercent)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "member\tcpu s\t% of a core\trss start MiB\trss end MiB\traft index start\traft index end\t")
