@@ -134,7 +134,7 @@ func writePaced(w io.Writer, r *Result) error {
 	fmt.Fprintf(w, "  due %d, sent %d; late %d (started over %.0f ms after due; lag p99 %.1f ms, max %.1f ms)\n",
 		p.Due, p.Sent, p.Late, p.LateAfterMS, p.LagP99MS, p.LagMaxMS)
 	if p.Late > 0 || p.Sent < p.Due {
-		fmt.Fprintf(w, "  behind schedule: %d late heartbeats found all %d clients waiting on answers (p99 %.0f ms): the cluster's pace with %d in flight (more --clients tells whether it goes faster); %d found a client free: the generator itself was behind (its CPU, shared with the members on one machine), a limit of this machine, not of the cluster\n",
+		fmt.Fprintf(w, "  behind schedule: %d late heartbeats found all %d clients waiting on answers (p99 %.0f ms): the cluster's pace with %d in flight (more --clients tells whether it goes faster); %d found a client free: the generator itself was behind (it did not get the CPU in time; on one machine it shares it with the members and whatever else runs), a limit of this machine, not of the cluster\n",
 			p.LateWaiting, r.Clients, r.Latency.P99, r.Clients, p.Late-p.LateWaiting)
 	}
 	fmt.Fprintf(w, "  registrations lost (heartbeat answered error 100, the key had expired): %d; %d of them with every heartbeat in time (the cluster's), %d after a gap over the ttl (the run behind schedule); %d written again\n",
