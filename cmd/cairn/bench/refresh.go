@@ -58,14 +58,14 @@ type Paced struct {
 	Lost         uint64 `json:"lost"`
 	LostOnTime   uint64 `json:"lost_on_time"`
 	Reregistered uint64 `json:"reregistered"`
+	// GeneratorCPUPercent is this process's CPU over the run, in percent
+	// of one core: on one machine with the members, the generator
+	// competes with them.
+	GeneratorCPUPercent *float64 `json:"generator_cpu_percent_of_a_core,omitempty"`
 	// RaftEntries is the growth of the cluster's raft index over the run
 	// and EntriesPerHeartbeat that, less the re-registrations, over the
 	// heartbeats answered (200 or 100); nil when no member exposes its
 	// raft index.
-	// GeneratorCPUPercent is this process's CPU over the run, in percent
-	// of one core: on one machine with the members, the generator
-	// competes with them.
-	GeneratorCPUPercent *float64      `json:"generator_cpu_percent_of_a_core,omitempty"`
 	RaftEntries         *uint64       `json:"raft_entries,omitempty"`
 	EntriesPerHeartbeat *float64      `json:"raft_entries_per_heartbeat,omitempty"`
 	Members             []MemberUsage `json:"members"`
