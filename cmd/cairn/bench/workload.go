@@ -109,8 +109,16 @@ func (l *kvLoad) setup(ctx context.Context, p *Progress) error {
 				if i >= int64(len(l.paths)) || ctx.Err() != nil {
 					return
 				}
-				url := l.conn.endpoint() + l.paths[i]
-				if _, err := l.conn.do(ctx, l.conn.hc, http.MethodPut, url, l.value, nil, http.StatusOK, http.StatusCreated); err != nil {
+				// A write tried again, up to 3 times: one connection
+				// closed under 100,000 writes must not end the run.
+				var err error
+				for range 3 {
+					url := l.conn.endpoint() + l.paths[i]
+					if _, err = l.conn.do(ctx, l.conn.hc, http.MethodPut, url, l.value, nil, http.StatusOK, http.StatusCreated); err == nil || ctx.Err() != nil {
+						break
+					}
+				}
+				if err != nil {
 					errOnce.Do(func() { first = err; cancel() })
 					return
 				}
