@@ -242,7 +242,7 @@ func TestPacedRefresh(t *testing.T) {
 			if err := bench.WriteJSON(&b, r); err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{`"paced"`, `"target_rate"`, `"late"`, `"lost"`, `"raft_entries_per_heartbeat"`, `"cpu_percent_of_a_core"`, `"rss_bytes_end"`} {
+			for _, want := range []string{`"paced"`, `"target_rate"`, `"answered_rate"`, `"late"`, `"lost"`, `"raft_entries_per_heartbeat"`, `"cpu_percent_of_a_core"`, `"rss_bytes_end"`} {
 				if !strings.Contains(b.String(), want) {
 					t.Errorf("no %s in the JSON:\n%s", want, b.String())
 				}

@@ -30,8 +30,11 @@ type Paced struct {
 	IntervalSeconds float64 `json:"interval_s"`
 	TTLSeconds      float64 `json:"ttl_s"`
 	// TargetRate is Keys over Interval, heartbeats per second; the
-	// Result's Rate is the achieved one (heartbeats answered 200).
-	TargetRate float64 `json:"target_rate"`
+	// Result's Rate is the heartbeats answered 200 per second, and
+	// AnsweredRate those answered at all (200, or error 100 for a key
+	// that had expired), the cluster's pace.
+	TargetRate   float64 `json:"target_rate"`
+	AnsweredRate float64 `json:"answered_rate"`
 	// Due is the heartbeats the schedule had due in the run, Sent those
 	// started (a run behind schedule ends at its duration all the same),
 	// Late those started more than LateAfter after their due time.
@@ -118,6 +121,9 @@ func (l *kvLoad) runPaced(ctx context.Context, tg Target, c *counters) (*Result,
 		pct := 100 * (cpu1 - cpu0).Seconds() / elapsed.Seconds()
 		pr.GeneratorCPUPercent = &pct
 	}
+	if elapsed > 0 {
+		pr.AnsweredRate = float64(r.Requests+pt.lost) / elapsed.Seconds()
+	}
 	if answered := r.Requests + pt.lost; pr.RaftEntries != nil && answered > 0 {
 		e := float64(max(*pr.RaftEntries, pt.reregistered)-pt.reregistered) / float64(answered)
 		pr.EntriesPerHeartbeat = &e
@@ -129,8 +135,8 @@ func (l *kvLoad) runPaced(ctx context.Context, tg Target, c *counters) (*Result,
 // writePaced writes the paced part of a result under the table.
 func writePaced(w io.Writer, r *Result) error {
 	p := r.Paced
-	fmt.Fprintf(w, "paced refresh: %d keys heartbeating every %gs (ttl %gs) over %d member(s): target %.0f/s, achieved %.0f/s (%d answered in %.1fs)\n",
-		r.Keys, p.IntervalSeconds, p.TTLSeconds, len(p.Members), p.TargetRate, r.Rate, r.Requests, r.Seconds)
+	fmt.Fprintf(w, "paced refresh: %d keys heartbeating every %gs (ttl %gs) over %d member(s): target %.0f/s; answered %.0f/s, %.0f/s of them refreshing a live key (%d in %.1fs)\n",
+		r.Keys, p.IntervalSeconds, p.TTLSeconds, len(p.Members), p.TargetRate, p.AnsweredRate, r.Rate, r.Requests, r.Seconds)
 	fmt.Fprintf(w, "  due %d, sent %d; late %d (started over %.0f ms after due; lag p99 %.1f ms, max %.1f ms)\n",
 		p.Due, p.Sent, p.Late, p.LateAfterMS, p.LagP99MS, p.LagMaxMS)
 	if p.Late > 0 || p.Sent < p.Due {
