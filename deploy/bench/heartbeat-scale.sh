@@ -169,6 +169,7 @@ echo
 echo "DNS: $((ok + bad)) queries of probe-1.probe.cairn.internal over the run (every ${DNS_EVERY}s, each member), $bad without the answer"
 grep '^fail' "$tmp/dns" | head -5 | sed 's/^/    /' || true
 echo "cairn register: $(grep -c 'heartbeat failed' "$tmp/register.log" || true) heartbeats failed, $(grep -c 'msg=registered' "$tmp/register.log" || true) (re)registrations"
+echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ "$with_etcd" = 1 ]; then
 	# Stop Cairn first: the two clusters share the machine.
