@@ -37,10 +37,11 @@ type Config struct {
 	// boltdb), wal/ (the log with log store wal), snapshots/ and
 	// member.json.
 	DataDir string
-	// LogStore is where raft's log is kept: LogStoreBolt (raft-boltdb in
-	// raft.db, the default; "" is it) or LogStoreWAL (hashicorp/raft-wal in
-	// wal/: one fsync per batch of entries instead of bbolt's two). A data
-	// dir keeps the store it was created with: New refuses the other one.
+	// LogStore is where raft's log is kept: LogStoreWAL (hashicorp/raft-wal
+	// in wal/: one fsync per batch of entries) or LogStoreBolt (raft-boltdb
+	// in raft.db: bbolt's two per commit). A data dir keeps the store it
+	// was created with: New refuses the other one. "" is the store the data
+	// dir has, LogStoreWAL for a new one.
 	LogStore string
 	// PeerAddr is the advertised peer host:port (raft address).
 	PeerAddr string
@@ -103,9 +104,10 @@ const (
 	LogStoreWAL  = disk.LogStoreWAL
 )
 
-// defaultLogStore is the log store of a Config that names none; the
-// tests set it from CAIRN_TEST_LOG_STORE to run every test on either.
-var defaultLogStore = LogStoreBolt
+// defaultLogStore is the log store of a Config that names none ("": the
+// data dir's, wal for a new one); the tests set it from
+// CAIRN_TEST_LOG_STORE to run every test on either.
+var defaultLogStore = ""
 
 func (c *Config) setDefaults() {
 	if c.LogStore == "" {

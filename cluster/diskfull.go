@@ -61,7 +61,8 @@ type diskHooks struct {
 }
 
 // raftStores are the stores raft runs on: logs (and its BoltStore as the
-// stable store) and snaps, with failed writes reported to n.space.
+// stable store) and snaps, with failed writes reported to n.space, and the
+// newest entries of the log kept in memory (logCache).
 func (n *Node) raftStores(logs *disk.LogStore, snaps raft.SnapshotStore) (raft.LogStore, raft.StableStore, raft.SnapshotStore) {
 	var (
 		l raft.LogStore    = logs
@@ -70,7 +71,7 @@ func (n *Node) raftStores(logs *disk.LogStore, snaps raft.SnapshotStore) (raft.L
 	if h := n.cfg.diskHooks; h != nil && h.wrap != nil {
 		l, s = h.wrap(l, s)
 	}
-	return spaceLogs{l, n.space}, spaceStable{s, n.space}, spaceSnapshots{snaps, n.space}
+	return newLogCache(spaceLogs{l, n.space}), spaceStable{s, n.space}, spaceSnapshots{snaps, n.space}
 }
 
 // spaceLogs is raft's log store with every failed write reported to the
@@ -163,7 +164,9 @@ func (n *Node) DiskFull() string {
 // watchSpace reacts to the data dir filling up and to room coming back.
 func (n *Node) watchSpace() {
 	defer n.wg.Done()
-	probe, every := disk.Probe, diskProbeEvery
+	room := n.logs.RoomNeeded()
+	probe := func(dir string) error { return disk.Probe(dir, room) }
+	every := diskProbeEvery
 	if h := n.cfg.diskHooks; h != nil {
 		if h.probe != nil {
 			probe = h.probe

@@ -38,7 +38,7 @@ func flipAll(t *testing.T, path string, needle []byte, at int) int {
 // logPath is the log of the data dir dir that errors name: raft.db or
 // wal/.
 func logPath(dir string) string {
-	if defaultLogStore == LogStoreWAL {
+	if defaultLogStore != LogStoreBolt {
 		return filepath.Join(dir, disk.WALDir)
 	}
 	return filepath.Join(dir, disk.LogFile)
@@ -47,7 +47,7 @@ func logPath(dir string) string {
 // logFiles are the files that hold the log of the data dir dir.
 func logFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	if defaultLogStore != LogStoreWAL {
+	if defaultLogStore == LogStoreBolt {
 		return []string{filepath.Join(dir, disk.LogFile)}
 	}
 	m, err := filepath.Glob(filepath.Join(dir, disk.WALDir, "*.wal"))
@@ -213,7 +213,7 @@ func TestCommandFrame(t *testing.T) {
 // and read as raft reads it) stops the node: it leaves raft, refuses
 // writes and reads, and says why in its status and its metric.
 func TestCorruptEntryStopsNode(t *testing.T) {
-	if defaultLogStore == LogStoreWAL {
+	if defaultLogStore != LogStoreBolt {
 		t.Skip("plants an entry past the log's end, which the wal refuses; wal reads go through the same check (TestCorruptLogEntryRefusedAtStart)")
 	}
 	dir := t.TempDir()
@@ -262,7 +262,7 @@ func TestCorruptEntryStopsNode(t *testing.T) {
 // A leader that finds a corrupt entry in its log leaves raft; the other
 // members elect another leader and keep taking writes.
 func TestCorruptLeaderLeavesCluster(t *testing.T) {
-	if defaultLogStore == LogStoreWAL {
+	if defaultLogStore != LogStoreBolt {
 		t.Skip("plants an entry past the log's end, which the wal refuses; wal reads go through the same check (TestCorruptLogEntryRefusedAtStart)")
 	}
 	clk := newFakeClock()

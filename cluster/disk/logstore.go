@@ -9,7 +9,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	wal "github.com/hashicorp/raft-wal"
 	"go.etcd.io/bbolt"
 )
 
@@ -30,13 +29,23 @@ type LogStore struct {
 	Path      string // the log's file or dir
 	Kind      string // LogStoreBolt or LogStoreWAL
 	OnCorrupt func(error)
-	wal       *wal.WAL // nil: the log is in BoltStore
-	closeWAL  func() error
+	wal       *healingWAL // nil: the log is in BoltStore
 }
 
 // IsMonotonic tells raft that the wal takes no gaps (raft.MonotonicLogStore):
 // raft then empties it when it installs a snapshot.
 func (s *LogStore) IsMonotonic() bool { return s.wal != nil }
+
+// RoomNeeded is the free space a data dir whose disk was full needs before
+// the log is written again: MinFree, plus a whole segment with the wal,
+// which allocates its next segment at once (else the first write after
+// the pause fills the disk again).
+func (s *LogStore) RoomNeeded() uint64 {
+	if s.wal != nil {
+		return MinFree + uint64(walSegmentSize)
+	}
+	return MinFree
+}
 
 // Raw is the log without the checks.
 func (s *LogStore) Raw() raft.LogStore {
@@ -56,7 +65,7 @@ func (s *LogStore) DeleteRange(min, max uint64) error { return s.Raw().DeleteRan
 func (s *LogStore) Close() error {
 	var err error
 	if s.wal != nil {
-		err = s.closeWAL()
+		err = s.wal.Close()
 	}
 	return errors.Join(err, s.BoltStore.Close())
 }
@@ -109,8 +118,8 @@ func OpenLog(path string, snapIndex uint64, onCorrupt func(error)) (*LogStore, e
 }
 
 // OpenLogStore opens the stores of dataDir: raft.db (OpenLog) and, for log
-// store wal, wal/; want is the configured log store ("" is boltdb), which
-// must be the data dir's (ChooseLogStore). The log is verified (ScanLog)
+// store wal, wal/; want is the configured log store ("": the data dir's,
+// wal for a new one), which must be the data dir's (ChooseLogStore). The log is verified (ScanLog)
 // for a data dir whose newest snapshot is at snapIndex.
 func OpenLogStore(dataDir, want string, snapIndex uint64, onCorrupt func(error), log hclog.Logger) (*LogStore, error) {
 	path := filepath.Join(dataDir, LogFile)
@@ -131,12 +140,12 @@ func OpenLogStore(dataDir, want string, snapIndex uint64, onCorrupt func(error),
 		}
 		return s, nil
 	}
-	w, closeWAL, err := openWAL(dataDir, log)
+	w, err := openHealingWAL(dataDir, log)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.wal, s.closeWAL, s.Kind, s.Path = w, closeWAL, LogStoreWAL, filepath.Join(dataDir, WALDir)
+	s.wal, s.Kind, s.Path = w, LogStoreWAL, filepath.Join(dataDir, WALDir)
 	if err := ScanLog(w, s.Path, snapIndex); err != nil {
 		s.Close()
 		return nil, err

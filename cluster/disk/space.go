@@ -161,23 +161,25 @@ func (s *Space) Failures(reason string) uint64 {
 }
 
 // Room thresholds of Probe: a data dir is writable again when its file
-// system has MinFree bytes available to Cairn's user and a file of
-// probeSize bytes can be written and synced there (which a quota or a file
-// size limit refuses even when the file system has room).
+// system has the free bytes its log needs (LogStore.RoomNeeded: at least
+// MinFree) available to Cairn's user and a file of probeSize bytes can be
+// written and synced there (which a quota or a file size limit refuses
+// even when the file system has room).
 const (
 	MinFree   = 4 << 20
 	probeSize = 64 << 10
 	probeName = ".space-probe"
 )
 
-// Probe reports whether dir has room again (nil) or why not.
-func Probe(dir string) error {
+// Probe reports whether dir has room again (nil) or why not: minFree
+// bytes free, and a small file written and synced.
+func Probe(dir string, minFree uint64) error {
 	free, known, err := freeBytes(dir)
 	if err != nil {
 		return fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	if known && free < MinFree {
-		return fmt.Errorf("%d bytes free in %s, want %d: %w", free, dir, MinFree, syscall.ENOSPC)
+	if known && free < minFree {
+		return fmt.Errorf("%d bytes free in %s, want %d: %w", free, dir, minFree, syscall.ENOSPC)
 	}
 	path := filepath.Join(dir, probeName)
 	defer os.Remove(path)

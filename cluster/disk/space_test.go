@@ -71,7 +71,7 @@ func TestProbe(t *testing.T) {
 	if known && free < MinFree {
 		t.Skipf("%d bytes free in %s: too little to probe", free, dir)
 	}
-	if err := Probe(dir); err != nil {
+	if err := Probe(dir, MinFree); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir + "/" + probeName); !os.IsNotExist(err) {

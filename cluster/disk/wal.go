@@ -34,15 +34,13 @@ var walSegmentSize = wal.DefaultSegmentSize
 const walMetaFile = "wal-meta.db"
 
 // ChooseLogStore is the log store of the data dir: the one its files say
-// (wal/ exists: wal; raft.db holds log entries: boltdb), or want (a
-// validated setting; "" is boltdb) when it holds no log yet. A data dir
-// whose store is not want is an error naming both: a data dir keeps the
-// store it was created with.
+// (wal/ exists: wal; raft.db holds log entries: boltdb), or want when it
+// holds no log yet ("": LogStoreWAL). A data dir whose store is not want
+// is an error naming both: a data dir keeps the store it was created
+// with; want "" takes the one it has.
 func ChooseLogStore(dataDir, want string, boltHasLog bool) (string, error) {
 	switch want {
-	case "":
-		want = LogStoreBolt
-	case LogStoreBolt, LogStoreWAL:
+	case "", LogStoreBolt, LogStoreWAL:
 	default:
 		return "", fmt.Errorf("disk: unknown log store %q; use %q or %q", want, LogStoreBolt, LogStoreWAL)
 	}
@@ -60,10 +58,12 @@ func ChooseLogStore(dataDir, want string, boltHasLog bool) (string, error) {
 		have = LogStoreWAL
 	case boltHasLog:
 		have = LogStoreBolt
+	case want == "":
+		return LogStoreWAL, nil
 	default:
 		return want, nil
 	}
-	if have != want {
+	if want != "" && have != want {
 		return "", fmt.Errorf("disk: data dir %s holds a %s log store and log_store is %s: a data dir keeps the log store it was created with; "+
 			"start it with --log-store %s, or, to change stores, remove this member (cairn member remove ID), empty its data dir and start it again with --log-store %s and --peers",
 			dataDir, have, want, have, want)
@@ -147,11 +147,19 @@ func checkWAL(dir string) error {
 }
 
 // privateVFS is raft-wal's file system with Cairn's modes: it creates
-// segment files 0644; they are restricted as soon as they exist.
+// segment files 0644; they are restricted as soon as they exist. And a
+// segment there is no room to allocate ahead is created empty, to grow as
+// it is written: raft-wal cannot recover from a failed rotation (the full
+// segment stays sealed, every append is refused until a restart), while a
+// write that fails for want of room is the disk-full state Cairn handles.
 type privateVFS struct{ *walfs.FS }
 
 func (v privateVFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
 	f, err := v.FS.Create(dir, name, size)
+	if _, full := Classify(err); full && size > 0 {
+		os.Remove(filepath.Join(dir, name)) // what the failed allocation left
+		f, err = v.FS.Create(dir, name, 0)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -186,3 +186,31 @@ func TestWALTailTruncatedRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestChooseLogStore: an empty setting takes the store a data dir has, wal
+// for a new one (so a data dir made when boltdb was the default keeps
+// working); a named store must be the one the data dir has.
+func TestChooseLogStore(t *testing.T) {
+	walDir := walDataDir(t, 1)
+	for _, c := range []struct {
+		name       string
+		dir        string
+		want       string
+		boltHasLog bool
+		got        string
+		err        string
+	}{
+		{"new, default", t.TempDir(), "", false, LogStoreWAL, ""},
+		{"new, boltdb", t.TempDir(), LogStoreBolt, false, LogStoreBolt, ""},
+		{"boltdb dir, default", t.TempDir(), "", true, LogStoreBolt, ""},
+		{"wal dir, default", walDir, "", false, LogStoreWAL, ""},
+		{"wal dir, boltdb", walDir, LogStoreBolt, false, "", "holds a wal log store and log_store is boltdb"},
+		{"boltdb dir, wal", t.TempDir(), LogStoreWAL, true, "", "holds a boltdb log store and log_store is wal"},
+		{"unknown", t.TempDir(), "sqlite", false, "", `unknown log store "sqlite"`},
+	} {
+		got, err := ChooseLogStore(c.dir, c.want, c.boltHasLog)
+		if got != c.got || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%s: ChooseLogStore = %q, %v; want %q, error with %q", c.name, got, err, c.got, c.err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,21 @@ type metrics struct {
 	latency      *prometheus.HistogramVec
 	watches      prometheus.Gauge
 	watchResumes prometheus.Counter
+
+	// series caches each label set's counter and histogram: looking
+	// them up by label values hashes the labels on every request (2% of
+	// a member's CPU serving local reads).
+	series sync.Map // seriesKey -> series
+}
+
+type seriesKey struct {
+	endpoint, method string
+	code             int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer, c Cluster) (*metrics, error) {
@@ -80,11 +96,20 @@ func (m *metrics) observe(endpoint, method string, w *statusWriter, d time.Durat
 	if w.watch {
 		endpoint = "watch"
 	}
-	method = methodLabel(method)
-	code := strconv.Itoa(w.status())
-	m.requests.WithLabelValues(endpoint, method, code).Inc()
-	if !w.watch {
-		m.latency.WithLabelValues(endpoint, method, code).Observe(d.Seconds())
+	k := seriesKey{endpoint, methodLabel(method), w.status()}
+	v, ok := m.series.Load(k)
+	if !ok {
+		code := strconv.Itoa(k.code)
+		s := series{requests: m.requests.WithLabelValues(k.endpoint, k.method, code)}
+		if !w.watch { // endpoint "watch": no latency series
+			s.latency = m.latency.WithLabelValues(k.endpoint, k.method, code)
+		}
+		v, _ = m.series.LoadOrStore(k, s)
+	}
+	s := v.(series)
+	s.requests.Inc()
+	if s.latency != nil {
+		s.latency.Observe(d.Seconds())
 	}
 }
 

@@ -38,7 +38,7 @@ type Config struct {
 	KeyFile       string
 	CRLFile       string
 	SnapshotCount uint64
-	LogStore      string // cluster.LogStoreBolt or cluster.LogStoreWAL
+	LogStore      string // cluster.LogStoreWAL or cluster.LogStoreBolt; "": the data dir's, wal for a new one
 	HistorySize   int
 	HistoryBytes  int64
 
@@ -93,7 +93,6 @@ func Default() Config {
 		Name:          cluster.DefaultName,
 		Addr:          "127.0.0.1:4001",
 		SnapshotCount: cluster.DefaultSnapshotCount,
-		LogStore:      cluster.LogStoreBolt,
 		HistorySize:   store.DefaultHistorySize,
 		HistoryBytes:  store.DefaultHistoryBytes,
 
@@ -147,7 +146,7 @@ var settings = []setting{
 	{"crl_file", "crl-file", "X.509 CRL (PEM or DER, signed by a CA of ca_file): certificates it lists are refused at every handshake; reloaded like the certificates", func(c *Config) any { return &c.CRLFile }},
 	{"force_new_cluster", "force-new-cluster", "start this data dir as a new one-member cluster with all its data: recovery after losing a majority for good (docs/operations.md)", func(c *Config) any { return &c.ForceNewCluster }},
 	{"snapshot_count", "snapshot-count", "applied raft entries between snapshots", func(c *Config) any { return &c.SnapshotCount }},
-	{"log_store", "log-store", "where raft's log is kept: boltdb or wal (fixed when the data dir is created)", func(c *Config) any { return &c.LogStore }},
+	{"log_store", "log-store", "where raft's log is kept: wal or boltdb, fixed when the data dir is created (empty: the data dir's, wal for a new one)", func(c *Config) any { return &c.LogStore }},
 	{"history_size", "history-size", "events kept for watches from a past index", func(c *Config) any { return &c.HistorySize }},
 	{"history_bytes", "history-bytes", "bytes of the events kept for watches from a past index (keys, values, previous values): past it or history_size the oldest are dropped; every member must use the same", func(c *Config) any { return &c.HistoryBytes }},
 	{"peers", "peers", "peer addresses (host:port, comma-separated) of members to join through when the data dir is empty", func(c *Config) any { return &c.Peers }},
@@ -238,8 +237,8 @@ func (c *Config) complete() error {
 	if c.SnapshotCount == 0 {
 		bad("snapshot_count: must be at least 1")
 	}
-	if c.LogStore != cluster.LogStoreBolt && c.LogStore != cluster.LogStoreWAL {
-		bad("log_store: %q is not one of %s, %s", c.LogStore, cluster.LogStoreBolt, cluster.LogStoreWAL)
+	if c.LogStore != "" && c.LogStore != cluster.LogStoreBolt && c.LogStore != cluster.LogStoreWAL {
+		bad("log_store: %q is not one of %s, %s (or empty: the data dir's, wal for a new one)", c.LogStore, cluster.LogStoreWAL, cluster.LogStoreBolt)
 	}
 	if c.HistorySize < 0 {
 		bad("history_size: %d is negative", c.HistorySize)
