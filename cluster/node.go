@@ -348,8 +348,13 @@ func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, err
 		if !errors.Is(err, ErrNotLeader) {
 			return ev, err
 		}
-		// Nothing was proposed here: leadership moved on. Forward it
-		// as a follower would.
+		// Nothing was proposed here: leadership moved on (or raft stepped
+		// down after a failed disk write). Forward it as a follower would,
+		// unless the disk is full now.
+		if err := n.diskFullErr(); err != nil {
+			n.metrics.diskFullRefused.Inc()
+			return nil, err
+		}
 	}
 	c := command{typ: cmdRequest, req: r}
 	ans, err := n.callLeader(ctx, opPropose, flagBinaryEvent, c.encode())
