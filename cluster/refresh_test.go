@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -364,4 +365,26 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatalf("gather %v: %v", mfs, err)
 	}
 	return mfs[0].GetMetric()[0].GetCounter().GetValue()
+}
+
+// The features members announced survive a snapshot: a member restored
+// from one still knows the cluster can apply batches.
+func TestFeaturesInSnapshot(t *testing.T) {
+	f := newFSM(store.New(store.Config{}), nil)
+	c := command{typ: cmdMember, now: time.Unix(1, 0), member: &memberCmd{ID: 7, Name: "n7", Features: ownFeatures}}
+	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: c.encode()})
+	h, _ := f.capture()
+	pre, err := encodeSnapHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := decodeSnapHeader(bytes.NewReader(pre))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newFSM(store.New(store.Config{}), nil)
+	g.restoreHeader(got)
+	if m, ok := g.member(7); !ok || m.Features != ownFeatures {
+		t.Errorf("member after a snapshot: %+v %v, want features %d", m, ok, ownFeatures)
+	}
 }
