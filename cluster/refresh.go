@@ -23,8 +23,10 @@ import (
 //
 // One batch is in flight at a time: the next is proposed once the previous
 // has committed and applied here (group commit), so the queue fills while
-// the log is busy. A batch waits at most refreshLinger after its oldest
-// request arrived, so a lone client pays at most that.
+// the log is busy. Under load (the previous batch carried more than one) a
+// batch also waits up to refreshLinger after its oldest request arrived,
+// for the clients just answered to send their next one; a lone client
+// (batches of one) does not wait at all.
 //
 // A batch entry needs featureBatch on every member of the configuration;
 // until then (a rolling upgrade, a member added and not yet announced)
@@ -45,6 +47,9 @@ type refresher struct {
 	// kick wakes the loop when the queue gets its first request or fills
 	// a batch.
 	kick chan struct{}
+
+	// lastSize is the size of the batch proposed last (the loop's own).
+	lastSize int
 
 	// hold, in tests, runs before a batch of size requests is proposed.
 	hold atomic.Pointer[func(size int)]
@@ -146,7 +151,7 @@ func (q *refresher) run(stop <-chan struct{}) {
 			wait = refreshLinger - time.Since(q.queue[0].at)
 		}
 		q.mu.Unlock()
-		if k == 0 || (wait > 0 && k < maxRefreshBatch) {
+		if k == 0 || (wait > 0 && k < maxRefreshBatch && q.lastSize > 1) {
 			if k > 0 {
 				t.Reset(wait)
 			}
@@ -160,7 +165,9 @@ func (q *refresher) run(stop <-chan struct{}) {
 			t.Stop()
 			continue
 		}
-		q.propose(q.take())
+		batch := q.take()
+		q.lastSize = len(batch)
+		q.propose(batch)
 	}
 }
 
