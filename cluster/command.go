@@ -29,7 +29,7 @@ const (
 )
 
 // maxBatchCount bounds the requests in a decoded cmdBatch (an encoded one
-// holds at most maxRefreshBatch): a corrupt count must not allocate.
+// holds at most maxBatch): a corrupt count must not allocate.
 const maxBatchCount = 1 << 20
 
 // command is one replicated operation.

@@ -19,7 +19,7 @@ type metrics struct {
 	diskFullRefused prometheus.Counter
 	// heartbeats counts the refreshes clients sent to this member;
 	// heartbeatEntries the raft entries this member, as leader, proposed
-	// for refreshes (theirs and forwarded ones): one per batch.
+	// for refreshes (theirs and forwarded ones): one per batch holding any.
 	heartbeats, heartbeatEntries prometheus.Counter
 }
 
@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 		}),
 		heartbeatEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "cairn", Name: "heartbeat_raft_entries_total",
-			Help: "Raft entries this member proposed as leader to carry heartbeats (one per batch of coalesced refreshes).",
+			Help: "Raft entries this member proposed as leader to carry heartbeats (one per batch of coalesced writes that holds any).",
 		}),
 	}
 	if reg == nil {

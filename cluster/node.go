@@ -49,7 +49,7 @@ type Node struct {
 	join joinState // a fresh join's progress, for Withdraw
 
 	verify  *verifier
-	refresh *refresher // the leader's queue of refreshes (refresh.go)
+	batch   *batcher // the leader's queue of writes (batch.go)
 	metrics *metrics
 	lstats  leaderStats
 
@@ -190,9 +190,9 @@ func New(cfg Config) (*Node, error) {
 	netw.Serve(n.handle)
 	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
 	n.metrics = newMetrics(cfg.Registry, n)
-	n.refresh = newRefresher(n)
+	n.batch = newBatcher(n)
 	n.wg.Add(7)
-	go func() { defer n.wg.Done(); n.refresh.run(n.stop) }()
+	go func() { defer n.wg.Done(); n.batch.run(n.stop) }()
 	go n.watchFault()
 	go n.watchSpace()
 	go n.run()

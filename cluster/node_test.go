@@ -55,6 +55,13 @@ func TestProposeReadRestart(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Concurrent writes share raft entries (batch.go): these, one at a
+	// time, take an entry each, so the log passes the snapshot threshold.
+	for i := range 100 {
+		if _, err := n.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/seq/" + itoa(i), Value: itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := n.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/ttl", Value: "x", HasTTL: true, TTL: 30}); err != nil {
 		t.Fatal(err)
 	}

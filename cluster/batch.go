@@ -13,37 +13,39 @@ import (
 	"github.com/cairnkv/cairn/store"
 )
 
-// Coalesced refreshes. A heartbeat (a request with Refresh set, usually
-// PUT ?refresh=true&prevExist=true&ttl=N) changes nothing but a deadline,
-// yet each one used to be a raft entry of its own. On the leader, the
-// refreshes of its own clients and those forwarded by followers are queued
-// and proposed together: one cmdBatch entry carries them all, and every
-// replica applies them in order, at the batch's time, exactly as separate
-// entries (same store semantics, etcd indexes and per-request errors).
+// Coalesced writes. On the leader, the writes of its own clients and those
+// forwarded by followers are queued and proposed together: one cmdBatch
+// entry carries them all, and every replica applies them in order, at the
+// batch's time, exactly as separate entries (same store semantics, etcd
+// indexes, watch events and per-request errors). A heartbeat (a request
+// with Refresh set, usually PUT ?refresh=true&prevExist=true&ttl=N), which
+// changes nothing but a deadline, used to be a raft entry of its own; now
+// thousands share one. Other writes gain too: one entry, one encoding and
+// one apply dispatch for many (docs/performance.md).
 //
 // One batch is in flight at a time: the next is proposed once the previous
 // has committed and applied here (group commit), so the queue fills while
 // the log is busy. Under load (the previous batch carried more than one) a
-// batch also waits up to refreshLinger after its oldest request arrived,
-// for the clients just answered to send their next one; a lone client
-// (batches of one) does not wait at all.
+// batch led by a heartbeat also waits up to heartbeatLinger after it
+// arrived, for the clients just answered to send their next one; a lone
+// client (batches of one) and other writes do not wait at all.
 //
 // A batch entry needs featureBatch on every member of the configuration;
 // until then (a rolling upgrade, a member added and not yet announced)
-// every refresh is an entry of its own, as before.
+// every write is an entry of its own, as before.
 const (
-	refreshLinger = 2 * time.Millisecond
-	// maxRefreshBatch and maxRefreshBytes bound one batch entry.
-	maxRefreshBatch = 4096
-	maxRefreshBytes = 1 << 20
+	heartbeatLinger = 2 * time.Millisecond
+	// maxBatch and maxBatchBytes bound one batch entry.
+	maxBatch      = 4096
+	maxBatchBytes = 1 << 20
 )
 
-// refresher is the leader's refresh queue. Its loop is owned by the node.
-type refresher struct {
+// batcher is the leader's write queue. Its loop is owned by the node.
+type batcher struct {
 	n *Node
 
 	mu    sync.Mutex
-	queue []*pendingRefresh
+	queue []*pendingWrite
 	// kick wakes the loop when the queue gets its first request or fills
 	// a batch.
 	kick chan struct{}
@@ -55,33 +57,32 @@ type refresher struct {
 	hold atomic.Pointer[func(size int)]
 }
 
-type pendingRefresh struct {
+type pendingWrite struct {
 	req  *store.Request
 	at   time.Time
-	done chan refreshAnswer // buffered: the loop never blocks on it
+	done chan writeAnswer // buffered: the loop never blocks on it
 }
 
-type refreshAnswer struct {
+type writeAnswer struct {
 	ev  *store.Event
 	idx uint64
 	err error
 }
 
-func newRefresher(n *Node) *refresher {
-	return &refresher{n: n, kick: make(chan struct{}, 1)}
+func newBatcher(n *Node) *batcher {
+	return &batcher{n: n, kick: make(chan struct{}, 1)}
 }
 
-// proposeWrite commits a write on the leader: a refresh through the queue
-// when the whole cluster can apply a batch, anything else as its own entry.
+// proposeWrite commits a write on the leader: through the queue when the
+// whole cluster can apply a batch, else as its own entry.
 func (n *Node) proposeWrite(ctx context.Context, r *store.Request) (*store.Event, uint64, error) {
-	if !r.Refresh {
-		return n.proposeLocal(ctx, r)
-	}
 	if !n.clusterHas(featureBatch) {
-		n.metrics.heartbeatEntries.Inc()
+		if r.Refresh {
+			n.metrics.heartbeatEntries.Inc()
+		}
 		return n.proposeLocal(ctx, r)
 	}
-	return n.refresh.submit(ctx, r)
+	return n.batch.submit(ctx, r)
 }
 
 // clusterHas reports whether every member of the raft configuration
@@ -106,16 +107,16 @@ func (n *Node) clusterHas(feat uint64) bool {
 }
 
 // submit queues r and waits for its own result in the batch.
-func (q *refresher) submit(ctx context.Context, r *store.Request) (*store.Event, uint64, error) {
+func (q *batcher) submit(ctx context.Context, r *store.Request) (*store.Event, uint64, error) {
 	if !q.n.isLeader() {
 		return nil, 0, ErrNotLeader
 	}
-	p := &pendingRefresh{req: r, at: time.Now(), done: make(chan refreshAnswer, 1)}
+	p := &pendingWrite{req: r, at: time.Now(), done: make(chan writeAnswer, 1)}
 	q.mu.Lock()
 	q.queue = append(q.queue, p)
 	k := len(q.queue)
 	q.mu.Unlock()
-	if k == 1 || k == maxRefreshBatch {
+	if k == 1 || k == maxBatch {
 		select {
 		case q.kick <- struct{}{}:
 		default:
@@ -132,14 +133,14 @@ func (q *refresher) submit(ctx context.Context, r *store.Request) (*store.Event,
 }
 
 // queued is the number of refreshes waiting for the next batch.
-func (q *refresher) queued() int {
+func (q *batcher) queued() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.queue)
 }
 
 // run proposes batches until stop, then fails what is still queued.
-func (q *refresher) run(stop <-chan struct{}) {
+func (q *batcher) run(stop <-chan struct{}) {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	defer t.Stop()
@@ -147,11 +148,11 @@ func (q *refresher) run(stop <-chan struct{}) {
 		q.mu.Lock()
 		k := len(q.queue)
 		var wait time.Duration
-		if k > 0 {
-			wait = refreshLinger - time.Since(q.queue[0].at)
+		if k > 0 && q.queue[0].req.Refresh {
+			wait = heartbeatLinger - time.Since(q.queue[0].at)
 		}
 		q.mu.Unlock()
-		if k == 0 || (wait > 0 && k < maxRefreshBatch && q.lastSize > 1) {
+		if k == 0 || (wait > 0 && k < maxBatch && q.lastSize > 1) {
 			if k > 0 {
 				t.Reset(wait)
 			}
@@ -172,33 +173,33 @@ func (q *refresher) run(stop <-chan struct{}) {
 }
 
 // take removes the next batch from the queue.
-func (q *refresher) take() []*pendingRefresh {
+func (q *batcher) take() []*pendingWrite {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	k, size := 0, 0
-	for k < len(q.queue) && k < maxRefreshBatch && (k == 0 || size < maxRefreshBytes) {
+	for k < len(q.queue) && k < maxBatch && (k == 0 || size < maxBatchBytes) {
 		size += requestSize(q.queue[k].req)
 		k++
 	}
 	batch := q.queue[:k:k]
-	q.queue = append([]*pendingRefresh(nil), q.queue[k:]...)
+	q.queue = append([]*pendingWrite(nil), q.queue[k:]...)
 	return batch
 }
 
-func (q *refresher) failQueued(err error) {
+func (q *batcher) failQueued(err error) {
 	q.mu.Lock()
 	queue := q.queue
 	q.queue = nil
 	q.mu.Unlock()
 	for _, p := range queue {
-		p.done <- refreshAnswer{err: err}
+		p.done <- writeAnswer{err: err}
 	}
 }
 
 // propose commits batch and answers each request: as one entry when it can
 // (one request is a plain cmdRequest, as before), else one entry each,
 // all queued in raft before the first is waited for.
-func (q *refresher) propose(batch []*pendingRefresh) {
+func (q *batcher) propose(batch []*pendingWrite) {
 	n := q.n
 	if h := q.hold.Load(); h != nil {
 		(*h)(len(batch))
@@ -209,7 +210,7 @@ func (q *refresher) propose(batch []*pendingRefresh) {
 			c := command{typ: cmdRequest, now: n.leaderNow(), req: p.req}
 			futures[i] = n.raft.Apply(c.encode(), n.cfg.RequestTimeout)
 		}
-		n.metrics.heartbeatEntries.Add(float64(len(batch)))
+		n.metrics.heartbeatEntries.Add(float64(heartbeats(batch)))
 		for i, p := range batch {
 			p.done <- answerOf(futures[i], -1)
 		}
@@ -224,7 +225,9 @@ func (q *refresher) propose(batch []*pendingRefresh) {
 	}
 	start := time.Now()
 	f := n.raft.Apply(c.encode(), n.cfg.RequestTimeout)
-	n.metrics.heartbeatEntries.Inc()
+	if heartbeats(batch) > 0 {
+		n.metrics.heartbeatEntries.Inc()
+	}
 	if f.Error() == nil {
 		n.metrics.observeApply(time.Since(start))
 	}
@@ -237,13 +240,24 @@ func (q *refresher) propose(batch []*pendingRefresh) {
 }
 
 // answerOf is request i's answer in f's result (-1: a single request).
-func answerOf(f raft.ApplyFuture, i int) refreshAnswer {
+func answerOf(f raft.ApplyFuture, i int) writeAnswer {
 	if err := f.Error(); err != nil {
-		return refreshAnswer{err: raftError(err)}
+		return writeAnswer{err: raftError(err)}
 	}
 	res := f.Response().(applyResult)
 	if i >= 0 && res.err == nil { // an FSM fault answers the whole entry
 		res = res.batch[i]
 	}
-	return refreshAnswer{ev: res.event, idx: f.Index(), err: res.err}
+	return writeAnswer{ev: res.event, idx: f.Index(), err: res.err}
+}
+
+// heartbeats counts the refreshes in batch.
+func heartbeats(batch []*pendingWrite) int {
+	k := 0
+	for _, p := range batch {
+		if p.req.Refresh {
+			k++
+		}
+	}
+	return k
 }

@@ -136,14 +136,14 @@ func startThree(t *testing.T, clk *fakeClock) ([]*Node, int) {
 	return nodes, leader
 }
 
-// holdBatches makes n's refresher stop before proposing its next batch:
+// holdBatches makes n's batcher stop before proposing its next batch:
 // sizes receives each batch's size, and it goes on when release gets a
 // value (or is closed).
 func holdBatches(t *testing.T, n *Node) (sizes <-chan int, release chan<- struct{}) {
 	s, r := make(chan int, 16), make(chan struct{})
 	h := func(size int) { s <- size; <-r }
-	n.refresh.hold.Store(&h)
-	t.Cleanup(func() { n.refresh.hold.Store(nil) })
+	n.batch.hold.Store(&h)
+	t.Cleanup(func() { n.batch.hold.Store(nil) })
 	return s, r
 }
 
@@ -185,7 +185,7 @@ func TestConcurrentRefreshesShareEntries(t *testing.T) {
 		refresh(i)
 	}
 	poll.Until(t, waitTimeout, "every other refresh queued behind the held batch", func() bool {
-		return leader.refresh.queued() == keys-1
+		return leader.batch.queued() == keys-1
 	})
 	release <- struct{}{}
 	if second := <-sizes; second != keys-1 {
@@ -217,6 +217,102 @@ func TestConcurrentRefreshesShareEntries(t *testing.T) {
 	}
 	if heard != keys {
 		t.Errorf("members counted %v heartbeats received, want %d", heard, keys)
+	}
+}
+
+// Concurrent writes of every kind share entries as refreshes do, and each
+// keeps its own result: a distinct etcd index, its own error (a failed
+// compare-and-swap fails alone), one watch event per change in index
+// order, and the same tree on every member.
+func TestConcurrentWritesShareEntries(t *testing.T) {
+	clk := newFakeClock()
+	nodes, li := startThree(t, clk)
+	leader := nodes[li]
+	ctx := context.Background()
+	if _, err := leader.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/w/cas", Value: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := nodes[(li+1)%3].store.Watch("/w", true, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Remove()
+	sizes, release := holdBatches(t, leader)
+	index0, etcd0 := leader.raft.LastIndex(), leader.store.Index()
+
+	const writes = 40
+	var wg sync.WaitGroup
+	errs := make([]error, writes+1)
+	evs := make([]*store.Event, writes+1)
+	put := func(i int, r *store.Request) {
+		wg.Go(func() { evs[i], errs[i] = nodes[i%3].Propose(ctx, r) })
+	}
+	put(0, &store.Request{Method: store.MethodPut, Path: "/w/k0", Value: "v0"})
+	select {
+	case first := <-sizes:
+		if first != 1 {
+			t.Fatalf("first batch of %d, want the one write sent", first)
+		}
+	case <-time.After(waitTimeout):
+		close(release)
+		wg.Wait()
+		t.Fatal("a plain write did not go through the leader's batch queue")
+	}
+	for i := 1; i < writes; i++ {
+		put(i, &store.Request{Method: store.MethodPut, Path: fmt.Sprintf("/w/k%d", i), Value: fmt.Sprintf("v%d", i)})
+	}
+	put(writes, &store.Request{Method: store.MethodPut, Path: "/w/cas", Value: "new", PrevValue: "wrong"})
+	poll.Until(t, waitTimeout, "every other write queued behind the held batch", func() bool {
+		return leader.batch.queued() == writes
+	})
+	release <- struct{}{}
+	if second := <-sizes; second != writes {
+		t.Errorf("second batch of %d, want the %d queued", second, writes)
+	}
+	close(release)
+	wg.Wait()
+
+	seen := map[uint64]bool{}
+	for i := range writes {
+		if errs[i] != nil {
+			t.Fatalf("write %d: %v", i, errs[i])
+		}
+		idx := evs[i].Node.ModifiedIndex
+		if seen[idx] {
+			t.Errorf("write %d got index %d, which another write has", i, idx)
+		}
+		seen[idx] = true
+	}
+	var serr *store.Error
+	if !errors.As(errs[writes], &serr) || serr.ErrorCode != store.EcodeTestFailed {
+		t.Errorf("the failing compare-and-swap answered %v, want error 101", errs[writes])
+	}
+	if got := leader.raft.LastIndex() - index0; got != 2 {
+		t.Errorf("%d writes moved the raft index by %d, want 2", writes+1, got)
+	}
+	if got := leader.store.Index() - etcd0; got != writes {
+		t.Errorf("%d successful writes moved the etcd index by %d", writes, got)
+	}
+	last := uint64(0)
+	for range writes {
+		select {
+		case ev := <-w.EventChan():
+			if ev.Index() <= last {
+				t.Errorf("watch event at index %d after %d", ev.Index(), last)
+			}
+			last = ev.Index()
+		case <-time.After(waitTimeout):
+			t.Fatalf("a follower's watcher got %d of %d events", len(seen), writes)
+		}
+	}
+	for _, n := range nodes {
+		poll.Until(t, waitTimeout, "every member applied the batch", func() bool { return n.store.Index() == leader.store.Index() })
+		for i := range writes {
+			ev, err := n.store.Get(fmt.Sprintf("/w/k%d", i), false, false, clk.now())
+			if err != nil || ev.Node.ModifiedIndex != evs[i].Node.ModifiedIndex {
+				t.Fatalf("member %s, /w/k%d: %v, %v; want index %d", n.cfg.Name, i, ev, err, evs[i].Node.ModifiedIndex)
+			}
+		}
 	}
 }
 
@@ -288,7 +384,7 @@ func TestRefreshBatchAcrossLeaderLoss(t *testing.T) {
 	for i := 1; i < keys; i++ {
 		refresh(i)
 	}
-	poll.Until(t, waitTimeout, "every other refresh queued", func() bool { return old.refresh.queued() == keys-1 })
+	poll.Until(t, waitTimeout, "every other refresh queued", func() bool { return old.batch.queued() == keys-1 })
 	if err := old.raft.LeadershipTransfer().Error(); err != nil {
 		t.Fatalf("leadership transfer: %v", err)
 	}
