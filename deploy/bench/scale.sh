@@ -113,7 +113,7 @@ for s in $systems; do
 	rss_max=0 du_max=0 follower=""
 	for i in $(seq "$MEMBERS"); do
 		p=$(pidof_member "$s" "$i")
-		rss=$(awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$p/status")
+		rss=$(($(awk '/^VmRSS:/ {print $2}' "/proc/$p/status") * 1024))
 		du=$(du -sb "$tmp/$s$i" | cut -f1)
 		raft=$(header "$(ep "$s" "$i")/v2/keys/?stale=true" X-Raft-Index)
 		state=$(curl "${curlflags[@]}" "$(ep "$s" "$i")/v2/stats/self" | jq -r .state)
