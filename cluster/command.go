@@ -21,7 +21,16 @@ const (
 	cmdExpire  byte = 2 // delete everything expired at the carried time
 	cmdMember  byte = 3 // set or remove a member's metadata (memberCmd as JSON)
 	cmdNoop    byte = 4 // a new leader's first entry: applying it makes the leader ready
+	// cmdBatch carries many store.Requests (coalesced refreshes, see
+	// refresh.go) applied in order at one time, each with its own result.
+	// A binary that predates it cannot apply it: the leader writes one
+	// only when every member has announced featureBatch (members.go).
+	cmdBatch byte = 5
 )
+
+// maxBatchCount bounds the requests in a decoded cmdBatch (an encoded one
+// holds at most maxRefreshBatch): a corrupt count must not allocate.
+const maxBatchCount = 1 << 20
 
 // command is one replicated operation.
 type command struct {
@@ -29,6 +38,7 @@ type command struct {
 	now    time.Time
 	req    *store.Request
 	member *memberCmd
+	reqs   []*store.Request // cmdBatch
 }
 
 var errShortCommand = errors.New("cluster: truncated command")
@@ -48,9 +58,19 @@ func (c *command) encode() []byte {
 func (c *command) sizeHint() int {
 	size := disk.FrameHeader + 1 + binary.MaxVarintLen64
 	if r := c.req; r != nil {
-		size += len(r.Method) + len(r.Path) + len(r.Value) + len(r.PrevValue) + 6*binary.MaxVarintLen64 + 2
+		size += requestSize(r)
+	}
+	if len(c.reqs) > 0 {
+		size += binary.MaxVarintLen64
+		for _, r := range c.reqs {
+			size += requestSize(r)
+		}
 	}
 	return size
+}
+
+func requestSize(r *store.Request) int {
+	return len(r.Method) + len(r.Path) + len(r.Value) + len(r.PrevValue) + 6*binary.MaxVarintLen64 + 2
 }
 
 // encodeBody appends the unframed command to b, compactly and without
@@ -65,10 +85,21 @@ func (c *command) encodeBody(b []byte) []byte {
 		}
 		return append(b, j...)
 	}
-	if c.typ != cmdRequest {
-		return b
+	switch c.typ {
+	case cmdRequest:
+		return appendRequest(b, c.req)
+	case cmdBatch:
+		// [uvarint count] then the requests, each self-delimiting.
+		b = binary.AppendUvarint(b, uint64(len(c.reqs)))
+		for _, r := range c.reqs {
+			b = appendRequest(b, r)
+		}
 	}
-	r := c.req
+	return b
+}
+
+// appendRequest appends r's encoding: flags, prevExist, then its fields.
+func appendRequest(b []byte, r *store.Request) []byte {
 	var flags byte
 	if r.Dir {
 		flags |= flagDir
@@ -130,11 +161,38 @@ func decodeBody(data []byte) (*command, error) {
 		}
 		return c, nil
 	case cmdRequest:
-	default:
-		return nil, fmt.Errorf("cluster: unknown command type %d", c.typ)
+		r, _, err := readRequest(rest)
+		if err != nil {
+			return nil, err
+		}
+		c.req = r
+		return c, nil
+	case cmdBatch:
+		count, k := binary.Uvarint(rest)
+		if k <= 0 {
+			return nil, errShortCommand
+		}
+		if count > maxBatchCount || count > uint64(len(rest)) {
+			return nil, fmt.Errorf("cluster: batch of %d requests in %d bytes", count, len(rest))
+		}
+		rest = rest[k:]
+		c.reqs = make([]*store.Request, count)
+		for i := range c.reqs {
+			var err error
+			if c.reqs[i], rest, err = readRequest(rest); err != nil {
+				return nil, err
+			}
+		}
+		return c, nil
 	}
+	return nil, fmt.Errorf("cluster: unknown command type %d", c.typ)
+}
+
+// readRequest parses one request written by appendRequest and returns
+// the bytes after it.
+func readRequest(rest []byte) (*store.Request, []byte, error) {
 	if len(rest) < 2 {
-		return nil, errShortCommand
+		return nil, nil, errShortCommand
 	}
 	flags, prevExist := rest[0], rest[1]
 	rest = rest[2:]
@@ -145,26 +203,26 @@ func decodeBody(data []byte) (*command, error) {
 	}
 	var ok bool
 	if r.Method, rest, ok = readString(rest); !ok {
-		return nil, errShortCommand
+		return nil, nil, errShortCommand
 	}
 	if r.Path, rest, ok = readString(rest); !ok {
-		return nil, errShortCommand
+		return nil, nil, errShortCommand
 	}
 	if r.Value, rest, ok = readString(rest); !ok {
-		return nil, errShortCommand
+		return nil, nil, errShortCommand
 	}
 	if r.PrevValue, rest, ok = readString(rest); !ok {
-		return nil, errShortCommand
+		return nil, nil, errShortCommand
 	}
+	var n int
 	if r.PrevIndex, n = binary.Uvarint(rest); n <= 0 {
-		return nil, errShortCommand
+		return nil, nil, errShortCommand
 	}
 	rest = rest[n:]
 	if r.TTL, n = binary.Uvarint(rest); n <= 0 {
-		return nil, errShortCommand
+		return nil, nil, errShortCommand
 	}
-	c.req = r
-	return c, nil
+	return r, rest[n:], nil
 }
 
 func readString(b []byte) (string, []byte, bool) {

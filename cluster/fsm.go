@@ -21,6 +21,7 @@ type applyResult struct {
 	event  *store.Event
 	err    error
 	events []*store.Event // expiry
+	batch  []applyResult  // cmdBatch: one result per request, in order
 }
 
 // fsm adapts a store.Store to raft.FSM, and keeps the replicated member
@@ -134,6 +135,15 @@ func (f *fsm) apply(l *raft.Log) (res any, ok bool) {
 	case cmdMember:
 		f.applyMember(c.member)
 		return applyResult{}, true
+	case cmdBatch:
+		// Each request exactly as if it were an entry of its own: in
+		// order, at the batch's time, a failure its own.
+		out := make([]applyResult, len(c.reqs))
+		for i, r := range c.reqs {
+			ev, err := f.store.Apply(r, c.now)
+			out[i] = applyResult{event: ev, err: err}
+		}
+		return applyResult{batch: out}, true
 	default:
 		ev, err := f.store.Apply(c.req, c.now)
 		return applyResult{event: ev, err: err}, true

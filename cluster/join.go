@@ -104,7 +104,7 @@ func (n *Node) tryJoin(peers []string) (uninitialized int, err error) {
 }
 
 func (n *Node) joinRequest() joinRequest {
-	return joinRequest{ID: n.id, Name: n.cfg.Name, PeerAddr: n.cfg.PeerAddr, ClientURLs: n.cfg.ClientURLs, ClusterID: n.clusterID}
+	return joinRequest{ID: n.id, Name: n.cfg.Name, PeerAddr: n.cfg.PeerAddr, ClientURLs: n.cfg.ClientURLs, ClusterID: n.clusterID, Features: ownFeatures}
 }
 
 // announceLoop makes the replicated metadata carry this node's name, peer
@@ -113,7 +113,7 @@ func (n *Node) announceLoop() {
 	backoff := joinBackoffMin
 	want := n.joinRequest()
 	for {
-		if info, ok := n.fsm.member(n.id); ok && info.Name == want.Name &&
+		if info, ok := n.fsm.member(n.id); ok && info.Name == want.Name && info.Features == want.Features &&
 			slices.Equal(info.ClientURLs, want.ClientURLs) && slices.Equal(info.PeerURLs, []string{"https://" + want.PeerAddr}) {
 			return
 		}

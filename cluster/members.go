@@ -21,7 +21,20 @@ type memberInfo struct {
 	Name       string
 	PeerURLs   []string
 	ClientURLs []string
+	Features   uint64
 }
+
+// Features a member announces (memberCmd.Features, a bit set): what its
+// binary can apply. A leader writes an entry that needs a feature only
+// when every member of the configuration has announced it, so that a
+// member still running an older binary during a rolling upgrade never
+// meets an entry it cannot apply.
+const (
+	featureBatch uint64 = 1 << iota // cmdBatch entries (refresh.go)
+
+	// ownFeatures are this binary's.
+	ownFeatures = featureBatch
+)
 
 // memberCmd is the payload of a cmdMember entry.
 type memberCmd struct {
@@ -32,6 +45,9 @@ type memberCmd struct {
 	ClientURLs []string `json:"clientURLs,omitempty"`
 	// ClusterID, in the first member entry of a cluster, names it.
 	ClusterID uint64 `json:"clusterID,omitempty"`
+	// Features are the member's binary's (featureBatch...); an older
+	// binary sends none and ignores the field.
+	Features uint64 `json:"features,omitempty"`
 }
 
 // joinRequest is what a starting member tells the leader about itself.
@@ -41,6 +57,7 @@ type joinRequest struct {
 	PeerAddr   string   `json:"peerAddr"`
 	ClientURLs []string `json:"clientURLs"`
 	ClusterID  uint64   `json:"clusterID"`
+	Features   uint64   `json:"features,omitempty"`
 }
 
 type memberUpdate struct {
@@ -69,7 +86,7 @@ func (f *fsm) applyMember(c *memberCmd) {
 		f.removed[c.ID] = true
 		return
 	}
-	f.members[c.ID] = memberInfo{Name: c.Name, PeerURLs: c.PeerURLs, ClientURLs: c.ClientURLs}
+	f.members[c.ID] = memberInfo{Name: c.Name, PeerURLs: c.PeerURLs, ClientURLs: c.ClientURLs, Features: c.Features}
 }
 
 func (f *fsm) member(id uint64) (memberInfo, bool) {
@@ -286,7 +303,7 @@ func (n *Node) updateMemberLocal(ctx context.Context, id uint64, peerURLs []stri
 		return err
 	}
 	info, _ := n.fsm.member(id)
-	return n.proposeMember(ctx, &memberCmd{ID: id, Name: info.Name, PeerURLs: []string{"https://" + addr}, ClientURLs: info.ClientURLs})
+	return n.proposeMember(ctx, &memberCmd{ID: id, Name: info.Name, PeerURLs: []string{"https://" + addr}, ClientURLs: info.ClientURLs, Features: info.Features})
 }
 
 // admitMember is the leader's side of a join: a starting member, new or
@@ -322,11 +339,11 @@ func (n *Node) admitMember(ctx context.Context, jr joinRequest) error {
 		}
 		n.cfg.Logger.Info("admitted member", "member", hexID(jr.ID), "name", jr.Name, "peer", jr.PeerAddr, "replaced", hexID(replace))
 	}
-	want := memberCmd{ID: jr.ID, Name: jr.Name, PeerURLs: []string{"https://" + jr.PeerAddr}, ClientURLs: jr.ClientURLs}
+	want := memberCmd{ID: jr.ID, Name: jr.Name, PeerURLs: []string{"https://" + jr.PeerAddr}, ClientURLs: jr.ClientURLs, Features: jr.Features}
 	if n.fsm.clusterID.Load() == 0 {
 		want.ClusterID = jr.ClusterID
 	}
-	if info, ok := n.fsm.member(jr.ID); ok && info.Name == want.Name &&
+	if info, ok := n.fsm.member(jr.ID); ok && info.Name == want.Name && info.Features == want.Features &&
 		slices.Equal(info.PeerURLs, want.PeerURLs) && slices.Equal(info.ClientURLs, want.ClientURLs) {
 		return nil
 	}

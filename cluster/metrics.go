@@ -17,6 +17,10 @@ type metrics struct {
 	leaderChanges prometheus.Counter
 	// diskFullRefused counts writes refused because the data dir is full.
 	diskFullRefused prometheus.Counter
+	// heartbeats counts the refreshes clients sent to this member;
+	// heartbeatEntries the raft entries this member, as leader, proposed
+	// for refreshes (theirs and forwarded ones): one per batch.
+	heartbeats, heartbeatEntries prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -34,12 +38,20 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 			Namespace: "cairn", Name: "disk_full_writes_refused_total",
 			Help: "Writes this member refused because its data dir is full.",
 		}),
+		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "cairn", Name: "heartbeats_received_total",
+			Help: "TTL refreshes (heartbeats) clients sent to this member.",
+		}),
+		heartbeatEntries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "cairn", Name: "heartbeat_raft_entries_total",
+			Help: "Raft entries this member proposed as leader to carry heartbeats (one per batch of coalesced refreshes).",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
 	registerDiskMetrics(reg, n)
-	reg.MustRegister(m.apply, m.leaderChanges, m.diskFullRefused,
+	reg.MustRegister(m.apply, m.leaderChanges, m.diskFullRefused, m.heartbeats, m.heartbeatEntries,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "cairn", Name: "log_corruption_total",
 			Help: "Raft log entries found corrupt (checksum mismatch) when applied or read back; any is a reason to repair this member."},
 			func() float64 { return float64(n.fault.Count()) }),

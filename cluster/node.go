@@ -49,6 +49,7 @@ type Node struct {
 	join joinState // a fresh join's progress, for Withdraw
 
 	verify  *verifier
+	refresh *refresher // the leader's queue of refreshes (refresh.go)
 	metrics *metrics
 	lstats  leaderStats
 
@@ -189,7 +190,9 @@ func New(cfg Config) (*Node, error) {
 	netw.Serve(n.handle)
 	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
 	n.metrics = newMetrics(cfg.Registry, n)
-	n.wg.Add(6)
+	n.refresh = newRefresher(n)
+	n.wg.Add(7)
+	go func() { defer n.wg.Done(); n.refresh.run(n.stop) }()
 	go n.watchFault()
 	go n.watchSpace()
 	go n.run()
@@ -335,11 +338,23 @@ func (n *Node) Propose(ctx context.Context, r *store.Request) (*store.Event, err
 		n.metrics.diskFullRefused.Inc()
 		return nil, err
 	}
+	if r.Refresh {
+		n.metrics.heartbeats.Inc()
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
 	defer cancel()
 	if n.isLeader() {
-		ev, _, err := n.proposeLocal(ctx, r)
-		return ev, err
+		ev, _, err := n.proposeWrite(ctx, r)
+		if !errors.Is(err, ErrNotLeader) {
+			return ev, err
+		}
+		// Nothing was proposed here: leadership moved on (or raft stepped
+		// down after a failed disk write). Forward it as a follower would,
+		// unless the disk is full now.
+		if err := n.diskFullErr(); err != nil {
+			n.metrics.diskFullRefused.Inc()
+			return nil, err
+		}
 	}
 	c := command{typ: cmdRequest, req: r}
 	ans, err := n.callLeader(ctx, opPropose, flagBinaryEvent, c.encode())

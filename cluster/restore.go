@@ -97,7 +97,7 @@ func RestoreBackup(cfg RestoreConfig) (res RestoreResult, err error) {
 		return res, fmt.Errorf("%w: %s: %v", ErrBadBackup, cfg.Backup, err)
 	}
 	pre, err := encodeSnapHeader(snapHeader{Applied: res.RaftIndex, LastNow: old.LastNow, ClusterID: cid,
-		Members: []memberCmd{{ID: id, Name: c.Name, PeerURLs: []string{"https://" + c.PeerAddr}, ClientURLs: cfg.ClientURLs}}})
+		Members: []memberCmd{{ID: id, Name: c.Name, PeerURLs: []string{"https://" + c.PeerAddr}, ClientURLs: cfg.ClientURLs, Features: ownFeatures}}})
 	if err != nil {
 		return res, fmt.Errorf("cluster: restore: %w", err)
 	}

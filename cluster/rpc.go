@@ -235,7 +235,7 @@ func (n *Node) serveLeader(ctx context.Context, op, flags byte, payload []byte) 
 		if err != nil || c.typ != cmdRequest {
 			return nil, fmt.Errorf("cluster: bad forwarded proposal: %v", err)
 		}
-		ev, idx, err := n.proposeLocal(ctx, c.req)
+		ev, idx, err := n.proposeWrite(ctx, c.req)
 		if err != nil {
 			return nil, forwardedProposeError(err)
 		}

@@ -116,7 +116,7 @@ func (f *fsm) capture() (snapHeader, *store.Snapshot) {
 	h.ClusterID = f.clusterID.Load()
 	f.metaMu.RLock()
 	for id, m := range f.members {
-		h.Members = append(h.Members, memberCmd{ID: id, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs})
+		h.Members = append(h.Members, memberCmd{ID: id, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Features: m.Features})
 	}
 	for id := range f.removed {
 		h.Removed = append(h.Removed, id)
@@ -131,7 +131,7 @@ func (f *fsm) restoreHeader(h snapHeader) {
 	f.metaMu.Lock()
 	f.members = make(map[uint64]memberInfo, len(h.Members))
 	for _, m := range h.Members {
-		f.members[m.ID] = memberInfo{Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs}
+		f.members[m.ID] = memberInfo{Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Features: m.Features}
 	}
 	f.removed = make(map[uint64]bool, len(h.Removed))
 	for _, id := range h.Removed {

@@ -49,6 +49,14 @@ func (s *Store) Stats() StatsSnapshot {
 	return s.stats.snapshot(uint64(s.hub.count.Load()))
 }
 
+// TTLKeys is the number of nodes with an expiration (keys and directories
+// kept alive by refreshes, such as service registrations).
+func (s *Store) TTLKeys() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ttl.Len()
+}
+
 // WatcherCount is the number of registered watchers.
 func (s *Store) WatcherCount() int { return int(s.hub.count.Load()) }
 

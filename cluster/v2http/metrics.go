@@ -20,6 +20,8 @@ import (
 //	cairn_http_watch_resumes_total                            watches re-registered after overflow or restore
 //	cairn_store_index                                         the local store index (X-Etcd-Index)
 //	cairn_store_watchers                                      watchers registered in the local store
+//	cairn_store_ttl_keys                                      keys with a TTL in the local store (live registrations)
+//	cairn_store_expired_keys_total                            keys the local store expired
 //
 // endpoint is one of keys, watch, members, machines, stats, version, health,
 // metrics, redirect, notfound; method is the request method when it is one
@@ -74,7 +76,15 @@ func newMetrics(reg prometheus.Registerer, c Cluster) (*metrics, error) {
 		Namespace: "cairn", Subsystem: "store", Name: "watchers",
 		Help: "Watchers registered in the local store.",
 	}, func() float64 { return float64(c.Store().WatcherCount()) })
-	for _, col := range []prometheus.Collector{m.requests, m.latency, m.watches, m.watchResumes, index, watchers} {
+	ttlKeys := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "cairn", Subsystem: "store", Name: "ttl_keys",
+		Help: "Keys and directories with a TTL in the local store: the live registrations, which heartbeats keep alive.",
+	}, func() float64 { return float64(c.Store().TTLKeys()) })
+	expired := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "cairn", Subsystem: "store", Name: "expired_keys_total",
+		Help: "Keys and directories the local store expired (expireCount of /v2/stats/store).",
+	}, func() float64 { return float64(c.Store().Stats().ExpireCount) })
+	for _, col := range []prometheus.Collector{m.requests, m.latency, m.watches, m.watchResumes, index, watchers, ttlKeys, expired} {
 		if err := reg.Register(col); err != nil {
 			return nil, errors.Join(errors.New("v2http: register metrics"), err)
 		}

@@ -29,12 +29,18 @@ rate and the latency percentiles (p50, p90, p99, p99.9, max) as a table or
 --progress). The exit status is 1 when no request succeeded; failed
 requests are counted in the table, by kind.
 
+"cairn bench refresh --interval 10s" paces the heartbeats instead: each
+of --keys registrations heartbeats once per interval, and the report adds
+the heartbeats sent late, the registrations lost, each member's CPU and
+memory and the raft entries per heartbeat.
+
 "cairn bench compare" runs workloads on two clusters alternately and prints
 the medians and the ratios, second cluster over first.
 
 The connection flags are those of the other client commands.`,
 		Example: `  cairn bench put --data-dir /tmp/cairn-dev --clients 64 --duration 10s
   cairn bench get --stale --endpoints https://10.0.0.1:4001,https://10.0.0.2:4001 --json
+  cairn bench refresh --keys 100000 --ttl 30s --interval 10s --duration 5m
   cairn bench compare --a https://127.0.0.1:2379 --b https://127.0.0.1:4001 put,clients=64 get,clients=64,stale`,
 	}
 	c := bench.AddFlags(cmd.PersistentFlags())
@@ -43,8 +49,11 @@ The connection flags are those of the other client commands.`,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				return c.Run(cmd.Context(), w, environ, stdout, stderr)
 			}}
-		if w == "get" {
+		switch w {
+		case "get":
 			c.AddGetFlags(sub.Flags())
+		case "refresh":
+			c.AddRefreshFlags(sub.Flags())
 		}
 		cmd.AddCommand(sub)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnkv/cairn/cmd/cairn/bench"
 	"github.com/cairnkv/cairn/cmd/cairn/e2e"
@@ -188,5 +189,64 @@ func TestCompare(t *testing.T) {
 	}
 	if !strings.Contains(b2.String(), "| workload | clients | etcd rate/s | cairn rate/s | cairn/etcd rate |") || !strings.Contains(b2.String(), "| get stale (5 keys) | 2 |") {
 		t.Errorf("markdown:\n%s", b2.String())
+	}
+}
+
+// TestPacedRefresh: a short paced refresh on Cairn and on etcd reports
+// the members' CPU and memory and the raft entries per heartbeat, and
+// loses no registration. Counts, not timings.
+func TestPacedRefresh(t *testing.T) {
+	for _, side := range []struct {
+		name string
+		tg   func(*testing.T) bench.Target
+	}{
+		{"cairn", func(t *testing.T) bench.Target { tg, _ := cairnTarget(t); return tg }},
+		{"etcd", etcdTarget},
+	} {
+		t.Run(side.name, func(t *testing.T) {
+			tg := side.tg(t)
+			c := bench.Config{Workload: "refresh", Keys: 20, Requests: 40, Interval: time.Second, TTL: 5 * time.Second, Clients: 4}
+			r, err := bench.Run(context.Background(), tg, c, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := r.Paced
+			if p == nil || r.Label != "refresh paced" {
+				t.Fatalf("%s: no paced report", r.Label)
+			}
+			if p.Sent != 40 || p.Due != 40 || r.Requests+r.Errors != 40 || p.Lost != 0 || p.TargetRate != 20 {
+				t.Errorf("sent %d of %d due, %d answered, %d errors (%v), %d lost, target %v/s", p.Sent, p.Due, r.Requests, r.Errors, r.ErrorKinds, p.Lost, p.TargetRate)
+			}
+			if len(p.Members) != 1 {
+				t.Fatalf("members %+v", p.Members)
+			}
+			m := p.Members[0]
+			if m.CPUSeconds == nil || m.RSSEnd == nil || *m.RSSEnd <= 0 || len(m.NotExposed) != 0 {
+				t.Errorf("member usage %+v", m)
+			}
+			// Today each heartbeat is a raft entry on both.
+			if p.RaftEntries == nil || p.EntriesPerHeartbeat == nil || *p.RaftEntries == 0 {
+				t.Errorf("raft entries %v, per heartbeat %v", p.RaftEntries, p.EntriesPerHeartbeat)
+			}
+			var b bytes.Buffer
+			if err := bench.WriteTable(&b, r); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"paced refresh: 20 keys heartbeating every 1s", "registrations lost", "per heartbeat", "% of a core"} {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("no %q in the table:\n%s", want, b.String())
+				}
+			}
+			t.Logf("\n%s", b.String())
+			b.Reset()
+			if err := bench.WriteJSON(&b, r); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{`"paced"`, `"target_rate"`, `"answered_rate"`, `"late"`, `"lost"`, `"raft_entries_per_heartbeat"`, `"cpu_percent_of_a_core"`, `"rss_bytes_end"`} {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("no %s in the JSON:\n%s", want, b.String())
+				}
+			}
+		})
 	}
 }

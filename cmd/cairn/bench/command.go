@@ -34,7 +34,7 @@ func AddFlags(fs *pflag.FlagSet) *Command {
 	c := &Command{cf: clientflags.Add(fs)}
 	fs.Lookup("endpoints").Usage = "comma-separated https URLs of the members (Cairn or etcd v2), sent requests in turn (env CAIRN_ENDPOINTS; default " + clientflags.DefaultEndpoint + ")"
 	d := Defaults
-	fs.IntVar(&c.cfg.Clients, "clients", d.Clients, "concurrent clients, one request in flight each (watch: the number of watchers)")
+	fs.IntVar(&c.cfg.Clients, "clients", 0, fmt.Sprintf("concurrent clients, one request in flight each (watch: the number of watchers; refresh --interval: the most heartbeats in flight) (default %d; %d with --interval)", d.Clients, defaultPacedClients))
 	fs.DurationVar(&c.cfg.Duration, "duration", d.Duration, "how long each run lasts, unless --requests is given")
 	fs.IntVar(&c.cfg.Requests, "requests", 0, "stop after this many requests (watch: writes) instead of after --duration")
 	fs.IntVar(&c.cfg.Keys, "keys", d.Keys, "number of keys written, read or refreshed in turn")
@@ -52,6 +52,11 @@ func AddFlags(fs *pflag.FlagSet) *Command {
 // AddGetFlags defines get's own flag.
 func (c *Command) AddGetFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.cfg.Stale, "stale", false, "read the member's local replica (stale=true) instead of a linearizable read (quorum=true)")
+}
+
+// AddRefreshFlags defines refresh's own flag.
+func (c *Command) AddRefreshFlags(fs *pflag.FlagSet) {
+	fs.DurationVar(&c.cfg.Interval, "interval", 0, "pace the run: each of --keys registrations heartbeats once per interval, spread over time and the members (100000 keys at 10s: 10000/s), and the report adds the late and lost heartbeats, each member's CPU and memory and the raft entries per heartbeat; 0: as fast as --clients go")
 }
 
 // AddCompareFlags defines compare's own flags.

@@ -27,6 +27,11 @@ type Config struct {
 	Prefix    string // directory of the keys, e.g. /bench
 	Stale     bool   // get: a local read (stale=true) instead of quorum=true
 	TTL       time.Duration
+	// Interval, for refresh, paces the run (open loop): each of the Keys
+	// registrations heartbeats once per Interval, spread evenly over time
+	// and over the members, and Clients bounds the heartbeats in flight.
+	// Zero: the closed loop.
+	Interval time.Duration
 	// DNSAddr is the host:port a dns run queries (UDP), for DNSName of
 	// type DNSType (A or SRV).
 	DNSAddr, DNSName, DNSType string
@@ -53,6 +58,9 @@ func (c Config) withDefaults() (Config, error) {
 	d := Defaults
 	if c.Clients == 0 {
 		c.Clients = d.Clients
+		if c.Interval > 0 {
+			c.Clients = defaultPacedClients
+		}
 	}
 	if c.Duration == 0 && c.Requests == 0 {
 		c.Duration = d.Duration
@@ -91,6 +99,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("bench: --ttl %v: TTLs are whole seconds, at least 1s", c.TTL)
 	case c.DNSType != "A" && c.DNSType != "SRV":
 		return c, fmt.Errorf("bench: --dns-type %q: use A or SRV", c.DNSType)
+	case c.Interval < 0:
+		return c, fmt.Errorf("bench: --interval %v cannot be negative", c.Interval)
+	case c.Interval > 0 && c.Workload != "refresh":
+		return c, fmt.Errorf("bench: --interval paces refresh only, not %s", c.Workload)
+	case c.Interval > 0 && c.Interval >= c.TTL:
+		return c, fmt.Errorf("bench: --interval %v is not shorter than --ttl %v: every key would expire between its heartbeats", c.Interval, c.TTL)
 	case c.Prefix == "/":
 		return c, fmt.Errorf("bench: --prefix cannot be the root: the run writes under it")
 	}
@@ -106,14 +120,17 @@ func (c Config) Label() string {
 	if c.Workload == "dns" {
 		l += " " + strings.ToUpper(c.DNSType)
 	}
+	if c.Interval > 0 {
+		l += " paced"
+	}
 	return l
 }
 
 // ParseSpec returns base changed by spec, a workload name followed by
 // comma-separated settings: "put,clients=64", "get,clients=64,stale",
 // "refresh,clients=64,keys=10000,ttl=60s". The settings are clients,
-// requests, duration, keys, value-size, prefix, stale, ttl, dns-addr,
-// dns-name and dns-type.
+// requests, duration, keys, value-size, prefix, stale, ttl, interval,
+// dns-addr, dns-name and dns-type.
 func ParseSpec(base Config, spec string) (Config, error) {
 	parts := strings.Split(spec, ",")
 	c := base
@@ -143,6 +160,8 @@ func ParseSpec(base Config, spec string) (Config, error) {
 			}
 		case "ttl":
 			c.TTL, err = time.ParseDuration(v)
+		case "interval":
+			c.Interval, err = time.ParseDuration(v)
 		case "dns-addr":
 			c.DNSAddr = v
 		case "dns-name":
@@ -150,7 +169,7 @@ func ParseSpec(base Config, spec string) (Config, error) {
 		case "dns-type":
 			c.DNSType = v
 		default:
-			return c, fmt.Errorf("bench: %q: unknown setting %q (clients, requests, duration, keys, value-size, prefix, stale, ttl, dns-addr, dns-name, dns-type)", spec, k)
+			return c, fmt.Errorf("bench: %q: unknown setting %q (clients, requests, duration, keys, value-size, prefix, stale, ttl, interval, dns-addr, dns-name, dns-type)", spec, k)
 		}
 		if err != nil {
 			return c, fmt.Errorf("bench: %q: %s: %w", spec, k, err)

@@ -30,6 +30,13 @@ func WriteTable(w io.Writer, results ...*Result) error {
 			fmt.Fprintf(w, "%s: %d errors (%s); the first: %s\n", r.Label, r.Errors, strings.Join(kinds, ", "), r.FirstError)
 		}
 	}
+	for _, r := range results {
+		if r.Paced != nil {
+			if err := writePaced(w, r); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -33,6 +33,8 @@ type Result struct {
 	// Rate is Requests per second.
 	Rate    float64 `json:"rate"`
 	Latency Latency `json:"latency_ms"`
+	// Paced is the report of a paced refresh (Config.Interval).
+	Paced *Paced `json:"paced,omitempty"`
 
 	hist *Histogram
 }
@@ -246,6 +248,11 @@ func Run(ctx context.Context, tg Target, cfg Config, p *Progress) (*Result, erro
 	}
 	c := &counters{}
 	stop := p.start(cfg.Label(), c)
+	if kv, ok := w.(*kvLoad); ok && cfg.Interval > 0 {
+		r, err := kv.runPaced(ctx, tg, c)
+		stop()
+		return r, err
+	}
 	t, elapsed, err := w.run(ctx, c)
 	stop()
 	if err != nil {

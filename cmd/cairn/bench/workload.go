@@ -44,6 +44,7 @@ type kvLoad struct {
 	form   []byte
 	want   []int
 	value  []byte // the setup's form
+	reg    []byte // a paced refresh's form for a key found expired
 }
 
 func newKVLoad(cfg Config, c *conn) *kvLoad {
@@ -69,6 +70,10 @@ func newKVLoad(cfg Config, c *conn) *kvLoad {
 	case "refresh":
 		l.method, l.query, l.want = http.MethodPut, "?refresh=true&prevExist=true&ttl="+ttl, []int{http.StatusOK}
 		l.value = []byte(string(value) + "&ttl=" + ttl)
+		if cfg.Interval > 0 {
+			l.reg = l.value
+			l.value = []byte(string(value) + "&ttl=" + strconv.Itoa(int((cfg.TTL+pacedSetupSlack)/time.Second)))
+		}
 	}
 	return l
 }
@@ -76,7 +81,7 @@ func newKVLoad(cfg Config, c *conn) *kvLoad {
 func (l *kvLoad) close() { l.conn.close() }
 
 // setup writes every key once, for get and refresh, with up to 64
-// requests in flight.
+// requests in flight (128 for a paced refresh).
 func (l *kvLoad) setup(ctx context.Context, p *Progress) error {
 	if l.value == nil {
 		return nil
@@ -90,7 +95,12 @@ func (l *kvLoad) setup(ctx context.Context, p *Progress) error {
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for range min(64, max(l.cfg.Clients, 8), len(l.paths)) {
+	began := time.Now()
+	writers := 64
+	if l.cfg.Interval > 0 {
+		writers = 128 // 100,000 registrations
+	}
+	for range min(writers, max(l.cfg.Clients, 8), len(l.paths)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -99,8 +109,16 @@ func (l *kvLoad) setup(ctx context.Context, p *Progress) error {
 				if i >= int64(len(l.paths)) || ctx.Err() != nil {
 					return
 				}
-				url := l.conn.endpoint() + l.paths[i]
-				if _, err := l.conn.do(ctx, l.conn.hc, http.MethodPut, url, l.value, nil, http.StatusOK, http.StatusCreated); err != nil {
+				// A write tried again, up to 3 times: one connection
+				// closed under 100,000 writes must not end the run.
+				var err error
+				for range 3 {
+					url := l.conn.endpoint() + l.paths[i]
+					if _, err = l.conn.do(ctx, l.conn.hc, http.MethodPut, url, l.value, nil, http.StatusOK, http.StatusCreated); err == nil || ctx.Err() != nil {
+						break
+					}
+				}
+				if err != nil {
 					errOnce.Do(func() { first = err; cancel() })
 					return
 				}
@@ -111,7 +129,11 @@ func (l *kvLoad) setup(ctx context.Context, p *Progress) error {
 	if first != nil {
 		return first
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.printf("setup: %d keys written in %.1fs\n", len(l.paths), time.Since(began).Seconds())
+	return nil
 }
 
 func (l *kvLoad) run(ctx context.Context, c *counters) (*tally, time.Duration, error) {

@@ -33,7 +33,8 @@ import (
 // (v2 API, client mTLS, plain-HTTP peers on loopback) measured by the same
 // generator. CAIRN_WRITE_BENCH_BASE_BIN adds a 3-member cluster of another
 // cairn binary (a baseline build), measured alternately with the others;
-// CAIRN_WRITE_BENCH_WAL=1 adds a cairn cluster on --log-store wal.
+// CAIRN_WRITE_BENCH_BOLT=1 adds a cairn cluster on --log-store boltdb
+// (the default is wal).
 // CAIRN_WRITE_BENCH_IDLE=10s first reports each member's CPU use while idle.
 func TestWriteBench(t *testing.T) {
 	if os.Getenv("CAIRN_WRITE_BENCH") != "1" {
@@ -75,8 +76,8 @@ func TestWriteBench(t *testing.T) {
 		systems = append(systems, system{name: "base", members: startCairn3(t, base)})
 	}
 	systems = append(systems, system{name: "cairn", members: startCairn3(t, needCairn(t))})
-	if os.Getenv("CAIRN_WRITE_BENCH_WAL") == "1" {
-		systems = append(systems, system{name: "cairn-wal", members: startCairn3(t, needCairn(t), "--log-store", "wal")})
+	if os.Getenv("CAIRN_WRITE_BENCH_BOLT") == "1" {
+		systems = append(systems, system{name: "cairn-boltdb", members: startCairn3(t, needCairn(t), "--log-store", "boltdb")})
 	}
 	if os.Getenv("CAIRN_WRITE_BENCH_ETCD") == "1" {
 		systems = append(systems, system{name: "etcd", members: startEtcd3(t)})
