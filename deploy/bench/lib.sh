@@ -1,0 +1,131 @@
+# shellcheck shell=bash
+# Shared by compare.sh and scale.sh (sourced, not run): the scratch
+# directory and its cleanup, the cairn binary, one mutual-TLS PKI for both
+# clusters, starting a member of each, health checks and the machine lines.
+#
+# The sourcing script sets, before it calls bench_init: NAME (its name, for
+# messages), MEMBERS, PORT_BASE and optionally BENCH_CAIRN, BENCH_ETCD,
+# LOG_STORE, KEEP. Ports: etcd clients +1..+9 and peers +11..+19; Cairn
+# clients +21..+29, peers +31..+39, DNS +41..+49.
+
+# bench_init checks the tools, unsets CAIRN_* and ETCD* (cairn serve refuses
+# unknown ones, and both servers would take their settings from them),
+# makes $tmp with a cleanup that stops every member still running, builds cairn
+# unless BENCH_CAIRN is set, and makes the PKI in $tmp/pki.
+bench_init() {
+	case $MEMBERS in [1-9]) ;; *) echo "$NAME: MEMBERS=$MEMBERS: use 1 to 9" >&2; exit 1 ;; esac
+	BENCH_ETCD=${BENCH_ETCD:-$(command -v etcd || true)}
+	[ -n "$BENCH_ETCD" ] || { echo "$NAME: etcd is not installed (Debian: apt-get install etcd-server)" >&2; exit 1; }
+	command -v curl >/dev/null || { echo "$NAME: curl is missing (apt-get install curl)" >&2; exit 1; }
+
+	while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(CAIRN_|ETCD)' || true)
+
+	tmp=$(mktemp -d)
+	trap bench_cleanup EXIT
+
+	if [ -z "${BENCH_CAIRN:-}" ]; then
+		go build -o "$tmp/cairn" ./cmd/cairn
+		BENCH_CAIRN=$tmp/cairn
+	fi
+
+	# One PKI for both clusters: node certificates for 127.0.0.1 (server
+	# and client auth, so etcd's peers use them as well) and a root client.
+	pki=$tmp/pki
+	cairn ca init --dir "$pki" --trust-domain cairn.internal >/dev/null
+	for i in $(seq "$MEMBERS"); do
+		cairn cert issue --node "n$i" --ip 127.0.0.1 --dns localhost --ca-dir "$pki" --out "$pki" >/dev/null
+	done
+	cairn cert issue --client root --ca-dir "$pki" --out "$pki" >/dev/null
+	# shellcheck disable=SC2034 # used by the scripts that source this
+	tlsflags=(--cacert "$pki/ca.crt" --cert "$pki/root.crt" --key "$pki/root.key")
+	curlflags=(-s --cacert "$pki/ca.crt" --cert "$pki/root.crt" --key "$pki/root.key")
+
+	etcd_cluster="" etcd_eps="" cairn_eps=""
+	for i in $(seq "$MEMBERS"); do
+		etcd_cluster+="${etcd_cluster:+,}e$i=https://127.0.0.1:$(port $((10 + i)))"
+		etcd_eps+="${etcd_eps:+,}$(etcd_ep "$i")"
+		cairn_eps+="${cairn_eps:+,}$(cairn_ep "$i")"
+	done
+}
+
+bench_cleanup() {
+	local p
+	for p in "${pid[@]}"; do [ -z "$p" ] || kill "$p" 2>/dev/null || true; done
+	for p in "${pid[@]}"; do [ -z "$p" ] || wait "$p" 2>/dev/null || true; done
+	if [ "${KEEP:-}" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+
+# (serve is started with the binary itself, not this function, so that $!
+# is its process ID.)
+cairn() { "$BENCH_CAIRN" "$@"; }
+
+port() { echo $((PORT_BASE + $1)); }
+etcd_ep() { echo "https://127.0.0.1:$(port "$1")"; }
+cairn_ep() { echo "https://127.0.0.1:$(port $((20 + $1)))"; }
+
+# start_etcd i: member i of etcd in the background (a new cluster, or the
+# existing one of its data dir); its process ID goes to pid[e$i] (stop_member
+# e$i stops it).
+declare -A pid
+start_etcd() {
+	local i=$1 c p
+	c=$(etcd_ep "$i") p=https://127.0.0.1:$(port $((10 + i)))
+	"$BENCH_ETCD" --name "e$i" --data-dir "$tmp/etcd$i" --enable-v2=true \
+		--listen-client-urls "$c" --advertise-client-urls "$c" \
+		--listen-peer-urls "$p" --initial-advertise-peer-urls "$p" \
+		--initial-cluster "$etcd_cluster" --initial-cluster-state new --initial-cluster-token bench \
+		--cert-file "$pki/n$i.crt" --key-file "$pki/n$i.key" --trusted-ca-file "$pki/ca.crt" --client-cert-auth \
+		--peer-cert-file "$pki/n$i.crt" --peer-key-file "$pki/n$i.key" --peer-trusted-ca-file "$pki/ca.crt" --peer-client-cert-auth \
+		>>"$tmp/etcd$i.log" 2>&1 &
+	pid[e$i]=$!
+}
+
+# start_cairn i: member i of Cairn, as start_etcd; pid[c$i].
+start_cairn() {
+	local i=$1 j peers=""
+	for j in $(seq "$MEMBERS"); do [ "$j" = "$i" ] || peers+="${peers:+,}127.0.0.1:$(port $((30 + j)))"; done
+	"$BENCH_CAIRN" serve --name "n$i" --data-dir "$tmp/cairn$i" \
+		--addr "127.0.0.1:$(port $((20 + i)))" --peer-addr "127.0.0.1:$(port $((30 + i)))" \
+		--dns-addr "127.0.0.1:$(port $((40 + i)))" --peers "$peers" \
+		--ca-file "$pki/ca.crt" --cert-file "$pki/n$i.crt" --key-file "$pki/n$i.key" \
+		${LOG_STORE:+--log-store "$LOG_STORE"} \
+		>>"$tmp/cairn$i.log" 2>&1 &
+	pid[c$i]=$!
+}
+
+# stop_member e$i|c$i: SIGTERM, and wait until it has exited.
+stop_member() {
+	[ -n "${pid[$1]:-}" ] || return 0
+	kill -TERM "${pid[$1]}" 2>/dev/null || true
+	wait "${pid[$1]}" 2>/dev/null || true
+	pid[$1]=""
+}
+
+healthy() { # url: /health answers {"health":"true"}
+	curl "${curlflags[@]}" -f "$1/health" | grep -q '"health": *"true"'
+}
+
+# wait_healthy url...: each answers healthy within 60s, or the run ends
+# (keeping the scratch directory for its logs).
+wait_healthy() {
+	local ep
+	for ep in "$@"; do
+		for _ in $(seq 600); do healthy "$ep" && break; sleep 0.1; done
+		healthy "$ep" || { echo "$NAME: $ep is not healthy after 60s; logs in $tmp" >&2; KEEP=1; exit 1; }
+	done
+}
+
+# machine prints the machine's lines (CPU, memory, disk and its fsync
+# floor, load average, versions) as a Markdown list.
+machine() {
+	local dev rota sync_s
+	echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+	dev=$(df "$tmp" | awk 'NR==2 {print $1}')
+	rota=$(lsblk -ndo ROTA "$dev" 2>/dev/null | tr -d ' ' || true)
+	# The fsync floor: 4 KiB writes with O_DSYNC, one at a time, as a log does.
+	sync_s=$(dd if=/dev/zero of="$tmp/dsync" bs=4k count=500 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-3)}')
+	rm -f "$tmp/dsync"
+	echo "- memory: $(free -g | awk '/^Mem:/ {print $2}') GiB; data dirs on $dev ($(df -h "$tmp" | awk 'NR==2 {print $2}')$([ "$rota" = 1 ] && echo ", reports rotational")$([ "$rota" = 0 ] && echo ", not rotational")); one 4 KiB O_DSYNC write: $(awk -v s="$sync_s" 'BEGIN {printf "%.2f", s * 1000 / 500}') ms (dd, 500 in a row)"
+	echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- etcd: $("$BENCH_ETCD" --version | head -1 | sed 's/etcd Version: //'); cairn: $(git describe --always --dirty 2>/dev/null || echo unknown) ($(cairn --version | awk '{print $NF}'))"
+}
