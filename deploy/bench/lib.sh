@@ -1,11 +1,14 @@
 # shellcheck shell=bash
-# Shared by compare.sh and scale.sh (sourced, not run): the scratch
-# directory and its cleanup, the cairn binary, one mutual-TLS PKI for both
-# clusters, starting a member of each, health checks and the machine lines.
+# Shared by compare.sh, scale.sh and heartbeat-scale.sh (sourced, not run):
+# the scratch directory and its cleanup, the cairn binary, one mutual-TLS PKI
+# for both clusters, starting a member of each, health checks, a free block
+# of ports and the machine lines.
 #
 # The sourcing script sets, before it calls bench_init: NAME (its name, for
-# messages), MEMBERS, PORT_BASE and optionally BENCH_CAIRN, BENCH_ETCD,
-# LOG_STORE, KEEP. Ports: etcd clients +1..+9 and peers +11..+19; Cairn
+# messages), MEMBERS, PORT_BASE (or calls bench_port_base first) and
+# optionally BENCH_CAIRN, BENCH_ETCD, LOG_STORE, KEEP, and BENCH_NO_ETCD=1
+# when it runs no etcd (etcd need not be installed then, and the machine
+# lines leave it out). Ports: etcd clients +1..+9 and peers +11..+19; Cairn
 # clients +21..+29, peers +31..+39, DNS +41..+49.
 
 # bench_init checks the tools, unsets CAIRN_* and ETCD* (cairn serve refuses
@@ -14,8 +17,10 @@
 # unless BENCH_CAIRN is set, and makes the PKI in $tmp/pki.
 bench_init() {
 	case $MEMBERS in [1-9]) ;; *) echo "$NAME: MEMBERS=$MEMBERS: use 1 to 9" >&2; exit 1 ;; esac
-	BENCH_ETCD=${BENCH_ETCD:-$(command -v etcd || true)}
-	[ -n "$BENCH_ETCD" ] || { echo "$NAME: etcd is not installed (Debian: apt-get install etcd-server)" >&2; exit 1; }
+	if [ "${BENCH_NO_ETCD:-}" != 1 ]; then
+		BENCH_ETCD=${BENCH_ETCD:-$(command -v etcd || true)}
+		[ -n "$BENCH_ETCD" ] || { echo "$NAME: etcd is not installed (Debian: apt-get install etcd-server)" >&2; exit 1; }
+	fi
 	command -v curl >/dev/null || { echo "$NAME: curl is missing (apt-get install curl)" >&2; exit 1; }
 
 	while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(CAIRN_|ETCD)' || true)
@@ -63,6 +68,26 @@ port() { echo $((PORT_BASE + $1)); }
 etcd_ep() { echo "https://127.0.0.1:$(port "$1")"; }
 cairn_ep() { echo "https://127.0.0.1:$(port $((20 + $1)))"; }
 
+# bench_port_base first last: with PORT_BASE empty, sets it to the first of
+# first, first+100, ..., last whose ports +1..+(40+MEMBERS) nothing listens
+# on; with PORT_BASE set, checks that nothing listens on those. (ss, from
+# iproute2, tells; without it every port counts as free.)
+ports_busy() { # base span: the ports of base+1..+span something listens on
+	ss -Htuln 2>/dev/null | awk '{print $5}' | sed 's/.*://' | sort -u |
+		awk -v lo=$(($1 + 1)) -v hi=$(($1 + $2)) '$1 >= lo && $1 <= hi'
+}
+bench_port_base() {
+	local b span=$((40 + MEMBERS))
+	if [ -z "${PORT_BASE:-}" ]; then
+		for b in $(seq "$1" 100 "$2"); do [ -n "$(ports_busy "$b" "$span")" ] || { PORT_BASE=$b; return 0; }; done
+		echo "$NAME: no free block of $span ports from $1 to $(($2 + span)); set PORT_BASE" >&2
+		exit 1
+	elif [ -n "$(ports_busy "$PORT_BASE" "$span")" ]; then
+		echo "$NAME: ports in use at PORT_BASE=$PORT_BASE: $(ports_busy "$PORT_BASE" "$span" | tr '\n' ' ')" >&2
+		exit 1
+	fi
+}
+
 # start_etcd i: member i of etcd in the background (a new cluster, or the
 # existing one of its data dir); its process ID goes to pid[e$i] (stop_member
 # e$i stops it).
@@ -106,11 +131,19 @@ healthy() { # url: /health answers {"health":"true"}
 }
 
 # wait_healthy url...: each answers healthy within 60s, or the run ends
-# (keeping the scratch directory for its logs).
+# (keeping the scratch directory for its logs), at once if a process in pid
+# has exited.
 wait_healthy() {
-	local ep
+	local ep k
 	for ep in "$@"; do
-		for _ in $(seq 600); do healthy "$ep" && break; sleep 0.1; done
+		for _ in $(seq 600); do
+			healthy "$ep" && break
+			for k in "${!pid[@]}"; do
+				[ -z "${pid[$k]}" ] || kill -0 "${pid[$k]}" 2>/dev/null ||
+					{ echo "$NAME: $k exited; logs in $tmp" >&2; tail -n 3 "$tmp"/*.log >&2; KEEP=1; exit 1; }
+			done
+			sleep 0.1
+		done
 		healthy "$ep" || { echo "$NAME: $ep is not healthy after 60s; logs in $tmp" >&2; KEEP=1; exit 1; }
 	done
 }
@@ -118,7 +151,7 @@ wait_healthy() {
 # machine prints the machine's lines (CPU, memory, disk and its fsync
 # floor, load average, versions) as a Markdown list.
 machine() {
-	local dev rota sync_s
+	local dev rota sync_s etcd_v=""
 	echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 	dev=$(df "$tmp" | awk 'NR==2 {print $1}')
 	rota=$(lsblk -ndo ROTA "$dev" 2>/dev/null | tr -d ' ' || true)
@@ -127,5 +160,8 @@ machine() {
 	rm -f "$tmp/dsync"
 	echo "- memory: $(free -g | awk '/^Mem:/ {print $2}') GiB; data dirs on $dev ($(df -h "$tmp" | awk 'NR==2 {print $2}')$([ "$rota" = 1 ] && echo ", reports rotational")$([ "$rota" = 0 ] && echo ", not rotational")); one 4 KiB O_DSYNC write: $(awk -v s="$sync_s" 'BEGIN {printf "%.2f", s * 1000 / 500}') ms (dd, 500 in a row)"
 	echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "- etcd: $("$BENCH_ETCD" --version | head -1 | sed 's/etcd Version: //'); cairn: $(git describe --always --dirty 2>/dev/null || echo unknown) ($(cairn --version | awk '{print $NF}'))"
+	# (sed, not head: head's early exit would fail the assignment with SIGPIPE
+	# under pipefail.)
+	[ "${BENCH_NO_ETCD:-}" = 1 ] || etcd_v="etcd: $("$BENCH_ETCD" --version | sed -n '1{s/etcd Version: //;p;}'); "
+	echo "- ${etcd_v}cairn: $(git describe --always --dirty 2>/dev/null || echo unknown) ($(cairn --version | awk '{print $NF}'))"
 }
