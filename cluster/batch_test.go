@@ -136,6 +136,18 @@ func startThree(t *testing.T, clk *fakeClock) ([]*Node, int) {
 	return nodes, leader
 }
 
+// register writes keys TTL'd keys /reg/k0, /reg/k1, ... through n, one
+// at a time.
+func register(t *testing.T, n *Node, keys int) {
+	t.Helper()
+	for i := range keys {
+		if _, err := n.Propose(context.Background(), &store.Request{Method: store.MethodPut, Path: fmt.Sprintf("/reg/k%d", i),
+			Value: "v", HasTTL: true, TTL: 30}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // holdBatches makes n's batcher stop before proposing its next batch:
 // sizes receives each batch's size, and it goes on when release gets a
 // value (or is closed).
@@ -157,12 +169,7 @@ func TestConcurrentRefreshesShareEntries(t *testing.T) {
 	leader := nodes[li]
 	ctx := context.Background()
 	const keys = 60
-	for i := range keys {
-		if _, err := leader.Propose(ctx, &store.Request{Method: store.MethodPut, Path: fmt.Sprintf("/reg/k%d", i),
-			Value: "v", HasTTL: true, TTL: 30}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	register(t, leader, keys)
 	sizes, release := holdBatches(t, leader)
 	entries0 := counterValue(t, leader.metrics.heartbeatEntries)
 	index0 := leader.raft.LastIndex()
@@ -362,12 +369,7 @@ func TestRefreshBatchAcrossLeaderLoss(t *testing.T) {
 	old := nodes[li]
 	ctx := context.Background()
 	const keys = 30
-	for i := range keys {
-		if _, err := old.Propose(ctx, &store.Request{Method: store.MethodPut, Path: fmt.Sprintf("/reg/k%d", i),
-			Value: "v", HasTTL: true, TTL: 30}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	register(t, old, keys)
 	sizes, release := holdBatches(t, old)
 	etcd0 := old.store.Index()
 	var wg sync.WaitGroup
