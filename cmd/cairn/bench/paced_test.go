@@ -53,7 +53,7 @@ func fakeBeat(start time.Time, took time.Duration, log *[]sent, fail func(key in
 		mu.Lock()
 		*log = append(*log, sent{time.Since(start), key, member})
 		mu.Unlock()
-		time.Sleep(took)
+		time.Sleep(took) // in the synctest bubble: simulated, returns at once
 		if fail != nil {
 			return fail(key)
 		}
