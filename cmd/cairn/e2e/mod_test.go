@@ -271,3 +271,60 @@ func mustUint(t *testing.T, s string) uint64 {
 	}
 	return u
 }
+
+// TestModLeaderFailover: an election on 3 real members. An observer on one
+// member sees the leader change when the leader stops renewing (its TTL
+// lapses) and the candidate waiting on another member takes over; the
+// new leader's index is higher.
+func TestModLeaderFailover(t *testing.T) {
+	t.Parallel()
+	p := startProcs(t, 3, clustertest.ProcOptions{})
+	const election = "/mod/v2/leader/e2e/db"
+	do := func(i int, method, query string, code int) string {
+		t.Helper()
+		resp, body, err := p.Do(i, method, election, query, "")
+		if err != nil || resp.StatusCode != code {
+			t.Fatalf("%s %s?%s on n%d: %v %v %s", method, election, query, i, err, resp, body)
+		}
+		return string(body)
+	}
+	first := do(0, "PUT", "name=alpha&ttl=2", 200)
+	if got := do(1, "GET", "", 200); got != "alpha" {
+		t.Fatalf("leader %q, want alpha", got)
+	}
+	observed := make(chan string, 1)
+	go func() {
+		_, body, err := p.Do(1, "GET", election, "wait=true", "")
+		if err != nil {
+			body = []byte("error: " + err.Error())
+		}
+		observed <- string(body)
+	}()
+	// beta campaigns on n2 and waits; alpha renews once by repeating its
+	// PUT (same index), then stops, as a killed process would.
+	campaign := make(chan string, 1)
+	go func() {
+		_, body, err := p.Do(2, "PUT", election, "name=beta&ttl=10&timeout=30", "")
+		if err != nil {
+			body = []byte("error: " + err.Error())
+		}
+		campaign <- string(body)
+	}()
+	if again := do(0, "PUT", "name=alpha&ttl=2", 200); again != first {
+		t.Errorf("renewal answered index %s, want %s", again, first)
+	}
+	won := <-campaign
+	if mustUint(t, won) <= mustUint(t, first) {
+		t.Errorf("beta's index %s is not above alpha's %s", won, first)
+	}
+	if got := <-observed; got != "beta" {
+		t.Errorf("observer saw %q, want beta", got)
+	}
+	if got := do(0, "GET", "", 200); got != "beta" {
+		t.Errorf("leader %q, want beta", got)
+	}
+	do(0, "DELETE", "name=beta", 200)
+	if got := do(2, "GET", "", 200); got != "" {
+		t.Errorf("after beta resigned: %q", got)
+	}
+}
