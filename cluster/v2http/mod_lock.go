@@ -83,6 +83,12 @@ func (h *Handler) acquire(w http.ResponseWriter, r *http.Request, mr *modRequest
 		}
 	}
 	out, err := h.acquireTurn(ctx, mr.module, mr.dir, me, ttl, timeout)
+	if out == acquired && ctx.Err() != nil {
+		// The client left as its turn came: nobody would hold the lock
+		// until the TTL lapsed. (One that leaves after the answer is
+		// written does hold it until then.)
+		out = disconnect
+	}
 	if out == acquired {
 		h.modMetrics.acquired.WithLabelValues(mr.module).Inc()
 		h.log.Debug("module: acquired", "module", mr.module, "name", mr.name, "index", me.index)

@@ -1,8 +1,10 @@
 package v2http
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/cairnkv/cairn/store"
@@ -52,6 +54,9 @@ func (h *Handler) readQueue(dir string) (q []queueEntry, at uint64, exists bool,
 		}
 		q = append(q, queueEntry{key: n.Key, index: n.CreatedIndex, value: *n.Value})
 	}
+	// In-order names sort by index already; a key written into the
+	// queue through /v2/keys need not, and the order is the index's.
+	slices.SortFunc(q, func(a, b queueEntry) int { return cmp.Compare(a.index, b.index) })
 	return q, ev.EtcdIndex, true, nil
 }
 
@@ -153,6 +158,10 @@ const (
 // heartbeatEvery is the refresh period of a waiting entry: half its TTL,
 // so one lost refresh does not expire it.
 func heartbeatEvery(ttl uint64) time.Duration {
+	const most = 12 * time.Hour // and no overflow for absurd TTLs
+	if ttl >= uint64(2*most/time.Second) {
+		return most
+	}
 	return time.Duration(ttl) * time.Second / 2
 }
 
@@ -177,7 +186,10 @@ func (h *Handler) acquireTurn(ctx context.Context, module, dir string, me queueE
 		q, at, _, err := h.readQueueLinearizable(ctx, dir)
 		if err != nil {
 			var se *store.Error
-			if timeout == 0 || errors.As(err, &se) {
+			switch {
+			case ctx.Err() != nil:
+				return disconnect, nil
+			case timeout == 0 || errors.As(err, &se):
 				return failed, err
 			}
 			// No read barrier (no leader, most likely): keep the entry
