@@ -63,7 +63,7 @@ func (h *Handler) acquire(w http.ResponseWriter, r *http.Request, mr *modRequest
 	ctx := r.Context()
 	var me queueEntry
 	found := false
-	if value != "" {
+	if value != "" && value != noValue { // "-" is every anonymous entry's
 		q, _, _, err := h.readQueueLinearizable(ctx, mr.dir)
 		if err != nil {
 			h.writeKeyError(w, r, err)
