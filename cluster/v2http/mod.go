@@ -46,7 +46,7 @@ const (
 	modLeader = "leader"
 )
 
-var modMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete}
+var lockMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete}
 var leaderMethods = []string{http.MethodGet, http.MethodPut, http.MethodDelete}
 
 // serveMod routes /mod/v2/...; it reports false for a path it does not
@@ -64,8 +64,7 @@ func (h *Handler) serveMod(w http.ResponseWriter, r *http.Request) (endpoint str
 	return "", false
 }
 
-// modRequest is a parsed module request: the queue it is about and the
-// form it carries.
+// modRequest is a parsed module request: the queue it is about.
 type modRequest struct {
 	module string // modLock or modLeader
 	name   string // the clean name, without its leading slash
@@ -194,7 +193,7 @@ func newModMetrics(reg prometheus.Registerer) (*modMetrics, error) {
 	return m, nil
 }
 
-// checkMethod answers 405 for a method not in ms.
+// checkModMethod answers 405 (with Allow) for a method not in ms.
 func checkModMethod(w http.ResponseWriter, r *http.Request, ms []string) bool {
 	if slices.Contains(ms, r.Method) {
 		return true

@@ -25,7 +25,7 @@ const noValue = "-"
 // without the lock (timeout=N elapsed, timeout=0 and not first) is HTTP
 // 500 with a plain-text body, as in 0.4, and its queue entry is deleted.
 func (h *Handler) serveLock(w http.ResponseWriter, r *http.Request, rest string) {
-	if !checkModMethod(w, r, modMethods) {
+	if !checkModMethod(w, r, lockMethods) {
 		return
 	}
 	mr, perr := h.parseMod(w, r, modLock, rest, "value")
