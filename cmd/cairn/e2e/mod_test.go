@@ -292,6 +292,7 @@ func TestModLeaderFailover(t *testing.T) {
 	if got := do(1, "GET", "", 200); got != "alpha" {
 		t.Fatalf("leader %q, want alpha", got)
 	}
+	watchers := storeWatchers(t, p, 1)
 	observed := make(chan string, 1)
 	go func() {
 		_, body, err := p.Do(1, "GET", election, "wait=true", "")
@@ -300,6 +301,13 @@ func TestModLeaderFailover(t *testing.T) {
 		}
 		observed <- string(body)
 	}()
+	// The observer has read alpha once its store watch is registered.
+	Poll(t, 20*time.Second, "the observer to watch", func() error {
+		if n := storeWatchers(t, p, 1); n <= watchers {
+			return fmt.Errorf("%d store watchers on n1", n)
+		}
+		return nil
+	})
 	// beta campaigns on n2 and waits; alpha renews once by repeating its
 	// PUT (same index), then stops, as a killed process would.
 	campaign := make(chan string, 1)
@@ -327,4 +335,24 @@ func TestModLeaderFailover(t *testing.T) {
 	if got := do(2, "GET", "", 200); got != "" {
 		t.Errorf("after beta resigned: %q", got)
 	}
+}
+
+// storeWatchers is cairn_store_watchers of member i.
+func storeWatchers(t *testing.T, p *clustertest.Procs, i int) int {
+	t.Helper()
+	_, body, err := p.Do(i, "GET", "/metrics", "", "")
+	if err != nil {
+		t.Fatalf("metrics of n%d: %v", i, err)
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "cairn_store_watchers "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("cairn_store_watchers %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no cairn_store_watchers on n%d", i)
+	return 0
 }
