@@ -99,12 +99,12 @@ func (h *Handler) getLeader(w http.ResponseWriter, r *http.Request, mr *modReque
 // X-Etcd-Index = the index it was read at. An election never held counts
 // as one without a leader, so an observer may start before the
 // candidates. It counts as a watch against the per-client and member
-// limits of /v2/keys. When the handler closes, it answers 503.
+// limits of /v2/keys (429 beyond them). When the handler closes, it answers 503.
 func (h *Handler) watchLeader(w http.ResponseWriter, r *http.Request, mr *modRequest) {
 	markWatch(w)
 	client := h.cfg.ClientID(r)
 	if why := h.watchers.acquire(client); why != watchOK {
-		h.writeKeyError(w, r, requestError(store.EcodeInvalidField, "too many open watches; retry later or through another member"))
+		h.refuseWatch(w, r, why)
 		return
 	}
 	defer h.watchers.release(client)

@@ -59,7 +59,17 @@ func (h *Handler) serveLock(w http.ResponseWriter, r *http.Request, rest string)
 // acquire puts the client in the queue of mr (or takes back its entry,
 // when value names one) and answers once it heads the queue: the lock's
 // POST and the leader's PUT.
+//
+// A wait holds store watchers and a connection for as long as it lasts: it
+// counts as a watch against the per-client and member limits of /v2/keys
+// (429 beyond them, and nothing queued).
 func (h *Handler) acquire(w http.ResponseWriter, r *http.Request, mr *modRequest, value string, ttl uint64, timeout int64) {
+	client := h.cfg.ClientID(r)
+	if why := h.watchers.acquire(client); why != watchOK {
+		h.refuseWatch(w, r, why)
+		return
+	}
+	defer h.watchers.release(client)
 	ctx := r.Context()
 	var me queueEntry
 	found := false
