@@ -2,6 +2,7 @@ package v2http
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -385,4 +386,26 @@ func TestModLockWaitLimit(t *testing.T) {
 		t.Errorf("observer over the limit: %d %s", w.Code, w.Body)
 	}
 	waitQueue(t, fc.st, dir, "holder", "w1")
+}
+
+// TestModLockBarrierFails: a waiter decides only after a read barrier;
+// while barriers fail (no leader), it keeps waiting, and it takes the
+// lock once they succeed again.
+func TestModLockBarrierFails(t *testing.T) {
+	h, fc := newTestHandler(t, store.Config{}, nil)
+	const dir = "/_mod/lock/b"
+	holder := do(h, "POST", "/mod/v2/lock/b?ttl=60", "")
+	mustCode(t, "holder", holder, 200)
+	p := start(t, h, "POST", "/mod/v2/lock/b?ttl=60")
+	waitQueue(t, fc.st, dir, "-", "-")
+	fc.set(func(f *fakeCluster) { f.barrierErr = errors.New("no leader") })
+	checkResponse(t, do(h, "DELETE", "/mod/v2/lock/b?index="+holder.Body.String(), ""), 200, "")
+	// The waiter heads the queue now, but cannot confirm it.
+	n := fc.barriers.Load()
+	poll.Until(t, waitTimeout, "the waiter to try a few barriers", func() bool { return fc.barriers.Load() >= n+2 })
+	if p.answered() {
+		t.Fatalf("acquired without a read barrier: %d %s", p.result(t).Code, p.result(t).Body)
+	}
+	fc.set(func(f *fakeCluster) { f.barrierErr = nil })
+	mustCode(t, "after the barrier works again", p.result(t), 200)
 }

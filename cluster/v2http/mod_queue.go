@@ -193,9 +193,12 @@ func (h *Handler) acquireTurn(ctx context.Context, module, dir string, me queueE
 				return failed, err
 			}
 			// No read barrier (no leader, most likely): keep the entry
-			// alive and try again at the next beat.
+			// alive and try again shortly.
 			h.log.Debug("module: read barrier failed while waiting; retrying", "key", me.key, "err", err)
-			if out, done := h.waitBeat(ctx, me, ttl, beat.C, deadline, nil, nil); done {
+			retry := time.NewTimer(barrierRetry)
+			out, done := h.waitBeat(ctx, me, ttl, beat.C, deadline, retry.C, nil, nil)
+			retry.Stop()
+			if done {
 				return out, nil
 			}
 			continue
@@ -225,7 +228,7 @@ func (h *Handler) acquireTurn(ctx context.Context, module, dir string, me queueE
 			pred.Remove()
 			continue
 		}
-		out, done := h.waitBeat(ctx, me, ttl, beat.C, deadline, pred.EventChan(), self.EventChan())
+		out, done := h.waitBeat(ctx, me, ttl, beat.C, deadline, nil, pred.EventChan(), self.EventChan())
 		pred.Remove()
 		self.Remove()
 		if done {
@@ -234,12 +237,19 @@ func (h *Handler) acquireTurn(ctx context.Context, module, dir string, me queueE
 	}
 }
 
-// waitBeat waits for an event on pred or self (done is false: read the
-// queue again), refreshing me at every beat, or for the end of the wait
-// (done is true).
-func (h *Handler) waitBeat(ctx context.Context, me queueEntry, ttl uint64, beat, deadline <-chan time.Time, pred, self <-chan *store.Event) (outcome, bool) {
+// barrierRetry is how long a waiter whose read barrier failed waits
+// before it tries again (a barrier without a leader to confirm it fails
+// only after the request timeout anyway).
+const barrierRetry = 200 * time.Millisecond
+
+// waitBeat waits for an event on pred or self, or for retry (done is
+// false: read the queue again), refreshing me at every beat, or for the
+// end of the wait (done is true).
+func (h *Handler) waitBeat(ctx context.Context, me queueEntry, ttl uint64, beat, deadline, retry <-chan time.Time, pred, self <-chan *store.Event) (outcome, bool) {
 	for {
 		select {
+		case <-retry:
+			return acquired, false
 		case <-pred:
 			return acquired, false
 		case <-self:
@@ -251,9 +261,6 @@ func (h *Handler) waitBeat(ctx context.Context, me queueEntry, ttl uint64, beat,
 			}
 			if err != nil {
 				h.log.Debug("module: refresh of a waiting entry failed; retrying at the next beat", "key", me.key, "err", err)
-			}
-			if pred == nil {
-				return acquired, false // read again after a failed barrier
 			}
 		case <-deadline:
 			return timedOut, true
