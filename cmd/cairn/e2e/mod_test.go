@@ -61,9 +61,10 @@ func (r *fencedResource) write(who string, token uint64) bool {
 
 // modClient contends for one lock through whichever member is running.
 type modClient struct {
-	p    *clustertest.Procs
-	name string
-	next atomic.Int64 // the member tried first next time
+	p       *clustertest.Procs
+	name    string
+	next    atomic.Int64  // the member tried first next time
+	retries *atomic.Int64 // requests sent again to another member
 }
 
 // do sends one request to a running member, trying the others when one
@@ -80,11 +81,13 @@ func (c *modClient) do(ctx context.Context, method, path, query string) (int, st
 		cancel()
 		if err != nil {
 			last = err
+			c.retries.Add(1)
 			continue
 		}
 		if resp.StatusCode >= 500 && resp.StatusCode != http.StatusInternalServerError || isEtcd300(resp.StatusCode, body) {
 			// No leader for a moment, or a member going down: elsewhere.
 			last = fmt.Errorf("%s %s on n%d: %d %s", method, path, i, resp.StatusCode, body)
+			c.retries.Add(1)
 			continue
 		}
 		return resp.StatusCode, string(body), nil
@@ -112,14 +115,14 @@ func TestModLockLeaderKill(t *testing.T) {
 		lock    = "/mod/v2/lock/e2e/fenced"
 	)
 	res := &fencedResource{}
-	var holds atomic.Int64
+	var holds, retries atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for c := range clients {
-		cl := &modClient{p: p, name: "c" + strconv.Itoa(c)}
+		cl := &modClient{p: p, name: "c" + strconv.Itoa(c), retries: &retries}
 		cl.next.Store(int64(c))
 		wg.Go(func() {
 			for n := 0; ; n++ {
@@ -187,7 +190,7 @@ func TestModLockLeaderKill(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	t.Logf("%d holds, %d fenced writes accepted", holds.Load(), len(res.accepted))
+	t.Logf("%d holds, %d fenced writes accepted, %d requests sent again to another member", holds.Load(), len(res.accepted), retries.Load())
 	if len(res.rejected) > 0 {
 		t.Errorf("the fenced resource rejected %d writes, e.g. %s: a later holder had a lower token", len(res.rejected), res.rejected[0])
 	}
