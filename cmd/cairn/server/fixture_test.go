@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +24,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
+	"github.com/cairnkv/cairn/cluster/disk"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
 )
@@ -399,6 +403,14 @@ func TestDataDirFixture(t *testing.T) {
 			if ev.Node.CreatedIndex <= want.EtcdIndex {
 				t.Errorf("a write after the upgrade got index %d, want more than %d", ev.Node.CreatedIndex, want.EtcdIndex)
 			}
+			// The data dir, written before format.json existed, now records
+			// its format.
+			if f, err := disk.CheckFormat(dir); f != 1 || err != nil {
+				t.Errorf("format after the start: %d, %v", f, err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, disk.FormatFile)); err != nil {
+				t.Errorf("no %s after the start: %v", disk.FormatFile, err)
+			}
 		})
 	}
 }
@@ -423,4 +435,68 @@ func readFixture(t *testing.T, store string) fixture {
 		f.Reads[r] = normalizeTTL(t, body)
 	}
 	return f
+}
+
+// A member given a data dir of a newer format refuses it at start, saying
+// which format it has, which this binary supports and what to do, and
+// changes nothing in it.
+func TestNewerFormatRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	servertest.ExtractDataDir(t, fixturePath("wal", ".tar.gz"), dir)
+	if err := os.WriteFile(filepath.Join(dir, disk.FormatFile), []byte(`{"format":2,"minVersion":"9.1.0"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := readTree(t, dir)
+	cfg := servertest.Config(t)
+	fixtureConfig("", dir)(&cfg)
+	s, err := server.New(cfg)
+	if err == nil {
+		s.Close()
+		t.Fatal("server.New accepted a data dir of format 2")
+	}
+	for _, w := range []string{dir + " has on-disk format 2", "this binary supports formats 1 to 1", "Cairn 9.1.0 or later", "cairn snapshot restore", "docs/upgrading.md"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	if !errors.Is(err, disk.ErrNewerFormat) {
+		t.Errorf("error %v is not disk.ErrNewerFormat", err)
+	}
+	if after := readTree(t, dir); !maps.Equal(before, after) {
+		for p, v := range after {
+			if before[p] != v {
+				t.Errorf("%s changed", p)
+			}
+		}
+		t.Errorf("the data dir changed: %d paths before, %d after", len(before), len(after))
+	}
+}
+
+// readTree maps each path under dir to its mode, time and content.
+func readTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		v := fi.Mode().String() + " " + fi.ModTime().String()
+		if !d.IsDir() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += " " + string(b)
+		}
+		m[p] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
