@@ -47,6 +47,11 @@ const (
 // in a format newer than this binary's.
 var ErrNewerFormat = errors.New("disk: data dir of a newer format")
 
+type newerFormatError string
+
+func (e newerFormatError) Error() string        { return string(e) }
+func (e newerFormatError) Is(target error) bool { return target == ErrNewerFormat }
+
 // formatDoc is FormatFile's content.
 type formatDoc struct {
 	// Format is the data dir's format.
@@ -80,10 +85,10 @@ func CheckFormat(dataDir string) (int, error) {
 		if d.MinVersion != "" {
 			need = "Cairn " + d.MinVersion + " or later"
 		}
-		return d.Format, fmt.Errorf("%w: %s has on-disk format %d, and this binary supports formats 1 to %d: "+
-			"start this member with %s (the binary that wrote it), or roll back: restore a backup taken before the upgrade into a new data dir "+
-			"(cairn snapshot restore FILE --data-dir NEWDIR; see docs/upgrading.md). Nothing in the data dir was changed",
-			ErrNewerFormat, dataDir, d.Format, Format, need)
+		return d.Format, newerFormatError(fmt.Sprintf("disk: data dir %s has on-disk format %d and this binary supports data dir formats 1 to %d: "+
+			"start this member with %s, or roll back: restore a backup taken before the upgrade into a new, empty data dir "+
+			"(cairn snapshot restore FILE --data-dir DIR; see docs/upgrading.md). The data dir was not changed",
+			dataDir, d.Format, Format, need))
 	}
 	return d.Format, nil
 }
@@ -96,15 +101,15 @@ func EnsureFormat(dataDir string) error {
 	if err != nil {
 		return err
 	}
+	if _, err := os.Stat(filepath.Join(dataDir, FormatFile)); err == nil && f == Format {
+		return nil
+	}
 	for ; f < Format; f++ {
 		if up := upgrades[f]; up != nil {
 			if err := up(dataDir); err != nil {
 				return fmt.Errorf("disk: upgrade data dir %s from format %d to %d: %w", dataDir, f, f+1, err)
 			}
 		}
-	}
-	if _, err := os.Stat(filepath.Join(dataDir, FormatFile)); err == nil && f == Format {
-		return nil
 	}
 	return WriteFormat(dataDir)
 }

@@ -56,7 +56,7 @@ func TestFormatRefused(t *testing.T) {
 		wantErr error
 	}{
 		{"newer", `{"format":2,"minVersion":"0.9.0"}`, true,
-			[]string{"has on-disk format 2", "supports formats 1 to 1", "Cairn 0.9.0 or later", "cairn snapshot restore", "docs/upgrading.md", "Nothing in the data dir was changed"}, ErrNewerFormat},
+			[]string{"has on-disk format 2", "supports data dir formats 1 to 1", "Cairn 0.9.0 or later", "cairn snapshot restore", "docs/upgrading.md", "The data dir was not changed"}, ErrNewerFormat},
 		{"newer, no version", `{"format":7}`, true, []string{"has on-disk format 7", "a newer Cairn"}, ErrNewerFormat},
 		{"not json", `format 1`, false, []string{"format.json is not a data dir format record"}, ErrDamaged},
 		{"format 0", `{"format":0}`, false, []string{"is not a data dir format record"}, ErrDamaged},

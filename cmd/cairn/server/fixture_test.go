@@ -454,7 +454,7 @@ func TestNewerFormatRefused(t *testing.T) {
 		s.Close()
 		t.Fatal("server.New accepted a data dir of format 2")
 	}
-	for _, w := range []string{dir + " has on-disk format 2", "this binary supports formats 1 to 1", "Cairn 9.1.0 or later", "cairn snapshot restore", "docs/upgrading.md"} {
+	for _, w := range []string{dir + " has on-disk format 2", "this binary supports data dir formats 1 to 1", "Cairn 9.1.0 or later", "cairn snapshot restore", "docs/upgrading.md"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q lacks %q", err, w)
 		}
