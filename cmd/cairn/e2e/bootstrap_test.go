@@ -144,3 +144,17 @@ func TestBootstrapSRV(t *testing.T) {
 	})
 	oneCluster(t, servers, 3)
 }
+
+// The token may live in etcd (3.4 with the v2 API and client certificates):
+// cairn discovery new and the members speak the same protocol to it.
+func TestBootstrapTokenOnEtcd(t *testing.T) {
+	t.Parallel()
+	e := StartEtcd(t, testPKI, "disc")
+	out := cairnCmd(t, append([]string{"discovery", "new", "--size", "3"}, serverConn(e)...)...)
+	u := strings.TrimSpace(out)
+	if !strings.HasPrefix(u, e.URL+"/v2/keys/_discovery/") {
+		t.Fatalf("cairn discovery new against etcd printed %q", out)
+	}
+	servers, _ := launchFounders(t, 3, func(int) (int, []string) { return 0, []string{"--discovery", u} })
+	oneCluster(t, servers, 3)
+}
