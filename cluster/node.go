@@ -229,10 +229,17 @@ func (n *Node) ClusterID() uint64 {
 	return n.clusterID
 }
 
-// Shutdown stops the node; acknowledged writes are already durable.
+// Shutdown stops the node; acknowledged writes are already durable. A
+// leader first hands the leadership to another voter (within two election
+// timeouts, and ctx), so that a planned stop costs no election.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.stopOnce.Do(func() {
+		bound := 2 * n.cfg.ElectionTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			bound = min(bound, time.Until(dl)/2)
+		}
+		n.stepDown(bound)
 		close(n.stop)
 		n.wg.Wait()
 		done := make(chan error, 1)
@@ -408,7 +415,8 @@ func (n *Node) timeout(ctx context.Context) time.Duration {
 
 func raftError(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it was stored: nothing was proposed.
 		return fmt.Errorf("%w (%v)", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrLeadershipLost):
 		// The entry may still commit under the next leader: not retryable.

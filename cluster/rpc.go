@@ -16,14 +16,15 @@ import (
 // the binary encoding (event.go); a member that predates it ignores it as
 // leader and answers JSON.
 const (
-	opPropose      byte = 1 // payload: an encoded cmdRequest; answer: uvarint raft index, wireEvent
-	opReadIndex    byte = 2 // answer: uvarint index the reader must have applied
-	opJoin         byte = 3 // payload: joinRequest JSON
-	opAddMember    byte = 4 // payload: JSON []string peer URLs; answer: Member JSON
-	opRemoveMember byte = 5 // payload: uvarint id
-	opUpdateMember byte = 6 // payload: memberUpdate JSON
-	opPing         byte = 7 // answer: empty
-	opAddedMember  byte = 8 // payload: a peer address; answer: uvarint ID of the unstarted member there, 0 for none
+	opPropose        byte = 1 // payload: an encoded cmdRequest; answer: uvarint raft index, wireEvent
+	opReadIndex      byte = 2 // answer: uvarint index the reader must have applied
+	opJoin           byte = 3 // payload: joinRequest JSON
+	opAddMember      byte = 4 // payload: JSON []string peer URLs; answer: Member JSON
+	opRemoveMember   byte = 5 // payload: uvarint id
+	opUpdateMember   byte = 6 // payload: memberUpdate JSON
+	opPing           byte = 7 // answer: empty
+	opAddedMember    byte = 8 // payload: a peer address; answer: uvarint ID of the unstarted member there, 0 for none
+	opTransferLeader byte = 9 // payload: uvarint ID of the member to hand the leadership to, 0 for raft's choice; answer: uvarint ID of the new leader
 )
 
 const (
@@ -270,6 +271,16 @@ func (n *Node) serveLeader(ctx context.Context, op, flags byte, payload []byte) 
 		return nil, n.removeMemberLocal(ctx, id)
 	case opAddedMember:
 		return binary.AppendUvarint(nil, n.addedMemberAt(string(payload))), nil
+	case opTransferLeader:
+		to, k := binary.Uvarint(payload)
+		if k <= 0 {
+			return nil, errors.New("cluster: bad transfer-leader request")
+		}
+		id, err := n.transferLocal(ctx, to)
+		if err != nil {
+			return nil, err
+		}
+		return binary.AppendUvarint(nil, id), nil
 	case opUpdateMember:
 		var u memberUpdate
 		if err := json.Unmarshal(payload, &u); err != nil {
@@ -289,11 +300,16 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 	backoff := 10 * time.Millisecond
 	var last error = ErrNotLeader
 	for {
-		if n.isLeader() {
-			return n.serveLeader(ctx, op, hops&^hopsMask, payload)
-		}
 		addr, _ := n.raft.LeaderWithID()
-		if addr != "" {
+		if n.isLeader() {
+			// ErrNotLeader here proposed nothing: leadership is being
+			// handed over, or was just lost. The next leader serves it.
+			ans, err := n.serveLeader(ctx, op, hops&^hopsMask, payload)
+			if !errors.Is(err, ErrNotLeader) {
+				return ans, err
+			}
+			last = err
+		} else if addr != "" {
 			ans, err := n.net.Call(ctx, string(addr), req)
 			if err == nil {
 				ans, err = decodeAnswer(ans)
