@@ -75,9 +75,19 @@ func (n *Node) transferLocal(ctx context.Context, to uint64) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cluster: leadership transfer: %w", err)
 	}
-	_, id := n.raft.LeaderWithID()
-	newID, _ := strconv.ParseUint(string(id), 16, 64)
-	return newID, nil
+	// This member stepped down; who won is known at the new leader's first
+	// heartbeat.
+	for {
+		if _, id := n.raft.LeaderWithID(); id != "" {
+			newID, _ := strconv.ParseUint(string(id), 16, 64)
+			return newID, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: the leadership was handed over, but no new leader was heard of in time (%v)", ErrTimeout, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // stepDown hands the leadership over before this member stops (a planned

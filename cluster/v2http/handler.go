@@ -306,6 +306,9 @@ func (h *Handler) route(w *statusWriter, r *http.Request) string {
 		return "metrics"
 	case snapshotPath:
 		return h.serveSnapshot(w, r)
+	case transferPath:
+		h.serveTransfer(w, r)
+		return "members"
 	}
 	switch {
 	case strings.HasPrefix(p, keysPrefix+"/"):
