@@ -239,7 +239,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if dl, ok := ctx.Deadline(); ok {
 			bound = min(bound, time.Until(dl)/2)
 		}
-		n.stepDown(bound)
+		n.StepDown(bound)
 		close(n.stop)
 		n.wg.Wait()
 		done := make(chan error, 1)

@@ -90,11 +90,13 @@ func (n *Node) transferLocal(ctx context.Context, to uint64) (uint64, error) {
 	}
 }
 
-// stepDown hands the leadership over before this member stops (a planned
+// StepDown hands the leadership over before this member stops (a planned
 // restart costs no election), within bound; a member that is not the
 // leader, or the only voter, has nothing to do. A failure is logged: the
-// others elect a leader as they would after a crash.
-func (n *Node) stepDown(bound time.Duration) {
+// others elect a leader as they would after a crash. Shutdown calls it; a
+// server calls it first, before it stops serving, so that the writes in
+// flight on it finish or move to the new leader.
+func (n *Node) StepDown(bound time.Duration) {
 	if !n.isLeader() {
 		return
 	}
