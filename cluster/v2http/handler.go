@@ -113,9 +113,13 @@ type Config struct {
 
 // Handler serves the etcd v2 HTTP API. It is safe for concurrent use.
 type Handler struct {
-	cfg      Config
-	cluster  Cluster
-	admin    MemberAdmin // nil: membership changes are not supported
+	cfg     Config
+	cluster Cluster
+	admin   MemberAdmin // nil: membership changes are not supported
+	// caughtUp, when the Cluster has it, says whether a restarted member
+	// has applied again what it served before it stopped (stale reads are
+	// refused until then).
+	caughtUp interface{ CaughtUp() bool }
 	log      *slog.Logger
 	metrics  *metrics
 	watchers *watchLimiter
@@ -203,6 +207,7 @@ func New(cfg Config) (*Handler, error) {
 		done:     make(chan struct{}),
 	}
 	h.admin, _ = cfg.Cluster.(MemberAdmin)
+	h.caughtUp, _ = cfg.Cluster.(interface{ CaughtUp() bool })
 	m, err := newMetrics(cfg.Registry, cfg.Cluster)
 	if err != nil {
 		return nil, err
