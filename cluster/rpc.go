@@ -299,6 +299,11 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 	req := append([]byte{op, hops}, payload...)
 	backoff := 10 * time.Millisecond
 	var last error = ErrNotLeader
+	// A member cut off from the others reaches no leader: after three
+	// election timeouts of trying it refuses (nothing was proposed, so a
+	// client may send it elsewhere) rather than hold the request for the
+	// whole request timeout.
+	giveUp := time.Now().Add(3 * n.cfg.ElectionTimeout)
 	for {
 		addr, _ := n.raft.LeaderWithID()
 		if n.isLeader() {
@@ -318,6 +323,9 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 				return ans, err
 			}
 			last = err
+		}
+		if (errors.Is(last, ErrNotLeader) || errors.Is(last, ErrNotSent)) && time.Now().After(giveUp) {
+			return nil, fmt.Errorf("%w: no leader reached for %v (is this member cut off from the others?)", ErrNotLeader, 3*n.cfg.ElectionTimeout)
 		}
 		select {
 		case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
 	"github.com/cairnkv/cairn/store"
@@ -100,4 +101,29 @@ func TestShutdownHandsLeadershipOver(t *testing.T) {
 func startThreeLogged(t *testing.T, clk *fakeClock, w *logBuffer) ([]*Node, int) {
 	t.Helper()
 	return startThreeWith(t, clk, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(w, nil)).With("member", c.Name) })
+}
+
+// TestCutOffMemberRefuses: a member cut off from the others refuses a
+// write as not proposed once it has known no leader for three election
+// timeouts, instead of holding it for the whole request timeout (here a
+// minute: the call would otherwise end in ErrTimeout).
+func TestCutOffMemberRefuses(t *testing.T) {
+	hub := NewInmemHub()
+	var nodes []*Node
+	addr := func(i int) string { return "10.0.0." + itoa(i+1) + ":7001" }
+	for i := range 3 {
+		cfg := Config{Name: "n" + itoa(i+1), DataDir: t.TempDir(), PeerAddr: addr(i), Network: hub.Network(addr(i)),
+			ElectionTimeout: 300 * time.Millisecond, HeartbeatInterval: 30 * time.Millisecond, RequestTimeout: time.Minute}
+		if i > 0 {
+			cfg.Peers = []string{addr(0)}
+		}
+		nodes = append(nodes, startNodeTimed(t, cfg))
+	}
+	poll.Until(t, waitTimeout, "three members", func() bool { return len(nodes[0].Members()) == 3 && nodes[0].isLeader() })
+	hub.Isolate(addr(2))
+	_, err := nodes[2].Propose(context.Background(), &store.Request{Method: store.MethodPut, Path: "/x", Value: "v"})
+	if !errors.Is(err, ErrNotLeader) || !strings.Contains(err.Error(), "cut off") {
+		t.Fatalf("write through a cut-off member: %v, want ErrNotLeader saying it is cut off", err)
+	}
+	hub.Heal()
 }
