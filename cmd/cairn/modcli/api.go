@@ -67,7 +67,7 @@ func waitQuery(q url.Values, deadline time.Time) {
 		return
 	}
 	left := max(time.Until(deadline), 0)
-	q.Set("timeout", strconv.FormatInt(int64(left/time.Second), 10))
+	q.Set("timeout", seconds(left))
 }
 
 // parseIndex reads the text body of an acquisition: the lock index.

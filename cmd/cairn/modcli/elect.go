@@ -58,13 +58,13 @@ func Elect(ctx context.Context, c *v2client.Client, o ElectOptions, e Env) error
 		return err
 	})
 	if sig != nil || err != nil {
-		giveUp(ctx, l, e.Log) // the candidacy goes
+		giveUp(ctx, l, false, e.Log) // the candidacy goes
 		return acquireError(l.what, sig, o.Timeout, err)
 	}
 	e.Log.Info("elected", "election", name, "candidate", o.ID, "index", l.index)
 	if len(o.Command) == 0 {
 		if _, err := fmt.Fprintf(e.Stdout, "elected %s index %d\n", o.ID, l.index); err != nil {
-			giveUp(ctx, l, e.Log)
+			giveUp(ctx, l, false, e.Log)
 			return &ExitError{Code: ExitFailed, Err: err}
 		}
 		return holdHeld(ctx, l, renewedAt, e)

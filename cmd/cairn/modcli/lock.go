@@ -82,9 +82,9 @@ func Lock(ctx context.Context, c *v2client.Client, o LockOptions, e Env) error {
 	})
 	if sig != nil || err != nil {
 		// Whatever was queued (or granted just now) goes.
-		giveUp(ctx, &lease{what: l.what, ttl: o.TTL, release: func(ctx context.Context) error {
+		giveUp(ctx, &lease{what: "queue entry of " + l.what, ttl: o.TTL, release: func(ctx context.Context) error {
 			return mo.lockRelease(ctx, 0, value)
-		}}, e.Log)
+		}}, false, e.Log)
 		return acquireError(l.what, sig, o.Timeout, err)
 	}
 	e.Log.Info("lock acquired", "name", name, "index", l.index)

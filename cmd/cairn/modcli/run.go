@@ -59,13 +59,19 @@ func interruptible(ctx context.Context, signals <-chan os.Signal, acquire func(c
 }
 
 // releaseBound bounds giving a lease up: past it the entry is left to
-// expire by its TTL.
-func releaseBound(ttl time.Duration) time.Duration { return max(ttl, 10*time.Second) }
+// expire by its TTL. A lost lease's entry is gone or soon will be: it is
+// not worth waiting long for a member then.
+func releaseBound(ttl time.Duration, lost bool) time.Duration {
+	if lost {
+		return min(ttl, 5*time.Second)
+	}
+	return max(ttl, 10*time.Second)
+}
 
 // giveUp releases l, with its own time bound (the caller's ctx may have
 // ended: the release must still go out), and says so in the log.
-func giveUp(ctx context.Context, l *lease, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseBound(l.ttl))
+func giveUp(ctx context.Context, l *lease, lost bool, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseBound(l.ttl, lost))
 	defer cancel()
 	pause := minPause
 	for {
@@ -120,7 +126,7 @@ func (k *keeper) end() error {
 func runHeld(ctx context.Context, l *lease, renewedAt time.Time, argv, env []string, grace time.Duration, e Env) error {
 	c, err := startChild(argv, env, e.Stdin, e.Stdout, e.Stderr, grace)
 	if err != nil {
-		giveUp(ctx, l, e.Log)
+		giveUp(ctx, l, false, e.Log)
 		return err
 	}
 	e.Log.Info("running", "what", l.what, "index", l.index, "command", argv[0], "pid", c.cmd.Process.Pid)
@@ -142,10 +148,11 @@ func runHeld(ctx context.Context, l *lease, renewedAt time.Time, argv, env []str
 			if err := k.end(); err != nil {
 				// Lost just as the command ended: its work may have
 				// outlived the lock, which the caller must know.
+				giveUp(ctx, l, true, e.Log)
 				return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%w; %s exited meanwhile with status %d", err, argv[0], code)}
 			}
 			e.Log.Info("command exited", "status", code)
-			giveUp(ctx, l, e.Log)
+			giveUp(ctx, l, false, e.Log)
 			return exitWith(code)
 		case err := <-k.lost:
 			k.got(err)
@@ -154,7 +161,7 @@ func runHeld(ctx context.Context, l *lease, renewedAt time.Time, argv, env []str
 			}
 			e.Log.Error("lease lost; stopping the command", "what", l.what, "index", l.index, "error", err, "grace", grace)
 			c.terminate(grace)
-			giveUp(ctx, l, e.Log)
+			giveUp(ctx, l, true, e.Log)
 			return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%w; %s was stopped (status %d)", err, argv[0], c.exitCode())}
 		}
 	}
@@ -173,8 +180,9 @@ func holdHeld(ctx context.Context, l *lease, renewedAt time.Time, e Env) error {
 		k.got(err)
 	}
 	if err := k.end(); err != nil {
+		giveUp(ctx, l, true, e.Log) // a new entry of the same name, if any, goes too
 		return &ExitError{Code: ExitFailed, Err: err}
 	}
-	giveUp(ctx, l, e.Log)
+	giveUp(ctx, l, false, e.Log)
 	return nil
 }
