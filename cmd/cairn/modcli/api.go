@@ -14,12 +14,28 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster/v2client"
-	"github.com/cairnkv/cairn/store"
 )
 
 // errGone: the lock's (or the candidate's) queue entry is not there any
-// more: it expired, or someone deleted it. The lock is lost.
+// more (it expired, or someone deleted it), or another candidate leads:
+// the lease is lost. The errors that are it say which (goneError).
 var errGone = errors.New("modcli: the queue entry is gone")
+
+// goneError is errGone with what happened.
+type goneError struct {
+	why string
+	err error // the answer that said so, if any
+}
+
+func (e *goneError) Error() string        { return e.why }
+func (e *goneError) Is(target error) bool { return target == errGone }
+func (e *goneError) Unwrap() error        { return e.err }
+
+// entryGone is the errGone of a 404 answer.
+func entryGone(resp *v2client.Response) error {
+	err := answerError(resp)
+	return &goneError{why: "its queue entry is gone, expired or deleted (" + err.Error() + ")", err: err}
+}
 
 // errNotGranted: a timed acquisition (timeout=N, or 0: one try) ran out
 // of time: the module's plain-text verdict, or no member answered in time.
@@ -121,7 +137,7 @@ func (mo module) once(ctx context.Context, method string, q url.Values) (*v2clie
 		return nil, err
 	}
 	if resp.StatusCode == http.StatusNotFound {
-		return resp, fmt.Errorf("%w: %w", errGone, answerError(resp))
+		return resp, entryGone(resp)
 	}
 	if resp.StatusCode >= 300 {
 		return resp, answerError(resp)
@@ -177,13 +193,14 @@ func (mo module) leaderRenew(ctx context.Context, id string, ttl time.Duration, 
 			return err
 		}
 		if got != index {
-			return fmt.Errorf("%w: elected again under index %d: the entry of index %d had expired", errGone, got, index)
+			return &goneError{why: fmt.Sprintf("its queue entry expired or was deleted; the renewal was elected again under index %d", got)}
 		}
 		return nil
 	case resp.StatusCode >= 500 && !isJSON(resp.Body):
-		return fmt.Errorf("%w: another candidate leads (%w)", errGone, answerError(resp))
+		err := answerError(resp)
+		return &goneError{why: "another candidate leads (" + err.Error() + ")", err: err}
 	case resp.StatusCode == http.StatusNotFound:
-		return fmt.Errorf("%w: %w", errGone, answerError(resp))
+		return entryGone(resp)
 	}
 	return answerError(resp)
 }
@@ -219,13 +236,7 @@ func (mo module) waitLeader(ctx context.Context) (string, error) {
 	case resp.StatusCode == http.StatusOK:
 		return string(bytes.TrimSpace(resp.Body)), nil
 	case resp.StatusCode == http.StatusNotFound:
-		return "", fmt.Errorf("%w: %w", errGone, answerError(resp))
+		return "", entryGone(resp)
 	}
 	return "", answerError(resp)
-}
-
-// isKeyNotFound reports whether err is etcd's error 100.
-func isKeyNotFound(err error) bool {
-	var se *store.Error
-	return errors.As(err, &se) && se.ErrorCode == store.EcodeKeyNotFound
 }

@@ -29,6 +29,7 @@ type fakeModules struct {
 	mu      sync.Mutex
 	index   uint64
 	queues  map[string][]*fakeEntry // "lock/<name>", "leader/<name>"
+	renewed map[string]int          // renewals of an existing entry, by queue
 	changed chan struct{}           // closed and replaced at each change
 }
 
@@ -39,7 +40,7 @@ type fakeEntry struct {
 }
 
 func newFakeModules() *fakeModules {
-	return &fakeModules{queues: map[string][]*fakeEntry{}, changed: make(chan struct{})}
+	return &fakeModules{queues: map[string][]*fakeEntry{}, renewed: map[string]int{}, changed: make(chan struct{})}
 }
 
 // changedLocked wakes the waiters.
@@ -166,6 +167,7 @@ func (f *fakeModules) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		e.expires = time.Now().Add(time.Duration(ttl) * time.Second)
+		f.renewed[q]++
 	case r.Method == http.MethodDelete:
 		index, _ := strconv.ParseUint(p.Get("index"), 10, 64)
 		value := p.Get("value")
@@ -231,6 +233,8 @@ func (f *fakeModules) acquire(w http.ResponseWriter, r *http.Request, q, value s
 		e = &fakeEntry{index: f.index, value: value}
 		f.queues[q] = append(f.queues[q], e)
 		f.changedLocked()
+	} else {
+		f.renewed[q]++
 	}
 	e.expires = time.Now().Add(ttl)
 	tick := time.NewTicker(20 * time.Millisecond) // expiries are noticed at a tick

@@ -73,7 +73,7 @@ func keep(ctx context.Context, l *lease, renewedAt time.Time, log *slog.Logger) 
 			}
 			end, next, lastErr = sent.Add(l.ttl), sent.Add(interval), nil
 		case errors.Is(err, errGone):
-			return &LostError{What: l.what, Index: l.index, Why: "its queue entry is gone (it expired or was deleted): " + err.Error()}
+			return &LostError{What: l.what, Index: l.index, Why: err.Error()}
 		default:
 			if errors.Is(err, context.DeadlineExceeded) && lastErr != nil {
 				err = lastErr // the attempt ran out of TTL: the error before says more

@@ -145,7 +145,7 @@ func TestLockLost(t *testing.T) {
 				t.Fatal("no entry to delete")
 			}
 			code, msg := result(t, done)
-			if code != ExitFailed || !strings.Contains(msg, "lost the lock lost") || !strings.Contains(msg, "gone") {
+			if code != ExitFailed || !strings.Contains(msg, "lost the lock lost") || !strings.Contains(msg, "its queue entry is gone") {
 				t.Fatalf("exit status %d (%s); want 125 and why", code, msg)
 			}
 			want := "status " + strconv.Itoa(exitSignalBase+int(syscall.SIGTERM))
@@ -317,4 +317,3 @@ func TestModuleURI(t *testing.T) {
 		}
 	}
 }
-
