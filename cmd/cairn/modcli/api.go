@@ -97,11 +97,13 @@ func parseIndex(resp *v2client.Response) (uint64, error) {
 }
 
 // wait sends a blocking acquisition (a lock's POST, a candidate's PUT)
-// until a member answers it, and returns the index it was given.
+// until a member answers it with an index, and returns that index.
 // Repeating it on another member is safe: the value (a lock's --value, a
 // candidate's name) rejoins the entry the first attempt queued. With a
-// non-zero deadline, the member is asked to give up then; its plain-text
-// 5xx verdict is errNotGranted.
+// non-zero deadline, the member is asked to give up then (timeout=, what
+// is left); its plain-text 500 at or past the deadline is errNotGranted.
+// Before the deadline (or without one) that answer means the entry was
+// lost while waiting (it expired, or was deleted): the wait queues again.
 func (mo module) wait(ctx context.Context, method string, q url.Values, deadline time.Time) (uint64, error) {
 	if !deadline.IsZero() {
 		// The member answers at the deadline; a member that does not is
@@ -110,23 +112,34 @@ func (mo module) wait(ctx context.Context, method string, q url.Values, deadline
 		ctx, cancel = context.WithDeadline(ctx, deadline.Add(5*time.Second))
 		defer cancel()
 	}
-	resp, err := mo.m.until(ctx, func() v2client.Request {
-		waitQuery(q, deadline)
-		return v2client.Request{Method: method, Path: mo.uri(q), Blocking: true}
-	})
-	if err != nil && !deadline.IsZero() && ctx.Err() == context.DeadlineExceeded {
-		return 0, fmt.Errorf("%w: no member answered in time: %w", errNotGranted, err)
+	for {
+		var oneTry bool
+		resp, err := mo.m.until(ctx, func() v2client.Request {
+			waitQuery(q, deadline)
+			oneTry = q.Get("timeout") == "0"
+			return v2client.Request{Method: method, Path: mo.uri(q), Blocking: true}
+		})
+		if err != nil && !deadline.IsZero() && ctx.Err() == context.DeadlineExceeded {
+			return 0, fmt.Errorf("%w: no member answered in time: %w", errNotGranted, err)
+		}
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			return parseIndex(resp)
+		case resp.StatusCode >= 500 && !isJSON(resp.Body):
+			if oneTry || (!deadline.IsZero() && !time.Now().Before(deadline)) {
+				return 0, fmt.Errorf("%w: %w", errNotGranted, answerError(resp))
+			}
+			mo.m.log.Warn("the queue entry was lost while waiting; queueing again", "module", mo.kind, "name", mo.name, "answer", answerError(resp))
+			if !sleep(ctx, minPause) {
+				return 0, ctx.Err()
+			}
+			continue
+		}
+		return 0, answerError(resp)
 	}
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case resp.StatusCode == http.StatusOK:
-		return parseIndex(resp)
-	case resp.StatusCode >= 500 && !isJSON(resp.Body):
-		return 0, fmt.Errorf("%w: %w", errNotGranted, answerError(resp))
-	}
-	return 0, answerError(resp)
 }
 
 // once sends a request that does not block, to the current member, within

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -55,12 +56,13 @@ type memberError struct {
 func (e *memberError) Error() string { return e.err.Error() }
 func (e *memberError) Unwrap() error { return e.err }
 
-// send sends req to the current member. A transport error, or a 5xx answer
-// whose body is a JSON error (a member without a leader, a failed
-// proposal), is a *memberError, and the next send goes to the next
-// member. Any other answer is returned, whatever its status: the module
-// answers its own failures (a timed-out acquisition) with a 5xx status and
-// a plain-text body.
+// send sends req to the current member. A transport error, a 503 (a
+// member shutting down) or a 5xx answer whose body is a JSON error (a
+// member without a leader, a failed proposal) is a *memberError, and the
+// next send goes to the next member. Any other answer is returned,
+// whatever its status: the module answers the end of a wait without the
+// lock (timed out, not first with timeout=0, the entry lost meanwhile)
+// with a 500 status and a plain-text body.
 func (m *members) send(ctx context.Context, req v2client.Request) (*v2client.Response, error) {
 	req.Idempotent = true // every module request is safe to repeat (see the callers)
 	m.mu.Lock()
@@ -69,8 +71,8 @@ func (m *members) send(ctx context.Context, req v2client.Request) (*v2client.Res
 	c := m.clients[i]
 	ep := c.Endpoints()[0]
 	resp, err := c.Do(ctx, req)
-	if err == nil && resp.StatusCode >= 500 && isJSON(resp.Body) {
-		err = resp.Err()
+	if err == nil && (resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode >= 500 && isJSON(resp.Body)) {
+		err = answerError(resp)
 	}
 	if err == nil {
 		return resp, nil
