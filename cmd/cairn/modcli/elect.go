@@ -74,9 +74,17 @@ func Elect(ctx context.Context, c *v2client.Client, o ElectOptions, e Env) error
 	return runHeld(ctx, l, renewedAt, o.Command, env, o.Grace, e)
 }
 
+// observeRefresh bounds each wait of an observer. A wait answers a change
+// from the leader the member read when the wait began, which may already
+// be newer than the one the observer printed (a change between its read
+// and the wait's): the observer reads the leader again at least this
+// often, so such a change is printed late, never missed.
+var observeRefresh = 10 * time.Second
+
 // Observe is cairn elect --observe: it prints the leader of the election
 // name, then each new one as it changes, one line each, until a signal (or
-// ctx) ends it. A time without a leader is logged, not printed.
+// ctx) ends it. A time without a leader is logged, not printed. Leaders
+// that come and go between two reads may not be printed.
 func Observe(ctx context.Context, c *v2client.Client, name string, e Env) error {
 	name, err := cleanName(name)
 	if err != nil {
@@ -111,13 +119,18 @@ func Observe(ctx context.Context, c *v2client.Client, name string, e Env) error 
 					return err
 				}
 				var next string
-				next, err = mo.waitLeader(ctx)
+				wctx, cancel := context.WithTimeout(ctx, observeRefresh)
+				next, err = mo.waitLeader(wctx)
+				cancel()
 				if err == nil {
 					pause = minPause
 					if err = show(next); err != nil {
 						return err
 					}
 					continue
+				}
+				if wctx.Err() != nil && ctx.Err() == nil {
+					continue // no change within observeRefresh: read again
 				}
 			}
 			switch {

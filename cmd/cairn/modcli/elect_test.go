@@ -25,13 +25,13 @@ func electOpts(id string, command ...string) ElectOptions {
 func TestElectHold(t *testing.T) {
 	f, _, c := fakeCluster(t, 1)
 	e1, out1, sigs1 := testEnv(t)
-	first := start(func() error { return Elect(context.Background(), c, electOpts("n1"), e1) })
+	first := start(t, func(ctx context.Context) error { return Elect(ctx, c, electOpts("n1"), e1) })
 	poll.Until(t, 10*time.Second, "n1 elected", func() bool { return out1.String() != "" })
 	if !regexp.MustCompile(`^elected n1 index [1-9][0-9]*\n$`).MatchString(out1.String()) {
 		t.Fatalf("output %q", out1.String())
 	}
 	e2, out2, sigs2 := testEnv(t)
-	second := start(func() error { return Elect(context.Background(), c, electOpts("n2"), e2) })
+	second := start(t, func(ctx context.Context) error { return Elect(ctx, c, electOpts("n2"), e2) })
 	poll.Until(t, 10*time.Second, "n2 queued", func() bool { return len(f.queue("leader/db")) == 2 })
 	// Renewals keep n1 leading past its TTL of 1s: seen as a renewal
 	// count, not a time.
@@ -67,8 +67,8 @@ func TestElectLost(t *testing.T) {
 	f, _, c := fakeCluster(t, 1)
 	started := filepath.Join(t.TempDir(), "started")
 	e, out, _ := testEnv(t)
-	done := start(func() error {
-		return Elect(context.Background(), c, electOpts("n1", "sh", "-c",
+	done := start(t, func(ctx context.Context) error {
+		return Elect(ctx, c, electOpts("n1", "sh", "-c",
 			`echo "$CAIRN_ELECTION $CAIRN_LEADER_ID $CAIRN_LEADER_INDEX"; touch `+started+`; `+waitFile("/nonexistent/never")), e)
 	})
 	poll.Until(t, 10*time.Second, "the command to start", func() bool {
@@ -93,8 +93,8 @@ func TestElectLost(t *testing.T) {
 func TestElectCommandStatus(t *testing.T) {
 	f, _, c := fakeCluster(t, 1)
 	e, _, _ := testEnv(t)
-	if code, msg := result(t, start(func() error {
-		return Elect(context.Background(), c, electOpts("n1", "sh", "-c", "exit 9"), e)
+	if code, msg := result(t, start(t, func(ctx context.Context) error {
+		return Elect(ctx, c, electOpts("n1", "sh", "-c", "exit 9"), e)
 	})); code != 9 {
 		t.Fatalf("status %d (%s); want 9", code, msg)
 	}
@@ -106,9 +106,14 @@ func TestElectCommandStatus(t *testing.T) {
 // TestObserve: the observer prints the leader, then each new one, and
 // ends on a signal with status 0.
 func TestObserve(t *testing.T) {
+	// A change between the observer's read and its wait is seen at the
+	// next read: soon, here.
+	was := observeRefresh
+	t.Cleanup(func() { observeRefresh = was }) // after the observer has ended
+	observeRefresh = 500 * time.Millisecond
 	f, _, c := fakeCluster(t, 1)
 	e, out, sigs := testEnv(t)
-	done := start(func() error { return Observe(context.Background(), c, "db", e) })
+	done := start(t, func(ctx context.Context) error { return Observe(ctx, c, "db", e) })
 	f.add("leader/db", "n1", time.Hour)
 	poll.Until(t, 10*time.Second, "n1 printed", func() bool { return out.String() == "n1\n" })
 	f.add("leader/db", "n2", time.Hour)

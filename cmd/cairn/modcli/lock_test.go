@@ -20,10 +20,20 @@ import (
 // These tests run cairn lock's logic against fake members (fake_test.go)
 // with sh commands; they need sh.
 
-// start runs f in a goroutine; the channel gets its error.
-func start(f func() error) <-chan error {
-	done := make(chan error, 1)
-	go func() { done <- f() }()
+// start runs f in a goroutine; the channel gets its error. A test that
+// fails before the run has ended stops it (as SIGTERM would) before the
+// fake members close.
+func start(t *testing.T, f func(ctx context.Context) error) <-chan error {
+	ctx, cancel := context.WithCancel(context.Background())
+	done, ended := make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(ended)
+		done <- f(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-ended
+	})
 	return done
 }
 
@@ -64,8 +74,8 @@ func TestLockRunsCommand(t *testing.T) {
 	f, _, c := fakeCluster(t, 1)
 	for _, code := range []int{0, 3} {
 		e, out, _ := testEnv(t)
-		done := start(func() error {
-			return Lock(context.Background(), c, lockOpts("/jobs//nightly/", `echo "token=$CAIRN_LOCK_INDEX name=$CAIRN_LOCK_NAME"; exit `+strconv.Itoa(code)), e)
+		done := start(t, func(ctx context.Context) error {
+			return Lock(ctx, c, lockOpts("/jobs//nightly/", `echo "token=$CAIRN_LOCK_INDEX name=$CAIRN_LOCK_NAME"; exit `+strconv.Itoa(code)), e)
 		})
 		if got, msg := result(t, done); got != code {
 			t.Fatalf("exit status %d (%s); want the command's, %d", got, msg, code)
@@ -89,7 +99,7 @@ func TestLockExclusive(t *testing.T) {
 	var runs []<-chan error
 	for range 3 {
 		e, _, _ := testEnv(t)
-		runs = append(runs, start(func() error { return Lock(context.Background(), c, lockOpts("x", script), e) }))
+		runs = append(runs, start(t, func(ctx context.Context) error { return Lock(ctx, c, lockOpts("x", script), e) }))
 	}
 	for _, done := range runs {
 		if code, msg := result(t, done); code != 0 {
@@ -135,7 +145,7 @@ func TestLockLost(t *testing.T) {
 			e, _, _ := testEnv(t)
 			o := lockOpts("lost", tc.trap+"touch "+started+"; "+waitFile("/nonexistent/never"))
 			o.Grace = tc.grace
-			done := start(func() error { return Lock(context.Background(), c, o, e) })
+			done := start(t, func(ctx context.Context) error { return Lock(ctx, c, o, e) })
 			poll.Until(t, 10*time.Second, "the command to start", func() bool {
 				_, err := os.Stat(started)
 				return err == nil
@@ -167,8 +177,8 @@ func TestLockRenewalFailover(t *testing.T) {
 	dir := t.TempDir()
 	started, finish := filepath.Join(dir, "started"), filepath.Join(dir, "finish")
 	e, _, _ := testEnv(t)
-	done := start(func() error {
-		return Lock(context.Background(), c, lockOpts("ha", "touch "+started+"; "+waitFile(finish)+"; exit 4"), e)
+	done := start(t, func(ctx context.Context) error {
+		return Lock(ctx, c, lockOpts("ha", "touch "+started+"; "+waitFile(finish)+"; exit 4"), e)
 	})
 	poll.Until(t, 10*time.Second, "the command to start", func() bool {
 		_, err := os.Stat(started)
@@ -195,8 +205,8 @@ func TestLockRenewalFailover(t *testing.T) {
 	// Every member down: no renewal succeeds, the lock is lost.
 	members[first].down.Store(false)
 	started2 := filepath.Join(dir, "started2")
-	done = start(func() error {
-		return Lock(context.Background(), c, lockOpts("ha", "touch "+started2+"; "+waitFile("/nonexistent/never")), e)
+	done = start(t, func(ctx context.Context) error {
+		return Lock(ctx, c, lockOpts("ha", "touch "+started2+"; "+waitFile("/nonexistent/never")), e)
 	})
 	poll.Until(t, 10*time.Second, "the command to start", func() bool {
 		_, err := os.Stat(started2)
@@ -219,7 +229,7 @@ func TestLockTimeout(t *testing.T) {
 		e, out, _ := testEnv(t)
 		o := lockOpts("busy", "echo ran")
 		o.Timeout = timeout
-		code, msg := result(t, start(func() error { return Lock(context.Background(), c, o, e) }))
+		code, msg := result(t, start(t, func(ctx context.Context) error { return Lock(ctx, c, o, e) }))
 		if code != ExitFailed || !strings.Contains(msg, "not acquired within --timeout") {
 			t.Fatalf("timeout %v: exit status %d (%s); want 125, not acquired", timeout, code, msg)
 		}
@@ -239,7 +249,7 @@ func TestLockSignals(t *testing.T) {
 	f, _, c := fakeCluster(t, 1)
 	index := f.add("lock/sig", "someone", time.Hour)
 	e, out, sigs := testEnv(t)
-	done := start(func() error { return Lock(context.Background(), c, lockOpts("sig", "echo ran"), e) })
+	done := start(t, func(ctx context.Context) error { return Lock(ctx, c, lockOpts("sig", "echo ran"), e) })
 	poll.Until(t, 10*time.Second, "the wait to be queued", func() bool { return len(f.queue("lock/sig")) == 2 })
 	sigs <- syscall.SIGINT
 	if code, msg := result(t, done); code != 130 || out.String() != "" {
@@ -253,8 +263,8 @@ func TestLockSignals(t *testing.T) {
 	f.mu.Unlock()
 
 	started := filepath.Join(t.TempDir(), "started")
-	done = start(func() error {
-		return Lock(context.Background(), c, lockOpts("sig", `trap 'echo got TERM; exit 7' TERM; touch `+started+`; `+waitFile("/nonexistent/never")), e)
+	done = start(t, func(ctx context.Context) error {
+		return Lock(ctx, c, lockOpts("sig", `trap 'echo got TERM; exit 7' TERM; touch `+started+`; `+waitFile("/nonexistent/never")), e)
 	})
 	poll.Until(t, 10*time.Second, "the command to start", func() bool {
 		_, err := os.Stat(started)
@@ -287,7 +297,7 @@ func TestLockCommandNotRun(t *testing.T) {
 		e, _, _ := testEnv(t)
 		o := lockOpts("run", "")
 		o.Command = tc.argv
-		if code, msg := result(t, start(func() error { return Lock(context.Background(), c, o, e) })); code != tc.code {
+		if code, msg := result(t, start(t, func(ctx context.Context) error { return Lock(ctx, c, o, e) })); code != tc.code {
 			t.Errorf("%s: status %d (%s); want %d", tc.argv[0], code, msg, tc.code)
 		}
 		if q := f.queue("lock/run"); len(q) != 0 {
