@@ -57,7 +57,7 @@ func (e *memberError) Error() string { return e.err.Error() }
 func (e *memberError) Unwrap() error { return e.err }
 
 // send sends req to the current member. A transport error, a 503 (a
-// member shutting down) or a 5xx answer whose body is a JSON error (a
+// member shutting down), a 429 (too many waits open on it) or a 5xx answer whose body is a JSON error (a
 // member without a leader, a failed proposal) is a *memberError, and the
 // next send goes to the next member. Any other answer is returned,
 // whatever its status: the module answers the end of a wait without the
@@ -71,7 +71,8 @@ func (m *members) send(ctx context.Context, req v2client.Request) (*v2client.Res
 	c := m.clients[i]
 	ep := c.Endpoints()[0]
 	resp, err := c.Do(ctx, req)
-	if err == nil && (resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode >= 500 && isJSON(resp.Body)) {
+	if err == nil && (resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests ||
+		resp.StatusCode >= 500 && isJSON(resp.Body)) {
 		err = answerError(resp)
 	}
 	if err == nil {
