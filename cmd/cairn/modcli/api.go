@@ -18,23 +18,27 @@ import (
 
 // errGone: the lock's (or the candidate's) queue entry is not there any
 // more (it expired, or someone deleted it), or another candidate leads:
-// the lease is lost. The errors that are it say which (goneError).
+// the lease is lost. The errors that are it say which (kindError).
 var errGone = errors.New("modcli: the queue entry is gone")
 
-// goneError is errGone with what happened.
-type goneError struct {
-	why string
-	err error // the answer that said so, if any
+// kindError is errGone or errNotGranted (kind) with what happened.
+type kindError struct {
+	kind error
+	why  string
+	err  error // the answer that said so, if any
 }
 
-func (e *goneError) Error() string        { return e.why }
-func (e *goneError) Is(target error) bool { return target == errGone }
-func (e *goneError) Unwrap() error        { return e.err }
+func (e *kindError) Error() string        { return e.why }
+func (e *kindError) Is(target error) bool { return target == e.kind }
+func (e *kindError) Unwrap() error        { return e.err }
+
+// gone is an errGone saying why.
+func gone(why string, err error) error { return &kindError{kind: errGone, why: why, err: err} }
 
 // entryGone is the errGone of a 404 answer.
 func entryGone(resp *v2client.Response) error {
 	err := answerError(resp)
-	return &goneError{why: "its queue entry is gone, expired or deleted (" + err.Error() + ")", err: err}
+	return gone("its queue entry is gone, expired or deleted ("+err.Error()+")", err)
 }
 
 // errNotGranted: a timed acquisition (timeout=N, or 0: one try) ran out
@@ -120,7 +124,7 @@ func (mo module) wait(ctx context.Context, method string, q url.Values, deadline
 			return v2client.Request{Method: method, Path: mo.uri(q), Blocking: true}
 		})
 		if err != nil && !deadline.IsZero() && ctx.Err() == context.DeadlineExceeded {
-			return 0, fmt.Errorf("%w: no member answered in time: %w", errNotGranted, err)
+			return 0, &kindError{kind: errNotGranted, why: "no member answered in time: " + err.Error(), err: err}
 		}
 		if err != nil {
 			return 0, err
@@ -130,7 +134,8 @@ func (mo module) wait(ctx context.Context, method string, q url.Values, deadline
 			return parseIndex(resp)
 		case resp.StatusCode >= 500 && !isJSON(resp.Body):
 			if oneTry || (!deadline.IsZero() && !time.Now().Before(deadline)) {
-				return 0, fmt.Errorf("%w: %w", errNotGranted, answerError(resp))
+				err := answerError(resp)
+				return 0, &kindError{kind: errNotGranted, why: err.Error(), err: err}
 			}
 			mo.m.log.Warn("the queue entry was lost while waiting; queueing again", "module", mo.kind, "name", mo.name, "answer", answerError(resp))
 			if !sleep(ctx, minPause) {
@@ -206,12 +211,12 @@ func (mo module) leaderRenew(ctx context.Context, id string, ttl time.Duration, 
 			return err
 		}
 		if got != index {
-			return &goneError{why: fmt.Sprintf("its queue entry expired or was deleted; the renewal was elected again under index %d", got)}
+			return gone(fmt.Sprintf("its queue entry expired or was deleted; the renewal was elected again under index %d", got), nil)
 		}
 		return nil
 	case resp.StatusCode >= 500 && !isJSON(resp.Body):
 		err := answerError(resp)
-		return &goneError{why: "another candidate leads (" + err.Error() + ")", err: err}
+		return gone("another candidate leads ("+err.Error()+")", err)
 	case resp.StatusCode == http.StatusNotFound:
 		return entryGone(resp)
 	}

@@ -32,7 +32,7 @@ func TestKeep(t *testing.T) {
 		}, false, "", 0},
 		{"gone", func(n int, _ time.Duration) error {
 			if n == 2 {
-				return &goneError{why: "deleted"}
+				return gone("deleted", nil)
 			}
 			return nil
 		}, false, "deleted", 9 * time.Second},

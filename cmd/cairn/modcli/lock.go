@@ -151,7 +151,7 @@ func acquireError(what string, sig os.Signal, timeout time.Duration, err error) 
 	case sig != nil:
 		return &ExitError{Code: signalCode(sig), Err: fmt.Errorf("%s: interrupted (%v) while waiting; nothing was run", what, sig)}
 	case errors.Is(err, errNotGranted):
-		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%s: not acquired within --timeout %v (%w); nothing was run", what, timeout, err)}
+		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%s: not acquired within --timeout %v: %w; nothing was run", what, timeout, err)}
 	}
 	return &ExitError{Code: ExitFailed, Err: fmt.Errorf("%s: %w; nothing was run", what, clientflags.WithHints(err))}
 }
