@@ -268,3 +268,78 @@ func TestModCLIElect(t *testing.T) {
 		t.Fatalf("queue after both: %v, %v; want both resigned", q, err)
 	}
 }
+
+// TestModCLILockMemberKill: the holder and a waiter both talk to the raft
+// leader first, and it is SIGKILLed. The holder's renewals move to the
+// survivors and the lock is never lost (its command ends normally); the
+// waiter's POST, repeated on a survivor with the same value, rejoins the
+// entry it had queued (its token is that entry's index) instead of
+// queueing twice.
+func TestModCLILockMemberKill(t *testing.T) {
+	t.Parallel()
+	p := startProcs(t, 3, clustertest.ProcOptions{})
+	victim := p.Leader(t)
+	dir := t.TempDir()
+	log, release := filepath.Join(dir, "log"), filepath.Join(dir, "release")
+	script := func(wait string) string {
+		return fmt.Sprintf(`echo "start $CAIRN_LOCK_INDEX" >> %s; %s echo "end $CAIRN_LOCK_INDEX" >> %s`, log, wait, log)
+	}
+	const lockDir = "/_mod/lock/e2e/ha"
+	holder := modCLI(t, p, victim, "cairn lock holder", "lock", "e2e/ha", "--ttl", "8s", "--", "sh", "-c",
+		script(`while [ ! -e `+release+` ]; do sleep 0.05; done;`))
+	Poll(t, 30*time.Second, "the holder's command to start", func() error {
+		if done, err := holder.Exited(); done {
+			t.Fatalf("the holder exited: %v", err)
+		}
+		return fileExists(log)
+	})
+	waiter := modCLI(t, p, victim, "cairn lock waiter", "lock", "e2e/ha", "--ttl", "8s", "--", "sh", "-c", script(""))
+	survivor := (victim + 1) % 3
+	var queued []*store.NodeExtern
+	Poll(t, 30*time.Second, "the waiter queued", func() error {
+		q, err := queueOf(p, survivor, lockDir)
+		if err != nil || len(q) != 2 {
+			return fmt.Errorf("queue %v, %v; want 2 entries", q, err)
+		}
+		queued = q
+		return nil
+	})
+	p.Kill(victim)
+	// Several renewals' worth (every 8s/3) of the holder's on the
+	// survivors, and the waiter's repeated POST, seen as the entries
+	// being refreshed past their first expiration.
+	deadline := queued[0].Expiration
+	Poll(t, 60*time.Second, "both entries renewed through the survivors", func() error {
+		q, err := queueOf(p, survivor, lockDir)
+		if err != nil || len(q) != 2 || q[0].Key != queued[0].Key || q[1].Key != queued[1].Key {
+			t.Fatalf("queue %v, %v; want the same 2 entries as before the kill, %s and %s", q, err, queued[0].Key, queued[1].Key)
+		}
+		for _, n := range q {
+			if n.Expiration == nil || deadline == nil || !n.Expiration.After(*deadline) {
+				return fmt.Errorf("%s expires at %v; want after %v", n.Key, n.Expiration, deadline)
+			}
+		}
+		return nil
+	})
+	if err := os.WriteFile(release, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range []*Proc{holder, waiter} {
+		if code := exitStatus(t, pr, 60*time.Second); code != 0 {
+			t.Fatalf("%s: status %d; want 0", pr.Name, code)
+		}
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("start %d\nend %d\nstart %d\nend %d\n", queued[0].CreatedIndex, queued[0].CreatedIndex, queued[1].CreatedIndex, queued[1].CreatedIndex)
+	if string(b) != want {
+		t.Fatalf("log %q; want %q: the holder's token, then the waiter's from its first entry", b, want)
+	}
+}
+
+func fileExists(path string) error {
+	_, err := os.Stat(path)
+	return err
+}

@@ -164,7 +164,26 @@ func (mo module) once(ctx context.Context, method string, q url.Values) (*v2clie
 }
 
 // lockAcquire is POST /mod/v2/lock/<name>?ttl=&value=[&timeout=].
+// Meanwhile it renews the waiting entry itself, by value, about every
+// ttl/3 through whichever member answers: the member the POST waits on
+// does so too, but when that member dies the entry must outlive the time
+// it takes the POST to rejoin it through another one.
 func (mo module) lockAcquire(ctx context.Context, ttl time.Duration, value string, deadline time.Time) (uint64, error) {
+	bctx, stop := context.WithCancel(ctx)
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		q := url.Values{"ttl": {seconds(ttl)}, "value": {value}}
+		for sleep(bctx, ttl/3) {
+			// Not there (yet, or any more: the POST queues again) is no
+			// news; a member that fails is left for the next one.
+			_, _ = mo.once(bctx, http.MethodPut, q)
+		}
+	}()
+	defer func() {
+		stop()
+		<-beating
+	}()
 	q := url.Values{"ttl": {seconds(ttl)}, "value": {value}}
 	return mo.wait(ctx, http.MethodPost, q, deadline)
 }

@@ -151,6 +151,9 @@ func (f *LockFlags) Run(ctx context.Context, args []string, dash int, s Streams,
 		err = errors.New("no command to run: " + usage)
 	}
 	ttl, timeout, ferr := f.settings()
+	if f.value == "-" {
+		ferr = errors.Join(ferr, errors.New(`--value "-" is the value of every entry that has none: give one of this holder's own`))
+	}
 	if err = errors.Join(err, ferr); err != nil {
 		return usageError(err)
 	}
