@@ -337,6 +337,7 @@ func TestModCLILockMemberKill(t *testing.T) {
 	if string(b) != want {
 		t.Fatalf("log %q; want %q: the holder's token, then the waiter's from its first entry", b, want)
 	}
+	t.Logf("holder:\n%s\nwaiter:\n%s", holder.Output(), waiter.Output())
 }
 
 func fileExists(path string) error {

@@ -26,13 +26,14 @@ func TestLockFlags(t *testing.T) {
 		{[]string{"x", "true", "--ttl", "500ms"}, 1, "--ttl 500ms: at least 1s"},
 		{[]string{"x", "true", "--timeout", "-1s"}, 1, "--timeout -1s: not negative"},
 		{[]string{"x", "true", "--grace", "-1s"}, 1, "--grace -1s: not negative"},
+		{[]string{"x", "true", "--value", "-"}, 1, `--value "-" is the value of every entry`},
 	}
 	for _, tc := range tests {
 		fs := pflag.NewFlagSet("lock", pflag.ContinueOnError)
 		f := AddLockFlags(fs)
 		args := tc.args
 		var flags []string
-		if i := indexOf(args, "--ttl", "--timeout", "--grace"); i >= 0 {
+		if i := indexOf(args, "--ttl", "--timeout", "--grace", "--value"); i >= 0 {
 			args, flags = args[:i], args[i:]
 		}
 		if err := fs.Parse(flags); err != nil {
@@ -42,6 +43,32 @@ func TestLockFlags(t *testing.T) {
 		var ee *ExitError
 		if !errors.As(err, &ee) || ee.Code != ExitFailed || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v; want status 125 and %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestElectFlags: --name or --observe, not both; --observe runs nothing.
+func TestElectFlags(t *testing.T) {
+	tests := []struct {
+		flags, args []string
+		dash        int
+		want        string
+	}{
+		{nil, []string{"db"}, -1, "--name is required"},
+		{[]string{"--observe", "--name", "n1"}, []string{"db"}, -1, "--observe campaigns for no one"},
+		{[]string{"--observe"}, []string{"db", "true"}, 1, "--observe campaigns for no one"},
+		{[]string{"--name", "n1"}, []string{"true"}, 0, "give a name first"},
+	}
+	for _, tc := range tests {
+		fs := pflag.NewFlagSet("elect", pflag.ContinueOnError)
+		f := AddElectFlags(fs)
+		if err := fs.Parse(tc.flags); err != nil {
+			t.Fatal(err)
+		}
+		err := f.Run(context.Background(), tc.args, tc.dash, Streams{Stdout: io.Discard, Stderr: io.Discard}, nil)
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Code != ExitFailed || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q %q: %v; want status 125 and %q", tc.flags, tc.args, err, tc.want)
 		}
 	}
 }
