@@ -108,7 +108,7 @@ func parseIndex(resp *v2client.Response) (uint64, error) {
 // is left); its plain-text 500 at or past the deadline is errNotGranted.
 // Before the deadline (or without one) that answer means the entry was
 // lost while waiting (it expired, or was deleted): the wait queues again.
-func (mo module) wait(ctx context.Context, method string, q url.Values, deadline time.Time) (uint64, error) {
+func (mo module) wait(ctx context.Context, method string, q url.Values, deadline time.Time, failed func(context.Context)) (uint64, error) {
 	if !deadline.IsZero() {
 		// The member answers at the deadline; a member that does not is
 		// given a little more before the wait counts as failed.
@@ -122,7 +122,7 @@ func (mo module) wait(ctx context.Context, method string, q url.Values, deadline
 			waitQuery(q, deadline)
 			oneTry = q.Get("timeout") == "0"
 			return v2client.Request{Method: method, Path: mo.uri(q), Blocking: true}
-		})
+		}, failed)
 		if err != nil && !deadline.IsZero() && ctx.Err() == context.DeadlineExceeded {
 			return 0, &kindError{kind: errNotGranted, why: "no member answered in time: " + err.Error(), err: err}
 		}
@@ -163,29 +163,22 @@ func (mo module) once(ctx context.Context, method string, q url.Values) (*v2clie
 	return resp, nil
 }
 
-// lockAcquire is POST /mod/v2/lock/<name>?ttl=&value=[&timeout=].
-// Meanwhile it renews the waiting entry itself, by value, about every
-// ttl/3 through whichever member answers: the member the POST waits on
-// does so too, but when that member dies the entry must outlive the time
-// it takes the POST to rejoin it through another one.
+// lockAcquire is POST /mod/v2/lock/<name>?ttl=&value=[&timeout=]. When
+// the member the POST waits on fails, the entry it refreshed meanwhile is
+// renewed at once by value through the next member, before the POST
+// rejoins it there: that member's own refreshes start only half a TTL
+// later, and the entry must not expire in between. (Only then: an entry
+// renewed by the client while its POST hangs on a paused member would
+// hold the queue with nobody to take the lock.)
 func (mo module) lockAcquire(ctx context.Context, ttl time.Duration, value string, deadline time.Time) (uint64, error) {
-	bctx, stop := context.WithCancel(ctx)
-	beating := make(chan struct{})
-	go func() {
-		defer close(beating)
-		q := url.Values{"ttl": {seconds(ttl)}, "value": {value}}
-		for sleep(bctx, ttl/3) {
-			// Not there (yet, or any more: the POST queues again) is no
-			// news; a member that fails is left for the next one.
-			_, _ = mo.once(bctx, http.MethodPut, q)
-		}
-	}()
-	defer func() {
-		stop()
-		<-beating
-	}()
+	renew := url.Values{"ttl": {seconds(ttl)}, "value": {value}}
+	failed := func(ctx context.Context) {
+		// Not there (not queued yet, or gone: the POST queues again) is
+		// no news; a member that fails is left for the next one.
+		_, _ = mo.once(ctx, http.MethodPut, renew)
+	}
 	q := url.Values{"ttl": {seconds(ttl)}, "value": {value}}
-	return mo.wait(ctx, http.MethodPost, q, deadline)
+	return mo.wait(ctx, http.MethodPost, q, deadline, failed)
 }
 
 // lockRenew is PUT /mod/v2/lock/<name>?ttl=&index=.
@@ -209,7 +202,7 @@ func (mo module) lockRelease(ctx context.Context, index uint64, value string) er
 // until id leads.
 func (mo module) campaign(ctx context.Context, id string, ttl time.Duration, deadline time.Time) (uint64, error) {
 	q := url.Values{"name": {id}, "ttl": {seconds(ttl)}}
-	return mo.wait(ctx, http.MethodPut, q, deadline)
+	return mo.wait(ctx, http.MethodPut, q, deadline, nil)
 }
 
 // leaderRenew repeats the campaign of a leader with timeout=0: it renews

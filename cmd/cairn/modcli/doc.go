@@ -16,9 +16,9 @@
 //   - A member that fails (a connection error, a 5xx answer that is not the
 //     module's verdict) is left for the next one; the acquisition sends a
 //     value unique to this process, so that a POST repeated on another
-//     member rejoins its own queue entry instead of queueing twice, and
-//     renews that entry by value while it waits (so that it outlives the
-//     member it waited on).
+//     member rejoins its own queue entry instead of queueing twice (and
+//     renews that entry by value first, so that it outlives the member it
+//     waited on).
 //   - The exit status is the command's (128+N when a signal N ended it);
 //     125 when cairn itself failed (the lock was lost, could not be had in
 //     time, or no member answered); 126 and 127 when the command could not

@@ -1,6 +1,7 @@
 package modcli
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -273,6 +274,9 @@ func (f *fakeModules) acquire(w http.ResponseWriter, r *http.Request, q, value s
 			http.Error(w, "lock watch closed: timeout", http.StatusInternalServerError)
 			return
 		case <-r.Context().Done():
+			if m, _ := r.Context().Value(memberKey{}).(*fakeMember); m != nil && m.dead.Load() {
+				return // a member that died deletes nothing
+			}
 			f.mu.Lock()
 			f.removeLocked(q, e)
 			f.mu.Unlock()
@@ -281,6 +285,9 @@ func (f *fakeModules) acquire(w http.ResponseWriter, r *http.Request, q, value s
 		f.mu.Lock()
 	}
 }
+
+// memberKey is the request context key of the fakeMember serving it.
+type memberKey struct{}
 
 func slicesContains(entries []*fakeEntry, e *fakeEntry) bool {
 	for _, x := range entries {
@@ -326,9 +333,18 @@ func (f *fakeModules) waitLeader(w http.ResponseWriter, r *http.Request, q strin
 type fakeMember struct {
 	srv  *httptest.Server
 	down atomic.Bool
+	dead atomic.Bool // killed: it answers 503 and deletes nothing
 	// requests counts the requests it served, by "METHOD kind".
 	mu       sync.Mutex
 	requests map[string]int
+}
+
+// kill ends the member's connections as a SIGKILL would: what waited on
+// it stays queued, and it answers nothing more (503).
+func (m *fakeMember) kill() {
+	m.dead.Store(true)
+	m.down.Store(true)
+	m.srv.CloseClientConnections()
 }
 
 func (m *fakeMember) count(what string) int {
@@ -360,7 +376,7 @@ func fakeCluster(t *testing.T, n int) (*fakeModules, []*fakeMember, *v2client.Cl
 				io.WriteString(w, `{"errorCode":300,"message":"Raft Internal Error","cause":"no leader","index":0}`)
 				return
 			}
-			f.ServeHTTP(w, r)
+			f.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), memberKey{}, m)))
 		}))
 		m.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 		m.srv.StartTLS()

@@ -5,6 +5,7 @@ package modcli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -217,6 +218,37 @@ func TestLockRenewalFailover(t *testing.T) {
 	code, msg := result(t, done)
 	if code != ExitFailed || !strings.Contains(msg, "no renewal succeeded within its TTL of 1s") {
 		t.Fatalf("exit status %d (%s); want 125, no renewal", code, msg)
+	}
+}
+
+// TestLockWaiterMemberKilled: the member a waiting POST hangs on dies.
+// The entry is renewed by value through the next member at once, and the
+// POST repeated there rejoins it: the lock comes with the token of the
+// entry first queued.
+func TestLockWaiterMemberKilled(t *testing.T) {
+	f, members, c := fakeCluster(t, 2)
+	f.add("lock/w", "someone", time.Hour)
+	e, out, _ := testEnv(t)
+	o := lockOpts("w", `echo "token $CAIRN_LOCK_INDEX"`)
+	o.TTL = 5 * time.Second // the member's death is noticed well within it
+	done := start(t, func(ctx context.Context) error { return Lock(ctx, c, o, e) })
+	poll.Until(t, 10*time.Second, "the waiter queued", func() bool { return len(f.queue("lock/w")) == 2 })
+	f.mu.Lock()
+	waiter := f.queues["lock/w"][1]
+	f.mu.Unlock()
+	members[0].kill()
+	poll.Until(t, 10*time.Second, "a renewal by value and the POST again on the other member", func() bool {
+		return members[1].count("PUT lock") >= 1 && members[1].count("POST lock") >= 1
+	})
+	if q := f.queue("lock/w"); len(q) != 2 {
+		t.Fatalf("queue %q; want the holder and the waiter's one entry", q)
+	}
+	f.remove("lock/w", "someone")
+	if code, msg := result(t, done); code != 0 {
+		t.Fatalf("status %d (%s)", code, msg)
+	}
+	if want := fmt.Sprintf("token %d\n", waiter.index); out.String() != want {
+		t.Fatalf("output %q; want %q, the first entry's token", out.String(), want)
 	}
 }
 

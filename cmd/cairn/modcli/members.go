@@ -81,21 +81,29 @@ func (m *members) send(ctx context.Context, req v2client.Request) (*v2client.Res
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if len(m.clients) > 1 {
-		m.mu.Lock()
-		if m.cur == i {
-			m.cur = (i + 1) % len(m.clients)
-			m.log.Warn("member failed; moving to the next one", "member", ep, "next", m.clients[m.cur].Endpoints()[0], "error", err)
-		}
-		m.mu.Unlock()
-	}
+	m.moveOn(i, err)
 	return nil, &memberError{endpoint: ep, err: err}
+}
+
+// moveOn makes the member after member i the one to ask, unless another
+// request has moved on already.
+func (m *members) moveOn(i int, why error) {
+	if len(m.clients) < 2 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cur == i {
+		m.cur = (i + 1) % len(m.clients)
+		m.log.Warn("member failed; moving to the next one", "member", m.clients[i].Endpoints()[0], "next", m.clients[m.cur].Endpoints()[0], "error", why)
+	}
 }
 
 // until sends the request req makes (again for each attempt) until a
 // member answers it, pausing between failed attempts, and returns the
-// answer or, when ctx ends first, the last member's error.
-func (m *members) until(ctx context.Context, req func() v2client.Request) (*v2client.Response, error) {
+// answer or, when ctx ends first, the last member's error. After each
+// failure it calls failed (when not nil) before trying the next member.
+func (m *members) until(ctx context.Context, req func() v2client.Request, failed func(context.Context)) (*v2client.Response, error) {
 	pause := minPause
 	for {
 		resp, err := m.send(ctx, req())
@@ -104,6 +112,9 @@ func (m *members) until(ctx context.Context, req func() v2client.Request) (*v2cl
 		}
 		if ctx.Err() != nil {
 			return nil, err
+		}
+		if failed != nil {
+			failed(ctx)
 		}
 		if !sleep(ctx, pause) {
 			return nil, err
