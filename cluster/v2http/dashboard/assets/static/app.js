@@ -1,0 +1,57 @@
+// The dashboard: tabs by URL hash (no page reloads), one poll of the
+// cluster status, and three watches: "/" (event feed and keys view), the
+// discovery directory (services) and /_mod (locks and elections).
+
+import { Watcher, keys, EtcdError } from './api.js';
+import { $, flash } from './util.js';
+import { ClusterView } from './cluster.js';
+import { ServicesView } from './services.js';
+import { KeysView } from './keys.js';
+import { LocksView } from './locks.js';
+import { EventsView } from './events.js';
+
+const VIEWS = ['cluster', 'services', 'keys', 'locks', 'events'];
+
+function show() {
+  const want = (location.hash || '#cluster').slice(1).split('/')[0];
+  const view = VIEWS.includes(want) ? want : 'cluster';
+  for (const v of VIEWS) {
+    $('#view-' + v).hidden = v !== view;
+    document.querySelector(`#tabs a[data-view="${v}"]`).classList.toggle('active', v === view);
+  }
+  document.body.dataset.view = view;
+}
+
+async function main() {
+  window.addEventListener('hashchange', show);
+  show();
+  const events = new EventsView();
+  const keyView = new KeysView();
+  let services = null;
+  const cluster = new ClusterView(c => {
+    $('#member').textContent = `\u00b7 ${c.name}`;
+    if (!services) {
+      services = new ServicesView(c.discovery, s => { if (s === 'error') $('#svc-summary').textContent = 'watch interrupted; retrying'; });
+      services.start().catch(err => flash('Services: ' + err.message));
+    }
+  });
+  await cluster.refresh();
+  events.whoami().catch(err => flash('Identity: ' + err.message));
+  keyView.open('/');
+  new LocksView(() => {}).start().catch(err => flash('Locks: ' + err.message));
+  // The root watch: from the store's current index.
+  let index = 0;
+  try {
+    index = (await keys('GET', '/', {})).index;
+  } catch (err) {
+    flash('Cannot read /: ' + err.message);
+  }
+  const root = new Watcher('/', ev => { events.add(ev); keyView.apply(ev); }, async () => {
+    await keyView.open(keyView.dir, true);
+    return (await keys('GET', '/', {})).index;
+  }, (s, err) => events.status(s, err));
+  root.start(index);
+  document.body.dataset.ready = 'true';
+}
+
+main().catch(err => flash(err instanceof EtcdError ? err.message : 'Dashboard failed to start: ' + err.message));
