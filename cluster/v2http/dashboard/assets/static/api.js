@@ -30,7 +30,9 @@ export function keyURL(key, params) {
 export async function keys(method, key, params, form, signal) {
   const init = { method, signal, cache: 'no-store', headers: {} };
   if (form) {
-    init.body = new URLSearchParams(form).toString();
+    const q = new URLSearchParams();
+    for (const [name, v] of Object.entries(form)) if (v !== undefined && v !== null) q.set(name, String(v));
+    init.body = q.toString();
     init.headers['Content-Type'] = 'application/x-www-form-urlencoded';
   }
   const resp = await fetch(keyURL(key, params), init);

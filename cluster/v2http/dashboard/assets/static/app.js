@@ -37,7 +37,7 @@ async function main() {
   });
   await cluster.refresh();
   events.whoami().catch(err => flash('Identity: ' + err.message));
-  keyView.open('/');
+  await keyView.open('/');
   new LocksView(() => {}).start().catch(err => flash('Locks: ' + err.message));
   // The root watch: from the store's current index.
   let index = 0;

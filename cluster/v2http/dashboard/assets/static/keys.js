@@ -28,6 +28,7 @@ export class KeysView {
 
   async open(dir, keepDetail) {
     dir = '/' + dir.split('/').filter(s => s).join('/');
+    const seq = this.seq = (this.seq || 0) + 1; // a later open wins
     this.dir = dir;
     this.page = 0;
     $('#key-path').value = dir;
@@ -37,6 +38,7 @@ export class KeysView {
     this.sorted = null;
     try {
       const { event } = await keys('GET', dir, { sorted: 'true' });
+      if (seq !== this.seq) return;
       const n = event.node;
       if (!n.dir) { // a key: show it in its directory
         await this.open(parentOf(dir), true);
@@ -45,7 +47,7 @@ export class KeysView {
       }
       for (const c of n.nodes || []) this.children.set(c.key, nodeInfo(c));
     } catch (err) {
-      flash(`GET ${dir}: ${err.message}`);
+      if (seq === this.seq) flash(`GET ${dir}: ${err.message}`);
     }
     this.render();
   }

@@ -12,7 +12,7 @@ export function h(tag, attrs, ...children) {
       else e.setAttribute(k, v === true ? '' : v);
     }
   }
-  for (const c of children) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     e.append(c instanceof Node ? c : String(c));
   }

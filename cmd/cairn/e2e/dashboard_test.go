@@ -1,0 +1,279 @@
+package e2e
+
+// The dashboard (/mod/dashboard/) in a real headless Chromium presenting
+// a client certificate, against the built binary: it loads without
+// console errors, shows the members and the leader, a service registered
+// over the API appears with its DNS names and disappears when its TTL
+// runs out, a key edited in the browser (compare-and-swap) is what a
+// client then reads, a stale edit shows error 101, a forbidden write
+// shows error 110, and without a client certificate the page does not
+// load at all.
+//
+// With CAIRN_DASHBOARD_SCREENSHOTS=DIR the test writes one screenshot
+// per view (and a phone-sized one) to DIR, e.g. docs/img.
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// screenshotsEnv names the directory the screenshots go to.
+const screenshotsEnv = "CAIRN_DASHBOARD_SCREENSHOTS"
+
+// issueP12 issues a client certificate for name with `cairn cert issue
+// --p12` (as docs/dashboard.md does) and returns the .p12 file.
+func issueP12(t *testing.T, name string) string {
+	t.Helper()
+	out := t.TempDir()
+	cmd := exec.Command(needCairn(t), "cert", "issue", "--client", name, "--ca-dir", testPKI.Dir, "--out", out, "--p12")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cairn cert issue --client %s --p12: %v\n%s", name, err, b)
+	}
+	return filepath.Join(out, name+".p12")
+}
+
+// mustStatus sends a request with the root client and checks its status.
+func mustStatus(t *testing.T, s *Server, method, path, form string, want int) []byte {
+	t.Helper()
+	resp, body := s.mustDo(t, method, path, "", form)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: HTTP %d, want %d: %s", method, path, resp.StatusCode, want, body)
+	}
+	return body
+}
+
+// keyValue reads key as a client (curl's view) and returns its value.
+func keyValue(t *testing.T, s *Server, key string) (string, int) {
+	t.Helper()
+	resp, body := s.Get(t, "/v2/keys"+key, "")
+	var ev struct {
+		Node struct {
+			Value         string `json:"value"`
+			ModifiedIndex int    `json:"modifiedIndex"`
+		} `json:"node"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", 0
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatalf("GET %s: %v: %s", key, err, body)
+	}
+	return ev.Node.Value, ev.Node.ModifiedIndex
+}
+
+func TestDashboard(t *testing.T) {
+	bin := NeedBrowser(t)
+	shots := os.Getenv(screenshotsEnv)
+	s := startCairn(t)
+	AllowClientCert(t, s.URL)
+	page := s.URL + "/mod/dashboard/"
+
+	// Some state for every view to show.
+	cairnDir := "/skydns/internal/cairn"
+	mustStatus(t, s, "PUT", "/v2/keys"+cairnDir+"/db/pg-1", "value="+url.QueryEscape(`{"host":"10.0.1.5","port":5432,"priority":10,"weight":100}`), http.StatusCreated)
+	mustStatus(t, s, "PUT", "/v2/keys"+cairnDir+"/web/web-2", "ttl=600&value="+url.QueryEscape(`{"host":"10.0.0.6","port":8080,"priority":10,"weight":50}`), http.StatusCreated)
+	mustStatus(t, s, "PUT", "/v2/keys/config/app/mode", "value=staging", http.StatusCreated)
+	mustStatus(t, s, "PUT", "/v2/keys/config/app/replicas", "value=3", http.StatusCreated)
+	mustStatus(t, s, "POST", "/v2/keys/_mod/lock/deploy", "ttl=600&value=alice", http.StatusCreated)
+	mustStatus(t, s, "POST", "/v2/keys/_mod/lock/deploy", "ttl=600&value=bob", http.StatusCreated)
+	mustStatus(t, s, "POST", "/v2/keys/_mod/leader/scheduler", "ttl=600&value=sched-a", http.StatusCreated)
+
+	root := NewBrowser(t, bin, testPKI.CAFile, issueP12(t, "root"), 1280, 800)
+
+	t.Run("loads without console errors", func(t *testing.T) {
+		root.Run(t, "open "+page, chromedp.Navigate(page))
+		root.WaitJS(t, 20*time.Second, "the page to start", `document.body.dataset.ready === "true"`)
+		root.WaitJS(t, 10*time.Second, "the members table", `document.querySelectorAll("#members tbody tr").length === 1`)
+		if errs := root.Errors(true); len(errs) > 0 {
+			t.Fatalf("the dashboard logged errors while loading:\n%s", strings.Join(errs, "\n"))
+		}
+		if title, err := Eval[string](root, `document.title`); err != nil || title != "Cairn dashboard" {
+			t.Fatalf("title %q, %v", title, err)
+		}
+	})
+
+	t.Run("cluster view shows the members and the leader", func(t *testing.T) {
+		root.WaitJS(t, 10*time.Second, "the member's health", `document.querySelector("#members tbody tr td:nth-child(3)").textContent.includes("healthy")`)
+		if got := root.Text(t, "#members tbody tr td:nth-child(2)"); !strings.Contains(got, "leader") {
+			t.Errorf("role column %q, want leader", got)
+		}
+		if got := root.Text(t, "#cluster-cards"); !strings.Contains(got, "Leadern1") || !strings.Contains(got, "Raft term") {
+			t.Errorf("cluster cards %q, want the leader n1 and the raft term", got)
+		}
+		if got := root.Text(t, "#members tbody tr td:nth-child(4)"); !strings.Contains(got, "in ") {
+			t.Errorf("certificate expiry %q, want a time to expiry", got)
+		}
+		root.Screenshot(t, shots, "dashboard-cluster.png")
+	})
+
+	t.Run("a registered service appears with its DNS names and disappears after its TTL", func(t *testing.T) {
+		root.Run(t, "services view", chromedp.Navigate(page+"#services"))
+		root.WaitJS(t, 20*time.Second, "the services view", `document.body.dataset.ready === "true" && !!document.querySelector('tr[data-key="/skydns/internal/cairn/db/pg-1"]')`)
+		key := cairnDir + "/web/web-1"
+		mustStatus(t, s, "PUT", "/v2/keys"+key, "ttl=4&value="+url.QueryEscape(`{"host":"10.0.0.5","port":8080,"priority":10,"weight":50}`), http.StatusCreated)
+		row := `document.querySelector('tr[data-key="` + key + `"]')`
+		root.WaitJS(t, 10*time.Second, "the new instance", "!!"+row)
+		if got := root.Text(t, `tr[data-key="`+key+`"] .dnsname`); got != "web-1.web.cairn.internal." {
+			t.Errorf("instance DNS name %q, want web-1.web.cairn.internal.", got)
+		}
+		if got := root.Text(t, `[data-service="web"] .dns`); !strings.Contains(got, "web.cairn.internal.") || !strings.Contains(got, "_web._tcp.cairn.internal.") {
+			t.Errorf("service names %q, want web.cairn.internal. and _web._tcp.cairn.internal.", got)
+		}
+		if got := root.Text(t, `tr[data-key="`+key+`"] .ttl`); !strings.HasSuffix(got, "s") {
+			t.Errorf("TTL cell %q, want a countdown in seconds", got)
+		}
+		root.Screenshot(t, shots, "dashboard-services.png")
+		root.WaitJS(t, 30*time.Second, "the instance to age (its class)", row+` === null || /age-(old|gone)/.test(`+row+`.className)`)
+		root.WaitJS(t, 30*time.Second, "the instance to disappear when its key expires", row+" === null")
+		if n := len(root.Errors(false)); n > 0 {
+			t.Errorf("errors: %v", root.Errors(false))
+		}
+	})
+
+	t.Run("a key edited in the browser is what a client reads", func(t *testing.T) {
+		root.Run(t, "keys view", chromedp.Navigate(page+"#keys"))
+		root.WaitJS(t, 20*time.Second, "the key list", `document.body.dataset.ready === "true" && !!document.querySelector('tr[data-key="/config"]')`)
+		root.Run(t, "open /config/app", chromedp.Click(chromedp.CSS(`tr[data-key="/config"]`)))
+		root.WaitJS(t, 10*time.Second, "the directory /config/app", `!!document.querySelector('tr[data-key="/config/app"]')`)
+		root.Run(t, "open /config/app", chromedp.Click(chromedp.CSS(`tr[data-key="/config/app"]`)))
+		root.WaitJS(t, 10*time.Second, "the key mode", `!!document.querySelector('tr[data-key="/config/app/mode"]')`)
+		root.Run(t, "select mode", chromedp.Click(chromedp.CSS(`tr[data-key="/config/app/mode"]`)))
+		root.WaitJS(t, 10*time.Second, "the key's detail", `!!document.querySelector("#key-value") && document.querySelector("#key-value").value === "staging"`)
+		_, before := keyValue(t, s, "/config/app/mode")
+		root.Run(t, "edit and save", chromedp.SetValue(chromedp.CSS("#key-value"), "production"), chromedp.Click(chromedp.CSS("#key-save")))
+		Poll(t, 10*time.Second, "the client to read the value saved in the browser", func() error {
+			if v, _ := keyValue(t, s, "/config/app/mode"); v != "production" {
+				return errNotYet
+			}
+			return nil
+		})
+		root.WaitJS(t, 10*time.Second, "the new modified index shown", `document.querySelector("#key-mod").textContent !== "`+itoa(before)+`"`)
+		root.Screenshot(t, shots, "dashboard-keys.png")
+
+		// A stale edit: the key changes behind the form being edited.
+		root.Run(t, "start editing", chromedp.Focus(chromedp.CSS("#key-value")))
+		mustStatus(t, s, "PUT", "/v2/keys/config/app/mode", "value=changed-elsewhere", http.StatusOK)
+		root.WaitJS(t, 10*time.Second, "the warning that the key changed", `document.querySelector("#key-detail").textContent.includes("Changed elsewhere")`)
+		root.Run(t, "save the stale edit", chromedp.SetValue(chromedp.CSS("#key-value"), "stale"), chromedp.Click(chromedp.CSS("#key-save")))
+		root.WaitJS(t, 10*time.Second, "error 101 shown", `document.querySelector("#key-error").textContent.includes("etcd error 101")`)
+		if v, _ := keyValue(t, s, "/config/app/mode"); v != "changed-elsewhere" {
+			t.Errorf("after a failed compare-and-swap the key is %q, want changed-elsewhere", v)
+		}
+
+		// Delete, after the confirmation.
+		root.Run(t, "reopen replicas", chromedp.Click(chromedp.CSS(`tr[data-key="/config/app/replicas"]`)))
+		root.WaitJS(t, 10*time.Second, "the replicas detail", `!!document.querySelector("#key-value") && document.querySelector("#key-value").value === "3"`)
+		root.Run(t, "delete", chromedp.Click(chromedp.CSS("#key-delete")))
+		root.WaitJS(t, 10*time.Second, "the confirmation", `document.querySelector("#confirm").open`)
+		root.Run(t, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
+		Poll(t, 10*time.Second, "the key deleted from the browser to be gone", func() error {
+			if resp, _ := s.Get(t, "/v2/keys/config/app/replicas", ""); resp.StatusCode != http.StatusNotFound {
+				return errNotYet
+			}
+			return nil
+		})
+		root.WaitJS(t, 10*time.Second, "the row to go", `!document.querySelector('tr[data-key="/config/app/replicas"]')`)
+	})
+
+	t.Run("locks, elections and the event feed", func(t *testing.T) {
+		root.Run(t, "locks view", chromedp.Navigate(page+"#locks"))
+		root.WaitJS(t, 20*time.Second, "the lock queue", `document.body.dataset.ready === "true" && !!document.querySelector('[data-queue="deploy"]')`)
+		if got := root.Text(t, `[data-queue="deploy"] li.holder`); !strings.Contains(got, "holder") || !strings.Contains(got, "alice") {
+			t.Errorf("lock holder %q, want alice", got)
+		}
+		mustStatus(t, s, "POST", "/v2/keys/_mod/lock/deploy", "ttl=600&value=carol", http.StatusCreated)
+		root.WaitJS(t, 10*time.Second, "the new waiter", `document.querySelector('[data-queue="deploy"]').textContent.includes("carol")`)
+		if got := root.Text(t, `#leader-list [data-queue="scheduler"] li.holder`); !strings.Contains(got, "sched-a") {
+			t.Errorf("election leader %q, want sched-a", got)
+		}
+		root.Screenshot(t, shots, "dashboard-locks.png")
+
+		root.Run(t, "events view", chromedp.Navigate(page+"#events"))
+		root.WaitJS(t, 20*time.Second, "the feed", `document.body.dataset.ready === "true" && document.querySelector("#ev-status").textContent !== ""`)
+		mustStatus(t, s, "PUT", "/v2/keys/feed/one", "value=hello", http.StatusCreated)
+		root.WaitJS(t, 10*time.Second, "the event in the feed", `document.querySelector("#ev-list tbody").textContent.includes("/feed/one")`)
+		if got := root.Text(t, "#whoami"); !strings.Contains(got, "client/root") {
+			t.Errorf("identity %q, want client/root", got)
+		}
+		root.Screenshot(t, shots, "dashboard-events.png")
+
+		root.Phone(t)
+		root.Run(t, "services on a phone", chromedp.Navigate(page+"#services"))
+		root.WaitJS(t, 20*time.Second, "the services view", `document.body.dataset.ready === "true" && !!document.querySelector('tr[data-key="/skydns/internal/cairn/db/pg-1"]')`)
+		if wide, err := Eval[bool](root, `document.documentElement.scrollWidth > window.innerWidth + 1`); err != nil || wide {
+			t.Errorf("the services view scrolls sideways on a phone (%v)", err)
+		}
+		root.Screenshot(t, shots, "dashboard-phone.png")
+		if errs := root.Errors(false); len(errs) > 0 {
+			t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+		}
+	})
+
+	t.Run("a forbidden write shows error 110", func(t *testing.T) {
+		// Authorization on: client/root is root, client/viewer may read
+		// everything and write only below /skydns/internal/cairn/web.
+		mustStatus(t, s, "PUT", "/v2/auth/users/client/root", `{"user":"client/root","roles":["root"]}`, http.StatusCreated)
+		mustStatus(t, s, "PUT", "/v2/auth/roles/viewer", `{"role":"viewer","permissions":{"kv":{"read":["/*"],"write":["/skydns/internal/cairn/web/*"]}}}`, http.StatusCreated)
+		mustStatus(t, s, "PUT", "/v2/auth/users/client/viewer", `{"user":"client/viewer","roles":["viewer"]}`, http.StatusCreated)
+		mustStatus(t, s, "PUT", "/v2/auth/enable", "", http.StatusOK)
+		t.Cleanup(func() { s.mustDo(t, "DELETE", "/v2/auth/enable", "", "") })
+
+		viewer := NewBrowser(t, bin, testPKI.CAFile, issueP12(t, "viewer"), 1280, 800)
+		viewer.Run(t, "open the key", chromedp.Navigate(page+"#keys"))
+		viewer.WaitJS(t, 20*time.Second, "the page", `document.body.dataset.ready === "true"`)
+		viewer.Run(t, "go to the key", chromedp.SetValue(chromedp.CSS("#key-path"), "/config/app/mode"), chromedp.Click(chromedp.CSS("#key-go button")))
+		viewer.WaitJS(t, 10*time.Second, "the key's detail", `!!document.querySelector("#key-value") && document.querySelector("#key-value").value === "changed-elsewhere"`)
+		viewer.Run(t, "try to save", chromedp.SetValue(chromedp.CSS("#key-value"), "forbidden"), chromedp.Click(chromedp.CSS("#key-save")))
+		viewer.WaitJS(t, 10*time.Second, "error 110 shown in the form", `document.querySelector("#key-error").textContent.includes("etcd error 110")`)
+		if got := viewer.Text(t, "#flash"); !strings.Contains(got, "110") || !strings.Contains(got, "Insufficient credentials") {
+			t.Errorf("banner %q, want etcd error 110 Insufficient credentials", got)
+		}
+		if v, _ := keyValue(t, s, "/config/app/mode"); v != "changed-elsewhere" {
+			t.Errorf("a refused write changed the key to %q", v)
+		}
+		viewer.Screenshot(t, shots, "dashboard-denied.png")
+		viewer.Run(t, "events view", chromedp.Navigate(page+"#events"))
+		viewer.WaitJS(t, 10*time.Second, "the identity", `document.querySelector("#whoami").textContent.includes("client/viewer")`)
+		if got := viewer.Text(t, "#whoami"); !strings.Contains(got, "viewer") || !strings.Contains(got, "Authorization is on") {
+			t.Errorf("identity panel %q, want client/viewer with its role", got)
+		}
+		if errs := viewer.Errors(false); len(errs) > 0 {
+			t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+		}
+	})
+}
+
+func TestDashboardNeedsClientCertificate(t *testing.T) {
+	bin := NeedBrowser(t)
+	s := startCairn(t)
+	AllowClientCert(t, s.URL)
+	// The CA is trusted, but there is no client certificate to present.
+	b := NewBrowser(t, bin, testPKI.CAFile, "", 1280, 800)
+	navErr := chromedp.Do(b.Ctx, chromedp.Navigate(s.URL+"/mod/dashboard/")) // fails, or shows Chromium's error page
+	title, err := Eval[string](b, `document.title`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasTabs, err := Eval[bool](b, `!!document.querySelector("#tabs")`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("navigation without a client certificate: %v; page title %q", navErr, title)
+	if hasTabs || title == "Cairn dashboard" {
+		t.Fatalf("without a client certificate the dashboard loaded (title %q)", title)
+	}
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
