@@ -37,10 +37,11 @@ func (h *Handler) serveDashboard(w http.ResponseWriter, r *http.Request) bool {
 // whoami is what the client of r may do on keys, decided by the keys
 // API's own authorization (principal, authorizeKey).
 func (h *Handler) whoami(r *http.Request, keys []string) dashboard.Identity {
-	pol := h.policy.get(h.cluster.Store()).pol
+	pol := h.policy.get(h.cluster.Store()).pol // before the index: a policy change after it shows as an event
 	pr := h.principalOf(r, pol)
 	node := h.isNode(r)
-	out := dashboard.Identity{Name: pr.Name, Node: node, AuthEnabled: pol.Enabled, Root: pr.Root(), Guest: pr.Guest}
+	st := h.cluster.Store()
+	out := dashboard.Identity{Name: pr.Name, Node: node, AuthEnabled: pol.Enabled, Root: pr.Root(), Guest: pr.Guest, Index: st.Index()}
 	if id, ok, _ := h.identityOf(r); ok {
 		out.Name = id.String()
 	}
@@ -63,10 +64,20 @@ func (h *Handler) whoami(r *http.Request, keys []string) dashboard.Identity {
 			kr.Path, kr.Recursive = k, recursive
 			return authorizeKey(pr, node, method, kr)
 		}
-		out.Keys = append(out.Keys, dashboard.KeyAccess{
+		ka := dashboard.KeyAccess{
 			Key: k, Read: ask(http.MethodGet, false), ReadRecursive: ask(http.MethodGet, true),
 			Write: ask(http.MethodPut, false),
-		})
+		}
+		switch {
+		case k == "/":
+			ka.Exists = true
+		case ka.Read:
+			// A local read: the page's next GET is served by this member
+			// too.
+			_, err := st.Get(k, false, false, h.cfg.Now())
+			ka.Exists = err == nil
+		}
+		out.Keys = append(out.Keys, ka)
 	}
 	return out
 }

@@ -85,19 +85,30 @@ func TestDashboardWhoami(t *testing.T) {
 	if off.Name != "client/alice" || off.AuthEnabled || !off.Root || !access(off, "/config/a").Write {
 		t.Errorf("authorization off: %+v", off)
 	}
-	if len(off.Keys) != 5 || off.Keys[0].Key != "/" || off.Keys[1].Key != webPrefix[:len("/skydns/internal/cairn")] {
+	if len(off.Keys) != 6 || off.Keys[0].Key != "/" || off.Keys[1].Key != webPrefix[:len("/skydns/internal/cairn")] {
 		t.Errorf("keys asked about: %+v", off.Keys)
 	}
 
+	if a := access(off, "/skydns/internal/cairn"); a.Exists {
+		t.Errorf("the discovery directory exists before any registration: %+v", a)
+	}
+	mustCode(t, "register", doAs(h, rootID, "PUT", "/v2/keys/skydns/internal/cairn/web/w1", `value={"host":"10.0.0.1"}`), 201)
+	if a := access(whoami("client/alice", ""), "/skydns/internal/cairn"); !a.Exists {
+		t.Errorf("the discovery directory does not exist after a registration: %+v", a)
+	}
+
 	setupPolicy(t, h)
-	reader := whoami("client/reader", "?key=/config/a&key=logs/x&key=/_cairn/policy")
+	reader := whoami("client/reader", "?key=/config/a&key=logs/x&key=/_cairn/policy&key=/skydns/internal/cairn/web")
 	if !reader.AuthEnabled || reader.Root || reader.Guest || len(reader.Roles) != 1 || reader.Roles[0].Name != "ro" {
 		t.Errorf("reader: %+v", reader)
 	}
 	if a := access(reader, "/config/a"); !a.Read || !a.ReadRecursive || a.Write {
 		t.Errorf("reader on /config/a: %+v", a)
 	}
-	if a := access(reader, "/logs/x"); a.Read || a.Write {
+	if a := access(reader, "/skydns/internal/cairn/web"); !a.Read || !a.Exists {
+		t.Errorf("reader on its readable, existing directory: %+v", a)
+	}
+	if a := access(reader, "/logs/x"); a.Read || a.Write || a.Exists {
 		t.Errorf("reader on /logs/x: %+v", a)
 	}
 	if a := access(reader, "/_cairn/policy"); a.Read || a.Write {

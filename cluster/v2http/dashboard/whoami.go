@@ -24,6 +24,9 @@ type Identity struct {
 	Roles []Role `json:"roles"`
 	// Keys says what the client may do on each key asked about.
 	Keys []KeyAccess `json:"keys"`
+	// Index is the store's index (X-Etcd-Index) before Exists was read: a
+	// watch from Index+1 sees every later change of those keys.
+	Index uint64 `json:"index"`
 }
 
 // Role is one role of the client.
@@ -39,6 +42,10 @@ type KeyAccess struct {
 	Read          bool   `json:"read"`
 	ReadRecursive bool   `json:"readRecursive"`
 	Write         bool   `json:"write"`
+	// Exists reports whether the key exists on this member's replica, for
+	// a client that may read it (false otherwise): the page reads a
+	// directory that is not there yet without a 404 in the console.
+	Exists bool `json:"exists"`
 }
 
 // maxWhoamiKeys bounds the keys one /api/whoami request asks about.
@@ -47,7 +54,7 @@ const maxWhoamiKeys = 32
 // serveWhoami answers /api/whoami?key=K&key=...; the keys the page always
 // needs (the root, the discovery directory, the module queues) come first.
 func (h *Handler) serveWhoami(w http.ResponseWriter, r *http.Request) {
-	keys := []string{"/", h.cfg.Discovery.Dir(), "/_mod/lock", "/_mod/leader"}
+	keys := []string{"/", h.cfg.Discovery.Dir(), "/_mod", "/_mod/lock", "/_mod/leader"}
 	for _, k := range r.URL.Query()["key"] {
 		if len(keys) >= maxWhoamiKeys {
 			break

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/clustertest"
 	"github.com/chromedp/chromedp"
 )
 
@@ -31,10 +32,10 @@ const screenshotsEnv = "CAIRN_DASHBOARD_SCREENSHOTS"
 
 // issueP12 issues a client certificate for name with `cairn cert issue
 // --p12` (as docs/dashboard.md does) and returns the .p12 file.
-func issueP12(t *testing.T, name string) string {
+func issueP12(t *testing.T, caDir, name string) string {
 	t.Helper()
 	out := t.TempDir()
-	cmd := exec.Command(needCairn(t), "cert", "issue", "--client", name, "--ca-dir", testPKI.Dir, "--out", out, "--p12")
+	cmd := exec.Command(needCairn(t), "cert", "issue", "--client", name, "--ca-dir", caDir, "--out", out, "--p12")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cairn cert issue --client %s --p12: %v\n%s", name, err, b)
 	}
@@ -87,7 +88,7 @@ func TestDashboard(t *testing.T) {
 	mustStatus(t, s, "POST", "/v2/keys/_mod/lock/deploy", "ttl=600&value=bob", http.StatusCreated)
 	mustStatus(t, s, "POST", "/v2/keys/_mod/leader/scheduler", "ttl=600&value=sched-a", http.StatusCreated)
 
-	root := NewBrowser(t, bin, testPKI.CAFile, issueP12(t, "root"), 1280, 800)
+	root := NewBrowser(t, bin, testPKI.CAFile, issueP12(t, testPKI.Dir, "root"), 1280, 800)
 
 	t.Run("loads without console errors", func(t *testing.T) {
 		root.Run(t, "open "+page, chromedp.Navigate(page))
@@ -112,7 +113,6 @@ func TestDashboard(t *testing.T) {
 		if got := root.Text(t, "#members tbody tr td:nth-child(4)"); !strings.Contains(got, "in ") {
 			t.Errorf("certificate expiry %q, want a time to expiry", got)
 		}
-		root.Screenshot(t, shots, "dashboard-cluster.png")
 	})
 
 	t.Run("a registered service appears with its DNS names and disappears after its TTL", func(t *testing.T) {
@@ -227,7 +227,7 @@ func TestDashboard(t *testing.T) {
 		mustStatus(t, s, "PUT", "/v2/auth/enable", "", http.StatusOK)
 		t.Cleanup(func() { s.mustDo(t, "DELETE", "/v2/auth/enable", "", "") })
 
-		viewer := NewBrowser(t, bin, testPKI.CAFile, issueP12(t, "viewer"), 1280, 800)
+		viewer := NewBrowser(t, bin, testPKI.CAFile, issueP12(t, testPKI.Dir, "viewer"), 1280, 800)
 		viewer.Run(t, "open the key", chromedp.Navigate(page+"#keys"))
 		viewer.WaitJS(t, 20*time.Second, "the page", `document.body.dataset.ready === "true"`)
 		viewer.Run(t, "go to the key", chromedp.SetValue(chromedp.CSS("#key-path"), "/config/app/mode"), chromedp.Click(chromedp.CSS("#key-go button")))
@@ -270,6 +270,50 @@ func TestDashboardNeedsClientCertificate(t *testing.T) {
 	t.Logf("navigation without a client certificate: %v; page title %q", navErr, title)
 	if hasTabs || title == "Cairn dashboard" {
 		t.Fatalf("without a client certificate the dashboard loaded (title %q)", title)
+	}
+}
+
+// TestDashboardCluster: on a 3-member cluster of real processes, the page
+// of one member shows every member, the leader, and each member's health
+// and certificate as that member probes them over mTLS; a stopped member
+// turns unhealthy.
+func TestDashboardCluster(t *testing.T) {
+	bin := NeedBrowser(t)
+	shots := os.Getenv(screenshotsEnv)
+	p := startProcs(t, 3, clustertest.ProcOptions{})
+	leader := p.Leader(t)
+	follower := (leader + 1) % 3
+	other := (leader + 2) % 3 // the member whose page is opened
+	url := p.Proc(other).ClientURL
+	AllowClientCert(t, url)
+	b := NewBrowser(t, bin, p.CAFile, issueP12(t, filepath.Dir(p.CAFile), "ops"), 1280, 800)
+	b.Run(t, "open the dashboard", chromedp.Navigate(url+"/mod/dashboard/"))
+	b.WaitJS(t, 20*time.Second, "three healthy members",
+		`document.querySelectorAll("#members tbody tr").length === 3 && [...document.querySelectorAll("#members tbody tr td:nth-child(3)")].every(td => td.textContent.startsWith("healthy"))`)
+	row := func(i int) string { return `#members tbody tr[data-member="` + p.Proc(i).Name + `"]` }
+	if got := b.Text(t, row(leader)+" td:nth-child(2)"); got != "leader" {
+		t.Errorf("%s's role %q, want leader", p.Proc(leader).Name, got)
+	}
+	for _, i := range []int{follower, other} {
+		if got := b.Text(t, row(i)+" td:nth-child(2)"); got != "follower" {
+			t.Errorf("%s's role %q, want follower", p.Proc(i).Name, got)
+		}
+		if got := b.Text(t, row(i)+" td:nth-child(4)"); !strings.HasPrefix(got, "in ") {
+			t.Errorf("%s's certificate expiry %q", p.Proc(i).Name, got)
+		}
+	}
+	if got := b.Text(t, "#cluster-cards"); !strings.Contains(got, "Leader"+p.Proc(leader).Name) {
+		t.Errorf("cluster cards %q, want leader %s", got, p.Proc(leader).Name)
+	}
+	b.Screenshot(t, shots, "dashboard-cluster.png")
+
+	if err := p.Stop(follower); err != nil {
+		t.Fatal(err)
+	}
+	b.WaitJS(t, 20*time.Second, "the stopped member to show as not healthy",
+		`!document.querySelector('`+row(follower)+` td:nth-child(3)').textContent.startsWith("healthy")`)
+	if errs := b.Errors(true); len(errs) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}
 }
 

@@ -121,8 +121,16 @@ export class Tree {
     this.index = 0;
   }
 
-  async load() {
+  // load reads the tree. hint, from /mod/dashboard/api/whoami, may say
+  // that the prefix does not exist (yet): then there is nothing to read
+  // (and no 404 to log), and the watch starts after hint.index.
+  async load(hint) {
     this.leaves.clear();
+    if (hint && !hint.exists) {
+      this.index = hint.index;
+      this.onChange(null);
+      return this.index;
+    }
     try {
       const { event, index } = await keys('GET', this.prefix, { recursive: 'true', sorted: 'true' });
       const walk = n => {

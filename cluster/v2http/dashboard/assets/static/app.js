@@ -27,18 +27,29 @@ async function main() {
   show();
   const events = new EventsView();
   const keyView = new KeysView();
+  // Who the page is, what exists: read first, so that directories that
+  // are not there yet are watched, not read (a read would be a 404).
+  let id = null;
+  try {
+    id = await events.whoami();
+  } catch (err) {
+    flash('Identity: ' + err.message);
+  }
+  const hint = key => {
+    const k = id && id.keys.find(a => a.key === key);
+    return k ? { exists: k.exists, index: id.index } : undefined;
+  };
   let services = null;
   const cluster = new ClusterView(c => {
     $('#member').textContent = `\u00b7 ${c.name}`;
     if (!services) {
       services = new ServicesView(c.discovery, s => { if (s === 'error') $('#svc-summary').textContent = 'watch interrupted; retrying'; });
-      services.start().catch(err => flash('Services: ' + err.message));
+      services.start(hint(c.discovery.dir)).catch(err => flash('Services: ' + err.message));
     }
   });
   await cluster.refresh();
-  events.whoami().catch(err => flash('Identity: ' + err.message));
   await keyView.open('/');
-  new LocksView(() => {}).start().catch(err => flash('Locks: ' + err.message));
+  new LocksView(() => {}).start(hint('/_mod')).catch(err => flash('Locks: ' + err.message));
   // The root watch: from the store's current index.
   let index = 0;
   try {

@@ -18,8 +18,8 @@ export class LocksView {
     this.render = schedule(() => this.draw());
   }
 
-  async start() {
-    const index = await this.tree.load();
+  async start(hint) {
+    const index = await this.tree.load(hint);
     this.watcher = new Watcher('/_mod', ev => this.tree.apply(ev), () => this.tree.load(), this.onStatus);
     this.watcher.start(index);
     setInterval(() => { if (!$('#view-locks').hidden) this.render(); }, 1000);

@@ -27,8 +27,8 @@ export class ServicesView {
     $('#svc-filter').addEventListener('input', e => { this.filter = e.target.value.trim().toLowerCase(); this.page = 0; this.render(); });
   }
 
-  async start() {
-    const index = await this.tree.load();
+  async start(hint) {
+    const index = await this.tree.load(hint);
     this.watcher = new Watcher(this.disco.dir, ev => this.tree.apply(ev), () => this.tree.load(), this.onStatus);
     this.watcher.start(index);
     setInterval(() => this.tick(), 1000);
