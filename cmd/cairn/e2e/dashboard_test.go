@@ -13,13 +13,17 @@ package e2e
 // per view (and a phone-sized one) to DIR, e.g. docs/img.
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -281,9 +285,7 @@ func TestDashboardCluster(t *testing.T) {
 	bin := NeedBrowser(t)
 	shots := os.Getenv(screenshotsEnv)
 	p := startProcs(t, 3, clustertest.ProcOptions{})
-	leader := p.Leader(t)
-	follower := (leader + 1) % 3
-	other := (leader + 2) % 3 // the member whose page is opened
+	const other = 0 // the member whose page is opened
 	url := p.Proc(other).ClientURL
 	AllowClientCert(t, url)
 	b := NewBrowser(t, bin, p.CAFile, issueP12(t, filepath.Dir(p.CAFile), "ops"), 1280, 800)
@@ -291,27 +293,49 @@ func TestDashboardCluster(t *testing.T) {
 	b.WaitJS(t, 20*time.Second, "three healthy members",
 		`document.querySelectorAll("#members tbody tr").length === 3 && [...document.querySelectorAll("#members tbody tr td:nth-child(3)")].every(td => td.textContent.startsWith("healthy"))`)
 	row := func(i int) string { return `#members tbody tr[data-member="` + p.Proc(i).Name + `"]` }
-	if got := b.Text(t, row(leader)+" td:nth-child(2)"); got != "leader" {
-		t.Errorf("%s's role %q, want leader", p.Proc(leader).Name, got)
-	}
-	for _, i := range []int{follower, other} {
-		if got := b.Text(t, row(i)+" td:nth-child(2)"); got != "follower" {
-			t.Errorf("%s's role %q, want follower", p.Proc(i).Name, got)
+	// The page shows the leader the cluster has (an election may happen
+	// meanwhile on a loaded machine: compare until both agree).
+	leader := -1
+	Poll(t, 20*time.Second, "the page to show the cluster's leader as the only leader", func() error {
+		l, err := p.FindLeader()
+		if err != nil {
+			return err
+		}
+		shown, err := Eval[[]string](b, `[...document.querySelectorAll("#members tbody tr")].filter(tr => tr.children[1].textContent === "leader").map(tr => tr.dataset.member)`)
+		if err != nil {
+			return err
+		}
+		if len(shown) != 1 || shown[0] != p.Proc(l).Name {
+			return fmt.Errorf("the page shows leaders %v, the cluster's is %s", shown, p.Proc(l).Name)
+		}
+		if got := b.Text(t, "#cluster-cards"); !strings.Contains(got, "Leader"+p.Proc(l).Name) {
+			return fmt.Errorf("cluster cards %q, want leader %s", got, p.Proc(l).Name)
+		}
+		leader = l
+		return nil
+	})
+	for i := range 3 {
+		if i != leader {
+			if got := b.Text(t, row(i)+" td:nth-child(2)"); got != "follower" {
+				t.Errorf("%s's role %q, want follower", p.Proc(i).Name, got)
+			}
 		}
 		if got := b.Text(t, row(i)+" td:nth-child(4)"); !strings.HasPrefix(got, "in ") {
 			t.Errorf("%s's certificate expiry %q", p.Proc(i).Name, got)
 		}
 	}
-	if got := b.Text(t, "#cluster-cards"); !strings.Contains(got, "Leader"+p.Proc(leader).Name) {
-		t.Errorf("cluster cards %q, want leader %s", got, p.Proc(leader).Name)
-	}
 	b.Screenshot(t, shots, "dashboard-cluster.png")
 
-	if err := p.Stop(follower); err != nil {
+	stopped := 1
+	if leader == stopped {
+		stopped = 2
+	}
+	if err := p.Stop(stopped); err != nil {
 		t.Fatal(err)
 	}
-	b.WaitJS(t, 20*time.Second, "the stopped member to show as not healthy",
-		`!document.querySelector('`+row(follower)+` td:nth-child(3)').textContent.startsWith("healthy")`)
+	b.WaitJS(t, 30*time.Second, "the stopped member to show as not healthy",
+		`!document.querySelector('`+row(stopped)+` td:nth-child(3)').textContent.startsWith("healthy")`)
+	t.Logf("%s stopped: %s", p.Proc(stopped).Name, b.Text(t, row(stopped)+" td:nth-child(3)"))
 	if errs := b.Errors(true); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}
@@ -320,4 +344,102 @@ func TestDashboardCluster(t *testing.T) {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// scaleEnv turns on TestDashboardScale, a measurement rather than a check.
+const scaleEnv = "CAIRN_DASHBOARD_SCALE"
+
+// TestDashboardScale measures the page on a store of 10,000 keys in one
+// directory and 1,000 registered instances: the time until the services
+// view lists them all and until the keys view pages the directory, then
+// how far the event feed lags behind 5,000 writes made while it is open,
+// and the JavaScript time spent applying them. It logs the figures
+// (docs/dashboard.md quotes them) and asserts only that the page keeps
+// up. Run with CAIRN_DASHBOARD_SCALE=1.
+//
+// The watch is streamed (stream=true): with one long-poll request per event
+// headless Chromium here managed about 60 events a second (each fetch costs
+// it 9-18 ms), far behind the writes.
+func TestDashboardScale(t *testing.T) {
+	if os.Getenv(scaleEnv) != "1" {
+		t.Skipf("a measurement of a minute or so; set %s=1 to run it", scaleEnv)
+	}
+	bin := NeedBrowser(t)
+	s := startCairn(t)
+	AllowClientCert(t, s.URL)
+	bench := func(requests string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		f := testPKI.ClientFiles()
+		cmd := exec.Command(needCairn(t), "bench", "put", "--endpoints", s.URL, "--cacert", f.CAFile, "--cert", f.CertFile, "--key", f.KeyFile,
+			"--keys", "10000", "--prefix", "/big", "--requests", requests, "--clients", "8")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("cairn bench put: %v\n%s", err, out)
+		}
+		return time.Since(start)
+	}
+	bench("10000")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < 1000; i += 8 {
+				rec := fmt.Sprintf(`{"host":"10.1.%d.%d","port":%d,"priority":10,"weight":5}`, i/250, i%250, 8000+i%20)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				resp, body, err := s.Do(ctx, "PUT", fmt.Sprintf("/v2/keys/skydns/internal/cairn/svc%02d/i-%04d", i%20, i), "", "ttl=3600&value="+url.QueryEscape(rec))
+				cancel()
+				if err == nil && resp.StatusCode != http.StatusCreated {
+					err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, body)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("register: %v", err)
+	}
+
+	b := NewBrowser(t, bin, testPKI.CAFile, issueP12(t, testPKI.Dir, "scale"), 1280, 800)
+	page := s.URL + "/mod/dashboard/"
+	start := time.Now()
+	b.Run(t, "open the services view", chromedp.Navigate(page+"#services"))
+	b.WaitJS(t, 60*time.Second, "1000 instances", `document.querySelector("#svc-summary").textContent.includes("1000 instances")`)
+	t.Logf("services view listing 1,000 instances %v after navigation", time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	b.Run(t, "open /big", chromedp.Navigate(page+"#keys"))
+	b.WaitJS(t, 30*time.Second, "the page", `document.body.dataset.ready === "true"`)
+	b.Run(t, "open /big", chromedp.SetValue(chromedp.CSS("#key-path"), "/big"), chromedp.Click(chromedp.CSS("#key-go button")))
+	b.WaitJS(t, 30*time.Second, "10000 keys", `document.querySelector("#key-pager").textContent.includes("of 10000")`)
+	t.Logf("keys view paging a 10,000-key directory %v after navigation", time.Since(start).Round(time.Millisecond))
+
+	b.Run(t, "the events view", chromedp.Navigate(page+"#events"))
+	b.WaitJS(t, 30*time.Second, "the feed", `document.body.dataset.ready === "true" && document.querySelector("#ev-status").textContent === "live"`)
+	resp, _ := s.Get(t, "/v2/keys/", "")
+	first, _ := strconv.Atoi(resp.Header.Get("X-Etcd-Index"))
+	start = time.Now()
+	took := bench("5000")
+	resp, _ = s.Get(t, "/v2/keys/", "")
+	last := resp.Header.Get("X-Etcd-Index")
+	b.WaitJS(t, 60*time.Second, "the feed to show the last write", `document.querySelector("#ev-list tbody tr").dataset.index === "`+last+`"`)
+	caught := time.Since(start)
+	applied, err := Eval[struct {
+		Events  int     `json:"events"`
+		ApplyMS float64 `json:"applyMs"`
+	}](b, `window.cairnDashboard`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("5,000 writes (index %d to %s) in %v; the feed showed the last %v after the first write; applying the %d events the page got took %.0f ms of JavaScript",
+		first+1, last, took.Round(time.Millisecond), caught.Round(time.Millisecond), applied.Events, applied.ApplyMS)
+	if errs := b.Errors(false); len(errs) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
 }

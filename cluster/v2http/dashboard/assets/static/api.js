@@ -50,10 +50,15 @@ export async function getJSON(url, signal) {
   return resp.json();
 }
 
-// Watcher long-polls a recursive watch of prefix from index after, and
-// calls onEvent for each event. When the history no longer holds the next
-// index (etcd error 401 "event index cleared") it calls onReset, which
-// re-reads what it shows and returns the X-Etcd-Index to continue after.
+// Watcher keeps a recursive watch of prefix open from index after, and
+// calls onEvent for each event. It is etcd's long-poll watch
+// (wait=true&recursive=true&waitIndex=N) with stream=true, so that one
+// response carries event after event (one JSON object a line) instead of
+// one request per event: a busy store costs one round trip per batch, not
+// per write. When the response ends it asks again from the next index;
+// when the history no longer holds that index (etcd error 401 "event index
+// cleared") it calls onReset, which re-reads what it shows and returns the
+// X-Etcd-Index to continue after.
 export class Watcher {
   constructor(prefix, onEvent, onReset, onStatus) {
     this.prefix = prefix;
@@ -66,6 +71,7 @@ export class Watcher {
 
   start(after) {
     this.next = after + 1;
+    this.onStatus('live'); // a watch in flight is live until it fails
     this.loop();
   }
 
@@ -76,25 +82,53 @@ export class Watcher {
 
   async loop() {
     let backoff = 500;
+    let failing = false;
     while (!this.stopped) {
       this.ctl = new AbortController();
       try {
-        const { event } = await keys('GET', this.prefix, { wait: 'true', recursive: 'true', waitIndex: this.next }, null, this.ctl.signal);
+        const url = keyURL(this.prefix, { wait: 'true', recursive: 'true', stream: 'true', waitIndex: this.next });
+        const resp = await fetch(url, { cache: 'no-store', signal: this.ctl.signal });
+        if (!resp.ok) {
+          const text = await resp.text();
+          let body;
+          try { body = JSON.parse(text); } catch { body = { message: text.trim() }; }
+          throw new EtcdError(resp.status, body);
+        }
+        if (failing) { failing = false; this.onStatus('live'); }
         backoff = 500;
-        this.onStatus('live');
-        if (!event || !event.node) continue;
-        this.next = event.node.modifiedIndex + 1;
-        this.onEvent(event);
+        await this.read(resp.body);
       } catch (err) {
         if (this.stopped) return;
         if (err instanceof EtcdError && err.errorCode === 401) {
           // The history moved past us: one re-read, then go on from it.
           this.onStatus('resync');
-          try { this.next = (await this.onReset()) + 1; continue; } catch (e) { err = e; }
+          try { this.next = (await this.onReset()) + 1; this.onStatus('live'); continue; } catch (e) { err = e; }
         }
+        failing = true;
         this.onStatus('error', err);
         await new Promise(r => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 10000);
+      }
+    }
+  }
+
+  // read delivers the events of one streamed response until it ends.
+  async read(body) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += value;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!line.trim()) continue;
+        const ev = JSON.parse(line);
+        if (!ev.node) continue;
+        this.next = ev.node.modifiedIndex + 1;
+        this.onEvent(ev);
       }
     }
   }

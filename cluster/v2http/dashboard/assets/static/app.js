@@ -12,6 +12,8 @@ import { EventsView } from './events.js';
 
 const VIEWS = ['cluster', 'services', 'keys', 'locks', 'events'];
 
+let onShow = () => {};
+
 function show() {
   const want = (location.hash || '#cluster').slice(1).split('/')[0];
   const view = VIEWS.includes(want) ? want : 'cluster';
@@ -20,12 +22,14 @@ function show() {
     document.querySelector(`#tabs a[data-view="${v}"]`).classList.toggle('active', v === view);
   }
   document.body.dataset.view = view;
+  onShow(view);
 }
 
 async function main() {
   window.addEventListener('hashchange', show);
   show();
   const events = new EventsView();
+  onShow = view => { if (view === 'events') events.shown(); };
   const keyView = new KeysView();
   // Who the page is, what exists: read first, so that directories that
   // are not there yet are watched, not read (a read would be a 404).
@@ -57,7 +61,15 @@ async function main() {
   } catch (err) {
     flash('Cannot read /: ' + err.message);
   }
-  const root = new Watcher('/', ev => { events.add(ev); keyView.apply(ev); }, async () => {
+  // The cost of applying events, for diagnostics (and TestDashboardScale).
+  const stats = window.cairnDashboard = { events: 0, applyMs: 0 };
+  const root = new Watcher('/', ev => {
+    const t0 = performance.now();
+    events.add(ev);
+    keyView.apply(ev);
+    stats.events++;
+    stats.applyMs += performance.now() - t0;
+  }, async () => {
     await keyView.open(keyView.dir, true);
     return (await keys('GET', '/', {})).index;
   }, (s, err) => events.status(s, err));

@@ -39,12 +39,28 @@ export class EventsView {
       h('td', { 'data-label': 'Time' }, new Date().toLocaleTimeString()));
   }
 
-  // draw prepends the new rows only and trims the oldest.
+  // draw prepends the new rows only (at most KEEP of them: a burst of
+  // events between two frames makes no rows that would be trimmed at
+  // once) and trims the oldest. While the view is hidden it only notes
+  // that a redraw is due when it is shown.
   draw() {
+    if ($('#view-events').hidden) {
+      this.pending = [];
+      this.stale = true;
+      return;
+    }
     const tbody = $('#ev-list tbody');
-    for (const ev of this.pending) tbody.prepend(this.row(ev));
+    const add = this.pending.slice(-KEEP);
     this.pending = [];
+    const frag = document.createDocumentFragment();
+    for (let i = add.length - 1; i >= 0; i--) frag.append(this.row(add[i]));
+    tbody.prepend(frag);
     while (tbody.children.length > KEEP) tbody.lastChild.remove();
+  }
+
+  // shown is called when the view becomes visible.
+  shown() {
+    if (this.stale) { this.stale = false; this.redraw(); }
   }
 
   redraw() {
