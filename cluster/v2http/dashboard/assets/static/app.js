@@ -2,7 +2,7 @@
 // cluster status, and three watches: "/" (event feed and keys view), the
 // discovery directory (services) and /_mod (locks and elections).
 
-import { Watcher, keys, EtcdError } from './api.js';
+import { Watcher, keys, getJSON, EtcdError } from './api.js';
 import { $, flash } from './util.js';
 import { ClusterView } from './cluster.js';
 import { ServicesView } from './services.js';
@@ -54,12 +54,11 @@ async function main() {
   await cluster.refresh();
   await keyView.open('/');
   new LocksView(() => {}).start(hint('/_mod')).catch(err => flash('Locks: ' + err.message));
-  // The root watch: from the store's current index.
-  let index = 0;
-  try {
-    index = (await keys('GET', '/', {})).index;
-  } catch (err) {
-    flash('Cannot read /: ' + err.message);
+  // The root watch starts after the index whoami read (a client that may
+  // not read "/" itself may still watch it for the keys it may read).
+  let index = id ? id.index : 0;
+  if (!id) {
+    try { index = (await keys('GET', '/', {})).index; } catch (err) { flash('Cannot read /: ' + err.message); }
   }
   // The cost of applying events, for diagnostics (and TestDashboardScale).
   const stats = window.cairnDashboard = { events: 0, applyMs: 0 };
@@ -70,8 +69,10 @@ async function main() {
     stats.events++;
     stats.applyMs += performance.now() - t0;
   }, async () => {
+    // The index first: what changes during the re-read comes again.
+    const { index } = await getJSON('/mod/dashboard/api/whoami');
     await keyView.open(keyView.dir, true);
-    return (await keys('GET', '/', {})).index;
+    return index;
   }, (s, err) => events.status(s, err));
   root.start(index);
   document.body.dataset.ready = 'true';
