@@ -1,7 +1,9 @@
 // Package v2http serves the etcd 2.x v2 HTTP API on top of a raft node: the
 // /v2/keys key space (reads, writes, watches), /v2/members, /v2/machines,
 // /v2/stats/{self,store,leader}, /v2/auth (roles on certificate identities),
-// /version, /health and /metrics.
+// /version, /health and /metrics, and etcd 0.4's lock and leader modules
+// (/mod/v2/lock, /mod/v2/leader: mod.go), whose queues are ordinary keys
+// below /_mod.
 //
 // The wire format is etcd 2.x's, byte for byte where clients can tell
 // (reference/etcd-v2.md §1–§3): JSON written by encoding/json's Encoder
@@ -22,6 +24,7 @@
 //     changes nothing, and a watch delivers only events its identity may
 //     read (authcheck.go). The policy lives in the replicated store, under
 //     the hidden prefix /_cairn, and is changed only through Propose.
-//   - The handler starts no goroutines; every watch runs in its request's
-//     goroutine and ends with the request's context or Close.
+//   - The handler starts no goroutines; every watch, and every wait in a
+//     lock or election queue, runs in its request's goroutine and ends with
+//     the request's context or Close.
 package v2http

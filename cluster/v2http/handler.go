@@ -125,6 +125,8 @@ type Handler struct {
 	policy   *policyCache // the authorization policy of the local replica
 	limiter  *rateLimiter // nil: no rate limit
 
+	modMetrics *modMetrics
+
 	done      chan struct{} // closed by Close: ends every watch
 	closeOnce sync.Once
 }
@@ -208,6 +210,9 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	h.metrics = m
+	if h.modMetrics, err = newModMetrics(cfg.Registry); err != nil {
+		return nil, err
+	}
 	h.promh = newMetricsHandler(cfg.Gatherer, cfg.Logger)
 	return h, nil
 }
@@ -314,6 +319,10 @@ func (h *Handler) route(w *statusWriter, r *http.Request) string {
 	case strings.HasPrefix(p, authPrefix+"/"):
 		if h.serveAuth(w, r) {
 			return "auth"
+		}
+	case strings.HasPrefix(p, modPrefix):
+		if endpoint, ok := h.serveMod(w, r); ok {
+			return endpoint
 		}
 	}
 	if h.serveDashboard(w, r) {

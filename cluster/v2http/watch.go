@@ -30,14 +30,7 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 	markWatch(w)
 	client := h.cfg.ClientID(r)
 	if why := h.watchers.acquire(client); why != watchOK {
-		w.Header().Set("X-Etcd-Cluster-ID", hexID(h.cluster.Status().ClusterID))
-		// 429 with etcd's error shape: clients match on errorCode (209),
-		// HTTP tooling sees "back off".
-		msg := "too many open watches for this client (limit " + strconv.Itoa(h.cfg.MaxWatchersPerClient) + ")"
-		if why == watchMemberFull {
-			msg = "too many open watches on this member, all clients together (limit " + strconv.Itoa(h.cfg.MaxWatchers) + "); retry later or watch through another member"
-		}
-		writeStoreError(w, r, requestError(store.EcodeInvalidField, msg), http.StatusTooManyRequests)
+		h.refuseWatch(w, r, why)
 		return
 	}
 	defer h.watchers.release(client)
@@ -103,6 +96,18 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 			_ = rc.Flush()
 		}
 	}
+}
+
+// refuseWatch answers a watch (or a wait in a lock or election queue)
+// over the limits of Config: 429 with etcd's error shape, as clients match
+// on errorCode (209) and HTTP tooling sees "back off".
+func (h *Handler) refuseWatch(w http.ResponseWriter, r *http.Request, why int) {
+	w.Header().Set("X-Etcd-Cluster-ID", hexID(h.cluster.Status().ClusterID))
+	msg := "too many open watches for this client (limit " + strconv.Itoa(h.cfg.MaxWatchersPerClient) + ")"
+	if why == watchMemberFull {
+		msg = "too many open watches on this member, all clients together (limit " + strconv.Itoa(h.cfg.MaxWatchers) + "); retry later or watch through another member"
+	}
+	writeStoreError(w, r, requestError(store.EcodeInvalidField, msg), http.StatusTooManyRequests)
 }
 
 // resumeWatch replaces a watcher the store closed, when its error says the
