@@ -135,8 +135,8 @@ func TestDashboard(t *testing.T) {
 		if got := root.Text(t, `tr[data-key="`+key+`"] .ttl`); !strings.HasSuffix(got, "s") {
 			t.Errorf("TTL cell %q, want a countdown in seconds", got)
 		}
+		root.WaitJS(t, 30*time.Second, "the instance to age (its class)", row+` === null || /age-(mid|old|gone)/.test(`+row+`.className)`)
 		root.Screenshot(t, shots, "dashboard-services.png")
-		root.WaitJS(t, 30*time.Second, "the instance to age (its class)", row+` === null || /age-(old|gone)/.test(`+row+`.className)`)
 		root.WaitJS(t, 30*time.Second, "the instance to disappear when its key expires", row+" === null")
 		if n := len(root.Errors(false)); n > 0 {
 			t.Errorf("errors: %v", root.Errors(false))
@@ -199,6 +199,18 @@ func TestDashboard(t *testing.T) {
 		if got := root.Text(t, `#leader-list [data-queue="scheduler"] li.holder`); !strings.Contains(got, "sched-a") {
 			t.Errorf("election leader %q, want sched-a", got)
 		}
+		// Through the lock and leader modules themselves.
+		token := strings.TrimSpace(string(mustStatus(t, s, "POST", "/mod/v2/lock/build?ttl=600&value=ci-1", "", http.StatusOK)))
+		mustStatus(t, s, "PUT", "/mod/v2/leader/web/primary?name=web-2&ttl=600", "", http.StatusOK)
+		root.WaitJS(t, 10*time.Second, "the lock taken through /mod/v2/lock", `!!document.querySelector('#lock-list [data-queue="build"] li.holder')`)
+		if got := root.Text(t, `#lock-list [data-queue="build"] li.holder`); !strings.Contains(got, "ci-1") || !strings.Contains(got, "index "+token) {
+			t.Errorf("lock build: %q, want holder ci-1 with fencing token %s", got, token)
+		}
+		root.WaitJS(t, 10*time.Second, "the leader elected through /mod/v2/leader", `!!document.querySelector('#leader-list [data-queue="web/primary"] li.holder')`)
+		if got := root.Text(t, `#leader-list [data-queue="web/primary"] li.holder`); !strings.Contains(got, "web-2") {
+			t.Errorf("election web/primary: %q, want leader web-2", got)
+		}
+		dismissBanner(t, root)
 		root.Screenshot(t, shots, "dashboard-locks.png")
 
 		root.Run(t, "events view", chromedp.Navigate(page+"#events"))
@@ -208,6 +220,7 @@ func TestDashboard(t *testing.T) {
 		if got := root.Text(t, "#whoami"); !strings.Contains(got, "client/root") {
 			t.Errorf("identity %q, want client/root", got)
 		}
+		dismissBanner(t, root)
 		root.Screenshot(t, shots, "dashboard-events.png")
 
 		root.Phone(t)
@@ -216,6 +229,7 @@ func TestDashboard(t *testing.T) {
 		if wide, err := Eval[bool](root, `document.documentElement.scrollWidth > window.innerWidth + 1`); err != nil || wide {
 			t.Errorf("the services view scrolls sideways on a phone (%v)", err)
 		}
+		dismissBanner(t, root)
 		root.Screenshot(t, shots, "dashboard-phone.png")
 		if errs := root.Errors(false); len(errs) > 0 {
 			t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
@@ -441,5 +455,14 @@ func TestDashboardScale(t *testing.T) {
 		first+1, last, took.Round(time.Millisecond), caught.Round(time.Millisecond), applied.Events, applied.ApplyMS)
 	if errs := b.Errors(false); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// dismissBanner hides the page's message banner (as a click on it does),
+// for screenshots of the views alone.
+func dismissBanner(t *testing.T, b *Browser) {
+	t.Helper()
+	if _, err := Eval[bool](b, `(document.querySelector("#flash").hidden = true)`); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -27,6 +27,7 @@ function show() {
 
 async function main() {
   window.addEventListener('hashchange', show);
+  $('#flash').addEventListener('click', () => { $('#flash').hidden = true; });
   show();
   const events = new EventsView();
   onShow = view => { if (view === 'events') events.shown(); };

@@ -22,7 +22,21 @@ export class LocksView {
     const index = await this.tree.load(hint);
     this.watcher = new Watcher('/_mod', ev => this.tree.apply(ev), () => this.tree.load(), this.onStatus);
     this.watcher.start(index);
-    setInterval(() => { if (!$('#view-locks').hidden) this.render(); }, 1000);
+    setInterval(() => this.tick(), 1000);
+  }
+
+  // tick redraws the countdowns of the visible view and, as the services
+  // view does, re-reads the queues when one runs low: holders renew with
+  // TTL refreshes, which send no watch event.
+  tick() {
+    if ($('#view-locks').hidden) return;
+    this.render();
+    const now = serverNow();
+    const low = [...this.tree.leaves.values()].some(n => n.expiration && (Date.parse(n.expiration) - now) < n.ttl * 500);
+    if (low && now - (this.lastResync || 0) > 3000) {
+      this.lastResync = now;
+      this.tree.load().catch(() => {}); // offline: the watcher reports it
+    }
   }
 
   draw() {
