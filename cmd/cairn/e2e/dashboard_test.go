@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
+	"github.com/cairnkv/cairn/discovery"
 	"github.com/chromedp/chromedp"
 )
 
@@ -186,6 +187,50 @@ func TestDashboard(t *testing.T) {
 			return nil
 		})
 		root.WaitJS(t, 10*time.Second, "the row to go", `!document.querySelector('tr[data-key="/config/app/replicas"]')`)
+	})
+
+	t.Run("a key created in the browser is what a client reads", func(t *testing.T) {
+		root.Run(t, "new key", chromedp.Click(chromedp.CSS("#key-new")))
+		root.WaitJS(t, 10*time.Second, "the form", `!!document.querySelector("#new-form")`)
+		root.Run(t, "fill in and create", chromedp.SetValue(chromedp.CSS("#new-name"), "created/by-browser"),
+			chromedp.SetValue(chromedp.CSS("#new-value"), "hello from chromium"), chromedp.Click(chromedp.CSS("#new-save")))
+		Poll(t, 10*time.Second, "the client to read the key created in the browser", func() error {
+			if v, _ := keyValue(t, s, "/config/app/created/by-browser"); v != "hello from chromium" {
+				return errNotYet
+			}
+			return nil
+		})
+		// Creating it again is refused: prevExist=false, etcd error 105.
+		root.Run(t, "new key again", chromedp.Click(chromedp.CSS("#key-new")))
+		root.WaitJS(t, 10*time.Second, "the form", `!!document.querySelector("#new-form")`)
+		root.Run(t, "create again", chromedp.SetValue(chromedp.CSS("#new-name"), "created/by-browser"), chromedp.Click(chromedp.CSS("#new-save")))
+		root.WaitJS(t, 10*time.Second, "error 105 shown", `document.querySelector("#new-error").textContent.includes("etcd error 105")`)
+	})
+
+	t.Run("DNS names are package discovery's", func(t *testing.T) {
+		dcfg := discovery.Config{}
+		for _, key := range []string{
+			"/skydns/internal/cairn/web/web-1",
+			"/skydns/internal/cairn/prod/api/API-7",
+			"/skydns/internal/cairn/odd/a.b c",
+			"/skydns/internal/cairn/odd/caf\u00e9",
+		} {
+			key, _ = strconv.Unquote(`"` + key + `"`)
+			wantName, _ := dcfg.Name(key)
+			q, _ := json.Marshal(key)
+			got, err := chromedp.Run(root.Ctx, chromedp.Evaluate[map[string]string](
+				`import("/mod/dashboard/static/names.js").then(m => m.instanceNames(`+string(q)+`, "/skydns/internal/cairn", "cairn.internal."))`, chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatalf("names.js for %q: %v", key, err)
+			}
+			if got["name"] != wantName {
+				t.Errorf("name of %q: page %q, discovery %q", key, got["name"], wantName)
+			}
+			svcName, srvName, _ := dcfg.ServiceNames(got["service"])
+			if got["serviceName"] != svcName || got["srvName"] != srvName {
+				t.Errorf("service names of %q: page %q %q, discovery %q %q", key, got["serviceName"], got["srvName"], svcName, srvName)
+			}
+		}
 	})
 
 	t.Run("locks, elections and the event feed", func(t *testing.T) {
