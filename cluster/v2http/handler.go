@@ -109,6 +109,8 @@ type Config struct {
 	// LogRequests logs one line per request (method, path without the
 	// query, status, duration, identity).
 	LogRequests bool
+	// Dashboard configures /mod/dashboard/ (dashboard.go).
+	Dashboard DashboardConfig
 }
 
 // Handler serves the etcd v2 HTTP API. It is safe for concurrent use.
@@ -330,6 +332,9 @@ func (h *Handler) route(w *statusWriter, r *http.Request) string {
 		if endpoint, ok := h.serveMod(w, r); ok {
 			return endpoint
 		}
+	}
+	if h.serveDashboard(w, r) {
+		return "dashboard"
 	}
 	http.NotFound(w, r)
 	return "notfound"
