@@ -282,7 +282,9 @@ func TestLeaderKillAfterRestart(t *testing.T) {
 		}
 	}
 	slices.Sort(took)
-	q := func(f float64) time.Duration { return took[min(len(took)-1, int(f*float64(len(took))))].Round(time.Millisecond) }
+	q := func(f float64) time.Duration {
+		return took[min(len(took)-1, int(f*float64(len(took))))].Round(time.Millisecond)
+	}
 	t.Logf("%d leader kills, each right after a restart: first acknowledged write median %v, p90 %v, max %v (election timeout %v)",
 		len(took), q(0.5), q(0.9), took[len(took)-1].Round(time.Millisecond), p.ElectionTimeout())
 }
