@@ -124,9 +124,7 @@ func TestHistoryBytesReplicated(t *testing.T) {
 		req := &store.Request{Method: store.MethodPut, Path: "/small", Value: fmt.Sprint(i)}
 		_, err := nodes[0].Propose(ctx, req)
 		for try := 0; try < 5 && (errors.Is(err, ErrTimeout) || errors.Is(err, ErrNotLeader)); try++ {
-			// As in write: an election under load (or under emulation,
-			// .ci/32bit); the same write again is harmless here.
-			_, err = nodes[0].Propose(ctx, req)
+			_, err = nodes[0].Propose(ctx, req) // as in write: an election under load
 		}
 		if err != nil {
 			t.Fatal(err)
