@@ -97,6 +97,9 @@ func (n *Node) watchLeader() {
 	defer n.raft.DeregisterObserver(obs)
 	var last raft.ServerID
 	seen := func(id raft.ServerID) {
+		// Gaining or losing a leader both mark the last moment one was
+		// known: callLeader's "no leader" counts from there.
+		n.leaderSeen.Store(time.Now().UnixNano())
 		if id != "" && id != last {
 			n.metrics.leaderChanges.Inc()
 		}

@@ -199,6 +199,13 @@ func (c *Cluster) Wipe(i int) {
 }
 
 func (c *Cluster) stopAll() {
+	// Cut every member off first: a leader stopping hands its leadership
+	// over, and raft's hand-over message to a member that is stopping at
+	// the same time would wait out the in-memory transport's 5 s timeout
+	// (after the test ends); to an isolated one it fails at once.
+	for i := range c.dirs {
+		c.Partition(i)
+	}
 	var wg sync.WaitGroup
 	for i := range c.dirs {
 		wg.Add(1)
