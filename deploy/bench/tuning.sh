@@ -12,8 +12,11 @@
 #    from just before the kill to the end of the first curl that got a 2xx,
 #    TLS handshake and process start included. The killed member is then
 #    restarted and the next round waits until all three are healthy.
-#    Prints each setting's median, p90 and max, and the load average
-#    before and after it.
+#    Before the kills the cluster idles for IDLE: the elections that start
+#    meanwhile, with no member down, are the cost of a short timeout on a
+#    busy machine. Prints each setting's median, p90 and max, the raft terms
+#    per kill (1 is one election; more are split votes or elections that
+#    failed), the idle elections, and the load average before and after.
 # 2. Memory against the history size. For each history_size in
 #    HISTORY_SIZES (each "size" or "size:history_bytes"), a new one-member
 #    cluster takes the same write load (cairn bench put: WRITES writes of
@@ -24,12 +27,12 @@
 # printed next to every figure. Not run by CI; docs/tuning.md has the figures
 # of a run and the command.
 #
-#   deploy/bench/tuning.sh                               # ~8-10 minutes
+#   deploy/bench/tuning.sh                               # ~10 minutes
 #   KILLS=5 ELECTION_TIMEOUTS="1s" HISTORY_SIZES=1000 deploy/bench/tuning.sh
 #
-# Settings (environment): KILLS (20), ELECTION_TIMEOUTS ("500ms 1s 2s"),
+# Settings (environment): KILLS (20), ELECTION_TIMEOUTS ("500ms 1s 2s"), IDLE (30s),
 # HEARTBEAT (the default heartbeat interval when empty), HISTORY_SIZES
-# ("1000 10000 100000 100000:16777216"), WRITES (120000), KEYS (1000),
+# ("1000 10000 100000 100000:16777216"), WRITES (100000), KEYS (1000),
 # VALUE_SIZE (100), PARTS ("failover memory"), PORT_BASE (ports
 # PORT_BASE+1 to +43; default: the first free block of 26000, 26100, ...,
 # 27900), BENCH_CAIRN (default: built from this checkout), LOG_STORE, KEEP=1
@@ -39,10 +42,11 @@ cd "$(dirname "$0")/../.."
 
 NAME=tuning.sh
 KILLS=${KILLS:-20}
+IDLE=${IDLE:-30s}
 ELECTION_TIMEOUTS=${ELECTION_TIMEOUTS:-500ms 1s 2s}
 HEARTBEAT=${HEARTBEAT:-}
 HISTORY_SIZES=${HISTORY_SIZES:-1000 10000 100000 100000:16777216}
-WRITES=${WRITES:-120000}
+WRITES=${WRITES:-100000}
 KEYS=${KEYS:-1000}
 VALUE_SIZE=${VALUE_SIZE:-100}
 PARTS=${PARTS:-failover memory}
@@ -71,6 +75,17 @@ stop_all() {
 	for k in "${!pid[@]}"; do [ -z "${pid[$k]}" ] || kill -TERM "${pid[$k]}" 2>/dev/null || true; done
 	for k in "${!pid[@]}"; do stop_member "$k"; done
 	rm -rf "$tmp"/cairn[0-9]*
+}
+
+# term prints the highest raft term the running members report.
+term() {
+	local i t best=0
+	for i in $(seq "$MEMBERS"); do
+		[ -n "${pid[c$i]:-}" ] || continue
+		t=$(curl "${curlflags[@]}" --max-time 2 "$(cairn_ep "$i")/metrics" 2>/dev/null | awk '/^cairn_raft_term / {printf "%d", $2}')
+		[ -z "$t" ] || [ "$t" -le "$best" ] || best=$t
+	done
+	echo "$best"
 }
 
 # leader prints the number of the member whose /v2/stats/self says it leads.
@@ -127,15 +142,18 @@ failover() {
 	echo
 	echo "3 members, heartbeat interval ${HEARTBEAT:-default}, $KILLS kills per setting; times in ms (median / p90 / max)."
 	echo
-	echo "| election timeout | median | p90 | max | all (ms) | load average before -> after |"
-	echo "|---|---|---|---|---|---|"
-	local et r before times med p90 mx
+	echo "| election timeout | median | p90 | max | all (ms) | raft terms per kill | elections in $IDLE idle | load average before -> after |"
+	echo "|---|---|---|---|---|---|---|---|"
+	local et r before times med p90 mx t0 t1 t2
 	for et in $ELECTION_TIMEOUTS; do
 		serve_flags=(--peer-election-timeout "$et" ${HEARTBEAT:+--peer-heartbeat-interval "$HEARTBEAT"})
 		for i in $(seq "$MEMBERS"); do start_cairn "$i"; done
 		# shellcheck disable=SC2086 # a list of URLs
 		wait_healthy ${cairn_eps//,/ }
 		before=$(load)
+		t0=$(term)
+		sleep "$IDLE"
+		t1=$(term)
 		times=()
 		for r in $(seq "$KILLS"); do
 			failover_round "$r"
@@ -144,8 +162,9 @@ failover() {
 			# shellcheck disable=SC2086 # a list of URLs
 			wait_healthy ${cairn_eps//,/ }
 		done
+		t2=$(term)
 		read -r med p90 mx < <(printf '%s\n' "${times[@]}" | stats)
-		echo "| $et | $med | $p90 | $mx | $(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ' | sed 's/ $//') | $before -> $(load) |"
+		echo "| $et | $med | $p90 | $mx | $(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ' | sed 's/ $//') | $(awk -v a="$t1" -v b="$t2" -v k="$KILLS" 'BEGIN {printf "%.2f", (b - a) / k}') | $((t1 - t0)) | $before -> $(load) |"
 		stop_all
 	done
 	echo
