@@ -77,6 +77,27 @@ stop_all() {
 	rm -rf "$tmp"/cairn[0-9]*
 }
 
+# healthy_all: every member answers /health true within 60 s (by the
+# clock, whatever the machine's load), or the run ends with each member's
+# answer and the scratch directory kept.
+healthy_all() {
+	local i ep deadline=$(($(now_ms) + 60000)) start=$(now_ms)
+	for i in $(seq "$MEMBERS"); do
+		ep=$(cairn_ep "$i")
+		until curl "${curlflags[@]}" --max-time 5 "$ep/health" 2>/dev/null | grep -q '"health": *"true"'; do
+			if [ "$(now_ms)" -gt "$deadline" ]; then
+				echo "$NAME: members not all healthy $(($(now_ms) - start)) ms after a restart; logs in $tmp" >&2
+				for i in $(seq "$MEMBERS"); do
+					echo "  n$i (pid ${pid[c$i]:-none}): $(curl "${curlflags[@]}" --max-time 5 "$(cairn_ep "$i")/health" 2>&1 || true)" >&2
+				done
+				KEEP=1
+				exit 1
+			fi
+			sleep 0.1
+		done
+	done
+}
+
 # term prints the highest raft term the running members report.
 term() {
 	local i t best=0
@@ -159,8 +180,7 @@ failover() {
 			failover_round "$r"
 			times+=("$round_ms")
 			echo "  $et round $r: killed n$round_killed, first write after $round_ms ms (load $(load))" >&2
-			# shellcheck disable=SC2086 # a list of URLs
-			wait_healthy ${cairn_eps//,/ }
+			healthy_all
 		done
 		t2=$(term)
 		read -r med p90 mx < <(printf '%s\n' "${times[@]}" | stats)
