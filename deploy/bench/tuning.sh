@@ -81,14 +81,16 @@ stop_all() {
 # clock, whatever the machine's load), or the run ends with each member's
 # answer and the scratch directory kept.
 healthy_all() {
-	local i ep deadline=$(($(now_ms) + 60000)) start=$(now_ms)
+	local i j ep start deadline
+	start=$(now_ms)
+	deadline=$((start + 60000))
 	for i in $(seq "$MEMBERS"); do
 		ep=$(cairn_ep "$i")
 		until curl "${curlflags[@]}" --max-time 5 "$ep/health" 2>/dev/null | grep -q '"health": *"true"'; do
 			if [ "$(now_ms)" -gt "$deadline" ]; then
 				echo "$NAME: members not all healthy $(($(now_ms) - start)) ms after a restart; logs in $tmp" >&2
-				for i in $(seq "$MEMBERS"); do
-					echo "  n$i (pid ${pid[c$i]:-none}): $(curl "${curlflags[@]}" --max-time 5 "$(cairn_ep "$i")/health" 2>&1 || true)" >&2
+				for j in $(seq "$MEMBERS"); do
+					echo "  n$j (pid ${pid[c$j]:-none}): $(curl "${curlflags[@]}" --max-time 5 "$(cairn_ep "$j")/health" 2>&1 || true)" >&2
 				done
 				KEEP=1
 				exit 1
