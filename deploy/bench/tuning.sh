@@ -27,7 +27,7 @@
 # printed next to every figure. Not run by CI; docs/tuning.md has the figures
 # of a run and the command.
 #
-#   deploy/bench/tuning.sh                               # ~11 minutes
+#   deploy/bench/tuning.sh                               # 11-12 minutes (loaded 2-core machine)
 #   KILLS=5 ELECTION_TIMEOUTS="1s" HISTORY_SIZES=1000 deploy/bench/tuning.sh
 #
 # Settings (environment): KILLS (20), ELECTION_TIMEOUTS ("500ms 1s 2s"), IDLE (30s),
