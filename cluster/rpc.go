@@ -310,8 +310,11 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 			// etcd's "no leader": a member that has heard from no leader for
 			// longer than the election timeout (cut off, or its leader died
 			// and no other is elected yet) refuses at once, so that clients
-			// move to another member instead of waiting here.
-			if since := time.Since(n.raft.LastContact()); since > n.cfg.ElectionTimeout {
+			// move to another member instead of waiting here. A member that
+			// has heard from none since it started (zero LastContact: its
+			// first election is under way, or a single member is electing
+			// itself) waits instead, up to giveUp.
+			if heard := n.raft.LastContact(); !heard.IsZero() && time.Since(heard) > n.cfg.ElectionTimeout {
 				return nil, fmt.Errorf("%w: no leader heard from for over %v (is this member cut off from the others?)", ErrNotLeader, n.cfg.ElectionTimeout)
 			}
 		}

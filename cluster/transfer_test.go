@@ -127,3 +127,41 @@ func TestCutOffMemberRefuses(t *testing.T) {
 	}
 	hub.Heal()
 }
+
+// TestRestartedCutOffMemberWaits: a member that has heard from no leader
+// since it started is not refused at once as cut off (a fresh member's
+// first election, or a single member electing itself, takes up to an
+// election timeout): it waits for a leader, and only after three election
+// timeouts without one refuses as cut off.
+func TestRestartedCutOffMemberWaits(t *testing.T) {
+	hub := NewInmemHub()
+	var nodes []*Node
+	var cfgs []Config
+	addr := func(i int) string { return "10.0.1." + itoa(i+1) + ":7001" }
+	for i := range 3 {
+		cfg := Config{Name: "n" + itoa(i+1), DataDir: t.TempDir(), PeerAddr: addr(i), Network: hub.Network(addr(i)),
+			ElectionTimeout: 300 * time.Millisecond, HeartbeatInterval: 30 * time.Millisecond, RequestTimeout: time.Minute}
+		if i > 0 {
+			cfg.Peers = []string{addr(0)}
+		}
+		cfgs = append(cfgs, cfg)
+		nodes = append(nodes, startNodeTimed(t, cfg))
+	}
+	poll.Until(t, waitTimeout, "three members", func() bool { return len(nodes[0].Members()) == 3 && nodes[0].isLeader() })
+	if err := nodes[2].Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hub.Isolate(addr(2))
+	cfg := cfgs[2]
+	cfg.Network = hub.Network(addr(2))
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	_, err = n.Propose(context.Background(), &store.Request{Method: store.MethodPut, Path: "/x", Value: "v"})
+	if !errors.Is(err, ErrNotLeader) || !strings.Contains(err.Error(), "no leader reached for") {
+		t.Fatalf("write through a restarted, cut-off member: %v, want ErrNotLeader after waiting for a leader (no leader reached for ...)", err)
+	}
+	hub.Heal()
+}
