@@ -127,3 +127,57 @@ func TestCutOffMemberRefuses(t *testing.T) {
 	}
 	hub.Heal()
 }
+
+// TestRestartedCutOffMemberWaits: a member that has heard from no leader
+// since it started is not refused at once as cut off (a fresh member's
+// first election, or a single member electing itself, takes up to an
+// election timeout): it waits for a leader, and refuses as cut off once
+// an election timeout has passed since its start without one.
+func TestRestartedCutOffMemberWaits(t *testing.T) {
+	hub := NewInmemHub()
+	var nodes []*Node
+	var cfgs []Config
+	addr := func(i int) string { return "10.0.1." + itoa(i+1) + ":7001" }
+	for i := range 3 {
+		cfg := Config{Name: "n" + itoa(i+1), DataDir: t.TempDir(), PeerAddr: addr(i), Network: hub.Network(addr(i)),
+			ElectionTimeout: 300 * time.Millisecond, HeartbeatInterval: 30 * time.Millisecond, RequestTimeout: time.Minute}
+		if i > 0 {
+			cfg.Peers = []string{addr(0)}
+		}
+		cfgs = append(cfgs, cfg)
+		nodes = append(nodes, startNodeTimed(t, cfg))
+	}
+	poll.Until(t, waitTimeout, "three members", func() bool { return len(nodes[0].Members()) == 3 && nodes[0].isLeader() })
+	if err := nodes[2].Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hub.Isolate(addr(2))
+	cfg := cfgs[2]
+	cfg.Network = hub.Network(addr(2))
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	_, err = n.Propose(context.Background(), &store.Request{Method: store.MethodPut, Path: "/x", Value: "v"})
+	if !errors.Is(err, ErrNotLeader) || !strings.Contains(err.Error(), "cut off") {
+		t.Fatalf("write through a restarted, cut-off member: %v, want ErrNotLeader (cut off) after waiting for a leader", err)
+	}
+	hub.Heal()
+}
+
+// TestFreshMemberWaitsForItsElection: a single member's first write, sent
+// before it has elected itself, waits for that election instead of being
+// refused as cut off (raft's LastContact is zero until a leader is heard).
+func TestFreshMemberWaitsForItsElection(t *testing.T) {
+	hub := NewInmemHub()
+	n, err := New(Config{Name: "n1", DataDir: t.TempDir(), PeerAddr: "10.0.2.1:7001", Network: hub.Network("10.0.2.1:7001"),
+		ElectionTimeout: 300 * time.Millisecond, HeartbeatInterval: 30 * time.Millisecond, RequestTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	if _, err := n.Propose(context.Background(), &store.Request{Method: store.MethodPut, Path: "/x", Value: "v"}); err != nil {
+		t.Fatalf("first write on a fresh single member: %v", err)
+	}
+}

@@ -105,7 +105,10 @@ start_etcd() {
 	pid[e$i]=$!
 }
 
-# start_cairn i: member i of Cairn, as start_etcd; pid[c$i].
+# start_cairn i: member i of Cairn, as start_etcd; pid[c$i]. The array
+# serve_flags, which the sourcing script may set after sourcing this file,
+# adds flags to cairn serve.
+serve_flags=()
 start_cairn() {
 	local i=$1 j peers=""
 	for j in $(seq "$MEMBERS"); do [ "$j" = "$i" ] || peers+="${peers:+,}127.0.0.1:$(port $((30 + j)))"; done
@@ -113,7 +116,7 @@ start_cairn() {
 		--addr "127.0.0.1:$(port $((20 + i)))" --peer-addr "127.0.0.1:$(port $((30 + i)))" \
 		--dns-addr "127.0.0.1:$(port $((40 + i)))" --peers "$peers" \
 		--ca-file "$pki/ca.crt" --cert-file "$pki/n$i.crt" --key-file "$pki/n$i.key" \
-		${LOG_STORE:+--log-store "$LOG_STORE"} \
+		${LOG_STORE:+--log-store "$LOG_STORE"} "${serve_flags[@]}" \
 		>>"$tmp/cairn$i.log" 2>&1 &
 	pid[c$i]=$!
 }

@@ -32,6 +32,10 @@ import (
 //   - <!-- docs-test: stop-background --> before a block stops the
 //     background blocks first, where the text asks the reader to stop them
 //     (Ctrl+C in the other terminal).
+//   - A `go` block that is a whole program ("package main") is built and
+//     run by TestDocsGoPrograms (docs_go_test.go) against a development
+//     member at /tmp/cairn-dev, port 4001, both rewritten as here; a `text`
+//     block right after it is what it must print.
 //
 // What the runner changes, and nothing else: documented ports become free
 // ports, /tmp becomes the scratch directory's tmp, `go run ./cmd/cairn` and

@@ -173,6 +173,7 @@ func runDoc(t *testing.T, bash, bin, root, name string, blocks []DocBlock) {
 			t.Skip(msg)
 		}
 	}
+	pyEtcd := docPythonEtcd(t, name, all.String())
 
 	scratch := t.TempDir()
 	dirs := map[string]string{}
@@ -184,6 +185,11 @@ func runDoc(t *testing.T, bash, bin, root, name string, blocks []DocBlock) {
 	}
 	if err := os.Symlink(bin, filepath.Join(dirs["bin"], "cairn")); err != nil {
 		t.Fatal(err)
+	}
+	if pyEtcd != "" {
+		if err := os.Symlink(pyEtcd, filepath.Join(dirs["bin"], "python3")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	linkRepo(t, root, dirs["work"])
 	ports := freePorts(t, DocPorts(blocks))
@@ -211,6 +217,32 @@ func runDoc(t *testing.T, bash, bin, root, name string, blocks []DocBlock) {
 		sh.foreground(t, name, b, i, file)
 	}
 	t.Logf("%s: %d blocks ran in %v", name, len(run), time.Since(start).Round(time.Millisecond))
+}
+
+// docPythonEtcd returns, for a document whose blocks import python-etcd
+// ("import etcd"), the python3 that has it when that is not the first
+// python3 in PATH (Debian's python3-etcd is installed for /usr/bin/python3;
+// a pyenv or virtualenv python3 may come first): the runner puts it first
+// on the document's PATH, as a reader would call Debian's python3. Without
+// python-etcd the document is skipped, or failed with
+// CAIRN_REQUIRE_EXTERNAL=1.
+func docPythonEtcd(t *testing.T, doc, text string) string {
+	t.Helper()
+	if !strings.Contains(text, "import etcd") {
+		return ""
+	}
+	py, why := findPythonEtcd()
+	if py == "" {
+		msg := fmt.Sprintf("%s runs python-etcd, which no python3 here imports (Debian: apt-get install python3-etcd): %s", doc, why)
+		if os.Getenv(RequireExternalEnv) == "1" {
+			t.Fatalf("%s; %s=1 makes that a failure", msg, RequireExternalEnv)
+		}
+		t.Skip(msg)
+	}
+	if first, err := exec.LookPath("python3"); err == nil && first == py {
+		return ""
+	}
+	return py
 }
 
 // linkRepo makes the work directory look like a clone, as the docs
