@@ -13,6 +13,10 @@ type metrics struct {
 	duration  *prometheus.HistogramVec // proto
 	truncated *prometheus.CounterVec   // proto
 	malformed prometheus.Counter
+
+	// The UDP children, resolved once for the cached path.
+	udpTruncated prometheus.Counter
+	udpDuration  prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,6 +43,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "DNS messages that could not be parsed or were rejected before reaching the responder.",
 		}),
 	}
+	m.udpTruncated = m.truncated.WithLabelValues(UDP)
+	m.udpDuration = m.duration.WithLabelValues(UDP)
 	if reg == nil {
 		return m, nil
 	}
