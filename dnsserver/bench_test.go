@@ -49,9 +49,14 @@ func BenchmarkAnswerA(b *testing.B) {
 }
 
 // BenchmarkServerUDP: A queries end to end over loopback UDP, one socket per
-// client goroutine; qps is what the server sustained.
+// client goroutine; qps is what the server sustained, with the answer cache
+// (a Source with a Generation, as discovery.Index) and without.
 func BenchmarkServerUDP(b *testing.B) {
-	src := &fakeSource{insts: bigService(60)}
+	b.Run("cached", func(b *testing.B) { benchServerUDP(b, newGenSource(bigService(60)...)) })
+	b.Run("uncached", func(b *testing.B) { benchServerUDP(b, &fakeSource{insts: bigService(60)}) })
+}
+
+func benchServerUDP(b *testing.B, src Source) {
 	s, err := New(Config{}, src, nil, nil)
 	if err != nil {
 		b.Fatal(err)
