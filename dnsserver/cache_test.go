@@ -62,8 +62,12 @@ func (w *captureWriter) WriteMsg(m *dns.Msg) error {
 	}
 	return w.writePacket(b)
 }
-func (w *captureWriter) LocalAddr() net.Addr  { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
-func (w *captureWriter) RemoteAddr() net.Addr { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5353} }
+func (w *captureWriter) LocalAddr() net.Addr {
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
+}
+func (w *captureWriter) RemoteAddr() net.Addr {
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5353}
+}
 
 // discardWriter sends nowhere, without allocating.
 type discardWriter struct{ captureWriter }
