@@ -260,6 +260,15 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		proto = TCP
 	}
+	if len(s.cfg.Allow) > 0 && proto == TCP {
+		if a, ok := w.RemoteAddr().(*net.TCPAddr); !ok || !allowed(s.cfg.Allow, a.AddrPort().Addr()) {
+			s.metrics.droppedAllow.Inc()
+			m := new(dns.Msg)
+			m.SetRcode(req, dns.RcodeRefused)
+			w.WriteMsg(m)
+			return
+		}
+	}
 	b, resp := s.build(req, &clock{now: start}, proto)
 	if resp == nil {
 		s.metrics.malformed.Inc()

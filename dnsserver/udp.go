@@ -29,12 +29,15 @@ type udpLoop struct {
 	cache   *answerCache
 	gen     Generationer // nil: no caching
 	buf     []byte
-	w       udpWriter // of the query being answered
+	w       udpWriter    // of the query being answered
+	rrl     *rateLimiter // nil: no rate limit
+	out     []byte       // slipped responses
 }
 
 func (s *Server) newUDPLoop(conn *net.UDPConn) *udpLoop {
 	l := &udpLoop{s: s, conn: conn, local: conn.LocalAddr(), buf: make([]byte, readBufSize)}
 	l.w.l = l
+	l.rrl = newRateLimiter(s.cfg)
 	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.IsUnspecified() {
 		l.session = setSessionOptions(conn) == nil
 	}
@@ -87,7 +90,28 @@ type responseWriter interface {
 // handle answers the datagram p from src, received at now, through w.
 func (l *udpLoop) handle(p []byte, src netip.AddrPort, now time.Time, w responseWriter) {
 	s := l.s
+	addr := src.Addr().Unmap()
+	if !allowed(s.cfg.Allow, addr) {
+		s.metrics.droppedAllow.Inc()
+		return
+	}
 	q, plain := parsePlain(p)
+	switch l.rrl.check(addr, now) {
+	case rrlSlip:
+		if plain {
+			l.out = slipResponse(l.out, p, &q)
+			if err := w.writePacket(l.out); err != nil {
+				s.log.Debug("dns: write response", "proto", UDP, "remote", src.String(), "err", err)
+			}
+			s.metrics.slipped.Inc()
+			return
+		}
+		s.metrics.droppedRate.Inc()
+		return
+	case rrlDrop:
+		s.metrics.droppedRate.Inc()
+		return
+	}
 	if !plain {
 		l.slow(p, w)
 		return

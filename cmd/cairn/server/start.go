@@ -258,7 +258,11 @@ func (s *Server) startDNS(dcfg discovery.Config, reg *prometheus.Registry) error
 	if cfg.DNSAddr == "" {
 		return nil
 	}
-	dns, err := dnsserver.New(dnsserver.Config{Domain: cfg.DNSDomain, MaxTTL: uint32(cfg.DNSMaxTTL), NS: cfg.DNSNS}, index, reg, logger)
+	dnsCfg, err := cfg.dnsConfig()
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	dns, err := dnsserver.New(dnsCfg, index, reg, logger)
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
