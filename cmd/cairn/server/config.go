@@ -77,10 +77,10 @@ type Config struct {
 	MaxConnections    int
 	MaxWatchers       int
 
-	DNSAddr         string // empty: DNS off
-	DNSDomain       string
-	DNSMaxTTL       uint64
-	DNSNS           []string
+	DNSAddr   string // empty: DNS off
+	DNSDomain string
+	DNSMaxTTL uint64
+	DNSNS     []string
 	// DNS abuse control and transports (issue 15).
 	DNSAllow                []string // CIDRs; empty: every source
 	DNSRateLimit            uint64   // UDP responses per second per /24 or /56; 0: off
