@@ -90,6 +90,17 @@ type clock struct {
 	until time.Time
 	// shuffled: the answer's order came from Config.Shuffle.
 	shuffled bool
+	// src, when set, replaces the Responder's Source for this answer (a
+	// view filtered by the client's authorization).
+	src Source
+}
+
+// source is the Source to answer from.
+func (c *clock) source(r *Responder) Source {
+	if c.src != nil {
+		return c.src
+	}
+	return r.src
 }
 
 // bound lowers until to t.
@@ -269,7 +280,8 @@ func (r *Responder) find(name string, c *clock) (live []*discovery.Instance, exi
 	if name == r.nsParent && len(r.nsHosts) > 0 {
 		return nil, true
 	}
-	all := r.src.Lookup(name)
+	src := c.source(r)
+	all := src.Lookup(name)
 	live = make([]*discovery.Instance, 0, len(all))
 	for i := range all {
 		if in := &all[i]; in.Expires.IsZero() || c.now.Before(in.Expires) {
@@ -281,7 +293,7 @@ func (r *Responder) find(name string, c *clock) (live []*discovery.Instance, exi
 	}
 	// An index that lists only expired instances below name is behind the
 	// store by at most one expiry tick; the name is already gone.
-	exists = len(live) > 0 || (len(all) == 0 && r.src.Exists(name))
+	exists = len(live) > 0 || (len(all) == 0 && src.Exists(name))
 	live = byGroup(live)
 	if len(live) > 1 {
 		c.shuffled = true

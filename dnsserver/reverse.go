@@ -25,7 +25,7 @@ func (r *Responder) reverse(m *dns.Msg, q dns.Question, name string, c *clock) {
 	if !ok {
 		return
 	}
-	all := r.src.ByIP(ip)
+	all := c.source(r).ByIP(ip)
 	live := make([]*discovery.Instance, 0, len(all))
 	for i := range all {
 		if in := &all[i]; in.Expires.IsZero() || c.now.Before(in.Expires) {

@@ -38,7 +38,11 @@ type Server struct {
 	addr    string
 	started bool
 	closed  bool
-	wg      sync.WaitGroup // the UDP loops and the TCP serve loop
+	wg      sync.WaitGroup // the UDP loops, the TCP and DoT serve loops
+
+	tls     *dns.Server // DoT, when ServeTLS was called
+	tlsAddr string
+	filter  Filter
 }
 
 // New returns a Server answering from src with cfg (zero fields defaulted).
@@ -225,10 +229,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closed = true
 	s.addr = ""
 	s.mu.Unlock()
-	if !started || wasClosed {
+	if wasClosed {
 		return nil
 	}
 	var errs []error
+	if err := s.shutdownTLS(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	// A UDP loop answers each query before it reads the next: closing the
 	// socket ends it after the query in flight.
 	for _, c := range udp {
@@ -236,8 +243,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := tcp.ShutdownContext(ctx); err != nil {
-		errs = append(errs, err)
+	if tcp != nil {
+		if err := tcp.ShutdownContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -246,7 +255,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, ctx.Err())
 	}
-	s.log.Info("dns: stopped")
+	if started {
+		s.log.Info("dns: stopped")
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dnsserver: shutdown: %w", err)
 	}
