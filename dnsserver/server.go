@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -406,8 +407,22 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.sem
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	lc := &limitConn{Conn: c, release: func() { <-l.sem }}
+	if tc, ok := c.(*tls.Conn); ok {
+		return &tlsLimitConn{limitConn: lc, tls: tc}, nil
+	}
+	return lc, nil
 }
+
+// tlsLimitConn is a limitConn of a TLS connection: it shows its state to
+// miekg/dns (dns.ConnectionStater), so that DoT answers see the client's
+// certificate.
+type tlsLimitConn struct {
+	*limitConn
+	tls *tls.Conn
+}
+
+func (c *tlsLimitConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
 
 func (l *limitListener) Close() error {
 	l.closeOnce.Do(func() { close(l.done) })
