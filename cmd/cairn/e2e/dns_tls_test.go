@@ -94,10 +94,7 @@ func TestDNSOverTLSClientCert(t *testing.T) {
 		}
 	})
 	t.Run("kdig", func(t *testing.T) {
-		kdig, err := exec.LookPath("kdig")
-		if err != nil {
-			t.Skip("kdig (knot-dnsutils) not installed")
-		}
+		kdig := NeedBinary(t, "kdig") // Debian: knot-dnsutils
 		host, port, _ := net.SplitHostPort(dot)
 		out, err := exec.Command(kdig, "@"+host, "-p", port, "+tls-ca="+testPKI.CAFile, "+tls-hostname=127.0.0.1",
 			"+tls-certfile="+s.Files.CertFile, "+tls-keyfile="+s.Files.KeyFile, "web-1.web.cairn.internal", "A", "+short").CombinedOutput()
