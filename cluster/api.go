@@ -23,6 +23,9 @@ type Status struct {
 	// DiskFull is why this node refuses writes for want of room ("disk
 	// full: free space in <data dir>"); empty while its data dir has room.
 	DiskFull string
+	// CatchingUp says that this member restarted and has not yet applied
+	// again everything it had applied before it stopped; empty once it has.
+	CatchingUp string
 
 	RecvAppendRequestCnt uint64
 	SendAppendRequestCnt uint64

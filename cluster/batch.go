@@ -126,7 +126,7 @@ func (q *batcher) submit(ctx context.Context, r *store.Request) (*store.Event, u
 	case a := <-p.done:
 		return a.ev, a.idx, a.err
 	case <-ctx.Done():
-		return nil, 0, fmt.Errorf("%w: the refresh was queued for a batch; it may or may not be applied", ErrTimeout)
+		return nil, 0, fmt.Errorf("%w: the write was queued for a batch; it may or may not be applied", ErrTimeout)
 	case <-q.n.stop: // the loop may be gone; what it still held was answered
 		return nil, 0, ErrStopped
 	}

@@ -111,6 +111,12 @@ func TestBatchAppliesAsSeparateEntries(t *testing.T) {
 // the leader's index, once every member has announced featureBatch.
 func startThree(t *testing.T, clk *fakeClock) ([]*Node, int) {
 	t.Helper()
+	return startThreeWith(t, clk, func(*Config) {})
+}
+
+// startThreeWith is startThree with edit applied to each member's Config.
+func startThreeWith(t *testing.T, clk *fakeClock, edit func(*Config)) ([]*Node, int) {
+	t.Helper()
 	hub := NewInmemHub()
 	nodes := make([]*Node, 3)
 	addr := func(i int) string { return "10.0.0." + itoa(i+1) + ":7001" }
@@ -121,6 +127,7 @@ func startThree(t *testing.T, clk *fakeClock) ([]*Node, int) {
 		if i > 0 {
 			cfg.Peers = []string{addr(0)}
 		}
+		edit(&cfg)
 		nodes[i] = startNodeTimed(t, cfg)
 	}
 	leader := -1

@@ -40,6 +40,12 @@ type fsm struct {
 	mu      sync.Mutex
 	waiters []indexWaiter // applied-index waiters by index, see appliedCh
 
+	// applyMu serializes raft's applies and restores with the replay of
+	// the local log at start (Node.replayLocal).
+	applyMu sync.Mutex
+	// mark, when set, records the last entry applied (appliedFile).
+	mark func(appliedMark)
+
 	metaMu  sync.RWMutex
 	members map[uint64]memberInfo
 	removed map[uint64]bool
@@ -72,34 +78,42 @@ func newFSM(s *store.Store, flt *disk.Fault) *fsm {
 // Apply runs one committed command (raft calls ApplyBatch; restores and
 // tests call this).
 func (f *fsm) Apply(l *raft.Log) any {
-	res, ok := f.apply(l)
-	if ok {
-		f.advance(l.Index)
-	}
-	return res
+	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
 // ApplyBatch runs a batch of committed entries (commands and
 // configurations, in log order) and then moves the applied index once, to
 // the last entry it applied: waiters wake once per batch.
+//
+// An entry at or below the applied index is skipped: the start replayed it
+// from the local log already (Node.replayLocal), and raft delivers it again.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	out := make([]any, len(logs))
-	var last uint64
+	var last, lastTerm uint64
 	for i, l := range logs {
+		if l.Index != 0 && l.Index <= f.applied.Load() {
+			out[i] = applyResult{}
+			continue
+		}
 		if l.Type != raft.LogCommand {
 			if f.fault.Err() == nil {
-				last = l.Index // a configuration: only the applied index moves
+				last, lastTerm = l.Index, l.Term // a configuration: only the applied index moves
 			}
 			continue
 		}
 		res, ok := f.apply(l)
 		out[i] = res
 		if ok {
-			last = l.Index
+			last, lastTerm = l.Index, l.Term
 		}
 	}
 	if last != 0 {
 		f.advance(last)
+		if f.mark != nil {
+			f.mark(appliedMark{index: last, term: lastTerm})
+		}
 	}
 	return out
 }
@@ -209,6 +223,8 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // (format in snapshot.go).
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
 	br := bufio.NewReader(rc)
 	h, _, err := decodeSnapHeader(br)
 	if err != nil {

@@ -121,7 +121,12 @@ func TestHistoryBytesReplicated(t *testing.T) {
 	// One at a time: concurrent writes would share raft entries (batch.go).
 	stop(2)
 	for i := range 1100 {
-		if _, err := nodes[0].Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/small", Value: fmt.Sprint(i)}); err != nil {
+		req := &store.Request{Method: store.MethodPut, Path: "/small", Value: fmt.Sprint(i)}
+		_, err := nodes[0].Propose(ctx, req)
+		for try := 0; try < 5 && (errors.Is(err, ErrTimeout) || errors.Is(err, ErrNotLeader)); try++ {
+			_, err = nodes[0].Propose(ctx, req) // as in write: an election under load
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}

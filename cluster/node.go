@@ -37,7 +37,11 @@ type Node struct {
 	net       Network
 	id        uint64
 	clusterID uint64
-	startTime time.Time
+	// marks records the last entry applied; startApplied is the one
+	// recorded before this start, which CaughtUp compares with (applied.go).
+	marks        *appliedWriter
+	startApplied uint64
+	startTime    time.Time
 
 	// readyTerm is the term in which this node, as leader, has applied an
 	// entry of its own (a barrier): reads wait for it.
@@ -181,12 +185,30 @@ func New(cfg Config) (*Node, error) {
 		readyCh: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
+	mark := readAppliedMark(cfg.DataDir)
+	if n.marks, err = openAppliedWriter(cfg.DataDir); err != nil {
+		return fail(err)
+	}
+	f.mark = n.marks.write
 	rlogs, rstable, rsnaps := n.raftStores(logs, snaps)
 	r, err := disk.StartRaft(rc, f, rlogs, rstable, rsnaps, trans, cfg.DataDir)
 	if err != nil {
+		n.marks.Close()
 		return fail(err)
 	}
 	n.raft = r
+	// Before anything is served: what this member applied before it
+	// stopped, from its own log (applied.go).
+	replayed, target, err := n.replayLocal(rlogs, mark)
+	n.startApplied = target
+	if err != nil {
+		r.Shutdown().Error()
+		n.marks.Close()
+		return fail(err)
+	}
+	if replayed > 0 {
+		cfg.Logger.Info("replayed the local log up to the last entry applied before the stop", "entries", replayed, "index", target)
+	}
 	netw.Serve(n.handle)
 	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
 	n.metrics = newMetrics(cfg.Registry, n)
@@ -229,10 +251,17 @@ func (n *Node) ClusterID() uint64 {
 	return n.clusterID
 }
 
-// Shutdown stops the node; acknowledged writes are already durable.
+// Shutdown stops the node; acknowledged writes are already durable. A
+// leader first hands the leadership to another voter (within two election
+// timeouts, and ctx), so that a planned stop costs no election.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.stopOnce.Do(func() {
+		bound := 2 * n.cfg.ElectionTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			bound = min(bound, time.Until(dl)/2)
+		}
+		n.StepDown(bound)
 		close(n.stop)
 		n.wg.Wait()
 		done := make(chan error, 1)
@@ -243,6 +272,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("cluster: shutdown: %w", ctx.Err())
 		}
 		n.net.Close()
+		n.marks.Close()
 		if cerr := n.logs.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)
 		}
@@ -408,7 +438,8 @@ func (n *Node) timeout(ctx context.Context) time.Duration {
 
 func raftError(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it was stored: nothing was proposed.
 		return fmt.Errorf("%w (%v)", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrLeadershipLost):
 		// The entry may still commit under the next leader: not retryable.

@@ -16,14 +16,15 @@ import (
 // the binary encoding (event.go); a member that predates it ignores it as
 // leader and answers JSON.
 const (
-	opPropose      byte = 1 // payload: an encoded cmdRequest; answer: uvarint raft index, wireEvent
-	opReadIndex    byte = 2 // answer: uvarint index the reader must have applied
-	opJoin         byte = 3 // payload: joinRequest JSON
-	opAddMember    byte = 4 // payload: JSON []string peer URLs; answer: Member JSON
-	opRemoveMember byte = 5 // payload: uvarint id
-	opUpdateMember byte = 6 // payload: memberUpdate JSON
-	opPing         byte = 7 // answer: empty
-	opAddedMember  byte = 8 // payload: a peer address; answer: uvarint ID of the unstarted member there, 0 for none
+	opPropose        byte = 1 // payload: an encoded cmdRequest; answer: uvarint raft index, wireEvent
+	opReadIndex      byte = 2 // answer: uvarint index the reader must have applied
+	opJoin           byte = 3 // payload: joinRequest JSON
+	opAddMember      byte = 4 // payload: JSON []string peer URLs; answer: Member JSON
+	opRemoveMember   byte = 5 // payload: uvarint id
+	opUpdateMember   byte = 6 // payload: memberUpdate JSON
+	opPing           byte = 7 // answer: empty
+	opAddedMember    byte = 8 // payload: a peer address; answer: uvarint ID of the unstarted member there, 0 for none
+	opTransferLeader byte = 9 // payload: uvarint ID of the member to hand the leadership to, 0 for raft's choice; answer: uvarint ID of the new leader
 )
 
 const (
@@ -270,6 +271,16 @@ func (n *Node) serveLeader(ctx context.Context, op, flags byte, payload []byte) 
 		return nil, n.removeMemberLocal(ctx, id)
 	case opAddedMember:
 		return binary.AppendUvarint(nil, n.addedMemberAt(string(payload))), nil
+	case opTransferLeader:
+		to, k := binary.Uvarint(payload)
+		if k <= 0 {
+			return nil, errors.New("cluster: bad transfer-leader request")
+		}
+		id, err := n.transferLocal(ctx, to)
+		if err != nil {
+			return nil, err
+		}
+		return binary.AppendUvarint(nil, id), nil
 	case opUpdateMember:
 		var u memberUpdate
 		if err := json.Unmarshal(payload, &u); err != nil {
@@ -288,12 +299,22 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 	req := append([]byte{op, hops}, payload...)
 	backoff := 10 * time.Millisecond
 	var last error = ErrNotLeader
+	// A member cut off from the others reaches no leader: after three
+	// election timeouts of trying it refuses (nothing was proposed, so a
+	// client may send it elsewhere) rather than hold the request for the
+	// whole request timeout.
+	giveUp := time.Now().Add(3 * n.cfg.ElectionTimeout)
 	for {
-		if n.isLeader() {
-			return n.serveLeader(ctx, op, hops&^hopsMask, payload)
-		}
 		addr, _ := n.raft.LeaderWithID()
-		if addr != "" {
+		if n.isLeader() {
+			// ErrNotLeader here proposed nothing: leadership is being
+			// handed over, or was just lost. The next leader serves it.
+			ans, err := n.serveLeader(ctx, op, hops&^hopsMask, payload)
+			if !errors.Is(err, ErrNotLeader) {
+				return ans, err
+			}
+			last = err
+		} else if addr != "" {
 			ans, err := n.net.Call(ctx, string(addr), req)
 			if err == nil {
 				ans, err = decodeAnswer(ans)
@@ -302,6 +323,9 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 				return ans, err
 			}
 			last = err
+		}
+		if (errors.Is(last, ErrNotLeader) || errors.Is(last, ErrNotSent)) && time.Now().After(giveUp) {
+			return nil, fmt.Errorf("%w: no leader reached for %v (is this member cut off from the others?)", ErrNotLeader, 3*n.cfg.ElectionTimeout)
 		}
 		select {
 		case <-ctx.Done():

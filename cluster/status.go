@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -18,6 +19,9 @@ func (n *Node) Status() Status {
 		AppliedIndex: n.fsm.applied.Load(),
 		StartTime:    n.startTime,
 		DiskFull:     n.DiskFull(),
+	}
+	if applied := n.fsm.applied.Load(); applied < n.startApplied {
+		st.CatchingUp = fmt.Sprintf("restarted and catching up: applied index %d of the %d applied before the stop", applied, n.startApplied)
 	}
 	if err := n.fault.Err(); err != nil {
 		st.Fault = err.Error()

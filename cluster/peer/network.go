@@ -72,6 +72,7 @@ type Network struct {
 	ln     net.Listener
 	dialer net.Dialer
 	trans  *raft.NetworkTransport
+	heal   *healingTransport // trans, with RPCs on dead pooled connections sent again
 	raftCh chan net.Conn
 	log    *slog.Logger
 
@@ -83,6 +84,7 @@ type Network struct {
 	// a goaway before closing it.
 	muxServed map[*muxServer]struct{}
 	conns     map[net.Conn]struct{} // forwarding connections served, raft connections either way
+	dials     map[string]uint64     // raft connections dialed per peer address
 	closed    bool
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -125,6 +127,7 @@ func New(cfg Config) (*Network, error) {
 		mux:       make(map[string]*muxPool),
 		muxServed: make(map[*muxServer]struct{}),
 		conns:     make(map[net.Conn]struct{}),
+		dials:     make(map[string]uint64),
 		done:      make(chan struct{}),
 	}
 	n.baseCtx, n.cancel = context.WithCancel(context.Background())
@@ -136,17 +139,27 @@ func New(cfg Config) (*Network, error) {
 	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &streamLayer{n: n},
-		MaxPool: 3,
+		MaxPool: raftMaxPool,
 		Timeout: peerRPCTimeout,
 		Logger:  cluster.RaftLogger(cfg.Logger),
 	})
+	n.heal = &healingTransport{NetworkTransport: n.trans, n: n}
 	n.wg.Add(1)
 	go n.acceptLoop()
 	return n, nil
 }
 
-// Transport is raft's NetworkTransport over the peer port.
-func (n *Network) Transport() raft.Transport { return n.trans }
+// Transport is raft's NetworkTransport over the peer port, with its small
+// RPCs sent again when a peer had closed the pooled connection they took
+// (healingTransport).
+func (n *Network) Transport() raft.Transport { return n.heal }
+
+// raftDials is how many raft connections were dialed to addr.
+func (n *Network) raftDials(addr string) uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.dials[addr]
+}
 
 // Addr is the address the peer port listens on.
 func (n *Network) Addr() net.Addr { return n.ln.Addr() }
@@ -515,6 +528,9 @@ func (s *streamLayer) Addr() net.Addr { return advertisedAddr(s.n.cfg.AdvertiseA
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(s.n.baseCtx, timeout)
 	defer cancel()
+	s.n.mu.Lock()
+	s.n.dials[string(address)]++
+	s.n.mu.Unlock()
 	c, err := s.n.dial(ctx, string(address), protoRaft)
 	if err != nil {
 		return nil, err

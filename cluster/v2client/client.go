@@ -178,6 +178,11 @@ type Request struct {
 	// Idempotent allows sending the request to another member after it may
 	// have reached one. GET and HEAD always are.
 	Idempotent bool
+	// Blocking marks a request that waits on purpose until something
+	// happens (a lock acquisition, a leader's wait=true): Config.Timeout
+	// bounds only the connection (dial and TLS handshake), and the answer
+	// may take as long as ctx allows.
+	Blocking bool
 }
 
 // notAppliedHeader is cluster/v2http.NotAppliedHeader (this package
@@ -195,6 +200,15 @@ type Response struct {
 	Header     http.Header
 	Body       []byte
 	Endpoint   string // the endpoint that answered
+}
+
+// Err is the error of a failed answer (status 300 or more): the
+// *store.Error it carries, else an *Error; nil for a success.
+func (r *Response) Err() error {
+	if r.StatusCode < 300 {
+		return nil
+	}
+	return responseError(r)
 }
 
 // Do sends req to the endpoint that answered last, failing over as the
@@ -268,8 +282,11 @@ func (e *UnavailableError) Unwrap() []error { return append([]error{ErrUnavailab
 // try is one attempt on endpoint ep; sent reports whether the request may
 // have reached it.
 func (c *Client) try(ctx context.Context, ep string, req Request) (resp *Response, sent bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
+	if !req.Blocking {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
+		defer cancel()
+	}
 	hr, wrote, err := c.newRequest(ctx, ep, req)
 	if err != nil {
 		return nil, false, err

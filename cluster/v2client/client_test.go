@@ -374,3 +374,42 @@ func TestCanonicalKey(t *testing.T) {
 		}
 	}
 }
+
+// TestBlocking: a Blocking request may wait past Config.Timeout for its
+// answer; the same request without it gives up at the timeout. Err decodes
+// a failed answer.
+func TestBlocking(t *testing.T) {
+	p := newPKI(t)
+	const timeout = 100 * time.Millisecond
+	url, _ := serve(t, p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"errorCode":100,"message":"Key not found","cause":"/x","index":0}`)
+			return
+		}
+		// A server that answers late, as a lock granted after a wait.
+		select {
+		case <-time.After(5 * timeout):
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "42")
+	}))
+	c := newClient(t, p, timeout, url)
+	ctx := context.Background()
+	if _, err := c.Do(ctx, v2client.Request{Method: http.MethodGet, Path: "/slow"}); !errors.Is(err, v2client.ErrTimeout) {
+		t.Fatalf("not blocking: %v; want ErrTimeout", err)
+	}
+	resp, err := c.Do(ctx, v2client.Request{Method: http.MethodPost, Path: "/slow", Blocking: true, Idempotent: true})
+	if err != nil || string(resp.Body) != "42" || resp.Err() != nil {
+		t.Fatalf("blocking request: %+v, %v", resp, err)
+	}
+	resp, err = c.Do(ctx, v2client.Request{Method: http.MethodGet, Path: "/missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code(resp.Err()) != store.EcodeKeyNotFound {
+		t.Fatalf("Err of a 404: %v", resp.Err())
+	}
+}

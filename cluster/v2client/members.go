@@ -84,6 +84,21 @@ func (c *Client) RemoveMember(ctx context.Context, id string) error {
 	return c.call(ctx, Request{Method: http.MethodDelete, Path: "/v2/members/" + url.PathEscape(id)}, http.StatusNoContent, nil)
 }
 
+// TransferLeader hands the cluster's leadership to the member named to (a
+// name or hex ID; "" lets the leader pick the most up-to-date voter) and
+// returns the new leader: POST /cairn/v1/transfer-leader, a Cairn
+// extension. Sending it twice is harmless.
+func (c *Client) TransferLeader(ctx context.Context, to string) (Member, error) {
+	var m Member
+	req := Request{Method: http.MethodPost, Path: "/cairn/v1/transfer-leader", Idempotent: true}
+	if to != "" {
+		req.Body = []byte("to=" + url.QueryEscape(to))
+		req.ContentType = "application/x-www-form-urlencoded"
+	}
+	err := c.call(ctx, req, http.StatusOK, &m)
+	return m, err
+}
+
 // Health is GET /health: nil for 200 {"health":"true"}, else an error that
 // says what the member answered.
 func (c *Client) Health(ctx context.Context) error {

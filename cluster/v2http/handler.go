@@ -109,13 +109,19 @@ type Config struct {
 	// LogRequests logs one line per request (method, path without the
 	// query, status, duration, identity).
 	LogRequests bool
+	// Dashboard configures /mod/dashboard/ (dashboard.go).
+	Dashboard DashboardConfig
 }
 
 // Handler serves the etcd v2 HTTP API. It is safe for concurrent use.
 type Handler struct {
-	cfg      Config
-	cluster  Cluster
-	admin    MemberAdmin // nil: membership changes are not supported
+	cfg     Config
+	cluster Cluster
+	admin   MemberAdmin // nil: membership changes are not supported
+	// caughtUp, when the Cluster has it, says whether a restarted member
+	// has applied again what it served before it stopped (stale reads are
+	// refused until then).
+	caughtUp interface{ CaughtUp() bool }
 	log      *slog.Logger
 	metrics  *metrics
 	watchers *watchLimiter
@@ -203,6 +209,7 @@ func New(cfg Config) (*Handler, error) {
 		done:     make(chan struct{}),
 	}
 	h.admin, _ = cfg.Cluster.(MemberAdmin)
+	h.caughtUp, _ = cfg.Cluster.(interface{ CaughtUp() bool })
 	m, err := newMetrics(cfg.Registry, cfg.Cluster)
 	if err != nil {
 		return nil, err
@@ -306,6 +313,9 @@ func (h *Handler) route(w *statusWriter, r *http.Request) string {
 		return "metrics"
 	case snapshotPath:
 		return h.serveSnapshot(w, r)
+	case transferPath:
+		h.serveTransfer(w, r)
+		return "members"
 	}
 	switch {
 	case strings.HasPrefix(p, keysPrefix+"/"):
@@ -322,6 +332,9 @@ func (h *Handler) route(w *statusWriter, r *http.Request) string {
 		if endpoint, ok := h.serveMod(w, r); ok {
 			return endpoint
 		}
+	}
+	if h.serveDashboard(w, r) {
+		return "dashboard"
 	}
 	http.NotFound(w, r)
 	return "notfound"

@@ -57,7 +57,7 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := h.cluster.Status()
-	if reason := cmp.Or(st.Fault, st.DiskFull); reason != "" {
+	if reason := cmp.Or(st.Fault, st.DiskFull, st.CatchingUp); reason != "" {
 		// A member that found its log corrupt, or whose disk is full, says
 		// why (etcd 3.5's "reason" field), whatever raft still reports.
 		b, _ := json.Marshal(struct {

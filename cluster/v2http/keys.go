@@ -46,7 +46,15 @@ func (h *Handler) serveKeys(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// errCatchingUp refuses a stale read on a member that restarted and has
+// not yet applied again everything it served before (cluster.Node.CaughtUp).
+var errCatchingUp = errors.New("this member restarted and has not yet applied again everything it served before it stopped; read from another member, or without stale=true")
+
 func (h *Handler) serveGet(w http.ResponseWriter, r *http.Request, kr *keyRequest) {
+	if kr.stale && !kr.quorum && h.caughtUp != nil && !h.caughtUp.CaughtUp() {
+		h.writeKeyError(w, r, errCatchingUp)
+		return
+	}
 	if kr.quorum || !kr.stale {
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
 		err := h.cluster.ReadBarrier(ctx)

@@ -80,6 +80,18 @@ func (h *Handler) acquire(w http.ResponseWriter, r *http.Request, mr *modRequest
 			return
 		}
 		me, found = findValue(q, value)
+		if found {
+			// A client back after a failover: its entry's TTL runs from its
+			// last refresh, by a member that may be gone; restart it now.
+			err := h.refreshEntry(ctx, me.key, ttl)
+			switch {
+			case isStoreCode(err, store.EcodeKeyNotFound):
+				found = false // expired meanwhile: queue again
+			case err != nil:
+				h.writeKeyError(w, r, err)
+				return
+			}
+		}
 	}
 	if !found {
 		v := value

@@ -409,3 +409,19 @@ func TestModLockBarrierFails(t *testing.T) {
 	fc.set(func(f *fakeCluster) { f.barrierErr = nil })
 	mustCode(t, "after the barrier works again", p.result(t), 200)
 }
+
+// TestModLockRejoinRestartsTTL: a client that comes back with its value
+// (after a failover to another member) gets its entry's TTL restarted at
+// once, not at the next heartbeat of the member it left.
+func TestModLockRejoinRestartsTTL(t *testing.T) {
+	h, fc := newTestHandler(t, store.Config{}, nil)
+	checkResponse(t, do(h, "POST", "/mod/v2/lock/r?ttl=30&value=w", ""), 200, "1")
+	checkResponse(t, do(h, "POST", "/mod/v2/lock/r?ttl=600&value=w", ""), 200, "1")
+	ev, err := fc.st.Get("/_mod/lock/r", true, true, testNow)
+	if err != nil || len(ev.Node.Nodes) != 1 {
+		t.Fatalf("queue: %+v, %v", ev, err)
+	}
+	if got := ev.Node.Nodes[0].TTL; got != 600 {
+		t.Fatalf("entry TTL %d after the rejoin, want 600", got)
+	}
+}

@@ -121,6 +121,20 @@ func (f *fakeMembers) RemoveMember(_ context.Context, id uint64) error {
 	return nil
 }
 
+// TransferLeadership moves the leadership to a started member: to, else
+// the first started one that does not lead.
+func (f *fakeMembers) TransferLeadership(_ context.Context, to uint64) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.members {
+		if m.Name != "" && (m.ID == to || (to == 0 && m.ID != f.leader)) {
+			f.leader = m.ID
+			return m.ID, nil
+		}
+	}
+	return 0, &memberErr{404, "no such voter"}
+}
+
 // count is the number of AddMember calls so far.
 func (f *fakeMembers) count() int {
 	f.mu.Lock()

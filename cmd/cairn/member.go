@@ -30,7 +30,8 @@ development PKI of a member on this machine (<data-dir>/pki) and
 https://127.0.0.1:4001.`,
 		Example: `  cairn member list --data-dir /tmp/cairn-dev
   cairn member add node4 https://10.0.0.4:7001
-  cairn member remove 8e9e05c52164694d`,
+  cairn member remove 8e9e05c52164694d
+  cairn member transfer-leader --to n2`,
 	}
 	cf := clientflags.Add(cmd.PersistentFlags())
 	run := func(fn func(ctx context.Context, c *v2client.Client, args []string) error) func(*cobra.Command, []string) error {
@@ -71,7 +72,25 @@ https://127.0.0.1:4001.`,
 			return memberRemove(ctx, c, stdout, stderr, args[0])
 		}),
 	}
-	cmd.AddCommand(list, add, remove)
+	var to string
+	transfer := &cobra.Command{
+		Use:   "transfer-leader",
+		Short: "Hand the leadership to another member (before maintenance on the leader)",
+		Long: `Hand the leadership to another voting member: the one named by --to, else
+the most up-to-date one. Writes pause for about one round trip instead of an
+election timeout. A leader stopping with SIGTERM does this by itself.`,
+		Args: exactArgs(0, "no arguments accepted; name the new leader with --to"),
+		RunE: run(func(ctx context.Context, c *v2client.Client, _ []string) error {
+			m, err := c.TransferLeader(ctx, to)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "Leadership transferred to %s (%s)\n", m.Name, m.ID)
+			return nil
+		}),
+	}
+	transfer.Flags().StringVar(&to, "to", "", "name or hex ID of the member to lead (default: the most up-to-date voter)")
+	cmd.AddCommand(list, add, remove, transfer)
 	return cmd
 }
 

@@ -70,6 +70,15 @@ func TestMemberCommands(t *testing.T) {
 		{name: "add fails", mod: func(f *fakeMembers) { f.addErr = context.DeadlineExceeded }, args: []string{"add", "node4", "https://10.0.0.4:7001"}, adds: 1,
 			err: "; its log says why); the change may or may not have been made: check with cairn member list"},
 		{name: "remove no ID", args: []string{"remove"}, err: "provide a single member ID"},
+
+		{name: "transfer-leader", args: []string{"transfer-leader"}, stdout: "Leadership transferred to node2 (2)\n"},
+		{name: "transfer-leader to a name", args: []string{"transfer-leader", "--to", "node2"}, stdout: "Leadership transferred to node2 (2)\n"},
+		{name: "transfer-leader to the leader", args: []string{"transfer-leader", "--to", "1"}, stdout: "Leadership transferred to node1 (1)\n"},
+		{name: "transfer-leader to an unstarted member", args: []string{"transfer-leader", "--to", "3"}, err: "No such member: 3"},
+		{name: "transfer-leader to nobody", args: []string{"transfer-leader", "--to", "nobody"},
+			err: "No such member: nobody (give a member name or hex ID of cairn member list)"},
+		{name: "transfer-leader read-only", readOnly: true, args: []string{"transfer-leader"},
+			err: "leadership transfer is not supported by this server"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

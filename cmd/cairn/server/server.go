@@ -210,6 +210,11 @@ func (s *Server) Close() error {
 		s.closed = true
 		s.mu.Unlock()
 		s.log.Info("shutting down")
+		if s.node != nil {
+			// A leader hands over first, while it still serves: the writes
+			// in flight finish, or move to the new leader as not proposed.
+			s.node.StepDown(2 * s.cfg.ElectionTimeout)
+		}
 		s.cancelAPI() // cancels in-flight requests, so Shutdown does not wait for them
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()

@@ -72,7 +72,10 @@ func (s *Server) serveNode(t tlsSetup, reg *prometheus.Registry) error {
 	if err := s.startDNS(dcfg, reg); err != nil {
 		return err
 	}
-	return s.newAPI(dcfg, reg)
+	// The dashboard probes the other members with this member's own
+	// certificate (the client port's material) and the cluster CA.
+	memberTLS := t.material.ClientConfig(t.opts)
+	return s.newAPI(dcfg, reg, func() *tls.Config { return memberTLS })
 }
 
 // withdraw undoes the join of a start that failed after its node started
@@ -308,7 +311,7 @@ func (s *Server) startDNS(dcfg discovery.Config, reg *prometheus.Registry) error
 
 // newAPI makes the HTTP servers Run starts: the etcd v2 API of the client
 // port and, with metrics_addr, the metrics port, which it binds.
-func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry) error {
+func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry, memberTLS func() *tls.Config) error {
 	cfg, logger := s.cfg, s.log
 	handler, err := v2http.New(v2http.Config{
 		Cluster: s.node, Logger: logger, Registry: reg, Gatherer: reg, Now: s.opts.now,
@@ -319,6 +322,7 @@ func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry) error {
 		MaxWatchers: cfg.MaxWatchers,
 		RateLimit:   v2http.RateLimit{PerSecond: float64(cfg.RateLimit), Burst: int(cfg.RateBurst)},
 		LogRequests: cfg.LogRequests,
+		Dashboard:   v2http.DashboardConfig{Discovery: dcfg, MemberTLS: memberTLS},
 	})
 	if err != nil {
 		return err
