@@ -298,6 +298,12 @@ func (c *Config) complete() error {
 	if c.DNSMaxTTL == 0 || c.DNSMaxTTL > 1<<31-1 {
 		bad("dns.max_ttl: %d is not between 1 and 2147483647 seconds", c.DNSMaxTTL)
 	}
+	if _, _, err := net.SplitHostPort(c.DNSTLSAddr); err != nil && c.DNSTLSAddr != "" {
+		bad("dns.tls_addr: %q is not host:port (or empty to turn DNS over TLS off)", c.DNSTLSAddr)
+	}
+	if c.DNSTLSAddr != "" && c.DNSAddr == "" {
+		bad("dns.tls_addr needs the DNS responder: set dns.addr too")
+	}
 	if dc, err := c.dnsConfig(); err != nil {
 		bad("dns: %v", err)
 	} else if err := dc.Validate(); err != nil {
