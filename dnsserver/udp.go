@@ -32,6 +32,7 @@ type udpLoop struct {
 	w       udpWriter    // of the query being answered
 	rrl     *rateLimiter // nil: no rate limit
 	out     []byte       // slipped responses
+	batch   *batch       // recvmmsg/sendmmsg buffers; nil: one datagram at a time
 }
 
 func (s *Server) newUDPLoop(conn *net.UDPConn) *udpLoop {
@@ -45,11 +46,18 @@ func (s *Server) newUDPLoop(conn *net.UDPConn) *udpLoop {
 		l.gen = g
 		l.cache = newAnswerCache()
 	}
+	if !l.session {
+		l.batch, _ = newBatch(conn) // nil where unsupported
+	}
 	return l
 }
 
 // run serves until the socket is closed.
 func (l *udpLoop) run() {
+	if l.batch != nil {
+		l.runBatch()
+		return
+	}
 	for {
 		var (
 			n    int
@@ -78,6 +86,35 @@ func (l *udpLoop) run() {
 		}
 		l.w.to, l.w.sess = from, sess
 		l.handle(l.buf[:n], from, time.Now(), &l.w)
+	}
+}
+
+// runBatch is run with recvmmsg and sendmmsg: the datagrams one call
+// returns are answered in order, their replies queued, and sent together.
+func (l *udpLoop) runBatch() {
+	b := l.batch
+	l.w.batch = b
+	for {
+		n, err := b.recv()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.s.log.Debug("dns: udp read", "err", err)
+			continue
+		}
+		now := time.Now()
+		for i := range n {
+			p, from := b.packet(i)
+			l.w.to, l.w.idx = from, i
+			l.handle(p, from, now, &l.w)
+		}
+		if err := b.flush(); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.s.log.Debug("dns: udp write", "err", err)
+		}
 	}
 }
 
@@ -222,15 +259,20 @@ func (l *udpLoop) slow(p []byte, w responseWriter) {
 
 // udpWriter is the dns.ResponseWriter of one UDP query.
 type udpWriter struct {
-	l    *udpLoop
-	to   netip.AddrPort
-	sess *dns.SessionUDP
+	l     *udpLoop
+	to    netip.AddrPort
+	sess  *dns.SessionUDP
+	batch *batch // replies are queued here, to the idx-th datagram's source
+	idx   int
 }
 
 var _ dns.ResponseWriter = (*udpWriter)(nil)
 
 func (w *udpWriter) writePacket(b []byte) error {
 	var err error
+	if w.batch != nil {
+		return w.batch.queue(b, w.idx)
+	}
 	if w.sess != nil {
 		_, err = dns.WriteToSessionUDP(w.l.conn, b, w.sess)
 	} else {
