@@ -100,12 +100,17 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	started := make(chan struct{}, 1)
 	idle := s.cfg.IdleTimeout
 	srv := &dns.Server{
-		Listener:          newLimitListener(ln, s.cfg.MaxTCPConns),
-		Net:               "tcp-tls",
-		Handler:           dotHandler{s},
-		ReadTimeout:       s.cfg.ReadTimeout,
-		WriteTimeout:      s.cfg.ReadTimeout,
-		IdleTimeout:       func() time.Duration { return idle },
+		Listener:     newLimitListener(ln, s.cfg.MaxTCPConns),
+		Net:          "tcp-tls",
+		Handler:      dotHandler{s},
+		ReadTimeout:  s.cfg.ReadTimeout,
+		WriteTimeout: s.cfg.ReadTimeout,
+		IdleTimeout:  func() time.Duration { return idle },
+		// miekg/dns closes a connection after 128 queries by default: a
+		// client pipelining over one connection (RFC 7766 §6.2.1) then pays
+		// a reconnect, and a TLS handshake over DoT, every 128 queries.
+		// The idle timeout and the connection cap bound them instead.
+		MaxTCPQueries:     -1,
 		MsgAcceptFunc:     s.acceptFunc(DoT),
 		MsgInvalidFunc:    s.invalidFunc(DoT),
 		NotifyStartedFunc: func() { started <- struct{}{} },

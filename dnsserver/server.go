@@ -147,11 +147,16 @@ func (s *Server) Serve(l *Listeners) error {
 	started := make(chan struct{}, 1)
 	idle := s.cfg.IdleTimeout
 	s.tcp = &dns.Server{
-		Listener:          newLimitListener(ln, s.cfg.MaxTCPConns),
-		Handler:           s,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		WriteTimeout:      s.cfg.ReadTimeout,
-		IdleTimeout:       func() time.Duration { return idle },
+		Listener:     newLimitListener(ln, s.cfg.MaxTCPConns),
+		Handler:      s,
+		ReadTimeout:  s.cfg.ReadTimeout,
+		WriteTimeout: s.cfg.ReadTimeout,
+		IdleTimeout:  func() time.Duration { return idle },
+		// miekg/dns closes a connection after 128 queries by default: a
+		// client pipelining over one connection (RFC 7766 §6.2.1) then pays
+		// a reconnect, and a TLS handshake over DoT, every 128 queries.
+		// The idle timeout and the connection cap bound them instead.
+		MaxTCPQueries:     -1,
 		MsgAcceptFunc:     s.acceptFunc(TCP),
 		MsgInvalidFunc:    s.invalidFunc(TCP),
 		NotifyStartedFunc: func() { started <- struct{}{} },
