@@ -80,6 +80,13 @@ type Config struct {
 	// the data dir has no raft state; see join.go for how clusters form.
 	// Ignored once the node has state.
 	Peers []string
+	// Discover, when set, finds the peers of a node whose data dir has no
+	// raft state and that was given no Peers: New calls it once, with this
+	// member's ID, before raft starts, and uses the peer addresses it
+	// returns as Peers (none: this member starts a new cluster alone). Its
+	// error fails New. A node with raft state never calls it. cmd's
+	// bootstrap by discovery (a discovery token, DNS SRV records) sets it.
+	Discover func(id uint64) ([]string, error)
 	// DataDirLock is the data dir's lock when the caller took it already
 	// (disk.Acquire) and keeps it until after Shutdown; nil: New takes it
 	// and Shutdown releases it.

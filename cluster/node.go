@@ -155,6 +155,16 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("cluster: inspect raft state: %w", err))
 	}
+	switch {
+	case has && cfg.Discover != nil:
+		cfg.Logger.Info("restarting from the data dir; the discovery settings are ignored", "data_dir", cfg.DataDir)
+	case !has && cfg.Discover != nil && len(peers) == 0:
+		found, err := cfg.Discover(id)
+		if err != nil {
+			return fail(err)
+		}
+		peers = normalizePeers(found, cfg.PeerAddr)
+	}
 	st := store.New(cfg.storeConfig())
 	f := newFSM(st, flt)
 	switch {

@@ -306,6 +306,15 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 	giveUp := time.Now().Add(3 * n.cfg.ElectionTimeout)
 	for {
 		addr, _ := n.raft.LeaderWithID()
+		if addr == "" && !n.isLeader() {
+			// etcd's "no leader": a member that has heard from no leader for
+			// longer than the election timeout (cut off, or its leader died
+			// and no other is elected yet) refuses at once, so that clients
+			// move to another member instead of waiting here.
+			if since := time.Since(n.raft.LastContact()); since > n.cfg.ElectionTimeout {
+				return nil, fmt.Errorf("%w: no leader heard from for over %v (is this member cut off from the others?)", ErrNotLeader, n.cfg.ElectionTimeout)
+			}
+		}
 		if n.isLeader() {
 			// ErrNotLeader here proposed nothing: leadership is being
 			// handed over, or was just lost. The next leader serves it.

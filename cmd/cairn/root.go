@@ -31,7 +31,7 @@ mandatory client certificates. Run without a subcommand, it serves (see
 	root.AddCommand(newSnapshotCmd(stdout, stderr, environ))
 	root.AddCommand(newCACmd(stdout), newCertCmd(stdout, stderr))
 	root.AddCommand(newKVCmd(stdout, stderr, environ), newStatusCmd(stdout, stderr, environ))
-	root.AddCommand(newBenchCmd(stdout, stderr, environ))
+	root.AddCommand(newBenchCmd(stdout, stderr, environ), newDiscoveryCmd(stdout, environ))
 	root.AddCommand(newLockCmd(stdout, stderr, environ), newElectCmd(stdout, stderr, environ))
 	refuseUnknownCommands(root)
 	return root

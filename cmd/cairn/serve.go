@@ -38,7 +38,7 @@ SIGHUP reloads every certificate, key, CA bundle and CRL.`,
 // serve runs a member until ctx ends, reloading its TLS files on SIGHUP.
 func serve(ctx context.Context, cfg server.Config, stdout, stderr io.Writer) error {
 	s, err := server.New(cfg, server.WithLogger(server.NewLogger(stderr, cfg)),
-		server.WithOutput(stdout), server.WithVersion(version))
+		server.WithOutput(stdout), server.WithVersion(version), server.WithContext(ctx))
 	if err != nil {
 		return err
 	}

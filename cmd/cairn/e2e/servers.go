@@ -185,6 +185,15 @@ type CairnConfig struct {
 // ports and data dir.
 func StartCairn(t testing.TB, cfg *CairnConfig) *Server {
 	t.Helper()
+	s := LaunchCairn(t, cfg)
+	s.WaitHealthy(t)
+	return s
+}
+
+// LaunchCairn is StartCairn without the wait: members that wait for each
+// other (bootstrap by discovery) start at once, then WaitHealthy.
+func LaunchCairn(t testing.TB, cfg *CairnConfig) *Server {
+	t.Helper()
 	if cfg.Bin == "" {
 		t.Fatal("StartCairn: no binary")
 	}
@@ -222,9 +231,16 @@ func StartCairn(t testing.TB, cfg *CairnConfig) *Server {
 	cmd.Env = append(cleanEnv("CAIRN_"), cfg.Env...)
 	s := &Server{Kind: KindCairn, Name: cfg.Name, URL: "https://" + addr, DataDir: cfg.DataDir, Files: files}
 	s.Proc = StartProc(t, "cairn "+cfg.Name, cmd)
+	return s
+}
+
+// WaitHealthy waits until a cairn server LaunchCairn started answers GET
+// /health with 200, failing the test if it exits first.
+func (s *Server) WaitHealthy(t testing.TB) {
+	t.Helper()
 	s.waitReady(t, func(ctx context.Context) error {
 		if s.HTTP == nil {
-			c, err := NewHTTPClient(files) // the dev PKI appears after start
+			c, err := NewHTTPClient(s.Files) // the dev PKI appears after start
 			if err != nil {
 				return err
 			}
@@ -232,7 +248,6 @@ func StartCairn(t testing.TB, cfg *CairnConfig) *Server {
 		}
 		return s.Healthy(ctx)
 	})
-	return s
 }
 
 // StartEtcd runs the reference etcd 3.4 with the v2 API on, client TLS

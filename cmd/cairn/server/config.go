@@ -91,6 +91,10 @@ type Config struct {
 	DNSTLSRequireClientCert bool
 	DiscoveryPrefix         string
 
+	DiscoveryURL         string // a discovery token's URL (bootstrap.Token); empty: none
+	DiscoverySRV         string // a domain with _cairn-server._tcp SRV records (bootstrap.SRV); empty: none
+	DiscoverySRVResolver string // host:port of the DNS server asked for them; empty: the system's
+
 	LogFormat   string
 	LogLevel    string
 	LogRequests bool
@@ -137,11 +141,16 @@ func Default() Config {
 
 // setting is one configuration key.
 type setting struct {
-	key   string // TOML key; the variable is CAIRN_ + upper(key, . → _)
+	key   string // TOML key; the variable is CAIRN_ + upper(key, . → _), or envNames'
 	flag  string
 	usage string
 	field func(*Config) any // a pointer to the field
 }
+
+// envNames are the variables not derived from their key: etcd's
+// ETCD_DISCOVERY is CAIRN_DISCOVERY, though discovery.url sits in the
+// [discovery] table (whose prefix key predates it).
+var envNames = map[string]string{"discovery.url": "CAIRN_DISCOVERY"}
 
 // settings is the one list of keys: flags, CAIRN_* variables, the TOML
 // file, `cairn config show` and config.example.toml's test derive from it.
@@ -202,13 +211,20 @@ var settings = []setting{
 	{"dns.tls_addr", "dns-tls-addr", "DNS over TLS (RFC 7858) listen host:port (853 in deployments), with the client port's serving certificate; empty turns it off", func(c *Config) any { return &c.DNSTLSAddr }},
 	{"dns.tls_require_client_cert", "dns-tls-require-client-cert", "DNS over TLS requires a client certificate chained to the CA, as the client port does; with authorization on, such a client sees only the services it may read", func(c *Config) any { return &c.DNSTLSRequireClientCert }},
 	{"discovery.prefix", "discovery-prefix", "key directory of the SkyDNS-style registrations", func(c *Config) any { return &c.DiscoveryPrefix }},
+	{"discovery.url", "discovery", "URL of a discovery token (cairn discovery new) to bootstrap a new cluster from when the data dir is empty, instead of --peers", func(c *Config) any { return &c.DiscoveryURL }},
+	{"discovery.srv", "discovery-srv", "domain whose DNS SRV records _cairn-server._tcp.<domain> name the founding members' peer addresses, to bootstrap a new cluster from when the data dir is empty, instead of --peers", func(c *Config) any { return &c.DiscoverySRV }},
+	{"discovery.srv_resolver", "discovery-srv-resolver", "DNS server (host:port) asked for --discovery-srv's records and their targets, e.g. a Cairn member's DNS port (default: the system's resolver)", func(c *Config) any { return &c.DiscoverySRVResolver }},
 	{"log.format", "log-format", "log format: text or json", func(c *Config) any { return &c.LogFormat }},
 	{"log.level", "log-level", "log level: debug, info, warn or error", func(c *Config) any { return &c.LogLevel }},
 	{"log.requests", "log-requests", "log one line per API request (method, path without the query, status, duration, identity)", func(c *Config) any { return &c.LogRequests }},
 }
 
-// EnvName is the environment variable of a key: CAIRN_PEER_ADDR for peer.addr.
+// EnvName is the environment variable of a key: CAIRN_PEER_ADDR for
+// peer.addr (CAIRN_DISCOVERY for discovery.url, etcd's ETCD_DISCOVERY).
 func EnvName(key string) string {
+	if name, ok := envNames[key]; ok {
+		return name
+	}
 	return "CAIRN_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
@@ -332,6 +348,7 @@ func (c *Config) complete() error {
 			}
 		}
 	}
+	c.checkDiscovery(bad)
 	for _, p := range c.Peers {
 		if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(p, "https://"), "http://")); err != nil {
 			bad("peers: %q is not host:port", p)

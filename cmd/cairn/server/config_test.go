@@ -212,6 +212,11 @@ func TestConfigErrors(t *testing.T) {
 		{"bad dns addr", []string{"--dns-addr", "53"}, [2]string{}, "", "dns.addr"},
 		{"bad max ttl", []string{"--dns-max-ttl", "0"}, [2]string{}, "", "dns.max_ttl"},
 		{"bad prefix", []string{"--discovery-prefix", "skydns"}, [2]string{}, "", "discovery.prefix"},
+		{"discovery and peers", []string{"--peers", "a:1", "--discovery", "https://d:4001/v2/keys/_discovery/t"}, [2]string{}, "", "peers (--peers, --peers-file) and discovery.url (--discovery) each say how to find the other members"},
+		{"discovery env and srv", []string{"--discovery-srv", "example.com"}, [2]string{"CAIRN_DISCOVERY", "https://d:4001/v2/keys/_discovery/t"}, "", "discovery.url (--discovery) and discovery.srv (--discovery-srv) each say"},
+		{"bad discovery url", []string{"--discovery", "http://d:4001/_discovery/t"}, [2]string{}, "", "discovery.url: discovery URL"},
+		{"resolver without srv", []string{"--discovery-srv-resolver", "127.0.0.1:8053"}, [2]string{}, "", "discovery.srv_resolver is set without discovery.srv"},
+		{"bad resolver", []string{"--discovery-srv", "example.com", "--discovery-srv-resolver", "8053"}, [2]string{}, "", `discovery.srv_resolver: "8053" is not host:port`},
 		{"missing file", nil, [2]string{}, "/nonexistent.toml", "read config file"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -34,6 +34,7 @@ type options struct {
 	out     io.Writer
 	version string
 	now     func() time.Time
+	ctx     context.Context
 }
 
 // WithLogger sends the member's logs to l (default: discarded). NewLogger
@@ -53,6 +54,11 @@ func WithVersion(v string) Option { return func(o *options) { o.version = v } }
 // of keys read, and the discovery index's. For tests whose TTLs must be
 // exact; certificates and timeouts keep the real time.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithContext bounds New's wait for the other founding members of a
+// discovery token (Config.DiscoveryURL): when ctx ends, New fails
+// (default: it waits as long as it takes).
+func WithContext(ctx context.Context) Option { return func(o *options) { o.ctx = ctx } }
 
 // Server is one Cairn member: the raft node, the etcd v2 API on the client
 // port (HTTPS with client certificates), the DNS responder, the optional

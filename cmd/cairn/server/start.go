@@ -181,7 +181,7 @@ func (s *Server) startNode(t tlsSetup, reg *prometheus.Registry) error {
 		Name: cfg.Name, DataDir: cfg.DataDir, PeerAddr: s.peerAddr, ClientURLs: []string{s.clientURL},
 		SnapshotCount: cfg.SnapshotCount, LogStore: cfg.LogStore, HeartbeatInterval: cfg.HeartbeatInterval,
 		ElectionTimeout: cfg.ElectionTimeout, HistorySize: cfg.HistorySize, HistoryBytes: cfg.HistoryBytes,
-		Network: netw, Peers: cfg.Peers, ForceNewCluster: cfg.ForceNewCluster, DataDirLock: s.dataDirLock,
+		Network: netw, Peers: cfg.Peers, Discover: s.discover(t), ForceNewCluster: cfg.ForceNewCluster, DataDirLock: s.dataDirLock,
 		Now: s.opts.now, Logger: logger, Registry: reg,
 	})
 	if err != nil {
