@@ -83,8 +83,9 @@ type Config struct {
 	// Allow lists the source networks whose queries are answered (Server
 	// only); empty: every source. A UDP query from elsewhere is dropped
 	// without an answer (a REFUSED would still reflect traffic at a spoofed
-	// source); over TCP, where the source is proven, it is REFUSED. Both are
-	// counted in cairn_dns_dropped_total{reason="allow"}.
+	// source); over TCP and DoT, where the source is proven, it is REFUSED.
+	// Both are counted in cairn_dns_dropped_total{reason="allow"}. DoH is
+	// served by the client port, which has its own access rules.
 	Allow []netip.Prefix
 
 	// RateLimit, when positive, limits UDP responses per source network

@@ -73,6 +73,15 @@ type dotHandler struct{ s *Server }
 
 func (h dotHandler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()
+	if len(h.s.cfg.Allow) > 0 {
+		if a, ok := w.RemoteAddr().(*net.TCPAddr); !ok || !allowed(h.s.cfg.Allow, a.AddrPort().Addr()) {
+			h.s.metrics.droppedAllow.Inc()
+			m := new(dns.Msg)
+			m.SetRcode(req, dns.RcodeRefused)
+			w.WriteMsg(m)
+			return
+		}
+	}
 	var cs *tls.ConnectionState
 	if st, ok := w.(dns.ConnectionStater); ok {
 		cs = st.ConnectionState()
