@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -156,5 +157,25 @@ func TestServerAllow(t *testing.T) {
 	}
 	if m := exchange(t, s.Addr(), "tcp", query("web.cairn.internal.", dns.TypeA)); m.Rcode != dns.RcodeRefused {
 		t.Errorf("TCP from outside: %v, want REFUSED", m)
+	}
+}
+
+// TestServerWildcardAddress: a server bound to every address answers from
+// the address it was asked on (IP_PKTINFO), over UDP and TCP.
+func TestServerWildcardAddress(t *testing.T) {
+	s, err := New(Config{}, live(serverFixture()), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("0.0.0.0:0"); err != nil {
+		t.Skipf("cannot bind 0.0.0.0 here: %v", err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	_, port, _ := net.SplitHostPort(s.Addr())
+	for _, proto := range []string{"udp", "tcp"} {
+		m := exchange(t, net.JoinHostPort("127.0.0.1", port), proto, query("web.cairn.internal.", dns.TypeA))
+		if len(m.Answer) == 0 {
+			t.Errorf("%s: %v", proto, m)
+		}
 	}
 }
