@@ -84,6 +84,9 @@ func RestoreBackup(cfg RestoreConfig) (res RestoreResult, err error) {
 			emptyDir(cfg.DataDir, existed)
 		}
 	}()
+	if err := disk.WriteFormat(cfg.DataDir); err != nil {
+		return res, err
+	}
 	meta, id, cid, err := loadOrCreateMeta(cfg.DataDir, c.Name, func() uint64 { return 0 })
 	if err != nil {
 		return res, err

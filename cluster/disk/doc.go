@@ -1,4 +1,6 @@
-// Package disk is what keeps a member's data dir trustworthy: its lock
+// Package disk is what keeps a member's data dir trustworthy: its on-disk
+// format (format.go: a newer one is refused before anything changes, an
+// older one is upgraded in place), its lock
 // (one process at a time, failing fast), its modes (0700 dir, 0600 files),
 // the checks of raft.db and the snapshots before bbolt and raft read them,
 // the checksum frame of raft log entries with the log store that

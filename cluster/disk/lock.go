@@ -28,12 +28,19 @@ type Lock struct{ f *os.File }
 // Acquire creates dir (0700) if need be, restricts it to its owner
 // (logging to log, which may be nil, when it had to), and takes its lock
 // without waiting: a dir in use is an ErrInUse naming the PID that
-// holds it. cluster.New takes it itself unless Config.DataDirLock holds it; a
+// holds it. It refuses a data dir of a newer format (ErrNewerFormat)
+// before it changes anything, and brings an older one to Format
+// (EnsureFormat) once it holds the lock. cluster.New takes it itself unless Config.DataDirLock holds it; a
 // server that writes into the data dir before New (a development PKI)
 // takes it first.
 func Acquire(dir string, log *slog.Logger) (*Lock, error) {
 	if dir == "" {
 		return nil, errors.New("disk: no data dir configured; set --data-dir")
+	}
+	// A data dir of a newer format is refused before anything in it
+	// changes, the lock file included.
+	if _, err := CheckFormat(dir); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("disk: create data dir: %w", err)
@@ -66,6 +73,10 @@ func Acquire(dir string, log *slog.Logger) (*Lock, error) {
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("disk: write %s: %w", p, err)
+	}
+	if err := EnsureFormat(dir); err != nil {
+		f.Close()
+		return nil, err
 	}
 	return &Lock{f: f}, nil
 }

@@ -20,6 +20,9 @@ var ErrInUse = errors.New("disk: data dir in use")
 type Lock struct{ f *os.File }
 
 func Acquire(dir string, log *slog.Logger) (*Lock, error) {
+	if _, err := CheckFormat(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("disk: create data dir: %w", err)
 	}
@@ -29,6 +32,9 @@ func Acquire(dir string, log *slog.Logger) (*Lock, error) {
 	p := filepath.Join(dir, LockFile)
 	if err := os.WriteFile(p, fmt.Appendf(nil, "%d\n", os.Getpid()), 0o600); err != nil {
 		return nil, fmt.Errorf("disk: write %s: %w", p, err)
+	}
+	if err := EnsureFormat(dir); err != nil {
+		return nil, err
 	}
 	return &Lock{}, nil
 }

@@ -39,11 +39,11 @@ func secureDir(dir string, log *slog.Logger) error {
 	return nil
 }
 
-// SecureFiles makes Cairn's files in the data dir (raft.db, LOCK, the
-// snapshots, the wal and the names in more) 0600, dirs 0700, whatever an
-// older version or raft left.
+// SecureFiles makes Cairn's files in the data dir (raft.db, LOCK,
+// format.json, the snapshots, the wal and the names in more) 0600, dirs
+// 0700, whatever an older version or raft left.
 func SecureFiles(dir string, more ...string) error {
-	for _, name := range append([]string{LogFile, LockFile}, more...) {
+	for _, name := range append([]string{LogFile, LockFile, FormatFile}, more...) {
 		if err := restrict(filepath.Join(dir, name), 0o600); err != nil {
 			return err
 		}
