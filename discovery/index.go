@@ -53,6 +53,7 @@ type Index struct {
 	dirs  map[string]time.Time    // directories at or below Dir with a TTL
 	byIP  map[netip.Addr][]*entry // instances whose host is an IP
 	next  uint64                  // store index to follow from; owned by Run
+	gen   atomic.Uint64           // see Generation
 	stats struct {
 		applied           atomic.Uint64 // store index of the last event applied or rebuild
 		rebuilds, resumes atomic.Int64
@@ -149,6 +150,7 @@ func (x *Index) follow(ctx context.Context, w *store.Watcher) error {
 					break batch
 				}
 			}
+			x.gen.Add(1)
 			x.mu.Unlock()
 			x.stats.applied.Store(last)
 			if !ok {
@@ -167,6 +169,7 @@ func (x *Index) rebuild() {
 	}
 	x.mu.Lock()
 	x.root, x.files, x.dirs, x.byIP = fresh.root, fresh.files, fresh.dirs, fresh.byIP
+	x.gen.Add(1)
 	x.mu.Unlock()
 	x.next = index + 1
 	x.stats.applied.Store(index)
@@ -484,6 +487,14 @@ func (x *Index) ByIP(ip netip.Addr) []Instance {
 	}
 	return out
 }
+
+// Generation is a number that changes whenever what Lookup, Exists or ByIP
+// answer may have changed (any applied event or rebuild; refreshes too). A
+// reader that loads it before a lookup and finds it unchanged later knows
+// that its lookup is still current, except for the passing of time (an
+// instance's Expires), which the reader checks itself. Answer caches are
+// keyed by it.
+func (x *Index) Generation() uint64 { return x.gen.Load() }
 
 // Len is the number of instances indexed.
 func (x *Index) Len() int {

@@ -76,6 +76,42 @@ func (r *Responder) Config() Config { return r.cfg }
 // set if answer records had to be dropped; over TCP it is complete up to
 // 65535 bytes. Answer does not modify req.
 func (r *Responder) Answer(req *dns.Msg, now time.Time, proto string) *dns.Msg {
+	return r.respond(req, &clock{now: now}, proto)
+}
+
+// clock is the time of one answer, and what the answer learnt about how
+// long it stays right: the answer cache keeps a packed answer until
+// Index.Generation changes or until comes, whichever is first.
+type clock struct {
+	now time.Time
+	// until is the first instant at which the same question could get
+	// another answer from the same index: a TTL counting down, an instance
+	// expiring, the SOA serial (Unix seconds) moving on. Zero: never.
+	until time.Time
+	// shuffled: the answer's order came from Config.Shuffle.
+	shuffled bool
+	// src, when set, replaces the Responder's Source for this answer (a
+	// view filtered by the client's authorization).
+	src Source
+}
+
+// source is the Source to answer from.
+func (c *clock) source(r *Responder) Source {
+	if c.src != nil {
+		return c.src
+	}
+	return r.src
+}
+
+// bound lowers until to t.
+func (c *clock) bound(t time.Time) {
+	if c.until.IsZero() || t.Before(c.until) {
+		c.until = t
+	}
+}
+
+// respond is Answer with the clock kept by the caller.
+func (r *Responder) respond(req *dns.Msg, c *clock, proto string) *dns.Msg {
 	if req == nil || req.Response {
 		return nil
 	}
@@ -100,7 +136,7 @@ func (r *Responder) Answer(req *dns.Msg, now time.Time, proto string) *dns.Msg {
 	case opt != nil && opt.Version() != 0:
 		m.Rcode = dns.RcodeBadVers // RFC 6891 §6.1.3; the OPT below carries it
 	default:
-		r.answer(m, req.Question[0], now)
+		r.answer(m, req.Question[0], c)
 	}
 
 	size := dns.MaxMsgSize
@@ -123,7 +159,7 @@ func (r *Responder) Answer(req *dns.Msg, now time.Time, proto string) *dns.Msg {
 }
 
 // answer fills m for the single question q.
-func (r *Responder) answer(m *dns.Msg, q dns.Question, now time.Time) {
+func (r *Responder) answer(m *dns.Msg, q dns.Question, c *clock) {
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		m.Rcode = dns.RcodeRefused
 		return
@@ -139,35 +175,35 @@ func (r *Responder) answer(m *dns.Msg, q dns.Question, now time.Time) {
 	}
 	name := strings.ToLower(q.Name)
 	if !dns.IsSubDomain(r.domain, name) {
-		r.reverse(m, q, name, now)
+		r.reverse(m, q, name, c)
 		return
 	}
 	m.Authoritative = true
 	if name == r.domain {
-		r.apex(m, q, now)
+		r.apex(m, q, c)
 		return
 	}
 
-	live, exists := r.find(name, now)
+	live, exists := r.find(name, c)
 	srvOnly := false
 	if !exists {
 		// RFC 2782 _service._proto names, unless registered literally.
 		if svc, ok := r.rfc2782(name); ok {
-			live, exists = r.find(svc, now)
+			live, exists = r.find(svc, c)
 			srvOnly = true
 		}
 	}
 	if !exists {
-		r.negative(m, dns.RcodeNameError, now)
+		r.negative(m, dns.RcodeNameError, c)
 		return
 	}
 
 	switch q.Qtype {
 	case dns.TypeSRV:
-		m.Answer, m.Extra = r.srv(q.Name, live, now)
+		m.Answer, m.Extra = r.srv(q.Name, live, c)
 	case dns.TypeA, dns.TypeAAAA, dns.TypeCNAME, dns.TypeTXT, dns.TypeANY:
 		if !srvOnly {
-			m.Answer = r.records(nil, q.Name, q.Qtype, live, now, 0)
+			m.Answer = r.records(nil, q.Name, q.Qtype, live, c, 0)
 			if len(m.Answer) > 1 && hasCNAME(m.Answer) {
 				// Chains through a shared target repeat its records.
 				m.Answer = dns.Dedup(m.Answer, nil)
@@ -175,23 +211,23 @@ func (r *Responder) answer(m *dns.Msg, q dns.Question, now time.Time) {
 		}
 	}
 	if len(m.Answer) == 0 {
-		r.negative(m, dns.RcodeSuccess, now) // NODATA
+		r.negative(m, dns.RcodeSuccess, c) // NODATA
 	}
 }
 
 // apex answers the zone's own name: SOA and NS, nothing else.
-func (r *Responder) apex(m *dns.Msg, q dns.Question, now time.Time) {
+func (r *Responder) apex(m *dns.Msg, q dns.Question, c *clock) {
 	switch q.Qtype {
 	case dns.TypeSOA:
-		m.Answer = append(m.Answer, r.soa(q.Name, now))
+		m.Answer = append(m.Answer, r.soa(q.Name, c))
 	case dns.TypeNS:
 		m.Answer, m.Extra = r.ns(q.Name)
 	case dns.TypeANY:
 		m.Answer, m.Extra = r.ns(q.Name)
-		m.Answer = append([]dns.RR{r.soa(q.Name, now)}, m.Answer...)
+		m.Answer = append([]dns.RR{r.soa(q.Name, c)}, m.Answer...)
 	}
 	if len(m.Answer) == 0 {
-		r.negative(m, dns.RcodeSuccess, now)
+		r.negative(m, dns.RcodeSuccess, c)
 	}
 }
 
@@ -200,8 +236,8 @@ func (r *Responder) ns(owner string) (ans, extra []dns.RR) {
 	for _, n := range r.nsNames {
 		ans = append(ans, &dns.NS{Hdr: hdr(owner, dns.TypeNS, r.cfg.MaxTTL), Ns: n})
 		if hosts := r.nsHosts[n]; hosts != nil {
-			extra = r.records(extra, n, dns.TypeA, hosts, time.Time{}, 0)
-			extra = r.records(extra, n, dns.TypeAAAA, hosts, time.Time{}, 0)
+			extra = r.records(extra, n, dns.TypeA, hosts, &clock{}, 0)
+			extra = r.records(extra, n, dns.TypeAAAA, hosts, &clock{}, 0)
 		}
 	}
 	return ans, extra
@@ -212,12 +248,13 @@ func (r *Responder) ns(owner string) (ans, extra []dns.RR) {
 // cached for exactly NegativeTTL. The serial is the query time in Unix
 // seconds (as Consul and CoreDNS): no secondary transfers this zone, so it
 // only has to be plausible and increasing.
-func (r *Responder) soa(owner string, now time.Time) dns.RR {
+func (r *Responder) soa(owner string, c *clock) dns.RR {
+	c.bound(time.Unix(c.now.Unix()+1, 0))
 	return &dns.SOA{
 		Hdr:     hdr(owner, dns.TypeSOA, r.cfg.NegativeTTL),
 		Ns:      r.nsNames[0],
 		Mbox:    r.cfg.Hostmaster,
-		Serial:  uint32(now.Unix()),
+		Serial:  uint32(c.now.Unix()),
 		Refresh: r.cfg.Refresh,
 		Retry:   r.cfg.Retry,
 		Expire:  r.cfg.Expire,
@@ -227,34 +264,39 @@ func (r *Responder) soa(owner string, now time.Time) dns.RR {
 
 // negative makes m an NXDOMAIN (rcode NameError) or NODATA (Success)
 // answer, with the SOA in the authority section for negative caching.
-func (r *Responder) negative(m *dns.Msg, rcode int, now time.Time) {
+func (r *Responder) negative(m *dns.Msg, rcode int, c *clock) {
 	m.Rcode = rcode
 	m.Answer = nil
 	m.Extra = nil
-	m.Ns = append(m.Ns, r.soa(r.domain, now))
+	m.Ns = append(m.Ns, r.soa(r.domain, c))
 }
 
 // find returns the live instances at or below name, filtered by group and
 // shuffled, and whether name exists at all.
-func (r *Responder) find(name string, now time.Time) (live []*discovery.Instance, exists bool) {
+func (r *Responder) find(name string, c *clock) (live []*discovery.Instance, exists bool) {
 	if hosts, ok := r.nsHosts[name]; ok {
 		return hosts, true
 	}
 	if name == r.nsParent && len(r.nsHosts) > 0 {
 		return nil, true
 	}
-	all := r.src.Lookup(name)
+	src := c.source(r)
+	all := src.Lookup(name)
 	live = make([]*discovery.Instance, 0, len(all))
 	for i := range all {
-		if in := &all[i]; in.Expires.IsZero() || now.Before(in.Expires) {
+		if in := &all[i]; in.Expires.IsZero() || c.now.Before(in.Expires) {
 			live = append(live, in)
+			if !in.Expires.IsZero() {
+				c.bound(in.Expires)
+			}
 		}
 	}
 	// An index that lists only expired instances below name is behind the
 	// store by at most one expiry tick; the name is already gone.
-	exists = len(live) > 0 || (len(all) == 0 && r.src.Exists(name))
+	exists = len(live) > 0 || (len(all) == 0 && src.Exists(name))
 	live = byGroup(live)
 	if len(live) > 1 {
+		c.shuffled = true
 		r.cfg.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
 	}
 	return live, exists

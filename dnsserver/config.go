@@ -23,6 +23,7 @@ const (
 	DefaultMaxTCPConns = 512
 	DefaultReadTimeout = 2 * time.Second
 	DefaultIdleTimeout = 8 * time.Second // RFC 7766 suggests seconds, miekg's default
+	DefaultRateSlip    = 2
 
 	// SOA timers, as CoreDNS's etcd plugin. Nobody transfers this zone, so
 	// they are informational.
@@ -79,6 +80,31 @@ type Config struct {
 	// deterministic one.
 	Shuffle func(n int, swap func(i, j int))
 
+	// Allow lists the source networks whose queries are answered (Server
+	// only); empty: every source. A UDP query from elsewhere is dropped
+	// without an answer (a REFUSED would still reflect traffic at a spoofed
+	// source); over TCP and DoT, where the source is proven, it is REFUSED.
+	// Both are counted in cairn_dns_dropped_total{reason="allow"}. DoH is
+	// served by the client port, which has its own access rules.
+	Allow []netip.Prefix
+
+	// RateLimit, when positive, limits UDP responses per source network
+	// (an IPv4 /24, an IPv6 /56) to this many per second, with bursts of
+	// the same size, as BIND's response-rate limiting does per client
+	// network: past it, every RateSlip-th response is "slipped" (an empty
+	// answer with TC set, which a genuine client retries over TCP, where
+	// the source cannot be spoofed) and the others dropped. Each UDP
+	// socket (one per core) keeps its own account, so a network whose
+	// queries the kernel spreads over several sockets gets up to that many
+	// times the rate. TCP, DoT and DoH are not limited here.
+	RateLimit int
+	// RateSlip: 1 slips every limited response, 2 (the default, BIND's)
+	// every other one; negative: none, all are dropped.
+	RateSlip int
+	// RateLimitLoopback limits loopback sources too; by default they are
+	// exempt (local resolvers and sidecars share an address).
+	RateLimitLoopback bool
+
 	// Server only: concurrent TCP connections (further ones wait in the
 	// kernel backlog), the read timeout of a TCP connection's first query
 	// and of UDP reads, and the idle timeout between TCP queries.
@@ -127,6 +153,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Shuffle == nil {
 		c.Shuffle = rand.Shuffle
+	}
+	if c.RateLimit < 0 {
+		return c, fmt.Errorf("%w: rate limit %d is negative", ErrConfig, c.RateLimit)
+	}
+	if c.RateSlip == 0 {
+		c.RateSlip = DefaultRateSlip
+	}
+	for i, p := range c.Allow {
+		if !p.IsValid() {
+			return c, fmt.Errorf("%w: allow: network %d is not valid", ErrConfig, i+1)
+		}
 	}
 	if c.MaxTCPConns <= 0 {
 		c.MaxTCPConns = DefaultMaxTCPConns

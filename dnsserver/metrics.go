@@ -13,6 +13,15 @@ type metrics struct {
 	duration  *prometheus.HistogramVec // proto
 	truncated *prometheus.CounterVec   // proto
 	malformed prometheus.Counter
+
+	dropped *prometheus.CounterVec // reason: allow, rate
+	slipped prometheus.Counter
+
+	// Children resolved once for the UDP hot path.
+	udpTruncated prometheus.Counter
+	udpDuration  prometheus.Observer
+	droppedAllow prometheus.Counter
+	droppedRate  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,10 +48,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "DNS messages that could not be parsed or were rejected before reaching the responder.",
 		}),
 	}
+	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_dns_dropped_total",
+		Help: "DNS queries not answered: from a source outside [dns] allow (reason \"allow\"; UDP only, TCP gets REFUSED), or over the UDP response rate limit and not slipped (reason \"rate\").",
+	}, []string{"reason"})
+	m.slipped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_dns_slipped_total",
+		Help: "UDP queries over the response rate limit answered with an empty truncated (TC) response, so that a real client retries over TCP.",
+	})
+	m.udpTruncated = m.truncated.WithLabelValues(UDP)
+	m.droppedAllow = m.dropped.WithLabelValues("allow")
+	m.droppedRate = m.dropped.WithLabelValues("rate")
+	m.udpDuration = m.duration.WithLabelValues(UDP)
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.responses, m.duration, m.truncated, m.malformed} {
+	for _, c := range []prometheus.Collector{m.responses, m.duration, m.truncated, m.malformed, m.dropped, m.slipped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dnsserver: register metrics: %w", err)
 		}

@@ -34,15 +34,20 @@ func parseHost(s string) host {
 // ttl is the answer TTL of in at now: min(record ttl, remaining key TTL
 // rounded up to whole seconds, MaxTTL), and at least 1. A zero record ttl
 // means unset. The caller has checked that the key has not expired.
-func (r *Responder) ttl(in *discovery.Instance, now time.Time) uint32 {
+//
+// It bounds c.until by the instant this TTL changes: ceil(remaining) drops
+// by one at Expires-(t-1)s.
+func (r *Responder) ttl(in *discovery.Instance, c *clock) uint32 {
 	t := r.cfg.MaxTTL
 	if in.Record.TTL != 0 {
 		t = min(t, in.Record.TTL)
 	}
 	if !in.Expires.IsZero() {
-		if rem := in.Expires.Sub(now); rem < time.Duration(t)*time.Second {
+		if rem := in.Expires.Sub(c.now); rem < time.Duration(t)*time.Second {
 			t = uint32((rem + time.Second - 1) / time.Second)
 		}
+		t = max(t, 1)
+		c.bound(in.Expires.Add(-time.Duration(t-1) * time.Second))
 	}
 	return max(t, 1)
 }
@@ -53,16 +58,16 @@ func (r *Responder) ttl(in *discovery.Instance, now time.Time) uint32 {
 // its records appended after the CNAME, and the CNAME is dropped when the
 // target has none, as SkyDNS and CoreDNS do. Out-of-zone targets are left
 // to the client's resolver: this server does not recurse.
-func (r *Responder) records(ans []dns.RR, owner string, qtype uint16, live []*discovery.Instance, now time.Time, depth int) []dns.RR {
+func (r *Responder) records(ans []dns.RR, owner string, qtype uint16, live []*discovery.Instance, c *clock, depth int) []dns.RR {
 	for _, in := range live {
-		ttl := r.ttl(in, now)
+		ttl := r.ttl(in, c)
 		h := parseHost(in.Record.Host)
 		switch {
 		case h.ip.Is4() && (qtype == dns.TypeA || qtype == dns.TypeANY),
 			h.ip.Is6() && (qtype == dns.TypeAAAA || qtype == dns.TypeANY):
 			ans = append(ans, addrRR(owner, h.ip, ttl))
 		case h.name != "" && qtype != dns.TypeTXT:
-			ans = r.cname(ans, owner, h.name, qtype, ttl, now, depth)
+			ans = r.cname(ans, owner, h.name, qtype, ttl, c, depth)
 		}
 		if in.Record.Text != "" && (qtype == dns.TypeTXT || qtype == dns.TypeANY) {
 			ans = append(ans, &dns.TXT{Hdr: hdr(owner, dns.TypeTXT, ttl), Txt: splitTXT(in.Record.Text)})
@@ -73,7 +78,7 @@ func (r *Responder) records(ans []dns.RR, owner string, qtype uint16, live []*di
 
 // cname appends owner CNAME target and, for an in-zone target of an A or
 // AAAA question, the target's own records.
-func (r *Responder) cname(ans []dns.RR, owner, target string, qtype uint16, ttl uint32, now time.Time, depth int) []dns.RR {
+func (r *Responder) cname(ans []dns.RR, owner, target string, qtype uint16, ttl uint32, c *clock, depth int) []dns.RR {
 	if strings.EqualFold(owner, target) {
 		return ans // x CNAME x
 	}
@@ -94,8 +99,8 @@ func (r *Responder) cname(ans []dns.RR, owner, target string, qtype uint16, ttl 
 			return ans // a loop: the chain already left from target
 		}
 	}
-	live, _ := r.find(target, now)
-	next := r.records(append(ans, rr), target, qtype, live, now, depth+1)
+	live, _ := r.find(target, c)
+	next := r.records(append(ans, rr), target, qtype, live, c, depth+1)
 	if len(next) == len(ans)+1 {
 		return ans // the target has nothing: drop the dangling CNAME
 	}
@@ -127,7 +132,7 @@ func splitTXT(text string) []string {
 // Weights are SkyDNS's: a percentage of the sum of weights (0 counting as
 // 100) within the priority, at least 1. Instances without a host or with a
 // port outside 0..65535 give no SRV.
-func (r *Responder) srv(owner string, live []*discovery.Instance, now time.Time) (ans, extra []dns.RR) {
+func (r *Responder) srv(owner string, live []*discovery.Instance, c *clock) (ans, extra []dns.RR) {
 	type sum struct{ prio, total int }
 	var sums []sum // few distinct priorities: a slice beats a map
 	usable := func(in *discovery.Instance) bool {
@@ -168,7 +173,7 @@ func (r *Responder) srv(owner string, live []*discovery.Instance, now time.Time)
 				total = s.total
 			}
 		}
-		ttl := r.ttl(in, now)
+		ttl := r.ttl(in, c)
 		h := parseHost(in.Record.Host)
 		target := h.name
 		if h.ip.IsValid() {
@@ -198,9 +203,9 @@ func (r *Responder) srv(owner string, live []*discovery.Instance, now time.Time)
 				}
 				seen[glue{name: target}] = struct{}{}
 			}
-			t, _ := r.find(target, now)
-			extra = r.records(extra, target, dns.TypeA, t, now, 0)
-			extra = r.records(extra, target, dns.TypeAAAA, t, now, 0)
+			t, _ := r.find(target, c)
+			extra = r.records(extra, target, dns.TypeA, t, c, 0)
+			extra = r.records(extra, target, dns.TypeAAAA, t, c, 0)
 		}
 	}
 	return ans, extra

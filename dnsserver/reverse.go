@@ -3,7 +3,6 @@ package dnsserver
 import (
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/miekg/dns"
 
@@ -17,7 +16,7 @@ import (
 // name, or another type at a registered address is REFUSED, as CoreDNS
 // answers for a zone no plugin serves. A PTR answer is not marked
 // authoritative, as SkyDNS's.
-func (r *Responder) reverse(m *dns.Msg, q dns.Question, name string, now time.Time) {
+func (r *Responder) reverse(m *dns.Msg, q dns.Question, name string, c *clock) {
 	m.Rcode = dns.RcodeRefused
 	if q.Qtype != dns.TypePTR && q.Qtype != dns.TypeANY {
 		return
@@ -26,14 +25,18 @@ func (r *Responder) reverse(m *dns.Msg, q dns.Question, name string, now time.Ti
 	if !ok {
 		return
 	}
-	all := r.src.ByIP(ip)
+	all := c.source(r).ByIP(ip)
 	live := make([]*discovery.Instance, 0, len(all))
 	for i := range all {
-		if in := &all[i]; in.Expires.IsZero() || now.Before(in.Expires) {
+		if in := &all[i]; in.Expires.IsZero() || c.now.Before(in.Expires) {
 			live = append(live, in)
+			if !in.Expires.IsZero() {
+				c.bound(in.Expires)
+			}
 		}
 	}
 	if len(live) > 1 {
+		c.shuffled = true
 		r.cfg.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
 	}
 	for _, in := range live {
@@ -43,7 +46,7 @@ func (r *Responder) reverse(m *dns.Msg, q dns.Question, name string, now time.Ti
 			dup = dup || rr.(*dns.PTR).Ptr == target
 		}
 		if !dup {
-			m.Answer = append(m.Answer, &dns.PTR{Hdr: hdr(q.Name, dns.TypePTR, r.ttl(in, now)), Ptr: target})
+			m.Answer = append(m.Answer, &dns.PTR{Hdr: hdr(q.Name, dns.TypePTR, r.ttl(in, c)), Ptr: target})
 		}
 	}
 	if len(m.Answer) > 0 {

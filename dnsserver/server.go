@@ -2,10 +2,12 @@ package dnsserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -31,11 +33,17 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	mu       sync.Mutex
-	udp, tcp *dns.Server
-	addr     string
-	closed   bool
-	wg       sync.WaitGroup // the two serve loops
+	mu      sync.Mutex
+	udp     []*net.UDPConn // one per UDP loop
+	tcp     *dns.Server
+	addr    string
+	started bool
+	closed  bool
+	wg      sync.WaitGroup // the UDP loops, the TCP and DoT serve loops
+
+	tls     *dns.Server // DoT, when ServeTLS was called
+	tlsAddr string
+	filter  Filter
 }
 
 // New returns a Server answering from src with cfg (zero fields defaulted).
@@ -59,30 +67,57 @@ func New(cfg Config, src Source, reg prometheus.Registerer, log *slog.Logger) (*
 // Responder returns the answer function the server uses.
 func (s *Server) Responder() *Responder { return s.resp }
 
-// Listeners are the bound sockets of one DNS address: UDP and TCP on the
-// same port.
+// Listeners are the bound sockets of one DNS address: UDP (one socket per
+// core, sharing the port with SO_REUSEPORT on Linux) and TCP on the same
+// port.
 type Listeners struct {
-	udp *net.UDPConn
+	udp []*net.UDPConn
 	tcp net.Listener
 }
 
 // Listen binds addr (host:port; port 0 picks a free port, the same for UDP
 // and TCP) without answering yet: a caller that must know the port is its
 // own before it does anything it cannot take back (joining a cluster)
-// binds first and calls Serve later.
+// binds first and calls Serve later. It opens one UDP socket per
+// GOMAXPROCS; see ListenSockets.
 func Listen(addr string) (*Listeners, error) {
+	return ListenSockets(addr, runtime.GOMAXPROCS(0))
+}
+
+// ListenSockets is Listen with n UDP sockets (at least 1; 1 where the system
+// has no SO_REUSEPORT). Each is read by its own goroutine with its own
+// answer cache.
+func ListenSockets(addr string, n int) (*Listeners, error) {
+	if !reusePort || n < 1 {
+		n = 1
+	}
 	pc, ln, err := listen(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: listen on %s: %w", addr, err)
 	}
-	return &Listeners{udp: pc, tcp: ln}, nil
+	l := &Listeners{udp: []*net.UDPConn{pc}, tcp: ln}
+	for len(l.udp) < n {
+		more, err := listenUDP(pc.LocalAddr().String())
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("dnsserver: listen on %s (socket %d): %w", addr, len(l.udp)+1, err)
+		}
+		l.udp = append(l.udp, more)
+	}
+	return l, nil
 }
 
 // Addr is the bound address.
-func (l *Listeners) Addr() string { return l.udp.LocalAddr().String() }
+func (l *Listeners) Addr() string { return l.udp[0].LocalAddr().String() }
 
-// Close closes both sockets; after Serve, Shutdown does.
-func (l *Listeners) Close() error { return errors.Join(l.udp.Close(), l.tcp.Close()) }
+// Close closes the sockets; after Serve, Shutdown does.
+func (l *Listeners) Close() error {
+	errs := []error{l.tcp.Close()}
+	for _, c := range l.udp {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // Start listens on addr (Listen) and serves (Serve).
 func (s *Server) Start(addr string) error {
@@ -105,61 +140,57 @@ func (s *Server) Serve(l *Listeners) error {
 	switch {
 	case s.closed:
 		return ErrClosed
-	case s.udp != nil:
+	case s.started:
 		return ErrStarted
 	}
-	pc, ln, addr := l.udp, l.tcp, l.Addr()
-	started := make(chan struct{}, 2)
-	notify := func() { started <- struct{}{} }
+	ln, addr := l.tcp, l.Addr()
+	started := make(chan struct{}, 1)
 	idle := s.cfg.IdleTimeout
-	s.udp = &dns.Server{
-		PacketConn:        pc,
-		Handler:           s,
-		UDPSize:           readBufSize,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		WriteTimeout:      s.cfg.ReadTimeout,
-		MsgAcceptFunc:     s.acceptFunc(UDP),
-		MsgInvalidFunc:    s.invalidFunc(UDP),
-		NotifyStartedFunc: notify,
-	}
 	s.tcp = &dns.Server{
-		Listener:          newLimitListener(ln, s.cfg.MaxTCPConns),
-		Handler:           s,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		WriteTimeout:      s.cfg.ReadTimeout,
-		IdleTimeout:       func() time.Duration { return idle },
+		Listener:     newLimitListener(ln, s.cfg.MaxTCPConns),
+		Handler:      s,
+		ReadTimeout:  s.cfg.ReadTimeout,
+		WriteTimeout: s.cfg.ReadTimeout,
+		IdleTimeout:  func() time.Duration { return idle },
+		// miekg/dns closes a connection after 128 queries by default: a
+		// client pipelining over one connection (RFC 7766 §6.2.1) then pays
+		// a reconnect, and a TLS handshake over DoT, every 128 queries.
+		// The idle timeout and the connection cap bound them instead.
+		MaxTCPQueries:     -1,
 		MsgAcceptFunc:     s.acceptFunc(TCP),
 		MsgInvalidFunc:    s.invalidFunc(TCP),
-		NotifyStartedFunc: notify,
+		NotifyStartedFunc: func() { started <- struct{}{} },
 	}
-	bound := pc.LocalAddr().String()
-	s.addr = bound
-
-	errc := make(chan error, 2)
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+	errc := make(chan error, 1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := s.tcp.ActivateAndServe()
+		if err != nil {
+			s.log.Error("dns: serve loop stopped", "addr", addr, "err", err)
+		}
+		errc <- err
+	}()
+	select {
+	case <-started:
+	case err := <-errc:
+		l.Close()
+		s.wg.Wait()
+		s.tcp = nil
+		return fmt.Errorf("dnsserver: serve on %s: %w", addr, errors.Join(err, ErrClosed))
+	}
+	s.udp = l.udp
+	for _, c := range l.udp {
+		loop := s.newUDPLoop(c)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			err := srv.ActivateAndServe()
-			if err != nil {
-				s.log.Error("dns: serve loop stopped", "addr", bound, "err", err)
-			}
-			errc <- err
+			loop.run()
 		}()
 	}
-	for n := 0; n < 2; n++ {
-		select {
-		case <-started:
-		case err := <-errc:
-			// A loop ended before it started: tear the other one down.
-			pc.Close()
-			ln.Close()
-			s.wg.Wait()
-			s.udp, s.tcp, s.addr = nil, nil, ""
-			return fmt.Errorf("dnsserver: serve on %s: %w", addr, errors.Join(err, ErrClosed))
-		}
-	}
-	s.log.Info("dns: serving", "addr", bound, "domain", s.cfg.Domain)
+	s.started = true
+	s.addr = addr
+	s.log.Info("dns: serving", "addr", addr, "domain", s.cfg.Domain, "udp_sockets", len(l.udp))
 	return nil
 }
 
@@ -171,11 +202,7 @@ func listen(addr string) (*net.UDPConn, net.Listener, error) {
 		return nil, nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		ua, err := net.ResolveUDPAddr("udp", addr)
-		if err != nil {
-			return nil, nil, err
-		}
-		pc, err := net.ListenUDP("udp", ua)
+		pc, err := listenUDP(addr)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -203,17 +230,27 @@ func (s *Server) Addr() string {
 // in flight to be answered. A Server cannot be started again.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	udp, tcp := s.udp, s.tcp
+	udp, tcp, started := s.udp, s.tcp, s.started
 	wasClosed := s.closed
 	s.closed = true
 	s.addr = ""
 	s.mu.Unlock()
-	if udp == nil || wasClosed {
+	if wasClosed {
 		return nil
 	}
 	var errs []error
-	for _, srv := range []*dns.Server{udp, tcp} {
-		if err := srv.ShutdownContext(ctx); err != nil {
+	if err := s.shutdownTLS(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	// A UDP loop answers each query before it reads the next: closing the
+	// socket ends it after the query in flight.
+	for _, c := range udp {
+		if err := c.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if tcp != nil {
+		if err := tcp.ShutdownContext(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -224,7 +261,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, ctx.Err())
 	}
-	s.log.Info("dns: stopped")
+	if started {
+		s.log.Info("dns: stopped")
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dnsserver: shutdown: %w", err)
 	}
@@ -238,25 +277,46 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		proto = TCP
 	}
-	resp := s.answer(req, start, proto)
+	if len(s.cfg.Allow) > 0 && proto == TCP {
+		if a, ok := w.RemoteAddr().(*net.TCPAddr); !ok || !allowed(s.cfg.Allow, a.AddrPort().Addr()) {
+			s.metrics.droppedAllow.Inc()
+			m := new(dns.Msg)
+			m.SetRcode(req, dns.RcodeRefused)
+			w.WriteMsg(m)
+			return
+		}
+	}
+	b, resp := s.build(req, &clock{now: start}, proto)
 	if resp == nil {
 		s.metrics.malformed.Inc()
 		return
 	}
-	b, err := resp.Pack()
-	if err != nil {
-		// Unsent, it would reach the client as silence (UDP) or a closed
-		// connection (TCP); a SERVFAIL at least says the server failed.
-		s.log.Error("dns: answer cannot be packed, sent SERVFAIL", "question", question(req), "proto", proto, "err", err)
-		resp = servfail(req)
-		b, err = resp.Pack()
-	}
-	if err == nil {
-		_, err = w.Write(b)
-	}
-	if err != nil {
+	if _, err := w.Write(b); err != nil {
 		s.log.Debug("dns: write response", "proto", proto, "remote", w.RemoteAddr().String(), "err", err)
 	}
+	s.count(req, resp, proto, start)
+}
+
+// build returns the packed response to req over proto and the response, or
+// nils when req gets none. A panic, or a response that cannot be packed,
+// becomes SERVFAIL: unsent, it would reach the client as silence (UDP) or a
+// closed connection (TCP).
+func (s *Server) build(req *dns.Msg, c *clock, proto string) ([]byte, *dns.Msg) {
+	resp := s.answer(req, c, proto)
+	if resp == nil {
+		return nil, nil
+	}
+	b, err := resp.Pack()
+	if err != nil {
+		s.log.Error("dns: answer cannot be packed, sent SERVFAIL", "question", question(req), "proto", proto, "err", err)
+		resp = servfail(req)
+		b, _ = resp.Pack()
+	}
+	return b, resp
+}
+
+// count records a response sent.
+func (s *Server) count(req, resp *dns.Msg, proto string, start time.Time) {
 	s.metrics.responses.WithLabelValues(typeLabel(req), rcodeLabel(resp.Rcode), proto).Inc()
 	if resp.Truncated {
 		s.metrics.truncated.WithLabelValues(proto).Inc()
@@ -264,15 +324,15 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.metrics.duration.WithLabelValues(proto).Observe(time.Since(start).Seconds())
 }
 
-// answer is Responder.Answer with a panic turned into SERVFAIL.
-func (s *Server) answer(req *dns.Msg, now time.Time, proto string) (resp *dns.Msg) {
+// answer is Responder.respond with a panic turned into SERVFAIL.
+func (s *Server) answer(req *dns.Msg, c *clock, proto string) (resp *dns.Msg) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("dns: panic while answering, sent SERVFAIL", "panic", fmt.Sprint(v), "question", question(req), "proto", proto, "stack", string(debug.Stack()))
 			resp = servfail(req)
 		}
 	}()
-	return s.resp.Answer(req, now, proto)
+	return s.resp.respond(req, c, proto)
 }
 
 // servfail is the SERVFAIL answer to req.
@@ -352,8 +412,22 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.sem
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	lc := &limitConn{Conn: c, release: func() { <-l.sem }}
+	if tc, ok := c.(*tls.Conn); ok {
+		return &tlsLimitConn{limitConn: lc, tls: tc}, nil
+	}
+	return lc, nil
 }
+
+// tlsLimitConn is a limitConn of a TLS connection: it shows its state to
+// miekg/dns (dns.ConnectionStater), so that DoT answers see the client's
+// certificate.
+type tlsLimitConn struct {
+	*limitConn
+	tls *tls.Conn
+}
+
+func (c *tlsLimitConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
 
 func (l *limitListener) Close() error {
 	l.closeOnce.Do(func() { close(l.done) })

@@ -51,9 +51,15 @@ type testServer struct {
 // that Shutdown leaves no goroutine behind.
 func startServer(t *testing.T, src Source) *testServer {
 	t.Helper()
+	return startServerConfig(t, Config{}, src)
+}
+
+// startServerConfig is startServer with cfg.
+func startServerConfig(t *testing.T, cfg Config, src Source) *testServer {
+	t.Helper()
 	before := goleak.IgnoreCurrent()
 	ts := &testServer{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
-	s, err := New(Config{}, src, ts.reg, slog.New(slog.NewTextHandler(ts.log, nil)))
+	s, err := New(cfg, src, ts.reg, slog.New(slog.NewTextHandler(ts.log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package v2http
 
 import (
+	"crypto/tls"
 	"net/http"
 	"strings"
 
@@ -143,4 +144,22 @@ func watchVisible(pr tlsauth.Principal, node bool, ev *store.Event) bool {
 	}
 	dirRemoved := (ev.Action == store.ActionDelete || ev.Action == store.ActionExpire) && ev.PrevNode != nil && ev.PrevNode.Dir
 	return pr.CanSee(ev.Node.Key, dirRemoved)
+}
+
+// KeyFilter returns what the client of a TLS connection cs may see of the
+// registrations, for DNS over TLS and over HTTPS: nil (everything) while
+// authorization is off or for root, else a predicate accepting the keys
+// its principal may see in a recursive watch (watchVisible: CanRead of the
+// key itself). A connection without a verified certificate is a guest.
+// The policy is this node's replica's at the time of the call.
+func (h *Handler) KeyFilter(cs *tls.ConnectionState) func(key string) bool {
+	r := &http.Request{TLS: cs, RemoteAddr: "dns"}
+	pr := h.principal(r)
+	if pr.Root() {
+		return nil
+	}
+	node := h.isNode(r)
+	return func(key string) bool {
+		return watchVisible(pr, node, &store.Event{Action: store.ActionSet, Node: &store.NodeExtern{Key: key}})
+	}
 }

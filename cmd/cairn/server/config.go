@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -76,11 +77,19 @@ type Config struct {
 	MaxConnections    int
 	MaxWatchers       int
 
-	DNSAddr         string // empty: DNS off
-	DNSDomain       string
-	DNSMaxTTL       uint64
-	DNSNS           []string
-	DiscoveryPrefix string
+	DNSAddr   string // empty: DNS off
+	DNSDomain string
+	DNSMaxTTL uint64
+	DNSNS     []string
+	// DNS abuse control and transports (issue 15).
+	DNSAllow                []string // CIDRs; empty: every source
+	DNSRateLimit            uint64   // UDP responses per second per /24 or /56; 0: off
+	DNSRateSlip             int      // every Nth limited response slipped; 0 or less: none
+	DNSRateLimitLoopback    bool
+	DNSUDPSize              int
+	DNSTLSAddr              string // empty: DNS over TLS off
+	DNSTLSRequireClientCert bool
+	DiscoveryPrefix         string
 
 	DiscoveryURL         string // a discovery token's URL (bootstrap.Token); empty: none
 	DiscoverySRV         string // a domain with _cairn-server._tcp SRV records (bootstrap.SRV); empty: none
@@ -120,6 +129,9 @@ func Default() Config {
 		DNSAddr:         "127.0.0.1:8053",
 		DNSDomain:       discovery.DefaultDomain,
 		DNSMaxTTL:       dnsserver.DefaultMaxTTL,
+		DNSRateLimit:    DefaultDNSRateLimit,
+		DNSRateSlip:     dnsserver.DefaultRateSlip,
+		DNSUDPSize:      dnsserver.DefaultUDPSize,
 		DiscoveryPrefix: discovery.DefaultPrefix,
 
 		LogFormat: "text",
@@ -191,6 +203,13 @@ var settings = []setting{
 	{"dns.domain", "dns-domain", "DNS zone the registrations are answered in", func(c *Config) any { return &c.DNSDomain }},
 	{"dns.max_ttl", "dns-max-ttl", "largest TTL of a DNS answer, in seconds", func(c *Config) any { return &c.DNSMaxTTL }},
 	{"dns.ns", "dns-ns", "comma-separated name servers of the zone (host names or IPs) for its NS and SOA records", func(c *Config) any { return &c.DNSNS }},
+	{"dns.allow", "dns-allow", "comma-separated source networks (CIDR) whose DNS queries are answered; others are dropped (UDP) or REFUSED (TCP); empty: all", func(c *Config) any { return &c.DNSAllow }},
+	{"dns.rate_limit", "dns-rate-limit", "UDP DNS responses per second per source network (IPv4 /24, IPv6 /56) before responses are slipped or dropped; 0 turns the limit off", func(c *Config) any { return &c.DNSRateLimit }},
+	{"dns.rate_limit_slip", "dns-rate-limit-slip", "of the UDP responses over the rate limit, every Nth is sent empty with TC (the client retries over TCP) and the others dropped; 0: drop them all", func(c *Config) any { return &c.DNSRateSlip }},
+	{"dns.rate_limit_loopback", "dns-rate-limit-loopback", "apply the DNS rate limit to loopback sources too (exempt by default)", func(c *Config) any { return &c.DNSRateLimitLoopback }},
+	{"dns.udp_size", "dns-udp-size", "largest UDP DNS response in bytes (512 to 65535), whatever the client advertises", func(c *Config) any { return &c.DNSUDPSize }},
+	{"dns.tls_addr", "dns-tls-addr", "DNS over TLS (RFC 7858) listen host:port (853 in deployments), with the client port's serving certificate; empty turns it off", func(c *Config) any { return &c.DNSTLSAddr }},
+	{"dns.tls_require_client_cert", "dns-tls-require-client-cert", "DNS over TLS requires a client certificate chained to the CA, as the client port does; with authorization on, such a client sees only the services it may read", func(c *Config) any { return &c.DNSTLSRequireClientCert }},
 	{"discovery.prefix", "discovery-prefix", "key directory of the SkyDNS-style registrations", func(c *Config) any { return &c.DiscoveryPrefix }},
 	{"discovery.url", "discovery", "URL of a discovery token (cairn discovery new) to bootstrap a new cluster from when the data dir is empty, instead of --peers", func(c *Config) any { return &c.DiscoveryURL }},
 	{"discovery.srv", "discovery-srv", "domain whose DNS SRV records _cairn-server._tcp.<domain> name the founding members' peer addresses, to bootstrap a new cluster from when the data dir is empty, instead of --peers", func(c *Config) any { return &c.DiscoverySRV }},
@@ -295,7 +314,15 @@ func (c *Config) complete() error {
 	if c.DNSMaxTTL == 0 || c.DNSMaxTTL > 1<<31-1 {
 		bad("dns.max_ttl: %d is not between 1 and 2147483647 seconds", c.DNSMaxTTL)
 	}
-	if err := (dnsserver.Config{Domain: c.DNSDomain, MaxTTL: uint32(c.DNSMaxTTL), NS: c.DNSNS}).Validate(); err != nil {
+	if _, _, err := net.SplitHostPort(c.DNSTLSAddr); err != nil && c.DNSTLSAddr != "" {
+		bad("dns.tls_addr: %q is not host:port (or empty to turn DNS over TLS off)", c.DNSTLSAddr)
+	}
+	if c.DNSTLSAddr != "" && c.DNSAddr == "" {
+		bad("dns.tls_addr needs the DNS responder: set dns.addr too")
+	}
+	if dc, err := c.dnsConfig(); err != nil {
+		bad("dns: %v", err)
+	} else if err := dc.Validate(); err != nil {
 		bad("dns: %v", err)
 	}
 	if !strings.HasPrefix(c.DiscoveryPrefix, "/") || strings.Trim(c.DiscoveryPrefix, "/") == "" {
@@ -377,4 +404,36 @@ func count(bs ...bool) int {
 // splitList splits a comma-, space- or newline-separated list.
 func splitList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == ' ' || r == '\t' || r == '\r' })
+}
+
+// DefaultDNSRateLimit is dns.rate_limit's default: high enough for the
+// clients of one /24 behind a NAT, low enough that a spoofed flood cannot
+// make a member reflect more than about 1.2 MB/s per UDP socket at one
+// network.
+const DefaultDNSRateLimit = 1000
+
+// dnsConfig is the responder's configuration from the [dns] keys.
+func (c Config) dnsConfig() (dnsserver.Config, error) {
+	dc := dnsserver.Config{
+		Domain: c.DNSDomain, MaxTTL: uint32(min(c.DNSMaxTTL, 1<<31-1)), NS: c.DNSNS,
+		UDPSize:           c.DNSUDPSize,
+		RateLimit:         int(min(c.DNSRateLimit, 1<<31-1)),
+		RateSlip:          c.DNSRateSlip,
+		RateLimitLoopback: c.DNSRateLimitLoopback,
+	}
+	if dc.RateSlip <= 0 {
+		dc.RateSlip = -1 // dnsserver: negative drops every limited response
+	}
+	for _, s := range c.DNSAllow {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			if a, aerr := netip.ParseAddr(strings.TrimSpace(s)); aerr == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			} else {
+				return dc, fmt.Errorf("allow: %q is not a network like 10.0.0.0/8 or an address", s)
+			}
+		}
+		dc.Allow = append(dc.Allow, p.Masked())
+	}
+	return dc, nil
 }

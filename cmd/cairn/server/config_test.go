@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -333,6 +334,40 @@ func TestBindFor(t *testing.T) {
 	} {
 		if got := bindFor(tc.bind, tc.advertised); got != tc.want {
 			t.Errorf("bindFor(%q, %q) = %q, want %q", tc.bind, tc.advertised, got, tc.want)
+		}
+	}
+}
+
+// The [dns] keys of issue 15: abuse control and DoT.
+func TestConfigDNSAccess(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(file, []byte("[dns]\nallow = [\"10.0.0.0/8\", \"192.0.2.7\"]\nrate_limit = 50\nrate_limit_slip = 0\nudp_size = 4096\ntls_addr = \"127.0.0.1:8853\"\n"), 0o600)
+	c, _, err := load(t, file, nil, "--dns-tls-require-client-cert", "--dns-rate-limit-loopback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := c.dnsConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(dc.Allow) != "[10.0.0.0/8 192.0.2.7/32]" || dc.RateLimit != 50 || dc.RateSlip != -1 || !dc.RateLimitLoopback ||
+		dc.UDPSize != 4096 || c.DNSTLSAddr != "127.0.0.1:8853" || !c.DNSTLSRequireClientCert {
+		t.Errorf("dns config %+v from %+v", dc, c)
+	}
+	if d := Default(); d.DNSRateLimit != DefaultDNSRateLimit || d.DNSRateSlip != 2 || d.DNSTLSAddr != "" {
+		t.Errorf("defaults %+v", d)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dns-allow", "10.0.0.0/33"}, "dns: allow"},
+		{[]string{"--dns-udp-size", "100"}, "udp size"},
+		{[]string{"--dns-tls-addr", "853"}, "dns.tls_addr"},
+		{[]string{"--dns-addr", "", "--dns-tls-addr", "127.0.0.1:853"}, "needs the DNS responder"},
+	} {
+		if _, _, err := load(t, "", nil, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it to mention %q", tc.args, err, tc.want)
 		}
 	}
 }

@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnkv/cairn/cluster"
 	"github.com/cairnkv/cairn/cluster/disk"
+	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/dnsserver"
 	"github.com/cairnkv/cairn/tlsauth/pki"
 	"github.com/cairnkv/cairn/tlsauth/tlsconf"
@@ -83,6 +85,8 @@ type Server struct {
 	node      *cluster.Node
 	dns       *dnsserver.Server
 	dnsLn     *dnsserver.Listeners // bound by New before the node starts
+	dotLn     net.Listener         // DNS over TLS, bound with dnsLn; nil: off
+	keysAPI   atomic.Pointer[v2http.Handler]
 	tlsConf   *tls.Config
 	handshake *tlsconf.HandshakeLog // refused handshakes of both ports: counted, logged at a bounded rate
 	api       *http.Server
@@ -265,6 +269,14 @@ func (s *Server) ClientURL() string { return s.clientURL }
 // member (with the port bound when peer.addr has port 0): what other
 // members list in --peers.
 func (s *Server) PeerAddr() string { return s.peerAddr }
+
+// DNSTLSAddr is the address DNS over TLS is served on; empty when off.
+func (s *Server) DNSTLSAddr() string {
+	if s.dns == nil {
+		return ""
+	}
+	return s.dns.TLSAddr()
+}
 
 // DNSAddr is the address the DNS responder is bound to, UDP and TCP; empty
 // with DNS off.

@@ -234,6 +234,17 @@ func (s *Server) bindDNSAndMetrics() error {
 		s.dnsLn = l
 		s.onClose(func() { l.Close() }) // after Serve, Shutdown has closed it already
 	}
+	if cfg.DNSTLSAddr != "" {
+		if cfg.DNSAddr == "" {
+			return fmt.Errorf("dns.tls_addr %s needs the DNS responder: set dns.addr too", cfg.DNSTLSAddr)
+		}
+		ln, err := net.Listen("tcp", cfg.DNSTLSAddr)
+		if err != nil {
+			return fmt.Errorf("dns over TLS: listen on %s: %w (is another process using it? set --dns-tls-addr, or empty to turn it off)", cfg.DNSTLSAddr, err)
+		}
+		s.dotLn = ln
+		s.onClose(func() { ln.Close() })
+	}
 	if cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
@@ -262,14 +273,33 @@ func (s *Server) startDNS(dcfg discovery.Config, reg *prometheus.Registry) error
 	if cfg.DNSAddr == "" {
 		return nil
 	}
-	dns, err := dnsserver.New(dnsserver.Config{Domain: cfg.DNSDomain, MaxTTL: uint32(cfg.DNSMaxTTL), NS: cfg.DNSNS}, index, reg, logger)
+	dnsCfg, err := cfg.dnsConfig()
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
+	dns, err := dnsserver.New(dnsCfg, index, reg, logger)
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	// DoT and DoH answers are filtered by the API's authorization, which
+	// newAPI makes next: until then (no query can be answered before Run
+	// anyway) they see nothing.
+	dns.SetFilter(func(cs *tls.ConnectionState) func(string) bool {
+		if h := s.keysAPI.Load(); h != nil {
+			return h.KeyFilter(cs)
+		}
+		return func(string) bool { return false }
+	})
 	if err := dns.Serve(s.dnsLn); err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
 	s.dns = dns
+	if s.dotLn != nil {
+		if err := dns.ServeTLS(tls.NewListener(s.dotLn, dotTLS(s.tlsConf, cfg.DNSTLSRequireClientCert))); err != nil {
+			dns.Shutdown(context.Background())
+			return fmt.Errorf("dns: %w", err)
+		}
+	}
 	s.onClose(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
@@ -297,6 +327,14 @@ func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry, memberT
 	if err != nil {
 		return err
 	}
+	s.keysAPI.Store(handler)
+	var api http.Handler = handler
+	if s.dns != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/dns-query", s.dns.DoHHandler())
+		mux.Handle("/", handler)
+		api = mux
+	}
 	// Connections over the cap are refused before TLS: Run wraps this
 	// listener in NewTLSListener.
 	limited, err := newLimitListener(s.clientLn, cfg.MaxConnections, reg)
@@ -308,7 +346,7 @@ func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry, memberT
 	s.cancelAPI = cancelAPI
 	s.onClose(cancelAPI)
 	s.api = &http.Server{
-		Handler:           handler,
+		Handler:           api,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		// A whole request, body included. Watches are not cut off:
 		// net/http clears the read deadline once a request's body is read
@@ -326,4 +364,40 @@ func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry, memberT
 	s.metrics = newMetricsServer(handler, logger)
 	s.metrics.BaseContext = func(net.Listener) context.Context { return baseCtx }
 	return nil
+}
+
+// dotTLS is the DNS-over-TLS configuration: the client port's (same
+// serving certificate, same reload, same client verification) with the
+// "dot" ALPN protocol (RFC 7858 §3.2). Unless require is set, a client
+// certificate is optional; one that is sent is verified as the client port
+// verifies it, and its identity then filters the answers.
+func dotTLS(base *tls.Config, require bool) *tls.Config {
+	adapt := func(c *tls.Config) *tls.Config {
+		c = c.Clone()
+		c.NextProtos = []string{"dot"}
+		if !require {
+			c.ClientAuth = tls.VerifyClientCertIfGiven
+			if verify := c.VerifyConnection; verify != nil {
+				c.VerifyConnection = func(cs tls.ConnectionState) error {
+					if len(cs.PeerCertificates) == 0 {
+						return nil
+					}
+					return verify(cs)
+				}
+			}
+		}
+		return c
+	}
+	if base.GetConfigForClient == nil {
+		return adapt(base)
+	}
+	out := adapt(base)
+	out.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		c, err := base.GetConfigForClient(hello)
+		if err != nil || c == nil {
+			return c, err
+		}
+		return adapt(c), nil
+	}
+	return out
 }
