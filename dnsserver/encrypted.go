@@ -68,6 +68,15 @@ func (s *Server) view(cs *tls.ConnectionState) Source {
 // it before serving them. Without one, they see every registration.
 func (s *Server) SetFilter(f Filter) { s.filter = f }
 
+// SetReady sets the test of whether the source is fit to answer from; call
+// it before serving. While it reports false every query gets SERVFAIL (a
+// resolver tries another server, and caches nothing), never an NXDOMAIN
+// or an empty answer from data known to be behind: a member that
+// restarted answers so until it has applied again what it served before
+// it stopped. SERVFAIL is never cached, so the answer cache holds nothing
+// from that time.
+func (s *Server) SetReady(ready func() bool) { s.ready = ready }
+
 // dotHandler answers DoT queries.
 type dotHandler struct{ s *Server }
 

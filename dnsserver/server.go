@@ -44,6 +44,7 @@ type Server struct {
 	tls     *dns.Server // DoT, when ServeTLS was called
 	tlsAddr string
 	filter  Filter
+	ready   func() bool
 }
 
 // New returns a Server answering from src with cfg (zero fields defaulted).
@@ -324,8 +325,12 @@ func (s *Server) count(req, resp *dns.Msg, proto string, start time.Time) {
 	s.metrics.duration.WithLabelValues(proto).Observe(time.Since(start).Seconds())
 }
 
-// answer is Responder.respond with a panic turned into SERVFAIL.
+// answer is Responder.respond with a panic turned into SERVFAIL, and
+// SERVFAIL while the source is not ready (see SetReady).
 func (s *Server) answer(req *dns.Msg, c *clock, proto string) (resp *dns.Msg) {
+	if s.ready != nil && req != nil && !req.Response && !s.ready() {
+		return servfail(req) // counted as a SERVFAIL response
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("dns: panic while answering, sent SERVFAIL", "panic", fmt.Sprint(v), "question", question(req), "proto", proto, "stack", string(debug.Stack()))

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -545,3 +546,36 @@ func (l *chanListener) Accept() (net.Conn, error) {
 
 func (l *chanListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
 func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// TestServerNotReady: while the source is not ready (a member that
+// restarted and is catching up), every transport answers SERVFAIL, never
+// NXDOMAIN or a cached answer; once ready, real answers.
+func TestServerNotReady(t *testing.T) {
+	var ready atomic.Bool
+	reg := prometheus.NewRegistry()
+	s, err := New(Config{}, live(serverFixture()), reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetReady(ready.Load)
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	for _, proto := range []string{"udp", "udp", "tcp"} { // twice over UDP: the cache keeps no SERVFAIL
+		for _, name := range []string{"web-1.web.cairn.internal.", "nosuch.cairn.internal."} {
+			if resp := exchange(t, s.Addr(), proto, query(name, dns.TypeA)); resp.Rcode != dns.RcodeServerFailure {
+				t.Errorf("not ready, %s %s: %s, want SERVFAIL", proto, name, dns.RcodeToString[resp.Rcode])
+			}
+		}
+	}
+	ready.Store(true)
+	for _, proto := range []string{"udp", "tcp"} {
+		if resp := exchange(t, s.Addr(), proto, query("web-1.web.cairn.internal.", dns.TypeA)); resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
+			t.Errorf("ready, %s: %v", proto, resp)
+		}
+		if resp := exchange(t, s.Addr(), proto, query("nosuch.cairn.internal.", dns.TypeA)); resp.Rcode != dns.RcodeNameError {
+			t.Errorf("ready, %s nosuch: %s, want NXDOMAIN", proto, dns.RcodeToString[resp.Rcode])
+		}
+	}
+}

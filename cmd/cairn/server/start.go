@@ -290,6 +290,10 @@ func (s *Server) startDNS(dcfg discovery.Config, reg *prometheus.Registry) error
 		}
 		return func(string) bool { return false }
 	})
+	// A member that restarted answers SERVFAIL until it has applied again
+	// what it served before it stopped (issue 16): never NXDOMAIN from a
+	// replica it knows is behind.
+	dns.SetReady(s.node.CaughtUp)
 	if err := dns.Serve(s.dnsLn); err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
