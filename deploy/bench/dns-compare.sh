@@ -98,6 +98,11 @@ server:
 	zonelistfile: "$tmp/zone.list"
 	logfile: "$tmp/nsd.log"
 	verbosity: 0
+	# Debian's NSD limits responses per source network (RRL, 200/s by
+	# default); every query here comes from 127.0.0.1, and Cairn's own
+	# rate limit is off (and exempts loopback) by default: off for both.
+	rrl-ratelimit: 0
+	rrl-whitelist-ratelimit: 0
 remote-control:
 	control-enable: no
 zone:
@@ -159,17 +164,39 @@ machine
 echo "- dnsperf $(dnsperf -h 2>&1 | sed -n 's/^DNS Performance Testing Tool *//p;' | head -n1)$DNSPERF_ARGS -l $DURATION; $ROUNDS rounds, alternated; nsd $(nsd -v 2>&1 | sed -n '1s/^NSD version //p')"
 echo
 
-declare -A rates
+# cpu_ticks PID: CPU time (clock ticks) used so far by PID and every
+# process below it (NSD answers from forked children, which it replaces at
+# each reload).
+cpu_ticks() {
+	local t=0 q f s
+	# utime and stime, fields 14 and 15 of stat, counted after the command
+	# name (which may hold spaces: "nsd: server 1").
+	if s=$(cat "/proc/$1/stat" 2>/dev/null); then
+		read -r -a f <<<"${s##*) }"
+		t=$((f[11] + f[12]))
+	fi
+	for q in $(pgrep -P "$1"); do t=$((t + $(cpu_ticks "$q"))); done
+	echo "$t"
+}
+hz=$(getconf CLK_TCK)
+declare -A rates cpus
 for r in $(seq "$ROUNDS"); do
 	for t in "${targets[@]}"; do
 		read -r name mode host p <<<"$t"
+		server=${pid[${name%-dot}]}
+		before=$(cpu_ticks "$server")
 		# shellcheck disable=SC2086 # DNSPERF_ARGS is a list of arguments
 		out=$(dnsperf -m "$mode" -s "$host" -p "$p" -d "$tmp/queries.txt" -l "$DURATION" $DNSPERF_ARGS 2>&1) ||
 			{ echo "$NAME: dnsperf against $name failed: $out" >&2; exit 1; }
 		qps=$(awk '/Queries per second:/ {printf "%d", $4}' <<<"$out")
 		lost=$(awk '/Queries lost:/ {print $3}' <<<"$out")
-		echo "round $r: $name $qps queries/s (lost $lost)" >&2
+		# The server's CPU per answer: on a small machine dnsperf competes
+		# with the server for the cores, so queries/s alone can be the
+		# generator's limit (nothing lost) rather than the server's.
+		cpu=$(awk -v t=$(($(cpu_ticks "$server") - before)) -v hz="$hz" -v q="$qps" -v d="$DURATION" 'BEGIN {printf "%.1f", t / hz * 1e6 / (q * d)}')
+		echo "round $r: $name $qps queries/s (lost $lost), server CPU $cpu µs per query" >&2
 		rates[$name]+="$qps "
+		cpus[$name]+="$cpu "
 	done
 done
 echo "- load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -177,10 +204,13 @@ echo
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 c=$(median <<<"${rates[cairn]}")
-echo "| server | queries/s (median of $ROUNDS) | rounds | cairn ÷ server |"
-echo "| --- | ---: | --- | ---: |"
+medianf() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+cc=$(medianf <<<"${cpus[cairn]}")
+echo "| server | queries/s (median of $ROUNDS) | rounds | cairn ÷ server | server CPU µs per query (median) | server CPU ÷ cairn's |"
+echo "| --- | ---: | --- | ---: | ---: | ---: |"
 for t in "${targets[@]}"; do
 	read -r name _ <<<"$t"
 	m=$(median <<<"${rates[$name]}")
-	echo "| $name | $m | ${rates[$name]% } | $(awk -v a="$c" -v b="$m" 'BEGIN {printf "%.2f", a / b}') |"
+	mc=$(medianf <<<"${cpus[$name]}")
+	echo "| $name | $m | ${rates[$name]% } | $(awk -v a="$c" -v b="$m" 'BEGIN {printf "%.2f", a / b}') | $mc | $(awk -v a="$mc" -v b="$cc" 'BEGIN {printf "%.2f", a / b}') |"
 done
