@@ -9,20 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/cluster/clustertest/refused"
 	"github.com/cairnkv/cairn/discovery"
 )
 
-// refusedAddr is a loopback HOST:PORT where nothing listens.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// refusedAddr is a loopback HOST:PORT where connections are refused.
+func refusedAddr(t *testing.T) string { return refused.Addr(t) }
 
 func mustCheck(t *testing.T, check func(context.Context) error, err error) func(context.Context) error {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/cluster/clustertest"
+	refusedaddr "github.com/cairnkv/cairn/cluster/clustertest/refused"
 	"github.com/cairnkv/cairn/cluster/v2client"
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/store"
@@ -93,17 +94,8 @@ func newClient(t *testing.T, p testPKI, timeout time.Duration, eps ...string) *v
 	return c
 }
 
-// refused is an address where nothing listens.
-func refused(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "https://" + addr
-}
+// refused is an address where connections are refused.
+func refused(t *testing.T) string { return "https://" + refusedaddr.Addr(t) }
 
 func value(ev *store.Event) string {
 	if ev == nil || ev.Node == nil || ev.Node.Value == nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/cairnkv/cairn/cluster"
+	"github.com/cairnkv/cairn/cluster/clustertest/refused"
 	"github.com/cairnkv/cairn/cluster/v2http"
 	"github.com/cairnkv/cairn/cmd/cairn/server"
 	"github.com/cairnkv/cairn/cmd/cairn/server/servertest"
@@ -217,17 +218,8 @@ func startMember(t *testing.T, p pki.Dev, c v2http.Cluster) string {
 	return startServer(t, p, h)
 }
 
-// refusedEndpoint is an address where nothing listens.
-func refusedEndpoint(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "https://" + addr
-}
+// refusedEndpoint is an address where connections are refused.
+func refusedEndpoint(t *testing.T) string { return "https://" + refused.Addr(t) }
 
 // silentEndpoint accepts connections and never says anything: a TLS
 // handshake with it hangs until the client gives up.
