@@ -6,11 +6,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,6 +170,65 @@ func TestRestartedFollowerDNS(t *testing.T) {
 		}
 	}
 	t.Logf("%d answers checked before the right one", answers)
+}
+
+// TestCatchingUpMemberDNS: a member that restarts behind what it served
+// before it stopped (here its data dir's applied mark names an entry its
+// log does not hold, as after a log replaced by hand) answers every DNS
+// query with SERVFAIL, never NXDOMAIN or a stale answer, says so in
+// /health and refuses stale reads, while the others answer as usual.
+func TestCatchingUpMemberDNS(t *testing.T) {
+	p := startProcs(t, 3, clustertest.ProcOptions{DNS: true})
+	leader := p.Leader(t)
+	f := (leader + 1) % 3
+	const key, name = "/skydns/internal/cairn/web/w1", "w1.web.cairn.internal"
+	hbRegister(t, p, leader, key, time.Hour)
+	Poll(t, 10*time.Second, p.Proc(f).Name+"'s DNS answers "+name, func() error {
+		if out := strings.TrimSpace(dig(t, p.Proc(f).DNSAddr, name, "A", "+short")); out != "10.0.0.21" {
+			return fmt.Errorf("answer %q", out)
+		}
+		return nil
+	})
+	if err := p.Stop(f); err != nil {
+		t.Fatal(err)
+	}
+	// The mark's format (cluster/applied.go): index and term, big-endian
+	// uint64s, then the CRC-32 (IEEE) of both.
+	mark := binary.BigEndian.AppendUint64(nil, 1<<40)
+	mark = binary.BigEndian.AppendUint64(mark, 1)
+	mark = binary.BigEndian.AppendUint32(mark, crc32.ChecksumIEEE(mark))
+	if err := os.WriteFile(filepath.Join(p.Proc(f).DataDir, "applied"), mark, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(f); err != nil {
+		t.Fatal(err)
+	}
+	Poll(t, 20*time.Second, p.Proc(f).Name+"'s DNS answering after the restart", func() error {
+		_, err := digOnce(p.Proc(f).DNSAddr, name, "A")
+		return err
+	})
+	for _, q := range []string{name, "nosuch.cairn.internal"} {
+		if st := digStatus(dig(t, p.Proc(f).DNSAddr, q, "A")); st != "SERVFAIL" {
+			t.Errorf("member catching up answered %s for %s, want SERVFAIL", st, q)
+		}
+		if out := dig(t, p.Proc(f).DNSAddr, q, "A", "+tcp"); digStatus(out) != "SERVFAIL" {
+			t.Errorf("member catching up answered over TCP:\n%s", out)
+		}
+	}
+	if out := strings.TrimSpace(dig(t, p.Proc(leader).DNSAddr, name, "A", "+short")); out != "10.0.0.21" {
+		t.Errorf("the leader's DNS answered %q", out)
+	}
+	resp, body, err := p.Do(f, http.MethodGet, "/health", "", "")
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "catching up") {
+		t.Errorf("/health of the member catching up: %v %v %s", resp.StatusCode, err, body)
+	}
+	resp, body, err = p.Do(f, http.MethodGet, "/v2/keys"+key, "stale=true", "")
+	if err != nil || !strings.Contains(string(body), `"errorCode":300`) {
+		t.Errorf("stale read on the member catching up: %v %s", err, body)
+	}
+	if resp, body, err := p.Do(f, http.MethodGet, "/v2/keys"+key, "", ""); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("linearizable read through the member catching up: %v %s", err, body)
+	}
 }
 
 // digOnce is dig without failing the test when no server answers.
