@@ -81,8 +81,9 @@ func bool01(b bool) float64 {
 
 func (m *metrics) observeApply(d time.Duration) { m.apply.Observe(d.Seconds()) }
 
-// watchLeader counts leader changes until the node stops. Raft reports each
-// change of the leader it knows (to none as well) to an observer; a leader
+// watchLeader counts leader changes, and notes when this node stops being
+// leader, until the node stops. Raft reports each change of the leader it
+// knows (to none as well) and of its own state to an observer; a leader
 // known before the observer was registered is read once at the start.
 // Observations are not blocking (raft must never wait on a metric), so a
 // burst of more changes than the buffer holds may be under-counted.
@@ -90,16 +91,16 @@ func (n *Node) watchLeader() {
 	defer n.wg.Done()
 	ch := make(chan raft.Observation, 64)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.RaftState:
+			return true
+		}
+		return false
 	})
 	n.raft.RegisterObserver(obs)
 	defer n.raft.DeregisterObserver(obs)
 	var last raft.ServerID
 	seen := func(id raft.ServerID) {
-		// Gaining or losing a leader both mark the last moment one was
-		// known: callLeader's "no leader" counts from there.
-		n.leaderSeen.Store(time.Now().UnixNano())
 		if id != "" && id != last {
 			n.metrics.leaderChanges.Inc()
 		}
@@ -107,12 +108,25 @@ func (n *Node) watchLeader() {
 	}
 	_, id := n.raft.LeaderWithID()
 	seen(id)
+	state := n.raft.State()
 	for {
 		select {
 		case <-n.stop:
 			return
 		case o := <-ch:
-			seen(o.Data.(raft.LeaderObservation).LeaderID)
+			switch d := o.Data.(type) {
+			case raft.LeaderObservation:
+				seen(d.LeaderID)
+			case raft.RaftState:
+				// A leader that steps down has heard from no other leader
+				// lately (LastContact counts a leader's messages to this
+				// member as a follower): callLeader's "no leader" counts
+				// from the moment it stopped leading.
+				if state == raft.Leader && d != raft.Leader {
+					n.leaderLost.Store(time.Now().UnixNano())
+				}
+				state = d
+			}
 		}
 	}
 }

@@ -47,7 +47,7 @@ type Node struct {
 	// entry of its own (a barrier): reads wait for it.
 	readyTerm   atomic.Uint64
 	leaderSince atomic.Int64 // unix nanos when this node last became leader
-	leaderSeen  atomic.Int64 // unix nanos when this node last saw the leader change (or started)
+	leaderLost  atomic.Int64 // unix nanos when this node started, or last stopped being leader
 	readyMu     sync.Mutex
 	readyCh     chan struct{} // closed when readyTerm catches up; replaced per term
 
@@ -229,7 +229,7 @@ func New(cfg Config) (*Node, error) {
 	go n.watchFault()
 	go n.watchSpace()
 	go n.run()
-	n.leaderSeen.Store(time.Now().UnixNano())
+	n.leaderLost.Store(time.Now().UnixNano())
 	go n.watchLeader()
 	go n.probeFollowers()
 	if !has && len(peers) > 0 {

@@ -311,10 +311,11 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 			// longer than the election timeout (cut off, or its leader died
 			// and no other is elected yet) refuses at once, so that clients
 			// move to another member instead of waiting here. It counts
-			// from the later of the last message of a leader and the last
-			// change of leader seen (or the start), so a member that just
-			// started or just lost its leader still waits for an election.
-			heard := time.Unix(0, max(n.raft.LastContact().UnixNano(), n.leaderSeen.Load()))
+			// from the later of the last message of a leader, the start
+			// (a fresh member's first election, or a single member electing
+			// itself, takes up to an election timeout; LastContact is zero
+			// until then) and the moment this member stopped leading.
+			heard := time.Unix(0, max(n.raft.LastContact().UnixNano(), n.leaderLost.Load()))
 			if since := time.Since(heard); since > n.cfg.ElectionTimeout {
 				return nil, fmt.Errorf("%w: no leader heard from for over %v (is this member cut off from the others?)", ErrNotLeader, n.cfg.ElectionTimeout)
 			}

@@ -26,6 +26,12 @@ import (
 // requests in flight, DNS queries, the raft shutdown.
 const shutdownTimeout = 10 * time.Second
 
+// drainTimeout is how long Close lets the client requests in flight finish
+// (a write forwarded to the leader gets its answer, not an ambiguous
+// "context canceled") before it cancels those still running: watches and
+// long polls, which end only when canceled.
+const drainTimeout = time.Second
+
 // Option adjusts New.
 type Option func(*options)
 
@@ -221,7 +227,12 @@ func (s *Server) Close() error {
 			// in flight finish, or move to the new leader as not proposed.
 			s.node.StepDown(2 * s.cfg.ElectionTimeout)
 		}
-		s.cancelAPI() // cancels in-flight requests, so Shutdown does not wait for them
+		// Shutdown stops accepting and waits for the requests in flight;
+		// those still running after drainTimeout are canceled.
+		if s.cancelAPI != nil {
+			drain := time.AfterFunc(drainTimeout, s.cancelAPI)
+			defer drain.Stop()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		for _, srv := range []*http.Server{s.api, s.metrics} {

@@ -405,3 +405,63 @@ func TestStorageKeySealsManagedKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseDrainsRequestsInFlight: Close lets a request in flight finish
+// instead of cancelling it at once: here a PUT through a follower whose
+// body is still being sent when the follower's Close begins, and which it
+// forwards to the leader after, gets its answer, not an ambiguous "context
+// canceled". Watches still end at once.
+func TestCloseDrainsRequestsInFlight(t *testing.T) {
+	members := servertest.StartCluster(t, 3, nil)
+	s := members[0]
+	for _, m := range members {
+		if m.Node().Status().State != "StateLeader" {
+			s = m
+			break
+		}
+	}
+	body, send := io.Pipe()
+	got := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPut, s.URL+"/v2/keys/drained", body)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := s.Client.Do(req)
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got <- resp.Status + " " + string(b)
+	}()
+	if _, err := send.Write([]byte("value=")); err != nil { // the request is in flight
+		t.Fatal(err)
+	}
+	// Once the member has accepted the connection (the request's headers
+	// are sent), it serves the request even if Close begins before it has
+	// read them; a connection still in the listen queue would be reset.
+	poll.Until(t, 10*time.Second, "the connection accepted", func() bool {
+		resp, err := plain.Get("http://" + s.MetricsAddr() + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), "\ncairn_client_connections 1\n")
+	})
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	poll.Until(t, 10*time.Second, "the client port closed", func() bool {
+		c, err := net.Dial("tcp", s.ClientAddr())
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	send.Write([]byte("v"))
+	send.Close()
+	if r := <-got; !strings.HasPrefix(r, "201") || !strings.Contains(r, `"value":"v"`) {
+		t.Errorf("PUT in flight when Close began: %s, want 201 Created", r)
+	}
+	<-closed
+}
