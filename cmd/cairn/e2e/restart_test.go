@@ -119,18 +119,20 @@ func TestRollingRestart(t *testing.T) {
 	}
 }
 
-// TestRestartedFollowerDNS: a follower restarted while no leader can reach
-// it (the other two are killed) answers a registered service from what it
-// had applied before the stop, replayed from its own log: the right answer
-// or SERVFAIL, never NXDOMAIN, which resolvers would cache.
-func TestRestartedFollowerDNS(t *testing.T) {
-	p := startProcs(t, 3, clustertest.ProcOptions{DNS: true})
-	leader := p.Leader(t)
-	f := (leader + 1) % 3
-	const key, name = "/skydns/internal/cairn/web/w1", "w1.web.cairn.internal"
-	hbRegister(t, p, leader, key, time.Hour)
-	Poll(t, 10*time.Second, p.Proc(f).Name+"'s DNS answers "+name, func() error {
-		if out := strings.TrimSpace(dig(t, p.Proc(f).DNSAddr, name, "A", "+short")); out != "10.0.0.21" {
+// The service stoppedFollowerWithService registers, and its DNS name.
+const restartKey, restartName = "/skydns/internal/cairn/web/w1", "w1.web.cairn.internal"
+
+// stoppedFollowerWithService starts 3 members with DNS, registers
+// restartKey through the leader, waits until follower f's DNS answers it,
+// and stops f (SIGTERM).
+func stoppedFollowerWithService(t *testing.T) (p *clustertest.Procs, leader, f int) {
+	t.Helper()
+	p = startProcs(t, 3, clustertest.ProcOptions{DNS: true})
+	leader = p.Leader(t)
+	f = (leader + 1) % 3
+	hbRegister(t, p, leader, restartKey, time.Hour)
+	Poll(t, 10*time.Second, p.Proc(f).Name+"'s DNS answers "+restartName, func() error {
+		if out := strings.TrimSpace(dig(t, p.Proc(f).DNSAddr, restartName, "A", "+short")); out != "10.0.0.21" {
 			return fmt.Errorf("answer %q", out)
 		}
 		return nil
@@ -138,6 +140,15 @@ func TestRestartedFollowerDNS(t *testing.T) {
 	if err := p.Stop(f); err != nil {
 		t.Fatal(err)
 	}
+	return p, leader, f
+}
+
+// TestRestartedFollowerDNS: a follower restarted while no leader can reach
+// it (the other two are killed) answers a registered service from what it
+// had applied before the stop, replayed from its own log: the right answer
+// or SERVFAIL, never NXDOMAIN, which resolvers would cache.
+func TestRestartedFollowerDNS(t *testing.T) {
+	p, leader, f := stoppedFollowerWithService(t)
 	p.Kill(leader)
 	p.Kill(3 - leader - f)
 	if err := p.Start(f); err != nil {
@@ -147,7 +158,7 @@ func TestRestartedFollowerDNS(t *testing.T) {
 	// the first answer on, every one is checked.
 	var answers int
 	Poll(t, 20*time.Second, p.Proc(f).Name+"'s DNS answering after the restart", func() error {
-		out, err := digOnce(p.Proc(f).DNSAddr, name, "A")
+		out, err := digOnce(p.Proc(f).DNSAddr, restartName, "A")
 		if err != nil {
 			return err
 		}
@@ -165,7 +176,7 @@ func TestRestartedFollowerDNS(t *testing.T) {
 		return nil
 	})
 	for range 5 { // and it keeps answering right
-		if out := strings.TrimSpace(dig(t, p.Proc(f).DNSAddr, name, "A", "+short")); out != "10.0.0.21" {
+		if out := strings.TrimSpace(dig(t, p.Proc(f).DNSAddr, restartName, "A", "+short")); out != "10.0.0.21" {
 			t.Fatalf("restarted follower answered %q", out)
 		}
 	}
@@ -178,20 +189,7 @@ func TestRestartedFollowerDNS(t *testing.T) {
 // query with SERVFAIL, never NXDOMAIN or a stale answer, says so in
 // /health and refuses stale reads, while the others answer as usual.
 func TestCatchingUpMemberDNS(t *testing.T) {
-	p := startProcs(t, 3, clustertest.ProcOptions{DNS: true})
-	leader := p.Leader(t)
-	f := (leader + 1) % 3
-	const key, name = "/skydns/internal/cairn/web/w1", "w1.web.cairn.internal"
-	hbRegister(t, p, leader, key, time.Hour)
-	Poll(t, 10*time.Second, p.Proc(f).Name+"'s DNS answers "+name, func() error {
-		if out := strings.TrimSpace(dig(t, p.Proc(f).DNSAddr, name, "A", "+short")); out != "10.0.0.21" {
-			return fmt.Errorf("answer %q", out)
-		}
-		return nil
-	})
-	if err := p.Stop(f); err != nil {
-		t.Fatal(err)
-	}
+	p, leader, f := stoppedFollowerWithService(t)
 	// The mark's format (cluster/applied.go): index and term, big-endian
 	// uint64s, then the CRC-32 (IEEE) of both.
 	mark := binary.BigEndian.AppendUint64(nil, 1<<40)
@@ -204,10 +202,10 @@ func TestCatchingUpMemberDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	Poll(t, 20*time.Second, p.Proc(f).Name+"'s DNS answering after the restart", func() error {
-		_, err := digOnce(p.Proc(f).DNSAddr, name, "A")
+		_, err := digOnce(p.Proc(f).DNSAddr, restartName, "A")
 		return err
 	})
-	for _, q := range []string{name, "nosuch.cairn.internal"} {
+	for _, q := range []string{restartName, "nosuch.cairn.internal"} {
 		if st := digStatus(dig(t, p.Proc(f).DNSAddr, q, "A")); st != "SERVFAIL" {
 			t.Errorf("member catching up answered %s for %s, want SERVFAIL", st, q)
 		}
@@ -215,18 +213,18 @@ func TestCatchingUpMemberDNS(t *testing.T) {
 			t.Errorf("member catching up answered over TCP:\n%s", out)
 		}
 	}
-	if out := strings.TrimSpace(dig(t, p.Proc(leader).DNSAddr, name, "A", "+short")); out != "10.0.0.21" {
+	if out := strings.TrimSpace(dig(t, p.Proc(leader).DNSAddr, restartName, "A", "+short")); out != "10.0.0.21" {
 		t.Errorf("the leader's DNS answered %q", out)
 	}
 	resp, body, err := p.Do(f, http.MethodGet, "/health", "", "")
 	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "catching up") {
 		t.Errorf("/health of the member catching up: %v %v %s", resp.StatusCode, err, body)
 	}
-	resp, body, err = p.Do(f, http.MethodGet, "/v2/keys"+key, "stale=true", "")
+	resp, body, err = p.Do(f, http.MethodGet, "/v2/keys"+restartKey, "stale=true", "")
 	if err != nil || !strings.Contains(string(body), `"errorCode":300`) {
 		t.Errorf("stale read on the member catching up: %v %s", err, body)
 	}
-	if resp, body, err := p.Do(f, http.MethodGet, "/v2/keys"+key, "", ""); err != nil || resp.StatusCode != http.StatusOK {
+	if resp, body, err := p.Do(f, http.MethodGet, "/v2/keys"+restartKey, "", ""); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("linearizable read through the member catching up: %v %s", err, body)
 	}
 }
