@@ -28,8 +28,9 @@ const shutdownTimeout = 10 * time.Second
 
 // drainTimeout is how long Close lets the client requests in flight finish
 // (a write forwarded to the leader gets its answer, not an ambiguous
-// "context canceled") before it cancels those still running: watches and
-// long polls, which end only when canceled.
+// "context canceled") before it cancels those still running (one waiting
+// on an unreachable leader, say). Watches and long polls end at once:
+// Shutdown runs the API handler's Close.
 const drainTimeout = time.Second
 
 // Option adjusts New.
