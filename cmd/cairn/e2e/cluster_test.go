@@ -77,6 +77,23 @@ func clPutContext(ctx context.Context, p *clustertest.Procs, i int, key, value s
 	return clWrite{key, value, ev.Node.ModifiedIndex}, nil
 }
 
+// clPutRetry is clPut tried again, for up to 30 s, after an error: for
+// tests about what follows many writes (a snapshot, a catch-up), not about
+// their availability, where an election under load (2 of 3 members up, the
+// race detector, the other tests) may refuse or cut short a few of them.
+// Writing the same value again leaves the same state; the write returned
+// is the last one acknowledged.
+func clPutRetry(p *clustertest.Procs, i int, key, value string) (clWrite, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		w, err := clPut(p, i, key, value)
+		if err == nil || time.Now().After(deadline) {
+			return w, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func mustClPut(t *testing.T, p *clustertest.Procs, i int, key, value string) clWrite {
 	t.Helper()
 	w, err := clPut(p, i, key, value)
@@ -928,7 +945,7 @@ func TestClusterSnapshotCatchUp(t *testing.T) {
 		wg.Go(func() {
 			for k := g; k < keys; k += workers {
 				via := []int{leader, o}[k%2]
-				ws[k], errs[k] = clPut(p, via, fmt.Sprintf("/snap/k%04d", k), fmt.Sprintf("v%d", k))
+				ws[k], errs[k] = clPutRetry(p, via, fmt.Sprintf("/snap/k%04d", k), fmt.Sprintf("v%d", k))
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -64,8 +65,9 @@ func dnsQuery(name string, qtype uint16) *dns.Msg {
 
 func TestDNSOverTLSClientCert(t *testing.T) {
 	t.Parallel()
-	s, dot, _ := startDoTCairn(t, "--dns-tls-require-client-cert")
+	s, dot, dnsAddr := startDoTCairn(t, "--dns-tls-require-client-cert")
 	register(t, s, "web", "web-1", `{"host":"10.0.0.5","port":8080}`, 0)
+	waitDNS(t, dnsAddr, "web-1.web.cairn.internal", "10.0.0.5")
 
 	t.Run("dig with the client certificate", func(t *testing.T) {
 		out := dig(t, dot, "+tls", "+tls-ca="+testPKI.CAFile, "+tls-certfile="+s.Files.CertFile, "+tls-keyfile="+s.Files.KeyFile,
@@ -138,10 +140,24 @@ func doh(t *testing.T, c *http.Client, url, method string, req *dns.Msg) *dns.Ms
 	return m
 }
 
+// waitDNS waits until the plain DNS at dnsAddr answers name with want: the
+// DNS index follows the store asynchronously (within a second), and every
+// transport answers from it.
+func waitDNS(t *testing.T, dnsAddr, name, want string) {
+	t.Helper()
+	Poll(t, 10*time.Second, dnsAddr+" answering "+name, func() error {
+		if out := strings.TrimSpace(dig(t, dnsAddr, name, "A", "+short")); out != want {
+			return fmt.Errorf("answer %q", out)
+		}
+		return nil
+	})
+}
+
 func TestDNSOverHTTPS(t *testing.T) {
 	t.Parallel()
-	s, _ := startDNSCairn(t)
+	s, dnsAddr := startDNSCairn(t)
 	register(t, s, "web", "web-1", `{"host":"10.0.0.5","port":8080}`, 0)
+	waitDNS(t, dnsAddr, "web-1.web.cairn.internal", "10.0.0.5")
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		m := doh(t, s.HTTP, s.URL, method, dnsQuery("web.cairn.internal.", dns.TypeSRV))
 		if len(m.Answer) != 1 || len(m.Extra) != 1 {
@@ -181,6 +197,7 @@ func TestDNSAuthorizationFilter(t *testing.T) {
 	s, dot, dnsAddr := startDoTCairn(t)
 	register(t, s, "web", "web-1", webRecord[len("value="):], 0)
 	register(t, s, "db", "db-1", dbRecord[len("value="):], 0)
+	waitDNS(t, dnsAddr, "db-1.db.cairn.internal", "10.0.0.2")
 	root := &authClient{id: "client/root", s: s, files: s.Files, http: s.HTTP}
 	mon := newAuthClient(t, s, "webmon")
 	root.must(t, "PUT", "/v2/auth/users/client/root", `{"user":"client/root","roles":["root"]}`, http.StatusCreated)
