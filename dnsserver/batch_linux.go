@@ -67,17 +67,28 @@ func newBatch(conn *net.UDPConn) (*batch, error) {
 
 // recv reads at least one datagram, waiting for one, and returns how many.
 func (b *batch) recv() (int, error) {
-	var n int
-	var serr error
-	err := b.rc.Read(func(fd uintptr) bool {
-		for i := range b.in {
-			b.in[i].hdr.Namelen = unix.SizeofSockaddrInet6
-			b.in[i].len = 0
-		}
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), batchSize, unix.MSG_DONTWAIT, 0, 0)
+	for i := range b.in {
+		b.in[i].hdr.Namelen = unix.SizeofSockaddrInet6
+		b.in[i].len = 0
+	}
+	n, serr, err := mmsg(b.rc.Read, unix.SYS_RECVMMSG, unsafe.Pointer(&b.in[0]), batchSize)
+	if err != nil {
+		return 0, err
+	}
+	return n, serr
+}
+
+// mmsg makes the system call trap (recvmmsg or sendmmsg) on the socket
+// with the n messages at vec, without blocking: do (the socket's
+// RawConn.Read or Write) waits in the runtime's poller while it is not
+// ready. It returns how many messages went through, the system call's
+// error, and do's (the socket closed).
+func mmsg(do func(func(fd uintptr) bool) error, trap uintptr, vec unsafe.Pointer, n int) (got int, serr, err error) {
+	err = do(func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(trap, fd, uintptr(vec), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
-			n = int(r)
+			got = int(r)
 		case unix.EAGAIN, unix.EINTR:
 			return false
 		default:
@@ -85,10 +96,7 @@ func (b *batch) recv() (int, error) {
 		}
 		return true
 	})
-	if err != nil {
-		return 0, err
-	}
-	return n, serr
+	return got, serr, err
 }
 
 // packet is the i-th datagram read and its source.
@@ -131,20 +139,7 @@ func (b *batch) queue(p []byte, i int) error {
 func (b *batch) flush() error {
 	var errs []error
 	for sent := 0; sent < b.nout; {
-		var n int
-		var serr error
-		err := b.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[sent])), uintptr(b.nout-sent), unix.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case 0:
-				n = int(r)
-			case unix.EAGAIN, unix.EINTR:
-				return false
-			default:
-				serr = e
-			}
-			return true
-		})
+		n, serr, err := mmsg(b.rc.Write, unix.SYS_SENDMMSG, unsafe.Pointer(&b.out[sent]), b.nout-sent)
 		if err != nil {
 			b.nout = 0
 			return err
