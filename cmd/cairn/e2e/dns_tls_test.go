@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -46,7 +45,7 @@ func dotClient(t *testing.T, f tlsconf.Files) *dns.Client {
 		t.Fatal(err)
 	}
 	cfg := &tls.Config{ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	cfg.RootCAs = x509Pool(t, ca)
+	cfg.RootCAs = poolOfPEM(t, ca)
 	if f.CertFile != "" {
 		c, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
 		if err != nil {
@@ -298,13 +297,4 @@ func TestDNSRateLimitSlips(t *testing.T) {
 	if err != nil || m.Truncated || m.Rcode != dns.RcodeNameError || len(m.Ns) != 1 {
 		t.Fatalf("another network: %v %v", m, err)
 	}
-}
-
-func x509Pool(t *testing.T, pem []byte) *x509.CertPool {
-	t.Helper()
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(pem) {
-		t.Fatal("no certificate in the CA file")
-	}
-	return p
 }
