@@ -31,6 +31,11 @@ var (
 	// ErrMayHaveApplied: a request that is not safe to send twice failed
 	// after it may have reached a member, so it was not sent to another.
 	ErrMayHaveApplied = errors.New("v2client: the member may have applied the request")
+	// ErrNotApplied: a member answered an error it marked as changing
+	// nothing (it could not reach a leader to propose the request, or its
+	// disk was full): the request may be sent again, to any member. The
+	// error also wraps the answer's *store.Error.
+	ErrNotApplied = errors.New("v2client: the member did not apply the request")
 	// ErrTimeout: an endpoint did not answer within Config.Timeout.
 	ErrTimeout = errors.New("v2client: no answer in time")
 	// ErrUntrustedMember: a member's certificate does not chain to the

@@ -287,8 +287,11 @@ func TestFailover(t *testing.T) {
 
 	// Every member answers 5xx: the answer is the cluster's.
 	c = newClient(t, p, 300*time.Millisecond, gone, sickURL)
-	if _, err := c.Get(ctx, "/k", v2client.GetOptions{}); code(err) != store.EcodeRaftInternal {
-		t.Fatalf("get: %v; want error 300", err)
+	if _, err := c.Get(ctx, "/k", v2client.GetOptions{}); code(err) != store.EcodeRaftInternal || !errors.Is(err, v2client.ErrNotApplied) {
+		t.Fatalf("get: %v; want error 300 marked as not applied", err)
+	}
+	if _, err := newClient(t, p, time.Second, unsureURL).Get(ctx, "/k", v2client.GetOptions{}); code(err) != store.EcodeRaftInternal || errors.Is(err, v2client.ErrNotApplied) {
+		t.Fatalf("get from a member that did not mark its answer: %v; want error 300, not marked", err)
 	}
 	// No member answers.
 	c = newClient(t, p, 300*time.Millisecond, gone, hung)

@@ -27,8 +27,10 @@
 //     other request, a plain set or delete included, fails with
 //     ErrMayHaveApplied instead: a set applied twice would overwrite a
 //     write made between the two copies, which no linearizable history
-//     allows. A request that provably never left (a refused dial) goes to
-//     the next member whatever it is.
+//     allows. A request that provably never left (a refused dial), or that
+//     a member answered as not applied (Cairn's X-Cairn-Not-Applied mark:
+//     it reached no leader to propose it to), goes to the next member
+//     whatever it is; when none is left, the error wraps ErrNotApplied.
 //   - When every endpoint failed and at least one answered, the error is
 //     the last answer's (a *store.Error or *Error); when none answered, it
 //     wraps ErrUnavailable and says, per endpoint, why.

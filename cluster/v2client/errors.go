@@ -44,6 +44,9 @@ func responseError(resp *Response) error {
 		if se.Index == 0 {
 			se.Index = etcdIndex(resp.Header)
 		}
+		if resp.Header.Get(notAppliedHeader) == "true" {
+			return notApplied{se: se}
+		}
 		return se
 	}
 	if se.Message != "" { // {"message":...}: the same field
@@ -62,6 +65,13 @@ func responseError(resp *Response) error {
 	return &Error{Status: resp.StatusCode, Endpoint: resp.Endpoint,
 		Message: fmt.Sprintf("HTTP %d from %s: %s", resp.StatusCode, resp.Endpoint, text)}
 }
+
+// notApplied is an error answer marked with notAppliedHeader: its text
+// is the *store.Error's, and it wraps that and ErrNotApplied.
+type notApplied struct{ se *store.Error }
+
+func (e notApplied) Error() string   { return e.se.Error() }
+func (e notApplied) Unwrap() []error { return []error{e.se, ErrNotApplied} }
 
 // kindError is an error whose text is its own and that wraps the
 // sentinels of its kind (and the error it explains, if any).

@@ -14,8 +14,10 @@
 //   - An operation whose outcome is unknown (a timeout, a reset connection,
 //     a 5xx answer) is kept, with no return time (porcupine's infinity):
 //     it may take effect at any point after its call, or never. It is never
-//     dropped and never counted as failed without effect. Only a request
-//     that never left the client (a refused dial) is left out.
+//     counted as failed without effect. Left out: a request that never left
+//     the client (a refused dial), one a member answered as not applied
+//     (v2client.ErrNotApplied: no leader to propose it to), and, in the
+//     check only, a read with an unknown outcome (it constrains nothing).
 //   - After an unknown outcome a worker continues as a new porcupine
 //     client, since its earlier request may still be in flight.
 //   - After the faults stop and the cluster heals, every key is read once

@@ -123,6 +123,9 @@ func TestCheckCatchesStaleRead(t *testing.T) {
 			t.Errorf("the visualization does not show %q", want)
 		}
 	}
+	if strings.Contains(string(b), "put(b, x)") {
+		t.Errorf("the visualization shows the linearizable key b too")
+	}
 }
 
 func TestCheckCatchesLostWrite(t *testing.T) {
@@ -177,6 +180,19 @@ func TestCheckUnknown(t *testing.T) {
 			hop{1, 20, 30, wr("a", "y"), ack(4)},
 			hop{2, 40, -1, cs("a", "x", "z"), Output{}},
 			hop{1, 50, 60, rd("a"), got("z", 5)},
+		), porcupine.Illegal},
+		{"unknown reads, many, pending to the end", ops(
+			hop{0, 0, 10, wr("a", "x"), ack(3)},
+			hop{1, 5, -1, rd("a"), Output{}},
+			hop{2, 6, -1, rd("a"), Output{}},
+			hop{3, 7, -1, rd("a"), Output{}},
+			hop{0, 20, 30, rd("a"), got("x", 3)},
+		), porcupine.Ok},
+		{"unknown reads do not hide a stale read", ops(
+			hop{0, 0, 10, wr("a", "x"), ack(3)},
+			hop{1, 5, -1, rd("a"), Output{}},
+			hop{0, 20, 30, wr("a", "y"), ack(4)},
+			hop{2, 40, 50, rd("a"), got("x", 3)},
 		), porcupine.Illegal},
 		// Dropping the unknown write, which no read saw, makes this
 		// illegal (the CAS failed because of it): Check must not.

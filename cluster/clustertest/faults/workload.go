@@ -123,7 +123,8 @@ func (w *worker) do(in Input) (out Output, sent bool) {
 
 // classify turns an answer into an Output. Only a success and the etcd
 // errors 100 and 101 are definite; anything else (a timeout, a reset,
-// a 5xx) is Unknown, but for a dial that failed: then nothing was sent.
+// a 5xx) is Unknown, but for a dial that failed or an answer marked as
+// not applied: then nothing was done, and sent is false.
 func classify(in Input, ev *store.Event, err error) (Output, bool) {
 	if err == nil {
 		if ev.Node == nil || ev.Node.Value == nil {
@@ -145,7 +146,10 @@ func classify(in Input, ev *store.Event, err error) (Output, bool) {
 		}
 	}
 	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == "dial" {
+	if errors.As(err, &oe) && oe.Op == "dial" || errors.Is(err, v2client.ErrNotApplied) {
+		// A refused dial, or a member's answer that it proposed nothing
+		// (no leader heard from: a member cut off by a partition answers
+		// so at once, many times a second).
 		return Output{}, false
 	}
 	msg := err.Error()
