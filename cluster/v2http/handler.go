@@ -328,6 +328,9 @@ func (h *Handler) route(w *statusWriter, r *http.Request) string {
 		if h.serveAuth(w, r) {
 			return "auth"
 		}
+	case strings.HasPrefix(p, debugPrefix) || p+"/" == debugPrefix:
+		h.serveDebug(w, r)
+		return "debug"
 	case strings.HasPrefix(p, modPrefix):
 		if endpoint, ok := h.serveMod(w, r); ok {
 			return endpoint

@@ -24,7 +24,8 @@ import (
 //	cairn_store_expired_keys_total                            keys the local store expired
 //
 // endpoint is one of keys, watch, members, machines, stats, version, health,
-// metrics, mod_lock, mod_leader, redirect, notfound (a leader observer,
+// metrics, snapshot, auth, dashboard, debug (/debug/pprof/), ratelimited,
+// mod_lock, mod_leader, redirect, notfound (a leader observer,
 // GET /mod/v2/leader/<name>?wait=true, is a watch); method is the request method when it is one
 // HTTP defines, else "other", so that labels stay bounded.
 type metrics struct {
