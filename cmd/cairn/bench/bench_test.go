@@ -127,6 +127,12 @@ func TestResultJSON(t *testing.T) {
 			t.Errorf("no latency_ms.%s in %s", k, b.String())
 		}
 	}
+	cpu, _ := m["cpu_us_per_request"].(map[string]any)
+	for _, k := range []string{"members", "generator"} {
+		if v, ok := cpu[k].(float64); !ok || v <= 0 {
+			t.Errorf("no cpu_us_per_request.%s in %s", k, b.String())
+		}
+	}
 	b.Reset()
 	if err := bench.WriteTable(&b, r); err != nil {
 		t.Fatal(err)
@@ -172,6 +178,10 @@ func TestCompare(t *testing.T) {
 		if row.RateRatio != row.B.Rate/row.A.Rate || row.P99Ratio != row.B.P99/row.A.P99 {
 			t.Errorf("%s: ratios %v %v", row.Label, row.RateRatio, row.P99Ratio)
 		}
+		// Both etcd and Cairn expose process_cpu_seconds_total.
+		if row.A.CPU <= 0 || row.B.CPU <= 0 || row.CPURatio != row.B.CPU/row.A.CPU {
+			t.Errorf("%s: CPU per request %v and %v, ratio %v", row.Label, row.A.CPU, row.B.CPU, row.CPURatio)
+		}
 	}
 	// A, B, A, B: the order of the runs.
 	var order []string
@@ -187,7 +197,8 @@ func TestCompare(t *testing.T) {
 	if err := cmp.WriteTable(&b2, true); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b2.String(), "| workload | clients | etcd rate/s | cairn rate/s | cairn/etcd rate |") || !strings.Contains(b2.String(), "| get stale (5 keys) | 2 |") {
+	if !strings.Contains(b2.String(), "| workload | clients | etcd rate/s | cairn rate/s | cairn/etcd rate |") ||
+		!strings.Contains(b2.String(), " | etcd CPU µs/req | cairn CPU µs/req | cairn/etcd CPU | ") || !strings.Contains(b2.String(), "| get stale (5 keys) | 2 |") {
 		t.Errorf("markdown:\n%s", b2.String())
 	}
 }

@@ -41,13 +41,19 @@ type CompareRow struct {
 	// over A's.
 	RateRatio float64 `json:"rate_ratio_b_over_a"`
 	P99Ratio  float64 `json:"p99_ratio_b_over_a"`
+	// CPURatio is B's median members' CPU per request over A's (0 when
+	// either was not measured).
+	CPURatio float64 `json:"cpu_ratio_b_over_a,omitempty"`
 }
 
 // Side is one cluster's medians over the rounds of one workload.
 type Side struct {
-	Rate   float64   `json:"rate"`
-	P50    float64   `json:"p50_ms"`
-	P99    float64   `json:"p99_ms"`
+	Rate float64 `json:"rate"`
+	P50  float64 `json:"p50_ms"`
+	P99  float64 `json:"p99_ms"`
+	// CPU is the median of the members' CPU µs per request (Result.CPU),
+	// over the rounds that measured it; 0 when none did.
+	CPU    float64   `json:"cpu_us_per_request,omitempty"`
 	Errors uint64    `json:"errors"` // over every round
 	Runs   []*Result `json:"runs"`
 }
@@ -99,9 +105,20 @@ func Compare(ctx context.Context, cc CompareConfig, p *Progress) (*Comparison, e
 		row.B.summarize()
 		row.RateRatio = ratio(row.B.Rate, row.A.Rate)
 		row.P99Ratio = ratio(row.B.P99, row.A.P99)
+		if row.A.CPU > 0 {
+			row.CPURatio = ratio(row.B.CPU, row.A.CPU)
+		}
 		out.Rows = append(out.Rows, row)
 	}
 	return out, nil
+}
+
+// cell is v with prec decimals, or n/a for 0 (not measured).
+func cell(v float64, prec int) string {
+	if v == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.*f", prec, v)
 }
 
 func ratio(b, a float64) float64 {
@@ -115,6 +132,13 @@ func (s *Side) summarize() {
 	s.Rate = median(s.Runs, func(r *Result) float64 { return r.Rate })
 	s.P50 = median(s.Runs, func(r *Result) float64 { return r.Latency.P50 })
 	s.P99 = median(s.Runs, func(r *Result) float64 { return r.Latency.P99 })
+	var measured []*Result
+	for _, r := range s.Runs {
+		if r.CPU != nil && r.CPU.Members != nil {
+			measured = append(measured, r)
+		}
+	}
+	s.CPU = median(measured, func(r *Result) float64 { return *r.CPU.Members })
 }
 
 // median of f over runs; the mean of the middle two for an even count.
@@ -139,7 +163,8 @@ func median(runs []*Result, f func(*Result) float64) float64 {
 func (c *Comparison) WriteTable(w io.Writer, markdown bool) error {
 	a, b := c.NameA, c.NameB
 	head := []string{"workload", "clients", a + " rate/s", b + " rate/s", b + "/" + a + " rate",
-		a + " p50 ms", b + " p50 ms", a + " p99 ms", b + " p99 ms", b + "/" + a + " p99", "errors " + a + "/" + b}
+		a + " p50 ms", b + " p50 ms", a + " p99 ms", b + " p99 ms", b + "/" + a + " p99",
+		a + " CPU µs/req", b + " CPU µs/req", b + "/" + a + " CPU", "errors " + a + "/" + b}
 	rows := [][]string{}
 	for _, r := range c.Rows {
 		label := r.Label
@@ -150,10 +175,10 @@ func (c *Comparison) WriteTable(w io.Writer, markdown bool) error {
 			fmt.Sprintf("%.0f", r.A.Rate), fmt.Sprintf("%.0f", r.B.Rate), fmt.Sprintf("%.2f", r.RateRatio),
 			fmt.Sprintf("%.2f", r.A.P50), fmt.Sprintf("%.2f", r.B.P50),
 			fmt.Sprintf("%.2f", r.A.P99), fmt.Sprintf("%.2f", r.B.P99), fmt.Sprintf("%.2f", r.P99Ratio),
-			fmt.Sprintf("%d/%d", r.A.Errors, r.B.Errors)})
+			cell(r.A.CPU, 0), cell(r.B.CPU, 0), cell(r.CPURatio, 2), fmt.Sprintf("%d/%d", r.A.Errors, r.B.Errors)})
 	}
-	note := fmt.Sprintf("medians of %d alternating rounds (%s, %s, %s, %s, ...); ratios are %s/%s: a rate ratio above 1 means %s serves more, a p99 ratio below 1 means %s answers sooner",
-		c.Rounds, a, b, a, b, b, a, b, b)
+	note := fmt.Sprintf("medians of %d alternating rounds (%s, %s, %s, %s, ...); ratios are %s/%s: a rate ratio above 1 means %s serves more, a p99 ratio below 1 means %s answers sooner, a CPU ratio below 1 means %s's members spend less CPU time per request (all members' process_cpu_seconds_total, summed)",
+		c.Rounds, a, b, a, b, b, a, b, b, b)
 	if markdown {
 		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
 		for _, r := range rows {

@@ -168,3 +168,55 @@ func usage(eps []string, before, after []memberSample, elapsed time.Duration) ([
 	grew := *hiAfter - *hiBefore
 	return out, &grew
 }
+
+// CPUCost is the CPU time of a run per successful request, in
+// microseconds: Members is the growth of every member's
+// process_cpu_seconds_total summed (nil unless all of them exposed it),
+// Generator this process's own (nil where getrusage is not measured). With
+// the generator on the members' machine, a rate compares servers only as
+// far as the generator leaves them the cores; Members compares their cost.
+type CPUCost struct {
+	Members   *float64 `json:"members,omitempty"`
+	Generator *float64 `json:"generator,omitempty"`
+}
+
+// sampleCost samples every member, within 10 s, and this process's CPU
+// time (-1 when not measured).
+func (c *conn) sampleCost(ctx context.Context) ([]memberSample, time.Duration) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s := c.sampleAll(sctx)
+	cpu, ok := selfCPU()
+	if !ok {
+		cpu = -1
+	}
+	return s, cpu
+}
+
+// cpuCost is the cost per request between two sampleCost calls; nil when
+// no request succeeded.
+func cpuCost(before, after []memberSample, self0, self1 time.Duration, requests uint64) *CPUCost {
+	if requests == 0 {
+		return nil
+	}
+	per := func(seconds float64) *float64 {
+		v := seconds * 1e6 / float64(requests)
+		return &v
+	}
+	out := &CPUCost{}
+	total, all := 0.0, true
+	for i := range before {
+		if before[i].cpu == nil || after[i].cpu == nil {
+			all = false
+			break
+		}
+		total += *after[i].cpu - *before[i].cpu
+	}
+	if all && len(before) > 0 {
+		out.Members = per(total)
+	}
+	if self0 >= 0 && self1 >= 0 {
+		out.Generator = per((self1 - self0).Seconds())
+	}
+	return out
+}

@@ -228,3 +228,22 @@ func TestUsage(t *testing.T) {
 		t.Fatal("errExpired does not wrap")
 	}
 }
+
+func TestCPUCost(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	before := []memberSample{{cpu: f(10)}, {cpu: f(5)}}
+	after := []memberSample{{cpu: f(12)}, {cpu: f(6)}}
+	c := cpuCost(before, after, time.Second, 2*time.Second, 1000)
+	if c == nil || c.Members == nil || *c.Members != 3000 || c.Generator == nil || *c.Generator != 1000 {
+		t.Fatalf("cpuCost = %+v; want members 3000 µs, generator 1000 µs per request", c)
+	}
+	// A member without process collectors: no members' figure, not a
+	// partial sum; a generator not measured (-1): none either.
+	c = cpuCost(append(before, memberSample{}), append(after, memberSample{}), -1, -1, 1000)
+	if c == nil || c.Members != nil || c.Generator != nil {
+		t.Fatalf("cpuCost with a member not measured = %+v; want neither figure", c)
+	}
+	if c := cpuCost(before, after, 0, time.Second, 0); c != nil {
+		t.Errorf("cpuCost of no request = %+v; want nil", c)
+	}
+}

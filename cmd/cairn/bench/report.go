@@ -8,15 +8,20 @@ import (
 	"text/tabwriter"
 )
 
-// WriteTable writes results as an aligned table: throughput, then the
-// latency percentiles in milliseconds.
+// WriteTable writes results as an aligned table: throughput, the latency
+// percentiles in milliseconds, and the CPU time per request of the members
+// and of the generator (Result.CPU; n/a when not measured).
 func WriteTable(w io.Writer, results ...*Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tclients\trequests\terrors\tseconds\trate/s\tmean ms\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t")
+	fmt.Fprintln(tw, "workload\tclients\trequests\terrors\tseconds\trate/s\tmean ms\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tmembers CPU µs/req\tgenerator CPU µs/req\t")
 	for _, r := range results {
 		l := r.Latency
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
-			r.Label, r.Clients, r.Requests, r.Errors, r.Seconds, r.Rate, l.Mean, l.P50, l.P90, l.P99, l.P999, l.Max)
+		members, generator := "n/a", "n/a"
+		if r.CPU != nil {
+			members, generator = fnum(r.CPU.Members, 1, 0), fnum(r.CPU.Generator, 1, 0)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n",
+			r.Label, r.Clients, r.Requests, r.Errors, r.Seconds, r.Rate, l.Mean, l.P50, l.P90, l.P99, l.P999, l.Max, members, generator)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -35,6 +35,9 @@ type Result struct {
 	Latency Latency `json:"latency_ms"`
 	// Paced is the report of a paced refresh (Config.Interval).
 	Paced *Paced `json:"paced,omitempty"`
+	// CPU is what a closed-loop put, get or refresh run cost per
+	// successful request (nil for the other workloads).
+	CPU *CPUCost `json:"cpu_us_per_request,omitempty"`
 
 	hist *Histogram
 }
@@ -253,12 +256,22 @@ func Run(ctx context.Context, tg Target, cfg Config, p *Progress) (*Result, erro
 		stop()
 		return r, err
 	}
+	kv, isKV := w.(*kvLoad)
+	var before []memberSample
+	var cpu0 time.Duration
+	if isKV {
+		before, cpu0 = kv.conn.sampleCost(ctx)
+	}
 	t, elapsed, err := w.run(ctx, c)
 	stop()
 	if err != nil {
 		return nil, err
 	}
 	r := t.result(cfg, tg, elapsed)
+	if isKV {
+		after, cpu1 := kv.conn.sampleCost(ctx)
+		r.CPU = cpuCost(before, after, cpu0, cpu1, r.Requests)
+	}
 	if cfg.Workload == "watch" {
 		r.Writes = w.(*watchLoad).writes.Load()
 	}
