@@ -84,14 +84,12 @@ func clPutContext(ctx context.Context, p *clustertest.Procs, i int, key, value s
 // Writing the same value again leaves the same state; the write returned
 // is the last one acknowledged.
 func clPutRetry(p *clustertest.Procs, i int, key, value string) (clWrite, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		w, err := clPut(p, i, key, value)
-		if err == nil || time.Now().After(deadline) {
-			return w, err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var w clWrite
+	err := poll.Check(30*time.Second, func() (err error) {
+		w, err = clPut(p, i, key, value)
+		return err
+	})
+	return w, err
 }
 
 func mustClPut(t *testing.T, p *clustertest.Procs, i int, key, value string) clWrite {
