@@ -77,6 +77,10 @@ func StartProc(t testing.TB, name string, cmd *exec.Cmd) *Proc {
 	p := &Proc{Name: name, Cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout = p.out
 	cmd.Stderr = p.out
+	// A process left behind in another process group (cairn lock's
+	// command has one of its own) may hold the output pipe: Wait stops
+	// copying 10 s after the process ended instead of waiting for it.
+	cmd.WaitDelay = 10 * time.Second
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s (%s): %v", name, cmd.Path, err)
