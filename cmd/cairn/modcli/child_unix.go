@@ -8,9 +8,11 @@ import (
 	"syscall"
 )
 
-// setGroup makes the command the leader of a process group of its own.
+// setGroup makes the command the leader of a process group of its own,
+// ended by the kernel if cairn dies (where the kernel can do that).
 func setGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(cmd.SysProcAttr)
 }
 
 // signalGroup sends sig to p's process group.
