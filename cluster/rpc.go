@@ -306,19 +306,16 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 	giveUp := time.Now().Add(3 * n.cfg.ElectionTimeout)
 	for {
 		addr, _ := n.raft.LeaderWithID()
-		if addr == "" && !n.isLeader() {
-			// etcd's "no leader": a member that has heard from no leader for
-			// longer than the election timeout (cut off, or its leader died
-			// and no other is elected yet) refuses at once, so that clients
-			// move to another member instead of waiting here. It counts
-			// from the later of the last message of a leader, the start
-			// (a fresh member's first election, or a single member electing
-			// itself, takes up to an election timeout; LastContact is zero
-			// until then) and the moment this member stopped leading.
-			heard := time.Unix(0, max(n.raft.LastContact().UnixNano(), n.leaderLost.Load()))
-			if since := time.Since(heard); since > n.cfg.ElectionTimeout {
-				return nil, fmt.Errorf("%w: no leader heard from for over %v (is this member cut off from the others?)", ErrNotLeader, n.cfg.ElectionTimeout)
-			}
+		// etcd's "no leader": a member that has heard from no leader for
+		// longer than the election timeout (cut off, or its leader died
+		// and no other is elected yet) refuses at once, so that clients
+		// move to another member instead of waiting here. The silence
+		// counts whether or not raft still names the leader it last heard
+		// from (a follower's own timer may run up to twice the timeout
+		// before it campaigns and forgets it).
+		noLeaderAt, follower := n.noLeaderDeadline()
+		if follower && time.Now().After(noLeaderAt) {
+			return nil, fmt.Errorf("%w: no leader heard from for over %v (is this member cut off from the others?)", ErrNotLeader, n.cfg.ElectionTimeout)
 		}
 		if n.isLeader() {
 			// ErrNotLeader here proposed nothing: leadership is being
@@ -341,6 +338,11 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 		if (errors.Is(last, ErrNotLeader) || errors.Is(last, ErrNotSent)) && time.Now().After(giveUp) {
 			return nil, fmt.Errorf("%w: no leader reached for %v (is this member cut off from the others?)", ErrNotLeader, 3*n.cfg.ElectionTimeout)
 		}
+		// Wake at the no-leader deadline, not up to a backoff after it.
+		wait := backoff
+		if d := time.Until(noLeaderAt) + time.Millisecond; follower && d > 0 && d < wait {
+			wait = d
+		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(last, ErrNotLeader) {
@@ -349,8 +351,22 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 			return nil, fmt.Errorf("%w: %w", ErrTimeout, last)
 		case <-n.stop:
 			return nil, ErrStopped
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
 	}
+}
+
+// noLeaderDeadline is when a follower's silence from any leader exceeds
+// the election timeout, counted from the later of the last message of a
+// leader, the start (a fresh member's first election, or a single member
+// electing itself, takes up to an election timeout; LastContact is zero
+// until then) and the moment this member stopped leading. follower is
+// false on the leader, which the deadline does not concern.
+func (n *Node) noLeaderDeadline() (at time.Time, follower bool) {
+	if n.isLeader() {
+		return time.Time{}, false
+	}
+	heard := max(n.raft.LastContact().UnixNano(), n.leaderLost.Load())
+	return time.Unix(0, heard).Add(n.cfg.ElectionTimeout), true
 }

@@ -104,8 +104,8 @@ func startThreeLogged(t *testing.T, clk *fakeClock, w *logBuffer) ([]*Node, int)
 }
 
 // TestCutOffMemberRefuses: a member cut off from the others refuses a
-// write as not proposed once it has known no leader for three election
-// timeouts, instead of holding it for the whole request timeout (here a
+// write as not proposed once it has heard from no leader for the election
+// timeout, instead of holding it for the whole request timeout (here a
 // minute: the call would otherwise end in ErrTimeout).
 func TestCutOffMemberRefuses(t *testing.T) {
 	hub := NewInmemHub()
