@@ -157,12 +157,23 @@ func register(t *testing.T, n *Node, keys int) {
 
 // holdBatches makes n's batcher stop before proposing its next batch:
 // sizes receives each batch's size, and it goes on when release gets a
-// value (or is closed).
+// value (or is closed), or once the test ends: a test that fails while a
+// batch is held must not leave the node's shutdown waiting for it.
 func holdBatches(t *testing.T, n *Node) (sizes <-chan int, release chan<- struct{}) {
-	s, r := make(chan int, 16), make(chan struct{})
-	h := func(size int) { s <- size; <-r }
+	s, r, end := make(chan int, 16), make(chan struct{}), make(chan struct{})
+	h := func(size int) {
+		select {
+		case s <- size:
+		case <-end:
+			return
+		}
+		select {
+		case <-r:
+		case <-end:
+		}
+	}
 	n.batch.hold.Store(&h)
-	t.Cleanup(func() { n.batch.hold.Store(nil) })
+	t.Cleanup(func() { n.batch.hold.Store(nil); close(end) })
 	return s, r
 }
 
