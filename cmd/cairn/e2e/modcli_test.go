@@ -164,17 +164,15 @@ func TestModCLILockExclusive(t *testing.T) {
 	}
 }
 
-// TestModCLILockLost: the holder's queue entry deleted under its running
-// command (as an operator would, or as an expiry does) ends the command
-// at the next renewal and cairn lock with status 125 and the reason; the
-// command's process group is gone.
-func TestModCLILockLost(t *testing.T) {
-	t.Parallel()
-	p := startProcs(t, 3, clustertest.ProcOptions{})
-	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "pid")
-	holder := modCLI(t, p, 1, "cairn lock", "lock", "e2e/lost", "--ttl", "3s", "--grace", "5s", "--",
-		"sh", "-c", `echo $$ > `+pidFile+`.tmp && mv `+pidFile+`.tmp `+pidFile+`; while true; do sleep 0.05; done`)
+// lockForever starts cairn lock NAME flags... (through member first)
+// with a command that runs until killed, and returns it with the
+// command's pid once the command runs.
+func lockForever(t *testing.T, p *clustertest.Procs, first int, name string, flags ...string) (*Proc, int) {
+	t.Helper()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	args := append(append([]string{"lock", name}, flags...), "--", "sh", "-c",
+		`echo $$ > `+pidFile+`.tmp && mv `+pidFile+`.tmp `+pidFile+`; while true; do sleep 0.05; done`)
+	holder := modCLI(t, p, first, "cairn lock", args...)
 	var pid int
 	Poll(t, 30*time.Second, "the command to start", func() error {
 		if done, err := holder.Exited(); done {
@@ -187,6 +185,17 @@ func TestModCLILockLost(t *testing.T) {
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err
 	})
+	return holder, pid
+}
+
+// TestModCLILockLost: the holder's queue entry deleted under its running
+// command (as an operator would, or as an expiry does) ends the command
+// at the next renewal and cairn lock with status 125 and the reason; the
+// command's process group is gone.
+func TestModCLILockLost(t *testing.T) {
+	t.Parallel()
+	p := startProcs(t, 3, clustertest.ProcOptions{})
+	holder, pid := lockForever(t, p, 1, "e2e/lost", "--ttl", "3s", "--grace", "5s")
 	q, err := queueOf(p, 0, "/_mod/lock/e2e/lost")
 	if err != nil || len(q) != 1 {
 		t.Fatalf("queue %v, %v; want the holder's entry", q, err)
@@ -213,21 +222,7 @@ func TestModCLILockLost(t *testing.T) {
 func TestModCLILockKilled(t *testing.T) {
 	t.Parallel()
 	p := startProcs(t, 1, clustertest.ProcOptions{})
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	holder := modCLI(t, p, 0, "cairn lock", "lock", "e2e/killed", "--", "sh", "-c",
-		`echo $$ > `+pidFile+`.tmp && mv `+pidFile+`.tmp `+pidFile+`; while true; do sleep 0.05; done`)
-	var pid int
-	Poll(t, 30*time.Second, "the command to start", func() error {
-		if done, err := holder.Exited(); done {
-			t.Fatalf("cairn lock exited: %v", err)
-		}
-		b, err := os.ReadFile(pidFile)
-		if err != nil {
-			return err
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err
-	})
+	holder, pid := lockForever(t, p, 0, "e2e/killed")
 	if err := holder.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
