@@ -53,12 +53,15 @@ type Node struct {
 
 	join joinState // a fresh join's progress, for Withdraw
 
-	verify  *verifier
-	batch   *batcher // the leader's queue of writes (batch.go)
+	verify  *verifier // the leader's confirmations of its leadership (read.go)
+	readIdx *verifier // a follower's requests for the leader's read index (read.go)
+	batch   *batcher  // the leader's queue of writes (batch.go)
 	metrics *metrics
 	lstats  leaderStats
 
 	stop     chan struct{}
+	stopCtx  context.Context // ends when stop is closed
+	stopCtxC context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 
@@ -196,6 +199,7 @@ func New(cfg Config) (*Node, error) {
 		readyCh: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
+	n.stopCtx, n.stopCtxC = context.WithCancel(context.Background())
 	mark := readAppliedMark(cfg.DataDir)
 	if n.marks, err = openAppliedWriter(cfg.DataDir); err != nil {
 		return fail(err)
@@ -221,7 +225,8 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger.Info("replayed the local log up to the last entry applied before the stop", "entries", replayed, "index", target)
 	}
 	netw.Serve(n.handle)
-	n.verify = newVerifier(func() error { return r.VerifyLeader().Error() })
+	n.verify = newVerifier(func() (uint64, error) { return 0, r.VerifyLeader().Error() })
+	n.readIdx = newVerifier(n.leaderReadIndex)
 	n.metrics = newMetrics(cfg.Registry, n)
 	n.batch = newBatcher(n)
 	n.wg.Add(7)
@@ -275,6 +280,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		n.StepDown(bound)
 		close(n.stop)
+		n.stopCtxC()
 		n.wg.Wait()
 		done := make(chan error, 1)
 		go func() { done <- n.stopRaft().Error() }()

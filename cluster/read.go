@@ -29,16 +29,35 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 			return err
 		}
 	} else {
-		ans, err := n.callLeader(ctx, opReadIndex, 0, nil)
-		if err != nil {
+		var err error
+		if idx, err = n.readIdx.do(ctx, n.verifyScope()); err != nil {
 			return err
-		}
-		var k int
-		if idx, k = binary.Uvarint(ans); k <= 0 {
-			return errors.New("cluster: truncated read index from the leader")
 		}
 	}
 	return n.waitApplied(ctx, idx)
+}
+
+// leaderReadIndex is a follower's round of read index: one request to the
+// leader, whose answer serves every read that was waiting when it was sent
+// (Node.readIdx, a verifier). It ends when the node stops, which waits for
+// it.
+func (n *Node) leaderReadIndex() (uint64, error) {
+	ctx, cancel := context.WithTimeout(n.stopCtx, n.cfg.RequestTimeout)
+	defer cancel()
+	ans, err := n.callLeader(ctx, opReadIndex, 0, nil)
+	if err != nil {
+		return 0, err
+	}
+	idx, k := binary.Uvarint(ans)
+	if k <= 0 {
+		return 0, errors.New("cluster: truncated read index from the leader")
+	}
+	return idx, nil
+}
+
+// verifyScope is the node's, for its verifiers.
+func (n *Node) verifyScope() verifyScope {
+	return verifyScope{stop: n.stop, wg: &n.wg, raftDown: func() bool { return n.raft.State() == raft.Shutdown }}
 }
 
 // readIndex is the leader's half of a linearizable read: wait until this
@@ -56,8 +75,7 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	commit := n.raft.CommitIndex()
-	scope := verifyScope{stop: n.stop, wg: &n.wg, raftDown: func() bool { return n.raft.State() == raft.Shutdown }}
-	if err := n.verify.do(ctx, scope); err != nil {
+	if _, err := n.verify.do(ctx, n.verifyScope()); err != nil {
 		if errors.Is(err, ErrTimeout) || errors.Is(err, ErrStopped) {
 			return 0, err
 		}
@@ -101,7 +119,9 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 
 // verifier coalesces leadership confirmations: a caller joins the next round
 // that has not started yet, so every confirmation it gets began after it
-// arrived, and one quorum round-trip serves many concurrent reads.
+// arrived, and one quorum round-trip serves many concurrent reads. A
+// follower coalesces its requests for the leader's read index the same way
+// (a round's value is the index; the leader's confirmations have none).
 //
 // hashicorp/raft answers a VerifyLeader future only from its main loop, and
 // one still queued when raft shuts down is never answered (raft sets no
@@ -113,15 +133,17 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 // a round queued then is never answered, and the loop, once stop is closed,
 // gives up on it rather than hold Shutdown for good.
 type verifier struct {
-	check   func() error
+	check   func() (uint64, error)
 	mu      sync.Mutex
 	next    *verifyRound
 	running bool
 }
 
 type verifyRound struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	waiters int // callers that joined it (tests look)
+	val     uint64
+	err     error
 }
 
 // verifyScope is what a verifier needs of the node that owns it.
@@ -135,17 +157,17 @@ type verifyScope struct {
 // shut down under a round in flight: raft has no channel that says so.
 const raftDownPoll = 5 * time.Millisecond
 
-func newVerifier(check func() error) *verifier { return &verifier{check: check} }
+func newVerifier(check func() (uint64, error)) *verifier { return &verifier{check: check} }
 
 // do returns the result of a round of check that starts after it is
 // called, ErrTimeout when ctx ends first, or ErrStopped once the node
 // stops.
-func (v *verifier) do(ctx context.Context, sc verifyScope) error {
+func (v *verifier) do(ctx context.Context, sc verifyScope) (uint64, error) {
 	v.mu.Lock()
 	if !v.running {
 		if stopped(sc.stop) {
 			v.mu.Unlock()
-			return ErrStopped
+			return 0, ErrStopped
 		}
 		v.running = true
 		sc.wg.Add(1)
@@ -155,14 +177,15 @@ func (v *verifier) do(ctx context.Context, sc verifyScope) error {
 		v.next = &verifyRound{done: make(chan struct{})}
 	}
 	rd := v.next
+	rd.waiters++
 	v.mu.Unlock()
 	select {
 	case <-rd.done:
-		return rd.err
+		return rd.val, rd.err
 	case <-ctx.Done():
-		return ErrTimeout
+		return 0, ErrTimeout
 	case <-sc.stop:
-		return ErrStopped
+		return 0, ErrStopped
 	}
 }
 
@@ -185,7 +208,7 @@ func (v *verifier) loop(sc verifyScope) {
 			return
 		}
 		v.mu.Unlock()
-		rd.err = v.round(sc)
+		rd.val, rd.err = v.round(sc)
 		close(rd.done)
 	}
 }
@@ -193,23 +216,30 @@ func (v *verifier) loop(sc verifyScope) {
 // round runs check. Until stop is closed it waits for the answer; then
 // only while raft runs, since one that has shut down will not answer (the
 // goroutine waiting on it stays: raft leaves it no way out).
-func (v *verifier) round(sc verifyScope) error {
-	res := make(chan error, 1)
-	go func() { res <- v.check() }()
+func (v *verifier) round(sc verifyScope) (uint64, error) {
+	type result struct {
+		val uint64
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		val, err := v.check()
+		res <- result{val, err}
+	}()
 	select {
-	case err := <-res:
-		return err
+	case r := <-res:
+		return r.val, r.err
 	case <-sc.stop:
 	}
 	tick := time.NewTicker(raftDownPoll)
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-res:
-			return err
+		case r := <-res:
+			return r.val, r.err
 		case <-tick.C:
 			if sc.raftDown() {
-				return ErrStopped
+				return 0, ErrStopped
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cairnkv/cairn/cluster/clustertest/poll"
+	"github.com/cairnkv/cairn/store"
 )
 
 // blockingReader blocks every Read until release is closed, then fails.
@@ -56,10 +58,10 @@ func TestVerifierStopsWithNode(t *testing.T) {
 	// The same check New installs, telling the test when its future is
 	// queued.
 	queued := make(chan struct{})
-	n.verify = newVerifier(func() error {
+	n.verify = newVerifier(func() (uint64, error) {
 		f := n.raft.VerifyLeader()
 		close(queued)
-		return f.Error()
+		return 0, f.Error()
 	})
 
 	r := &blockingReader{entered: make(chan struct{}, 1), release: make(chan struct{})}
@@ -112,17 +114,20 @@ func TestVerifierGivesUpOnStoppedRaft(t *testing.T) {
 	never := make(chan struct{}) // raft's answer; closed only to end the fake
 	defer close(never)
 	queued := make(chan struct{})
-	v := newVerifier(func() error {
+	v := newVerifier(func() (uint64, error) {
 		close(queued)
 		<-never
-		return nil
+		return 0, nil
 	})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var down atomic.Bool
 	sc := verifyScope{stop: stop, wg: &wg, raftDown: down.Load}
 	read := make(chan error, 1)
-	go func() { read <- v.do(context.Background(), sc) }()
+	go func() {
+		_, err := v.do(context.Background(), sc)
+		read <- err
+	}()
 	<-queued
 
 	down.Store(true) // raft shut itself down under the round
@@ -134,5 +139,90 @@ func TestVerifierGivesUpOnStoppedRaft(t *testing.T) {
 	})
 	if err := <-read; !errors.Is(err, ErrStopped) {
 		t.Errorf("read: %v, want ErrStopped", err)
+	}
+}
+
+// hookedNetwork runs hook, when set, before each call it passes on.
+type hookedNetwork struct {
+	Network
+	hook atomic.Pointer[func(req []byte)]
+}
+
+func (h *hookedNetwork) Call(ctx context.Context, addr string, req []byte) ([]byte, error) {
+	if f := h.hook.Load(); f != nil {
+		(*f)(req)
+	}
+	return h.Network.Call(ctx, addr, req)
+}
+
+// Linearizable reads through a follower share its requests for the
+// leader's read index: with one request held in flight, twenty reads that
+// arrive meanwhile are all served by the one next request, and each sees
+// a write acknowledged before it began.
+func TestFollowerReadsShareReadIndex(t *testing.T) {
+	clk := newFakeClock()
+	nets := map[string]*hookedNetwork{}
+	nodes, li := startThreeWith(t, clk, func(c *Config) {
+		h := &hookedNetwork{Network: c.Network}
+		nets[c.Name] = h
+		c.Network = h
+	})
+	leader, f := nodes[li], nodes[(li+1)%3]
+	ctx := context.Background()
+	if _, err := leader.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/r", Value: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	hook := func(req []byte) {
+		if req[0] != opReadIndex {
+			return
+		}
+		if asked.Add(1) == 1 {
+			entered <- struct{}{}
+			<-release
+		}
+	}
+	nets[f.cfg.Name].hook.Store(&hook)
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+
+	first := make(chan error, 1)
+	go func() { first <- f.ReadBarrier(ctx) }()
+	<-entered // the first request is on its way, held
+	if _, err := leader.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/r", Value: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	const reads = 20
+	errs := make(chan error, reads)
+	for range reads {
+		go func() {
+			if err := f.ReadBarrier(ctx); err != nil {
+				errs <- err
+				return
+			}
+			ev, err := f.Store().Get("/r", false, false, clk.now())
+			if err == nil && *ev.Node.Value != "after" {
+				err = fmt.Errorf("read %q after the write of %q was acknowledged", *ev.Node.Value, "after")
+			}
+			errs <- err
+		}()
+	}
+	poll.Until(t, waitTimeout, "every read waiting for the next round", func() bool {
+		f.readIdx.mu.Lock()
+		defer f.readIdx.mu.Unlock()
+		return f.readIdx.next != nil && f.readIdx.next.waiters == reads
+	})
+	once.Do(func() { close(release) })
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for range reads {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("%d requests for the read index served %d reads and the held one, want 2", n, reads)
 	}
 }
