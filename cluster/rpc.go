@@ -357,16 +357,20 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 	}
 }
 
-// noLeaderDeadline is when a follower's silence from any leader exceeds
-// the election timeout, counted from the later of the last message of a
-// leader, the start (a fresh member's first election, or a single member
-// electing itself, takes up to an election timeout; LastContact is zero
-// until then) and the moment this member stopped leading. follower is
-// false on the leader, which the deadline does not concern.
+// noLeaderDeadline is when a follower's silence from any leader has gone
+// on too long: the election timeout after the last message of a leader.
+// A member that has heard from none since it started (LastContact is zero
+// until then), or since it stopped leading, is waiting for an election,
+// which raft's randomized timer starts only between one and two election
+// timeouts in: it gets three. follower is false on the leader, which the
+// deadline does not concern.
 func (n *Node) noLeaderDeadline() (at time.Time, follower bool) {
 	if n.isLeader() {
 		return time.Time{}, false
 	}
-	heard := max(n.raft.LastContact().UnixNano(), n.leaderLost.Load())
-	return time.Unix(0, heard).Add(n.cfg.ElectionTimeout), true
+	heard, since := n.raft.LastContact().UnixNano(), n.leaderLost.Load()
+	if heard > since {
+		return time.Unix(0, heard).Add(n.cfg.ElectionTimeout), true
+	}
+	return time.Unix(0, since).Add(3 * n.cfg.ElectionTimeout), true
 }

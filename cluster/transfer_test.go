@@ -129,10 +129,11 @@ func TestCutOffMemberRefuses(t *testing.T) {
 }
 
 // TestRestartedCutOffMemberWaits: a member that has heard from no leader
-// since it started is not refused at once as cut off (a fresh member's
-// first election, or a single member electing itself, takes up to an
-// election timeout): it waits for a leader, and refuses as cut off once
-// an election timeout has passed since its start without one.
+// since it started is not refused at once as cut off (raft starts a fresh
+// member's first election, or a single member's election of itself, one
+// to two election timeouts in): it waits for a leader, and refuses as cut
+// off once three election timeouts have passed since its start without
+// one.
 func TestRestartedCutOffMemberWaits(t *testing.T) {
 	hub := NewInmemHub()
 	var nodes []*Node
