@@ -132,7 +132,7 @@ func (q *batcher) submit(ctx context.Context, r *store.Request) (*store.Event, u
 	}
 }
 
-// queued is the number of refreshes waiting for the next batch.
+// queued is the number of writes waiting for the next batch.
 func (q *batcher) queued() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()

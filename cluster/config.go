@@ -103,6 +103,9 @@ type Config struct {
 	Registry prometheus.Registerer
 
 	diskHooks *diskHooks // tests: failing raft stores, a probe (diskfull.go)
+	// commitTimeout, when set, replaces raft's CommitTimeout of tuneRaft
+	// (tests: one long enough that only a commit notice tells a follower).
+	commitTimeout time.Duration
 }
 
 // The log stores of Config.LogStore.

@@ -78,7 +78,13 @@ func startNodeTimed(t *testing.T, cfg Config) *Node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	poll.Until(t, waitTimeout, cfg.Name+" ready", func() bool { return n.ReadBarrier(context.Background()) == nil })
+	poll.Until(t, waitTimeout, cfg.Name+" ready", func() bool {
+		// Each try bounded: a member that never catches up fails the
+		// poll, not the package's timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return n.ReadBarrier(ctx) == nil
+	})
 	return n
 }
 

@@ -23,6 +23,15 @@ func RaftLogger(l *slog.Logger) hclog.Logger {
 
 type slogWriter struct{ l *slog.Logger }
 
+// raftMissingPrevLog is what raft warns when a follower is sent an
+// AppendEntries that follows an entry it does not hold yet. The leader's
+// commit notices (commitnotice.go) meet it whenever a follower is a little
+// behind (about 1% of them under load), and the leader's own replication
+// when one is far behind, which the leader reports itself ("appendEntries
+// rejected, sending older logs"): on the follower it is debug, not a
+// warning.
+const raftMissingPrevLog = "failed to get previous log"
+
 func (w *slogWriter) Write(p []byte) (int, error) {
 	for line := range bytes.SplitSeq(bytes.TrimSpace(p), []byte("\n")) {
 		var m map[string]any
@@ -40,6 +49,9 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 			level = slog.LevelError
 		}
 		msg, _ := m["@message"].(string)
+		if level == slog.LevelWarn && msg == raftMissingPrevLog {
+			level = slog.LevelDebug
+		}
 		attrs := make([]slog.Attr, 0, len(m))
 		for k, v := range m {
 			if len(k) > 0 && k[0] == '@' {

@@ -21,6 +21,10 @@ type metrics struct {
 	// heartbeatEntries the raft entries this member, as leader, proposed
 	// for refreshes (theirs and forwarded ones): one per batch holding any.
 	heartbeats, heartbeatEntries prometheus.Counter
+	// commitNotices counts the leader's notices of a lone commit
+	// (commitnotice.go) by result: accepted, refused (the follower did
+	// not hold the entry yet) or failed (no answer).
+	commitNotices *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
@@ -46,12 +50,16 @@ func newMetrics(reg prometheus.Registerer, n *Node) *metrics {
 			Namespace: "cairn", Name: "heartbeat_raft_entries_total",
 			Help: "Raft entries this member proposed as leader to carry heartbeats (one per batch of coalesced writes that holds any).",
 		}),
+		commitNotices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "cairn", Subsystem: "raft", Name: "commit_notices_total",
+			Help: "Notices this member, as leader, sent a follower of a commit no newer entry would carry (accepted; refused: the follower did not hold the entry yet; failed: no answer).",
+		}, []string{"result"}),
 	}
 	if reg == nil {
 		return m
 	}
 	registerDiskMetrics(reg, n)
-	reg.MustRegister(m.apply, m.leaderChanges, m.diskFullRefused, m.heartbeats, m.heartbeatEntries,
+	reg.MustRegister(m.apply, m.leaderChanges, m.diskFullRefused, m.heartbeats, m.heartbeatEntries, m.commitNotices,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "cairn", Name: "log_corruption_total",
 			Help: "Raft log entries found corrupt (checksum mismatch) when applied or read back; any is a reason to repair this member."},
 			func() float64 { return float64(n.fault.Count()) }),

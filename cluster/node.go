@@ -56,6 +56,7 @@ type Node struct {
 	verify  *verifier // the leader's confirmations of its leadership (read.go)
 	readIdx *verifier // a follower's requests for the leader's read index (read.go)
 	batch   *batcher  // the leader's queue of writes (batch.go)
+	notice  *commitNotice
 	metrics *metrics
 	lstats  leaderStats
 
@@ -204,7 +205,11 @@ func New(cfg Config) (*Node, error) {
 	if n.marks, err = openAppliedWriter(cfg.DataDir); err != nil {
 		return fail(err)
 	}
-	f.mark = n.marks.write
+	n.notice = newCommitNotice(n, rc)
+	f.mark = func(m appliedMark) {
+		n.marks.write(m)
+		n.notice.applied(m)
+	}
 	rlogs, rstable, rsnaps := n.raftStores(logs, snaps)
 	r, err := disk.StartRaft(rc, f, rlogs, rstable, rsnaps, trans, cfg.DataDir)
 	if err != nil {
@@ -229,8 +234,9 @@ func New(cfg Config) (*Node, error) {
 	n.readIdx = newVerifier(n.leaderReadIndex)
 	n.metrics = newMetrics(cfg.Registry, n)
 	n.batch = newBatcher(n)
-	n.wg.Add(7)
+	n.wg.Add(8)
 	go func() { defer n.wg.Done(); n.batch.run(n.stop) }()
+	go func() { defer n.wg.Done(); n.notice.loop(n.stop) }()
 	go n.watchFault()
 	go n.watchSpace()
 	go n.run()
@@ -290,6 +296,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("cluster: shutdown: %w", ctx.Err())
 		}
 		n.net.Close()
+		n.notice.wg.Wait() // each ends with the network
 		n.marks.Close()
 		if cerr := n.logs.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)

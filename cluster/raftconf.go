@@ -13,9 +13,10 @@ const (
 	// waits before it sends followers an AppendEntries that carries only
 	// its commit index. hashicorp/raft sends the commit index with new
 	// entries or after a random [CommitTimeout, 2×CommitTimeout] wait,
-	// never when the index moves; a follower therefore learns of a write
-	// that no other write followed only then, and a linearizable read on
-	// that follower waits that long for the read index. Idle, each
+	// never when the index moves; a follower would therefore learn of a
+	// write that no other write followed only then, had the leader not
+	// told it at once (commitnotice.go); what is left to this timeout is
+	// a notice that was refused or lost. Idle, each
 	// follower gets one empty AppendEntries per 1.5 × CommitTimeout on
 	// average. Measured idle on the loaded 2-core machine (3 members,
 	// TestWriteBench with CAIRN_WRITE_BENCH_IDLE): 50 ms (HeartbeatInterval/2,
@@ -47,6 +48,9 @@ const (
 // 168-178 off, 134-148 on.
 func tuneRaft(rc *raft.Config, cfg Config) {
 	rc.CommitTimeout = max(min(cfg.HeartbeatInterval/2, maxCommitTimeout), time.Millisecond)
+	if cfg.commitTimeout > 0 {
+		rc.CommitTimeout = cfg.commitTimeout
+	}
 	rc.MaxAppendEntries = maxAppendEntries
 	rc.BatchApplyCh = false
 }
