@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnkv/cairn/cluster/disk"
@@ -103,9 +104,11 @@ type Config struct {
 	Registry prometheus.Registerer
 
 	diskHooks *diskHooks // tests: failing raft stores, a probe (diskfull.go)
-	// commitTimeout, when set, replaces raft's CommitTimeout of tuneRaft
-	// (tests: one long enough that only a commit notice tells a follower).
-	commitTimeout time.Duration
+	// Tests: noticeHorizon, when set, replaces raft's CommitTimeout as how
+	// long a refused commit notice is sent again; noticeAccepted learns of
+	// each notice a follower accepted (commitnotice.go).
+	noticeHorizon  time.Duration
+	noticeAccepted func(id raft.ServerID, index uint64)
 }
 
 // The log stores of Config.LogStore.

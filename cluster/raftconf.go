@@ -48,9 +48,6 @@ const (
 // 168-178 off, 134-148 on.
 func tuneRaft(rc *raft.Config, cfg Config) {
 	rc.CommitTimeout = max(min(cfg.HeartbeatInterval/2, maxCommitTimeout), time.Millisecond)
-	if cfg.commitTimeout > 0 {
-		rc.CommitTimeout = cfg.commitTimeout
-	}
 	rc.MaxAppendEntries = maxAppendEntries
 	rc.BatchApplyCh = false
 }
