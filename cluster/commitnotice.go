@@ -36,9 +36,10 @@ import (
 //     nothing (raft's "failed to get previous log", a debug record here:
 //     hclog.go); it is told again until it accepts, for as long as raft's
 //     commit timeout (maxNoticeWait), which then tells it anyway;
-//   - a notice from a leader since deposed carries its old term: a member
-//     that knows a newer term ignores it, and one that does not yet is
-//     told something true (the entry is committed);
+//   - a notice carries a term this member was seen to lead in (tell), so
+//     one from a leader since deposed carries its old term: a member that
+//     knows a newer term ignores it, and one that does not yet is told
+//     something true (the entry is committed);
 //   - the answer is only counted: the leader's replication state (each
 //     follower's next and match index) is raft's and stays untouched.
 //
@@ -174,13 +175,20 @@ func (c *commitNotice) tell(s raft.Server, m appliedMark, stop <-chan struct{}) 
 	trans := c.n.net.Transport()
 	wait, giveUp := time.Millisecond, time.Now().Add(c.horizon)
 	for {
+		// The term this member leads in, read on both sides of the state:
+		// a notice must never claim a term it does not lead, where it would
+		// pass for another leader's message (and stop a candidate).
+		term := c.n.raft.CurrentTerm()
+		if c.n.raft.State() != raft.Leader || c.n.raft.CurrentTerm() != term {
+			return
+		}
 		req := raft.AppendEntriesRequest{
 			RPCHeader: raft.RPCHeader{
 				ProtocolVersion: c.proto,
 				ID:              []byte(c.self),
 				Addr:            trans.EncodePeer(c.self, trans.LocalAddr()),
 			},
-			Term:              c.n.raft.CurrentTerm(),
+			Term:              term,
 			PrevLogEntry:      m.index,
 			PrevLogTerm:       m.term,
 			LeaderCommitIndex: m.index,
