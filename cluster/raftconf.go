@@ -15,8 +15,8 @@ const (
 	// entries or after a random [CommitTimeout, 2×CommitTimeout] wait,
 	// never when the index moves; a follower would therefore learn of a
 	// write that no other write followed only then, had the leader not
-	// told it at once (commitnotice.go); what is left to this timeout is
-	// a notice that was refused or lost. Idle, each
+	// told it 1 ms after (commitnotice.go); what is left to this timeout
+	// is a notice refused or lost past its retries. Idle, each
 	// follower gets one empty AppendEntries per 1.5 × CommitTimeout on
 	// average. Measured idle on the loaded 2-core machine (3 members,
 	// TestWriteBench with CAIRN_WRITE_BENCH_IDLE): 50 ms (HeartbeatInterval/2,
