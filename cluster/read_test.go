@@ -226,3 +226,64 @@ func TestFollowerReadsShareReadIndex(t *testing.T) {
 		t.Errorf("%d requests for the read index served %d reads and the held one, want 2", n, reads)
 	}
 }
+
+// lossyNetwork loses the answer of the next call whose op is lose: the
+// request reaches the peer and is served, then the caller sees the
+// connection fail, as when a peer connection dies under a call.
+type lossyNetwork struct {
+	Network
+	lose   atomic.Int32 // an op, or 0
+	served atomic.Int32 // calls whose answer was lost
+}
+
+func (l *lossyNetwork) Call(ctx context.Context, addr string, req []byte) ([]byte, error) {
+	ans, err := l.Network.Call(ctx, addr, req)
+	if err == nil && l.lose.CompareAndSwap(int32(req[0]), 0) {
+		l.served.Add(1)
+		return nil, fmt.Errorf("peer: answer from peer %s: connection reset", addr)
+	}
+	return ans, err
+}
+
+// A follower's read whose read-index answer is lost with its connection
+// asks again (the request changes nothing on the leader), while a
+// forwarded write whose answer is lost is not sent twice: the client sees
+// the error, and the write was applied once.
+func TestLostAnswerRetriedOnlyForReads(t *testing.T) {
+	clk := newFakeClock()
+	nets := map[string]*lossyNetwork{}
+	nodes, li := startThreeWith(t, clk, func(c *Config) {
+		l := &lossyNetwork{Network: c.Network}
+		nets[c.Name] = l
+		c.Network = l
+	})
+	leader, f := nodes[li], nodes[(li+1)%3]
+	ctx := context.Background()
+	put, err := leader.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/r", Value: "before"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := nets[f.cfg.Name]
+	net.lose.Store(int32(opReadIndex))
+	if err := f.ReadBarrier(ctx); err != nil {
+		t.Fatalf("read through a follower whose read-index answer was lost: %v", err)
+	}
+	if net.served.Load() != 1 {
+		t.Fatalf("%d read-index answers lost, want 1", net.served.Load())
+	}
+
+	net.lose.Store(int32(opPropose))
+	if _, err := f.Propose(ctx, &store.Request{Method: store.MethodPut, Path: "/n", Value: "once", PrevExist: store.PrevExistFalse}); err == nil {
+		t.Fatal("a forwarded write whose answer was lost succeeded; want the connection's error")
+	}
+	if err := f.ReadBarrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := f.Store().Get("/n", false, false, clk.now())
+	if err != nil || *ev.Node.Value != "once" {
+		t.Fatalf("the write whose answer was lost: %+v, %v; want it applied", ev, err)
+	}
+	if ev.Node.ModifiedIndex != put.EtcdIndex+1 {
+		t.Errorf("/n at index %d, want %d: the write was applied more than once", ev.Node.ModifiedIndex, put.EtcdIndex+1)
+	}
+}

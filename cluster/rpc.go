@@ -291,10 +291,15 @@ func (n *Node) serveLeader(ctx context.Context, op, flags byte, payload []byte) 
 	return nil, fmt.Errorf("cluster: unknown request %d from peer", op)
 }
 
+// idempotent reports whether a forwarded op changes nothing on the
+// leader, so that one whose answer was lost may be sent again.
+func idempotent(op byte) bool { return op == opReadIndex || op == opPing }
+
 // callLeader sends a request to the current leader, waiting (within ctx)
 // for one to be known. It retries while the request provably did not reach
 // a leader: no leader known, a connection that could not be made, or a
-// peer that was no longer leader when it checked.
+// peer that was no longer leader when it checked; and, for a request
+// that changes nothing, a connection lost before the answer came.
 func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([]byte, error) {
 	req := append([]byte{op, hops}, payload...)
 	backoff := 10 * time.Millisecond
@@ -327,10 +332,17 @@ func (n *Node) callLeader(ctx context.Context, op, hops byte, payload []byte) ([
 			last = err
 		} else if addr != "" {
 			ans, err := n.net.Call(ctx, string(addr), req)
+			lost := false
 			if err == nil {
 				ans, err = decodeAnswer(ans)
+			} else {
+				// The connection failed after the request left: the leader
+				// may have served it. Asking again is harmless for a
+				// request that changes nothing (a read index taken later
+				// still covers every write acknowledged before the read).
+				lost = idempotent(op) && ctx.Err() == nil
 			}
-			if err == nil || !(errors.Is(err, ErrNotSent) || errors.Is(err, ErrNotLeader)) {
+			if err == nil || !(lost || errors.Is(err, ErrNotSent) || errors.Is(err, ErrNotLeader)) {
 				return ans, err
 			}
 			last = err

@@ -36,6 +36,12 @@ const (
 	// legacyRetry is how long a peer that refused protoMux is called with
 	// protoForward before protoMux is tried again (it may be upgraded).
 	legacyRetry = time.Minute
+	// muxSilence is how long a connection may go without an answer, past
+	// a call abandoned on it, before it is taken for dead. A call with a
+	// short deadline (a lock refresh has tens of milliseconds) would
+	// otherwise close a busy peer's healthy connection, and every call in
+	// flight on it, whenever the peer took longer than that to answer.
+	muxSilence = time.Second
 )
 
 // errMuxRefused is a peer's refusal of protoMux (an older binary).
@@ -122,8 +128,8 @@ func (n *Network) callMux(ctx context.Context, addr string, req []byte) ([]byte,
 
 // abandon gives up on a call whose context ended. A request not yet handed
 // to the writer is never sent. A connection that has read nothing since
-// the call was queued is taken for dead (a peer gone without a FIN) and
-// closed, so the next call dials afresh.
+// the call was queued, for at least muxSilence, is taken for dead (a peer
+// gone without a FIN) and closed, so the next call dials afresh.
 func (mc *muxConn) abandon(id uint64, cl *muxCall, ctx context.Context, sentAt int64) error {
 	notSent := cl.state.CompareAndSwap(0, 2)
 	mc.mu.Lock()
@@ -132,7 +138,7 @@ func (mc *muxConn) abandon(id uint64, cl *muxCall, ctx context.Context, sentAt i
 	if notSent {
 		return fmt.Errorf("peer: peer %s: %w: %w", mc.addr, ctx.Err(), cluster.ErrNotSent)
 	}
-	if mc.lastRead.Load() < sentAt {
+	if mc.lastRead.Load() < sentAt && time.Now().UnixNano()-sentAt >= int64(muxSilence) {
 		mc.fail(fmt.Errorf("no answer from peer %s", mc.addr))
 	}
 	return fmt.Errorf("peer: peer %s: %w", mc.addr, ctx.Err())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,6 +202,52 @@ func TestNetworkCallAbandoned(t *testing.T) {
 	}
 	if ans, err := a.Call(context.Background(), b.Addr().String(), []byte("x")); err != nil || string(ans) != "echo:x" {
 		t.Fatalf("call after an abandoned one: %q, %v", ans, err)
+	}
+}
+
+// TestNetworkCallShortDeadline: a call with a short deadline that a busy
+// peer does not answer in time gets its context's error, and the
+// connections stay up: the calls in flight on them still get their
+// answers (a lock refresh's 20 ms deadline once closed a loaded peer's
+// connections under every forwarded write).
+func TestNetworkCallShortDeadline(t *testing.T) {
+	a, b := twoPeers(t)
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	var held atomic.Int32
+	b.Serve(func(ctx context.Context, req []byte) []byte {
+		if string(req) != "quick" {
+			held.Add(1)
+		}
+		<-release
+		return echo(ctx, req)
+	})
+	addr := b.Addr().String()
+	// Fill every connection with a call that waits.
+	errs := make(chan error, muxConnsPerPeer)
+	for i := range muxConnsPerPeer {
+		go func() {
+			want := fmt.Sprintf("held%d", i)
+			ans, err := a.Call(context.Background(), addr, []byte(want))
+			if err == nil && string(ans) != "echo:"+want {
+				err = fmt.Errorf("answer %q to %q", ans, want)
+			}
+			errs <- err
+		}()
+	}
+	poll.Until(t, 10*time.Second, "the held calls at the peer", func() bool { return held.Load() == muxConnsPerPeer })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := a.Call(ctx, addr, []byte("quick")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("call past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	free()
+	for range muxConnsPerPeer {
+		if err := <-errs; err != nil {
+			t.Errorf("a call in flight beside one past its short deadline: %v", err)
+		}
 	}
 }
 
