@@ -102,7 +102,7 @@ func (h *Handler) writeEvent(w http.ResponseWriter, r *http.Request, ev *store.E
 			ev = &store.Event{Action: ev.Action}
 		}
 	}
-	buf, err := encodeJSON(ev)
+	buf, err := encodeEvent(ev)
 	if err != nil {
 		h.writeKeyError(w, r, err)
 		return

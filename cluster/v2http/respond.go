@@ -87,6 +87,20 @@ func encodeJSON(v any) (*bytes.Buffer, error) {
 	return buf, nil
 }
 
+// encodeEvent is encodeJSON for an event, without reflection
+// (store.Event.AppendJSON writes the same bytes).
+func encodeEvent(ev *store.Event) (*bytes.Buffer, error) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	b, err := ev.AppendJSON(buf.AvailableBuffer())
+	if err != nil {
+		putBuf(buf)
+		return nil, fmt.Errorf("v2http: encode response: %w", err)
+	}
+	buf.Write(b)
+	return buf, nil
+}
+
 func putBuf(buf *bytes.Buffer) {
 	if buf.Cap() <= 64<<10 {
 		bufPool.Put(buf)

@@ -83,7 +83,7 @@ func (h *Handler) serveWatch(w http.ResponseWriter, r *http.Request, kr *keyRequ
 			if !watchVisible(pr, node, ev) {
 				continue
 			}
-			buf, err := encodeJSON(ev)
+			buf, err := encodeEvent(ev)
 			if err != nil {
 				h.log.Error("watch: cannot encode event", "key", kr.Path, "err", err)
 				return
