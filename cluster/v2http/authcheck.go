@@ -1,9 +1,12 @@
 package v2http
 
 import (
+	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/tlsauth"
@@ -51,8 +54,37 @@ func (h *Handler) identityOf(r *http.Request) (id tlsauth.Identity, ok bool, err
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 		return tlsauth.Identity{}, false, nil
 	}
+	c, _ := r.Context().Value(connIdentityKey{}).(*connIdentity)
+	if c != nil {
+		if v := c.v.Load(); v != nil {
+			return v.id, v.err == nil, v.err
+		}
+	}
 	id, err = tlsauth.PeerIdentity(*r.TLS, h.cfg.TrustDomain)
+	if c != nil {
+		c.v.Store(&identityResult{id: id, err: err})
+	}
 	return id, err == nil, err
+}
+
+// connIdentity holds the identity of a connection's client once a request
+// has read it: the certificate of a connection never changes, and every
+// request asks (isNode, the authorization check).
+type connIdentity struct {
+	v atomic.Pointer[identityResult]
+}
+
+type identityResult struct {
+	id  tlsauth.Identity
+	err error
+}
+
+type connIdentityKey struct{}
+
+// ConnContext is the client port's http.Server.ConnContext: it gives each
+// connection the place where its client's identity is kept.
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connIdentityKey{}, &connIdentity{})
 }
 
 // identityName names the client of r in logs and rate limits: its

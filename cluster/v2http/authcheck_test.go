@@ -1,6 +1,7 @@
 package v2http
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -316,5 +317,41 @@ func BenchmarkPolicyAfterWrite(b *testing.B) {
 	for b.Loop() {
 		fc.st.Apply(&store.Request{Method: store.MethodPut, Path: "/x", Value: "1"}, testNow)
 		h.policy.get(fc.st)
+	}
+}
+
+// TestAuthConnIdentity: with ConnContext (the server's), a connection's
+// client identity is read once and kept for its later requests, each
+// connection its own: requests alternating between a limited client's
+// connection and root's get each their own answer.
+func TestAuthConnIdentity(t *testing.T) {
+	h, fc := newTestHandler(t, store.Config{}, nil)
+	setupPolicy(t, h)
+	fc.put(t, "/one", "1")
+	fc.put(t, "/secret", "s")
+	conns := map[string]context.Context{}
+	for _, id := range []string{"client/exact", rootID} {
+		conns[id] = ConnContext(context.Background(), nil)
+	}
+	as := func(id, target string) int {
+		r := withIdentity(httptest.NewRequest("GET", target, nil), id).WithContext(conns[id])
+		return serve(h, r).Code
+	}
+	for range 3 {
+		if c := as("client/exact", "/v2/keys/one"); c != 200 {
+			t.Errorf("client/exact: GET /one: %d, want 200", c)
+		}
+		if c := as(rootID, "/v2/keys/secret"); c != 200 {
+			t.Errorf("root: GET /secret: %d, want 200", c)
+		}
+		if c := as("client/exact", "/v2/keys/secret"); c != 401 {
+			t.Errorf("client/exact: GET /secret: %d, want 401 (root's connection's identity leaked?)", c)
+		}
+	}
+	for id, ctx := range conns {
+		v := ctx.Value(connIdentityKey{}).(*connIdentity).v.Load()
+		if v == nil || v.err != nil || v.id.String() != id {
+			t.Errorf("connection of %s keeps %+v", id, v)
+		}
 	}
 }

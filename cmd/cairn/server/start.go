@@ -360,6 +360,7 @@ func (s *Server) newAPI(dcfg discovery.Config, reg *prometheus.Registry, memberT
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    log.New(s.handshake.HTTPErrorLog(logger), "", 0),
 		BaseContext: func(net.Listener) context.Context { return baseCtx },
+		ConnContext: v2http.ConnContext,
 	}
 	s.api.RegisterOnShutdown(func() { _ = handler.Close() }) // ends open watches so Shutdown need not wait
 	if cfg.MetricsAddr == "" {
