@@ -300,11 +300,11 @@ func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 // externalTools are the programs besides cairn that docs run; a document
 // that uses one that is not installed is skipped (or failed, with
 // CAIRN_REQUIRE_EXTERNAL=1).
-var externalTools = []string{"curl", "dig", "openssl", "etcdctl", "etcd", "jq", "python3"}
+var externalTools = []string{"curl", "dig", "kdig", "openssl", "etcdctl", "etcd", "jq", "python3"}
 
 // debianPackage names the package of each external tool, for messages.
 var debianPackage = map[string]string{
-	"curl": "curl", "dig": "dnsutils", "openssl": "openssl",
+	"curl": "curl", "dig": "dnsutils", "kdig": "knot-dnsutils", "openssl": "openssl",
 	"etcdctl": "etcd-client", "etcd": "etcd-server", "jq": "jq", "python3": "python3",
 }
 

@@ -115,7 +115,7 @@ func TestParseDocBlocks(t *testing.T) {
 			t.Logf("%q: %v", bad, err)
 		}
 	}
-	if got := fmt.Sprint(DocTools("P=x\ncurl -s a | jq .\nx=$(openssl rand 4)\necho digits\n")); got != "[curl openssl jq]" {
+	if got := fmt.Sprint(DocTools("P=x\ncurl -s a | jq .\nx=$(openssl rand 4)\necho digits\nkdig @127.0.0.1 x\n")); got != "[curl kdig openssl jq]" {
 		t.Errorf("DocTools = %s", got)
 	}
 }
