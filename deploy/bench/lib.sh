@@ -105,20 +105,26 @@ start_etcd() {
 	pid[e$i]=$!
 }
 
-# start_cairn i: member i of Cairn, as start_etcd; pid[c$i]. The array
-# serve_flags, which the sourcing script may set after sourcing this file,
-# adds flags to cairn serve.
+# start_cairn i [binary offset key]: member i of Cairn, as start_etcd;
+# pid[c$i]. The array serve_flags, which the sourcing script may set after
+# sourcing this file, adds flags to cairn serve. A second Cairn cluster
+# (compare.sh's BASELINE) gives its binary, a port offset (ports
+# PORT_BASE+offset+1.. for clients, +offset+11.. for peers, +offset+21..
+# for DNS; the first cluster's offset is 20) and the key of its pid, data
+# dir and log.
 serve_flags=()
 start_cairn() {
-	local i=$1 j peers=""
-	for j in $(seq "$MEMBERS"); do [ "$j" = "$i" ] || peers+="${peers:+,}127.0.0.1:$(port $((30 + j)))"; done
-	"$BENCH_CAIRN" serve --name "n$i" --data-dir "$tmp/cairn$i" \
-		--addr "127.0.0.1:$(port $((20 + i)))" --peer-addr "127.0.0.1:$(port $((30 + i)))" \
-		--dns-addr "127.0.0.1:$(port $((40 + i)))" --peers "$peers" \
+	local i=$1 bin=${2:-$BENCH_CAIRN} off=${3:-20} key=${4:-c} j peers="" name
+	name=cairn$i
+	[ "$key" = c ] || name=cairn-$key$i
+	for j in $(seq "$MEMBERS"); do [ "$j" = "$i" ] || peers+="${peers:+,}127.0.0.1:$(port $((off + 10 + j)))"; done
+	"$bin" serve --name "n$i" --data-dir "$tmp/$name" \
+		--addr "127.0.0.1:$(port $((off + i)))" --peer-addr "127.0.0.1:$(port $((off + 10 + i)))" \
+		--dns-addr "127.0.0.1:$(port $((off + 20 + i)))" --peers "$peers" \
 		--ca-file "$pki/ca.crt" --cert-file "$pki/n$i.crt" --key-file "$pki/n$i.key" \
 		${LOG_STORE:+--log-store "$LOG_STORE"} "${serve_flags[@]}" \
-		>>"$tmp/cairn$i.log" 2>&1 &
-	pid[c$i]=$!
+		>>"$tmp/$name.log" 2>&1 &
+	pid[$key$i]=$!
 }
 
 # stop_member e$i|c$i: SIGTERM, and wait until it has exited.
