@@ -178,8 +178,17 @@ func TestCompare(t *testing.T) {
 		if row.RateRatio != row.B.Rate/row.A.Rate || row.P99Ratio != row.B.P99/row.A.P99 {
 			t.Errorf("%s: ratios %v %v", row.Label, row.RateRatio, row.P99Ratio)
 		}
-		// Both etcd and Cairn expose process_cpu_seconds_total.
-		if row.A.CPU <= 0 || row.B.CPU <= 0 || row.CPURatio != row.B.CPU/row.A.CPU {
+		// Both etcd and Cairn expose process_cpu_seconds_total, so every
+		// run measured it. It counts in clock ticks (10 ms), which a run of
+		// 10 requests may not fill: a run's CPU may be 0, never missing.
+		for _, s := range []bench.Side{row.A, row.B} {
+			for _, r := range s.Runs {
+				if r.CPU == nil || r.CPU.Members == nil || *r.CPU.Members < 0 {
+					t.Errorf("%s: a run without the members' CPU: %+v", row.Label, r.CPU)
+				}
+			}
+		}
+		if want := row.B.CPU / row.A.CPU; row.A.CPU == 0 && row.CPURatio != 0 || row.A.CPU > 0 && row.CPURatio != want {
 			t.Errorf("%s: CPU per request %v and %v, ratio %v", row.Label, row.A.CPU, row.B.CPU, row.CPURatio)
 		}
 	}
