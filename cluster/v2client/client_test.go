@@ -383,9 +383,15 @@ func TestBlocking(t *testing.T) {
 			_, _ = io.WriteString(w, `{"errorCode":100,"message":"Key not found","cause":"/x","index":0}`)
 			return
 		}
-		// A server that answers late, as a lock granted after a wait.
+		// A server that answers late, as a lock granted after a wait; the
+		// GET never gets an answer, so that only its client's timeout can
+		// end it (on a loaded machine a late answer could beat the timer).
+		late := time.After(5 * timeout)
+		if r.Method == http.MethodGet {
+			late = nil
+		}
 		select {
-		case <-time.After(5 * timeout):
+		case <-late:
 		case <-r.Context().Done():
 			return
 		}
