@@ -383,9 +383,9 @@ func TestBlocking(t *testing.T) {
 			_, _ = io.WriteString(w, `{"errorCode":100,"message":"Key not found","cause":"/x","index":0}`)
 			return
 		}
-		// A server that answers late, as a lock granted after a wait; the
-		// GET never gets an answer, so that only its client's timeout can
-		// end it (on a loaded machine a late answer could beat the timer).
+		// A server that answers late, as a lock granted after a wait. The
+		// GET never gets an answer, not even the empty 200 of a handler
+		// that returns: only its client's timeout can end it.
 		late := time.After(5 * timeout)
 		if r.Method == http.MethodGet {
 			late = nil
@@ -393,7 +393,7 @@ func TestBlocking(t *testing.T) {
 		select {
 		case <-late:
 		case <-r.Context().Done():
-			return
+			panic(http.ErrAbortHandler) // close the connection, answer nothing
 		}
 		_, _ = io.WriteString(w, "42")
 	}))
