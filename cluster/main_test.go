@@ -1,20 +1,11 @@
 package cluster
 
 import (
-	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/cairnkv/cairn/cluster/clustertest/hang"
 )
 
-// TestMain fails the run when a goroutine started by the tests outlives
-// them: every goroutine has an owner that stops it.
-//
-// CAIRN_TEST_LOG_STORE=boltdb runs every test on the boltdb log store
-// (the default is a new data dir's: wal), as CI does once.
-func TestMain(m *testing.M) {
-	if s := os.Getenv("CAIRN_TEST_LOG_STORE"); s != "" {
-		defaultLogStore = s
-	}
-	goleak.VerifyTestMain(m)
-}
+// TestMain names, at the end of the output, the tests still running when
+// the binary nears its -timeout (CI logs keep the tail).
+func TestMain(m *testing.M) { hang.Main(m) }

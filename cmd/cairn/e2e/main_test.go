@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cairnkv/cairn/cluster/clustertest/hang"
 )
 
 var (
@@ -39,6 +41,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	cairnBin, cairnBuildErr = BuildCairn(filepath.Join(dir, "bin"))
+	// A hung test is named at the end of the output (CI keeps the tail).
+	defer hang.Watch(os.Stderr, func() { os.Exit(2) })()
 	return m.Run()
 }
 
