@@ -18,7 +18,9 @@
 # LOG_STORE (Cairn's log_store: boltdb or wal; empty: the default),
 # BASELINE (another cairn binary: its cluster takes etcd's place, as
 # "cairn-baseline", to measure a change against the build before it; its
-# members use ports PORT_BASE+51 to +79), KEEP=1 keeps the scratch directory (data dirs, logs). CAIRN_* and ETCD*
+# members use ports PORT_BASE+51 to +79), SERVER_CPUS and BENCH_CPUS
+# (taskset CPU lists for every member and for the load generator:
+# SERVER_CPUS=0 BENCH_CPUS=1 gives the generator a core of its own), KEEP=1 keeps the scratch directory (data dirs, logs). CAIRN_* and ETCD*
 # variables are unset: cairn serve refuses unknown ones, and both servers
 # would take their settings from them.
 set -euo pipefail
@@ -60,5 +62,5 @@ echo
 echo "## Result"
 echo
 # shellcheck disable=SC2086 # WORKLOADS is a list of arguments
-cairn bench compare --a-name "$a_name" --a "$a_eps" --b-name cairn --b "$cairn_eps" "${tlsflags[@]}" \
+"${bench_pin[@]}" "$BENCH_CAIRN" bench compare --a-name "$a_name" --a "$a_eps" --b-name cairn --b "$cairn_eps" "${tlsflags[@]}" \
 	--duration "$DURATION" --rounds "$ROUNDS" --markdown --progress $WORKLOADS

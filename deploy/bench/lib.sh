@@ -6,7 +6,9 @@
 #
 # The sourcing script sets, before it calls bench_init: NAME (its name, for
 # messages), MEMBERS, PORT_BASE (or calls bench_port_base first) and
-# optionally BENCH_CAIRN, BENCH_ETCD, LOG_STORE, KEEP, and BENCH_NO_ETCD=1
+# optionally BENCH_CAIRN, BENCH_ETCD, LOG_STORE, KEEP, SERVER_CPUS and
+# BENCH_CPUS (taskset CPU lists for the members and for the load generator:
+# SERVER_CPUS=0 BENCH_CPUS=1 keeps them off each other's cores), and BENCH_NO_ETCD=1
 # when it runs no etcd (etcd need not be installed then, and the machine
 # lines leave it out). Ports: etcd clients +1..+9 and peers +11..+19; Cairn
 # clients +21..+29, peers +31..+39, DNS +41..+49.
@@ -24,6 +26,13 @@ bench_init() {
 	command -v curl >/dev/null || { echo "$NAME: curl is missing (apt-get install curl)" >&2; exit 1; }
 
 	while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(CAIRN_|ETCD)' || true)
+
+	server_pin=() bench_pin=()
+	if [ -n "${SERVER_CPUS:-}${BENCH_CPUS:-}" ]; then
+		command -v taskset >/dev/null || { echo "$NAME: SERVER_CPUS and BENCH_CPUS need taskset (apt-get install util-linux)" >&2; exit 1; }
+		[ -z "${SERVER_CPUS:-}" ] || server_pin=(taskset -c "$SERVER_CPUS")
+		[ -z "${BENCH_CPUS:-}" ] || bench_pin=(taskset -c "$BENCH_CPUS")
+	fi
 
 	tmp=$(mktemp -d)
 	trap bench_cleanup EXIT
@@ -95,7 +104,7 @@ declare -A pid
 start_etcd() {
 	local i=$1 c p
 	c=$(etcd_ep "$i") p=https://127.0.0.1:$(port $((10 + i)))
-	"$BENCH_ETCD" --name "e$i" --data-dir "$tmp/etcd$i" --enable-v2=true \
+	"${server_pin[@]}" "$BENCH_ETCD" --name "e$i" --data-dir "$tmp/etcd$i" --enable-v2=true \
 		--listen-client-urls "$c" --advertise-client-urls "$c" \
 		--listen-peer-urls "$p" --initial-advertise-peer-urls "$p" \
 		--initial-cluster "$etcd_cluster" --initial-cluster-state new --initial-cluster-token bench \
@@ -118,7 +127,7 @@ start_cairn() {
 	name=cairn$i
 	[ "$key" = c ] || name=cairn-$key$i
 	for j in $(seq "$MEMBERS"); do [ "$j" = "$i" ] || peers+="${peers:+,}127.0.0.1:$(port $((off + 10 + j)))"; done
-	"$bin" serve --name "n$i" --data-dir "$tmp/$name" \
+	"${server_pin[@]}" "$bin" serve --name "n$i" --data-dir "$tmp/$name" \
 		--addr "127.0.0.1:$(port $((off + i)))" --peer-addr "127.0.0.1:$(port $((off + 10 + i)))" \
 		--dns-addr "127.0.0.1:$(port $((off + 20 + i)))" --peers "$peers" \
 		--ca-file "$pki/ca.crt" --cert-file "$pki/n$i.crt" --key-file "$pki/n$i.key" \
@@ -169,6 +178,7 @@ machine() {
 	rm -f "$tmp/dsync"
 	echo "- memory: $(free -g | awk '/^Mem:/ {print $2}') GiB; data dirs on $dev ($(df -h "$tmp" | awk 'NR==2 {print $2}')$([ "$rota" = 1 ] && echo ", reports rotational")$([ "$rota" = 0 ] && echo ", not rotational")); one 4 KiB O_DSYNC write: $(awk -v s="$sync_s" 'BEGIN {printf "%.2f", s * 1000 / 500}') ms (dd, 500 in a row)"
 	echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+	[ -z "${SERVER_CPUS:-}${BENCH_CPUS:-}" ] || echo "- pinned (taskset): members on CPUs ${SERVER_CPUS:-any}, load generator on CPUs ${BENCH_CPUS:-any}"
 	# (sed, not head: head's early exit would fail the assignment with SIGPIPE
 	# under pipefail.)
 	[ "${BENCH_NO_ETCD:-}" = 1 ] || etcd_v="etcd: $("$BENCH_ETCD" --version | sed -n '1{s/etcd Version: //;p;}'); "
