@@ -58,21 +58,51 @@ type diskHooks struct {
 	wrap       func(raft.LogStore, raft.StableStore) (raft.LogStore, raft.StableStore)
 	probe      func(dir string) error
 	probeEvery time.Duration
+	// free replaces disk.Free (the leader's room to write behind replication).
+	free func(dir string) (uint64, bool, error)
 }
 
 // raftStores are the stores raft runs on: logs (and its BoltStore as the
 // stable store) and snaps, with failed writes reported to n.space, and the
-// newest entries of the log kept in memory (logCache).
-func (n *Node) raftStores(logs *disk.LogStore, snaps raft.SnapshotStore) (raft.LogStore, raft.StableStore, raft.SnapshotStore) {
+// newest entries of the log kept in memory, where the leader's writes go
+// behind replication (logCache; n.lcache).
+func (n *Node) raftStores(logs *disk.LogStore, snaps raft.SnapshotStore) (*logCache, raft.StableStore, raft.SnapshotStore) {
 	var (
 		l raft.LogStore    = logs
 		s raft.StableStore = logs.BoltStore
 	)
-	if h := n.cfg.diskHooks; h != nil && h.wrap != nil {
-		l, s = h.wrap(l, s)
+	free := disk.Free
+	if h := n.cfg.diskHooks; h != nil {
+		if h.wrap != nil {
+			l, s = h.wrap(l, s)
+		}
+		if h.free != nil {
+			free = h.free
+		}
 	}
-	return newLogCache(spaceLogs{l, n.space}), spaceStable{s, n.space}, spaceSnapshots{snaps, n.space}
+	lc := newLogCache(spaceLogs{l, n.space})
+	leads := func() bool {
+		r := n.raftRef.Load()
+		return r != nil && r.State() == raft.Leader
+	}
+	room := func() bool {
+		if n.space.Full() {
+			return false
+		}
+		b, known, err := free(n.cfg.DataDir)
+		return err == nil && known && b >= writeBehindMinFree
+	}
+	lc.startWriter(leads, room, n.fault.Raise)
+	n.lcache = lc
+	return lc, spaceStable{s, n.space}, spaceSnapshots{snaps, n.space}
 }
+
+// writeBehindMinFree is the room a leader's data dir must have for the
+// leader to write behind replication (logCache): with less, its writes
+// are synchronous, and a disk that fills up fails one of them, which the
+// disk-full handling here takes care of, rather than a write behind,
+// which stops the member.
+const writeBehindMinFree = 256 << 20
 
 // spaceLogs is raft's log store with every failed write reported to the
 // data dir's disk-full state; while the disk is full it refuses appends

@@ -21,7 +21,10 @@ import (
 // bbolt's does on a full file system: appends need new pages and fail,
 // while the term and vote (a few bytes in pages bbolt already holds)
 // still persist. Its probe finds no room while full is set, and counts
-// its calls: the test's clock, one tick per election timeout.
+// its calls: the test's clock, one tick per election timeout. Its free
+// space is none while full is set, as statfs would say: a leader then
+// writes its log synchronously (logCache), where a failed write is the
+// disk-full handling's to deal with.
 type fullDisk struct {
 	full   atomic.Bool
 	probes atomic.Int64
@@ -40,6 +43,12 @@ func (d *fullDisk) hooks(every time.Duration) *diskHooks {
 			return nil
 		},
 		probeEvery: every,
+		free: func(string) (uint64, bool, error) {
+			if d.full.Load() {
+				return 0, true, nil
+			}
+			return 1 << 40, true, nil
+		},
 	}
 }
 

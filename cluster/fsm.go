@@ -28,6 +28,10 @@ type applyResult struct {
 // metadata (names and client URLs, which raft's configuration lacks). It is
 // thin on purpose.
 type fsm struct {
+	// waitDurable waits until an entry is on this member's disk
+	// (logCache.waitDurable); set before raft starts.
+	waitDurable func(index uint64) error
+
 	store *store.Store
 	// applied is the raft index of the last entry this FSM applied.
 	applied atomic.Uint64
@@ -88,9 +92,19 @@ func (f *fsm) Apply(l *raft.Log) any {
 // An entry at or below the applied index is skipped: the start replayed it
 // from the local log already (Node.replayLocal), and raft delivers it again.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	// Only what is on this member's disk (logCache: the leader writes
+	// behind replication).
+	if len(logs) > 0 && f.waitDurable != nil {
+		if err := f.waitDurable(logs[len(logs)-1].Index); err != nil {
+			for i := range out {
+				out[i] = applyResult{err: err}
+			}
+			return out
+		}
+	}
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
-	out := make([]any, len(logs))
 	var last, lastTerm uint64
 	for i, l := range logs {
 		if l.Index != 0 && l.Index <= f.applied.Load() {

@@ -1,14 +1,24 @@
 package cluster
 
+import (
+	"errors"
+
+	"github.com/cairnkv/cairn/cluster/disk"
+)
+
 // Err is nil while the node is sound, and the error that stopped it once
-// it found a corrupt log entry (errors.Is(err, disk.ErrLogCorrupt)): it then
+// it found a corrupt log entry (errors.Is(err, disk.ErrLogCorrupt)), or its
+// log failed a write it had already handed raft (logCache): it then
 // applies nothing more, has left raft (the other members carry on without
 // it), refuses writes and linearizable reads, and /health reports the
-// error. Only a restart with a repaired data dir brings it back.
+// error. A restart brings it back, with a repaired data dir for a corrupt
+// entry.
 func (n *Node) Err() error { return n.fault.Err() }
 
-// watchFault takes the node out of raft at the first corruption: a member
-// that cannot apply the log must not lead, vote or ship entries.
+// watchFault takes the node out of raft at the first corruption or failed
+// write behind replication: a member that cannot apply the log, or whose
+// raft counts entries its disk does not hold, must not lead, vote or ship
+// entries.
 func (n *Node) watchFault() {
 	defer n.wg.Done()
 	select {
@@ -16,8 +26,11 @@ func (n *Node) watchFault() {
 		return
 	case <-n.fault.Done():
 	}
-	n.cfg.Logger.Error("corrupt raft log: this member stopped applying and left raft; repair its data dir",
-		"err", n.fault.Err())
+	msg := "raft log write failed: this member stopped applying and left raft; restart it"
+	if errors.Is(n.fault.Err(), disk.ErrLogCorrupt) {
+		msg = "corrupt raft log: this member stopped applying and left raft; repair its data dir"
+	}
+	n.cfg.Logger.Error(msg, "err", n.fault.Err())
 	n.stopRaft()
 }
 

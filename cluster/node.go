@@ -27,9 +27,11 @@ var (
 type Node struct {
 	cfg       Config
 	raft      *raft.Raft
+	raftRef   atomic.Pointer[raft.Raft] // raft once started, for raft's own goroutines (logCache)
 	fsm       *fsm
 	store     *store.Store
 	logs      *disk.LogStore
+	lcache    *logCache  // raft's log store: logs with the newest entries in memory
 	lock      *disk.Lock // nil when the caller holds it (Config.DataDirLock)
 	fault     *disk.Fault
 	space     *disk.Space    // disk-full state of the data dir (diskfull.go)
@@ -211,18 +213,22 @@ func New(cfg Config) (*Node, error) {
 		n.notice.applied(m)
 	}
 	rlogs, rstable, rsnaps := n.raftStores(logs, snaps)
-	r, err := disk.StartRaft(rc, f, rlogs, rstable, rsnaps, trans, cfg.DataDir)
+	f.waitDurable = rlogs.waitDurable
+	r, err := disk.StartRaft(rc, f, rlogs, rstable, rsnaps, durableTransport{trans, &rlogs.durable}, cfg.DataDir)
 	if err != nil {
+		rlogs.close()
 		n.marks.Close()
 		return fail(err)
 	}
 	n.raft = r
+	n.raftRef.Store(r)
 	// Before anything is served: what this member applied before it
 	// stopped, from its own log (applied.go).
 	replayed, target, err := n.replayLocal(rlogs, mark)
 	n.startApplied = target
 	if err != nil {
 		r.Shutdown().Error()
+		rlogs.close()
 		n.marks.Close()
 		return fail(err)
 	}
@@ -297,6 +303,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		n.net.Close()
 		n.notice.wg.Wait() // each ends with the network
+		n.lcache.close()
 		n.marks.Close()
 		if cerr := n.logs.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("cluster: close raft log: %w", cerr)

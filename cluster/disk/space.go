@@ -171,6 +171,10 @@ const (
 	probeName = ".space-probe"
 )
 
+// Free is the space available to this process in dir's file system; known
+// is false where the platform does not tell.
+func Free(dir string) (free uint64, known bool, err error) { return freeBytes(dir) }
+
 // Probe reports whether dir has room again (nil) or why not: minFree
 // bytes free, and a small file written and synced.
 func Probe(dir string, minFree uint64) error {

@@ -198,11 +198,12 @@ func (s *Server) Run(ctx context.Context) error {
 	case err = <-errs: // nil when Close stopped it
 		n--
 	case <-s.node.Failed():
-		// A corrupt raft log entry: the node stopped applying; DNS and
-		// stale reads would go on serving a replica frozen in time
+		// A corrupt raft log entry, or a log write that failed behind
+		// replication: the node stopped applying; DNS and stale reads
+		// would go on serving a replica frozen in time
 		// (docs/reliability.md), so the member stops with the error.
 		err = s.node.Err()
-		s.log.Error("stopping: this member's raft log is corrupt", "err", err)
+		s.log.Error("stopping: this member left raft", "err", err)
 	}
 	s.Close()
 	for ; n > 0; n-- {
