@@ -149,7 +149,16 @@ func (c *logCache) StoreLogs(logs []*raft.Log) error {
 	}
 	last := logs[len(logs)-1].Index
 	behind := c.leads != nil && c.leads() && c.room()
-	if !behind {
+	if behind {
+		if err := c.failure(); err != nil {
+			return err
+		}
+		// Counted before it is cached: a reader that misses the cache (an
+		// entry too large for it) waits for this batch to reach the disk.
+		c.dmu.Lock()
+		c.pending++
+		c.dmu.Unlock()
+	} else {
 		if err := c.waitWritten(); err != nil {
 			return err
 		}
@@ -171,14 +180,6 @@ func (c *logCache) StoreLogs(logs []*raft.Log) error {
 		c.setDurable(last)
 		return nil
 	}
-	if err := c.failure(); err != nil {
-		return err
-	}
-	// Counted before it is queued: a reader that misses the cache (an
-	// entry too large for it) waits for this batch to reach the disk.
-	c.dmu.Lock()
-	c.pending++
-	c.dmu.Unlock()
 	select {
 	case c.queue <- logs:
 		return nil
