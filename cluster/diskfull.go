@@ -94,7 +94,7 @@ func (n *Node) raftStores(logs *disk.LogStore, snaps raft.SnapshotStore) (*logCa
 	}
 	lc.startWriter(leads, room, n.fault.Raise)
 	n.lcache = lc
-	return lc, spaceStable{s, n.space}, spaceSnapshots{snaps, n.space}
+	return lc, spaceStable{s, n.space}, spaceSnapshots{snaps, n.space, lc.snapshotCreated}
 }
 
 // writeBehindMinFree is the room a leader's data dir must have for the
@@ -146,9 +146,11 @@ func (s spaceStable) SetUint64(k []byte, v uint64) error {
 
 // spaceSnapshots reports a snapshot that cannot be written for want of
 // room as a full disk too.
+// It tells the log (created) of each snapshot raft makes or installs.
 type spaceSnapshots struct {
 	raft.SnapshotStore
-	space *disk.Space
+	space   *disk.Space
+	created func(index, term uint64)
 }
 
 func (s spaceSnapshots) Create(version raft.SnapshotVersion, index, term uint64, conf raft.Configuration,
@@ -157,6 +159,7 @@ func (s spaceSnapshots) Create(version raft.SnapshotVersion, index, term uint64,
 	if err != nil {
 		return nil, s.space.Failed(err)
 	}
+	s.created(index, term)
 	return spaceSink{sink, s.space}, nil
 }
 

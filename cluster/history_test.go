@@ -62,6 +62,24 @@ func TestHistoryBytesReplicated(t *testing.T) {
 		srv, err := nodes[0].servers()
 		return err == nil && len(srv) == 3
 	})
+	// propose retries a write through an election (400 ms timeouts, slow
+	// under load or emulation): the same write again is harmless here.
+	propose := func(n *Node, req *store.Request) *store.Event {
+		t.Helper()
+		var ev *store.Event
+		err := poll.Check(waitTimeout, func() error {
+			var err error
+			ev, err = n.Propose(ctx, req)
+			if err != nil && !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrNotLeader) {
+				return poll.Stop(err)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
 	write := func(from, to int) uint64 {
 		t.Helper()
 		var last uint64
@@ -73,16 +91,7 @@ func TestHistoryBytesReplicated(t *testing.T) {
 				n = nodes[0]
 			}
 			req := &store.Request{Method: store.MethodPut, Path: fmt.Sprintf("/k%d", i%5), Value: v}
-			ev, err := n.Propose(ctx, req)
-			for try := 0; try < 5 && (errors.Is(err, ErrTimeout) || errors.Is(err, ErrNotLeader)); try++ {
-				// An election under load (400 ms timeouts): the same
-				// write again is harmless here.
-				ev, err = n.Propose(ctx, req)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			last = ev.Index()
+			last = propose(n, req).Index()
 		}
 		return last
 	}
@@ -121,14 +130,16 @@ func TestHistoryBytesReplicated(t *testing.T) {
 	// One at a time: concurrent writes would share raft entries (batch.go).
 	stop(2)
 	for i := range 1100 {
-		req := &store.Request{Method: store.MethodPut, Path: "/small", Value: fmt.Sprint(i)}
-		_, err := nodes[0].Propose(ctx, req)
-		for try := 0; try < 5 && (errors.Is(err, ErrTimeout) || errors.Is(err, ErrNotLeader)); try++ {
-			_, err = nodes[0].Propose(ctx, req) // as in write: an election under load
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		propose(nodes[0], &store.Request{Method: store.MethodPut, Path: "/small", Value: fmt.Sprint(i)})
+	}
+	// Member 2 must need a snapshot: neither possible leader may still
+	// hold the log's first entries (their snapshots and compactions run in
+	// the background, slowly on a loaded machine or under emulation).
+	for _, i := range []int{0, 1} {
+		poll.Until(t, waitTimeout, fmt.Sprintf("member %d's log compacted", i), func() bool {
+			first, err := nodes[i].lcache.FirstIndex()
+			return err == nil && first > 1
+		})
 	}
 	dirs[2] = filepath.Join(t.TempDir(), "wiped")
 	stop(1)

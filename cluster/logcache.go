@@ -67,6 +67,8 @@ type logCache struct {
 	// leads: every write is synchronous.
 	leads func() bool
 	room  func() bool
+	// snap is the newest snapshot's last index and term (snapshotCreated).
+	snap atomic.Pointer[[2]uint64]
 	// fail stops the node after a failed write behind replication.
 	fail func(error)
 
@@ -191,9 +193,24 @@ func (c *logCache) StoreLogs(logs []*raft.Log) error {
 // DeleteRange forgets every cached entry: raft deletes the log's head after
 // a snapshot and its tail on a conflict, both rare. A tail deleted takes
 // the durable index back: the entries written there next are new.
+//
+// A follower that installs a leader's snapshot has raft delete its whole
+// log (removeOldLogs, for a gapless store such as the wal), even the
+// entries after the snapshot, while raft goes on believing it holds them:
+// the next commit then reads one back and raft panics ("log not found",
+// hashicorp/raft#697; seen in TestHistoryBytesReplicated). The Raft rule is
+// to keep the entries after the snapshot when the log holds the snapshot's
+// last entry with its term; so a deletion of the whole log keeps them then
+// (retainAfterSnapshot).
 func (c *logCache) DeleteRange(lo, hi uint64) error {
 	if err := c.waitWritten(); err != nil {
 		return err
+	}
+	if keep := c.retainAfterSnapshot(lo, hi); keep > 0 {
+		if keep <= lo {
+			return nil
+		}
+		hi = keep - 1
 	}
 	c.mu.Lock()
 	c.ring = [logCacheSize]*raft.Log{}
@@ -205,6 +222,44 @@ func (c *logCache) DeleteRange(lo, hi uint64) error {
 	}
 	c.dmu.Unlock()
 	return err
+}
+
+// snapshotCreated records the newest snapshot raft created (its own, or one
+// a leader sent): its last entry's index and term.
+func (c *logCache) snapshotCreated(index, term uint64) {
+	for {
+		cur := c.snap.Load()
+		if cur != nil && cur[0] >= index {
+			return
+		}
+		if c.snap.CompareAndSwap(cur, &[2]uint64{index, term}) {
+			return
+		}
+	}
+}
+
+// retainAfterSnapshot returns the first index to keep when raft deletes
+// lo..hi: the newest snapshot's index when lo..hi is the whole log, the
+// log goes past that index and holds the snapshot's entry with its term;
+// else 0, keep nothing.
+func (c *logCache) retainAfterSnapshot(lo, hi uint64) uint64 {
+	s := c.snap.Load()
+	if s == nil {
+		return 0
+	}
+	index, term := s[0], s[1]
+	first, err := c.LogStore.FirstIndex()
+	if err != nil || first != lo || index < lo || index >= hi {
+		return 0
+	}
+	if last, err := c.LogStore.LastIndex(); err != nil || last != hi {
+		return 0
+	}
+	var l raft.Log
+	if err := c.LogStore.GetLog(index, &l); err != nil || l.Term != term {
+		return 0
+	}
+	return index
 }
 
 // IsMonotonic passes the store's raft.MonotonicLogStore on (the wal is).

@@ -502,3 +502,59 @@ func TestLeaderWriteBehindFailureStopsMember(t *testing.T) {
 	other := nodes[(leader+1)%3]
 	poll.Until(t, waitTimeout, "a write through another member", func() bool { return put(other, "/after", "v") == nil })
 }
+
+// Deleting the whole log after installing a snapshot (raft's removeOldLogs)
+// keeps the entries after the snapshot when the log holds its last entry
+// with its term (hashicorp/raft#697: raft still counts them, and panicked
+// reading one back); otherwise, and for any other deletion, it deletes
+// what it is asked to.
+func TestLogCacheKeepsEntriesAfterAnInstalledSnapshot(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		snap        *[2]uint64 // index, term; nil: none
+		lo, hi      uint64
+		first, last uint64 // what is left; 0, 0: nothing
+	}{
+		{"whole log, snapshot's entry held", &[2]uint64{6, 1}, 1, 10, 6, 10},
+		{"whole log, another term at the snapshot's index", &[2]uint64{6, 2}, 1, 10, 0, 0},
+		{"whole log, snapshot at its end", &[2]uint64{10, 1}, 1, 10, 0, 0},
+		{"whole log, snapshot past its end", &[2]uint64{12, 1}, 1, 10, 0, 0},
+		{"whole log, no snapshot", nil, 1, 10, 0, 0},
+		{"head after a snapshot", &[2]uint64{6, 1}, 1, 4, 5, 10},
+		{"conflicting tail", &[2]uint64{6, 1}, 8, 10, 1, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &countingStore{InmemStore: raft.NewInmemStore()}
+			c := newLogCache(s)
+			if err := c.StoreLogs(entries(1, 10, 8)); err != nil {
+				t.Fatal(err)
+			}
+			if tc.snap != nil {
+				c.snapshotCreated(tc.snap[0], tc.snap[1])
+			}
+			if err := c.DeleteRange(tc.lo, tc.hi); err != nil {
+				t.Fatal(err)
+			}
+			first, _ := s.FirstIndex()
+			last, _ := s.LastIndex()
+			if first != tc.first || last != tc.last {
+				t.Fatalf("left %d..%d, want %d..%d", first, last, tc.first, tc.last)
+			}
+			var l raft.Log
+			for i := tc.first; i <= tc.last && i > 0; i++ {
+				if err := c.GetLog(i, &l); err != nil {
+					t.Fatalf("GetLog(%d) of an entry kept: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLogCacheSnapshotRecordKeepsTheNewest(t *testing.T) {
+	c := newLogCache(raft.NewInmemStore())
+	c.snapshotCreated(20, 3)
+	c.snapshotCreated(12, 2) // a local snapshot that started before the installed one
+	if s := c.snap.Load(); s == nil || *s != [2]uint64{20, 3} {
+		t.Fatalf("newest snapshot %v, want [20 3]", s)
+	}
+}
