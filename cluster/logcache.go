@@ -69,6 +69,9 @@ type logCache struct {
 	room  func() bool
 	// snap is the newest snapshot's last index and term (snapshotCreated).
 	snap atomic.Pointer[[2]uint64]
+	// capped counts the AppendEntries whose commit index durableTransport
+	// lowered to durable.
+	capped atomic.Uint64
 	// fail stops the node after a failed write behind replication.
 	fail func(error)
 
@@ -398,11 +401,13 @@ func (c *logCache) close() {
 type durableTransport struct {
 	raft.Transport
 	durable *atomic.Uint64
+	capped  *atomic.Uint64 // AppendEntries whose commit index was lowered
 }
 
 func (t durableTransport) capCommit(args *raft.AppendEntriesRequest) {
 	if d := t.durable.Load(); args.LeaderCommitIndex > d {
 		args.LeaderCommitIndex = d
+		t.capped.Add(1)
 	}
 }
 

@@ -370,9 +370,9 @@ func (recordingPipeline) Close() error                       { return nil }
 
 func TestDurableTransportCapsCommitIndex(t *testing.T) {
 	rec := &recordingTransport{}
-	var durable atomic.Uint64
+	var durable, capped atomic.Uint64
 	durable.Store(5)
-	tr := durableTransport{rec, &durable}
+	tr := durableTransport{rec, &durable, &capped}
 	tr.AppendEntries("f", "f:1", &raft.AppendEntriesRequest{LeaderCommitIndex: 9}, &raft.AppendEntriesResponse{})
 	tr.AppendEntries("f", "f:1", &raft.AppendEntriesRequest{LeaderCommitIndex: 3}, &raft.AppendEntriesResponse{})
 	p, err := tr.AppendEntriesPipeline("f", "f:1")
@@ -382,6 +382,9 @@ func TestDurableTransportCapsCommitIndex(t *testing.T) {
 	p.AppendEntries(&raft.AppendEntriesRequest{LeaderCommitIndex: 7}, &raft.AppendEntriesResponse{})
 	if want := []uint64{5, 3, 5}; len(rec.commits) != 3 || rec.commits[0] != want[0] || rec.commits[1] != want[1] || rec.commits[2] != want[2] {
 		t.Fatalf("commit indexes sent %v, want %v", rec.commits, want)
+	}
+	if c := capped.Load(); c != 2 {
+		t.Fatalf("%d commit indexes counted as capped, want 2", c)
 	}
 	if _, ok := raft.Transport(tr).(raft.WithPreVote); !ok {
 		t.Fatal("the wrapped transport lost pre-vote")
@@ -456,9 +459,19 @@ func TestLeaderWritesBehindReplication(t *testing.T) {
 			return n.raft.LastIndex() >= idx
 		})
 	}
-	// Followers have acknowledged it, so raft counts it committed; give
-	// a commit index the time to travel if it could (a commit timeout).
-	time.Sleep(4 * clusterElection / 10)
+	// Followers have acknowledged it, so raft counts it committed, and
+	// tells them so within a commit timeout: twice over, with the commit
+	// index lowered to what the leader has on disk.
+	poll.Until(t, waitTimeout, "raft on the leader counting the entry committed", func() bool { return ld.raft.CommitIndex() >= idx })
+	capped := ld.lcache.capped.Load()
+	poll.Until(t, waitTimeout, "two commit indexes capped at the leader's disk (or a follower applying the entry)", func() bool {
+		for _, n := range nodes {
+			if n.fsm.applied.Load() >= idx {
+				return true // the check below says what went wrong
+			}
+		}
+		return ld.lcache.capped.Load() >= capped+2
+	})
 	if isClosed(answered) {
 		t.Fatalf("the write was answered (%v) while the leader's disk write was held", propErr)
 	}

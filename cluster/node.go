@@ -214,7 +214,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	rlogs, rstable, rsnaps := n.raftStores(logs, snaps)
 	f.waitDurable = rlogs.waitDurable
-	r, err := disk.StartRaft(rc, f, rlogs, rstable, rsnaps, durableTransport{trans, &rlogs.durable}, cfg.DataDir)
+	r, err := disk.StartRaft(rc, f, rlogs, rstable, rsnaps, durableTransport{trans, &rlogs.durable, &rlogs.capped}, cfg.DataDir)
 	if err != nil {
 		rlogs.close()
 		n.marks.Close()
